@@ -1,0 +1,363 @@
+//! Alerts: kinds, the firing/resolved lifecycle, and the JSON every sink receives.
+//!
+//! Detectors only say, at each evaluation, whether a condition is over its firing threshold,
+//! in the hysteresis band, or clear. This module turns those verdicts into transitions with the
+//! properties on-call engineers rely on: an alert fires once, stays firing while the condition
+//! holds, resolves once (only after the condition has been clear for a while, so a borderline
+//! client does not flap), and carries a fingerprint that is stable across restarts.
+//!
+//! Warning and critical are separate alerts (as two Prometheus rules would be), so that
+//! Alertmanager can inhibit the warning while the critical one fires.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{format_rfc3339, Millis};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    OverContract,
+    BaselineJump,
+    CapForecast,
+    CapExceeded,
+    OutOfContractProduct,
+    OutOfContractEndpoint,
+    OutOfContractOrigin,
+    NewOrigin,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::OverContract,
+        AlertKind::BaselineJump,
+        AlertKind::CapForecast,
+        AlertKind::CapExceeded,
+        AlertKind::OutOfContractProduct,
+        AlertKind::OutOfContractEndpoint,
+        AlertKind::OutOfContractOrigin,
+        AlertKind::NewOrigin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::OverContract => "over_contract",
+            AlertKind::BaselineJump => "baseline_jump",
+            AlertKind::CapForecast => "cap_forecast",
+            AlertKind::CapExceeded => "cap_exceeded",
+            AlertKind::OutOfContractProduct => "out_of_contract_product",
+            AlertKind::OutOfContractEndpoint => "out_of_contract_endpoint",
+            AlertKind::OutOfContractOrigin => "out_of_contract_origin",
+            AlertKind::NewOrigin => "new_origin",
+        }
+    }
+
+    /// Alerts about the volume of consumption; while one fires, the learned baseline is frozen.
+    pub fn is_volume(self) -> bool {
+        matches!(self, AlertKind::OverContract | AlertKind::BaselineJump)
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Firing,
+    Resolved,
+}
+
+/// What a detector measured for one alert at one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub observed: f64,
+    pub expected: f64,
+    pub ratio: f64,
+    /// The window the numbers are over.
+    pub window: Millis,
+    /// The product / endpoint / origin concerned (interned id), for scope alerts.
+    pub item: Option<u32>,
+}
+
+/// A detector's verdict on one (kind, severity) at one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Over the firing threshold.
+    Fire(Reading),
+    /// Between the resolve and the firing thresholds: a firing alert stays firing, a pending
+    /// one does not advance.
+    Hold(Reading),
+    /// Below the resolve threshold.
+    Clear(Reading),
+}
+
+impl Verdict {
+    pub fn reading(&self) -> &Reading {
+        match self {
+            Verdict::Fire(r) | Verdict::Hold(r) | Verdict::Clear(r) => r,
+        }
+    }
+}
+
+/// Lifecycle of one (kind, severity) on one client. Only exists while pending or firing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub kind: AlertKind,
+    pub severity: Severity,
+    /// Evaluations in a row with `Fire` (pending) or, once firing, with `Clear`.
+    pub streak: u16,
+    /// `Some(since)` once firing.
+    pub firing_since: Option<Millis>,
+    pub last: Reading,
+}
+
+/// What a slot did at one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Nothing,
+    Fired,
+    Resolved,
+    /// Back to idle without having fired; the slot can be dropped.
+    Dropped,
+}
+
+impl Slot {
+    pub fn new(kind: AlertKind, severity: Severity, reading: Reading) -> Self {
+        Slot {
+            kind,
+            severity,
+            streak: 0,
+            firing_since: None,
+            last: reading,
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.firing_since.is_some()
+    }
+
+    /// Advance the lifecycle. `fire_after` and `resolve_after` are counts of evaluations.
+    pub fn step(&mut self, v: Verdict, at: Millis, fire_after: u16, resolve_after: u16) -> Step {
+        self.last = *v.reading();
+        match (self.firing_since, v) {
+            (None, Verdict::Fire(_)) => {
+                self.streak += 1;
+                if self.streak >= fire_after.max(1) {
+                    self.firing_since = Some(at);
+                    self.streak = 0;
+                    Step::Fired
+                } else {
+                    Step::Nothing
+                }
+            }
+            (None, _) => Step::Dropped,
+            (Some(_), Verdict::Clear(_)) => {
+                self.streak += 1;
+                if self.streak >= resolve_after.max(1) {
+                    Step::Resolved
+                } else {
+                    Step::Nothing
+                }
+            }
+            (Some(_), _) => {
+                self.streak = 0;
+                Step::Nothing
+            }
+        }
+    }
+}
+
+/// One alert transition, as written to stdout, the alerts topic and (translated) Alertmanager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub alert: AlertKind,
+    pub state: State,
+    pub client_id: String,
+    /// Event time of the transition.
+    pub at: String,
+    pub severity: Severity,
+    pub window: String,
+    pub observed: f64,
+    pub expected: f64,
+    pub ratio: f64,
+    pub summary: String,
+    /// When this episode started firing.
+    pub since: String,
+    pub labels: BTreeMap<String, String>,
+    pub fingerprint: String,
+    #[serde(skip)]
+    pub at_ms: Millis,
+}
+
+/// Stable identity of an alert: the same client, kind and severity always give the same value.
+pub fn fingerprint(client_id: &str, kind: AlertKind, severity: Severity) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(client_id.as_bytes());
+    h.update(&[0]);
+    h.update(kind.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(severity.as_str().as_bytes());
+    format!("{:016x}", h.digest())
+}
+
+/// Round for display: ratios to 2 decimals, amounts to 2 decimals.
+pub fn round2(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+impl Alert {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: State,
+        client_id: &str,
+        slot: &Slot,
+        at: Millis,
+        window: String,
+        summary: String,
+        labels: BTreeMap<String, String>,
+    ) -> Alert {
+        let r = &slot.last;
+        Alert {
+            alert: slot.kind,
+            state,
+            client_id: client_id.to_owned(),
+            at: format_rfc3339(at),
+            severity: slot.severity,
+            window,
+            observed: round2(r.observed),
+            expected: round2(r.expected),
+            ratio: round2(r.ratio),
+            summary,
+            since: format_rfc3339(slot.firing_since.unwrap_or(at)),
+            labels,
+            fingerprint: fingerprint(client_id, slot.kind, slot.severity),
+            at_ms: at,
+        }
+    }
+
+    /// One human line, for logs and the demo.
+    pub fn to_line(&self) -> String {
+        let state = match self.state {
+            State::Firing => "FIRING  ",
+            State::Resolved => "RESOLVED",
+        };
+        format!(
+            "{} {state} [{}] {} {}: {}",
+            self.at,
+            self.severity.as_str(),
+            self.alert,
+            self.client_id,
+            self.summary
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(ratio: f64) -> Reading {
+        Reading {
+            observed: ratio * 100.0,
+            expected: 100.0,
+            ratio,
+            window: 60_000,
+            item: None,
+        }
+    }
+
+    #[test]
+    fn fires_once_holds_and_resolves_once_after_a_clear_streak() {
+        let mut s = Slot::new(AlertKind::OverContract, Severity::Warning, r(2.0));
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 1, 1, 3), Step::Fired);
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 2, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 3, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 4, 1, 3), Step::Nothing);
+        // a value in the hysteresis band resets the clear streak
+        assert_eq!(s.step(Verdict::Hold(r(1.4)), 5, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 6, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 7, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 8, 1, 3), Step::Resolved);
+        assert_eq!(s.firing_since, Some(1));
+    }
+
+    #[test]
+    fn pending_needs_consecutive_fires() {
+        let mut s = Slot::new(AlertKind::OverContract, Severity::Warning, r(2.0));
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 1, 3, 1), Step::Nothing);
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 2, 3, 1), Step::Nothing);
+        assert_eq!(s.step(Verdict::Hold(r(1.4)), 3, 3, 1), Step::Dropped);
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let a = fingerprint("c", AlertKind::OverContract, Severity::Warning);
+        assert_eq!(a, fingerprint("c", AlertKind::OverContract, Severity::Warning));
+        assert_ne!(a, fingerprint("c", AlertKind::OverContract, Severity::Critical));
+        assert_ne!(a, fingerprint("d", AlertKind::OverContract, Severity::Warning));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn json_has_the_spec_fields() {
+        let mut s = Slot::new(AlertKind::OverContract, Severity::Critical, r(3.02));
+        s.step(Verdict::Fire(r(3.02)), 1_789_050_000_000, 1, 1);
+        let a = Alert::new(
+            State::Firing,
+            "msft-bing",
+            &s,
+            1_789_050_000_000,
+            "1h".into(),
+            "x".into(),
+            [("plan".to_string(), "enterprise".to_string())].into(),
+        );
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        for f in [
+            "alert",
+            "state",
+            "client_id",
+            "at",
+            "severity",
+            "window",
+            "observed",
+            "expected",
+            "ratio",
+            "summary",
+            "labels",
+            "fingerprint",
+        ] {
+            assert!(v.get(f).is_some(), "missing {f}");
+        }
+        assert_eq!(v["alert"], "over_contract");
+        assert_eq!(v["state"], "firing");
+        assert_eq!(v["at"], "2026-09-10T14:20:00Z");
+        assert_eq!(v["ratio"], 3.02);
+        assert_eq!(v["labels"]["plan"], "enterprise");
+    }
+}

@@ -1,0 +1,320 @@
+//! A client's own learned baseline: what it usually consumes at this hour of this weekday.
+//!
+//! Clients without a contract can only be compared with themselves, and API traffic is strongly
+//! seasonal (business hours, weekends), so a flat average would page every Monday morning. The
+//! model is multiplicative, as in Holt-Winters: `rate(t) = level × hour_of_day[h] × weekday[d]`,
+//! 32 numbers per client. It learns once per completed hour:
+//!
+//! - `level` and `hour_of_day` are exponentially weighted averages, starting as running means so
+//!   the first day already gives a usable shape;
+//! - `weekday` is updated once per completed day, as that day's total over the mean day of the
+//!   week that ends with it (independent of `level`, so the two do not chase each other), so
+//!   weekly peaks are known after a week: the warm-up before this baseline may alert;
+//! - it is robust to the anomalies it exists to catch: an hour above `clip ×` the expectation is
+//!   learned as `clip ×` the expectation, and the owner freezes learning entirely while an alert
+//!   on this client's consumption is firing, so an incident never becomes the new normal.
+//!
+//! After a long silence the client is relearned from scratch rather than compared with a
+//! baseline from another era.
+
+use crate::time::{day_of_week, hour_of_day, Millis, HOUR_MS, MINUTE_MS};
+
+/// Learning parameters (from `[detect.baseline]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineParams {
+    /// Smallest weight of a new hour in `level` (0.02: a time constant of about two days).
+    pub alpha_level: f32,
+    /// Smallest weight of a new day in an `hour_of_day` slot.
+    pub alpha_hour: f32,
+    /// Smallest weight of a new week in a `weekday` slot.
+    pub alpha_weekday: f32,
+    /// Hours above `clip ×` the expectation are learned as `clip ×` the expectation.
+    pub clip: f32,
+    /// Hours of learning before the baseline is trusted.
+    pub warmup_hours: u32,
+    /// Silence after which the baseline is forgotten and relearned, in hours.
+    pub reset_after_hours: u32,
+    /// Expectation floor as a fraction of the level, so a quiet hour is not a zero divisor.
+    pub min_expected_fraction: f32,
+}
+
+impl Default for BaselineParams {
+    fn default() -> Self {
+        BaselineParams {
+            alpha_level: 0.02,
+            alpha_hour: 0.15,
+            alpha_weekday: 0.3,
+            clip: 2.0,
+            warmup_hours: 7 * 24,
+            reset_after_hours: 72,
+            min_expected_fraction: 0.25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seasonal {
+    /// Deseasonalised units per minute.
+    level: f32,
+    hour_of_day: [f32; 24],
+    weekday: [f32; 7],
+    /// Whether any hour of the current day was frozen (then the day teaches no weekday factor).
+    day_frozen: bool,
+    /// Hours learned since the (re)start.
+    learned_hours: u32,
+    /// Last hour index learned (`i32` hours since the epoch reach the year 250,000).
+    last_hour: i32,
+    /// Hours since the client last had traffic (for the reset after a long silence).
+    quiet_hours: u32,
+}
+
+impl Default for Seasonal {
+    fn default() -> Self {
+        Seasonal {
+            level: 0.0,
+            hour_of_day: [1.0; 24],
+            weekday: [1.0; 7],
+            day_frozen: false,
+            learned_hours: 0,
+            last_hour: i32::MIN,
+            quiet_hours: 0,
+        }
+    }
+}
+
+impl Seasonal {
+    /// The next hour this baseline wants to learn, if it has started.
+    pub fn next_hour(&self) -> Option<i64> {
+        (self.last_hour != i32::MIN).then(|| self.last_hour as i64 + 1)
+    }
+
+    /// Start learning at `hour` (the client's first hour).
+    pub fn start(&mut self, hour: i64) {
+        if self.last_hour == i32::MIN {
+            self.last_hour = (hour - 1) as i32;
+        }
+    }
+
+    pub fn is_warm(&self, p: &BaselineParams) -> bool {
+        self.learned_hours >= p.warmup_hours && self.level > 0.0
+    }
+
+    pub fn learned_hours(&self) -> u32 {
+        self.learned_hours
+    }
+
+    pub fn level(&self) -> f32 {
+        self.level
+    }
+
+    /// Learn one completed hour with `units` consumed. With `frozen` the hour only passes.
+    /// At the last hour of a day, `day` gives that day's total and the total of the seven days
+    /// ending with it, if known, to learn the weekday factor.
+    pub fn learn_hour(
+        &mut self,
+        hour: i64,
+        units: f64,
+        frozen: bool,
+        day: Option<(f64, f64)>,
+        p: &BaselineParams,
+    ) {
+        self.last_hour = hour as i32;
+        if units <= 0.0 {
+            self.quiet_hours += 1;
+            if self.quiet_hours >= p.reset_after_hours && self.learned_hours > 0 {
+                *self = Seasonal {
+                    last_hour: hour as i32,
+                    ..Seasonal::default()
+                };
+                return;
+            }
+        } else {
+            self.quiet_hours = 0;
+        }
+        let h = hour_of_day(hour);
+        let d = day_of_week(hour);
+        if frozen {
+            self.day_frozen = true;
+        } else {
+            self.learn(h, d, units as f32 / 60.0, p);
+        }
+        self.learned_hours += 1;
+        if h == 23 {
+            self.close_day(d, day, p);
+        }
+    }
+
+    fn learn(&mut self, h: usize, d: usize, mut rate: f32, p: &BaselineParams) {
+        let n = self.learned_hours as f32;
+        let season = self.hour_of_day[h] * self.weekday[d];
+        if self.learned_hours >= 24 && self.level > 0.0 {
+            rate = rate.min(p.clip * self.level * season);
+        }
+        let a_level = p.alpha_level.max(1.0 / (n + 1.0));
+        self.level += a_level * (rate / season.max(1e-3) - self.level);
+        if self.level > 0.0 {
+            let days = (self.learned_hours / 24) as f32;
+            let a_hour = p.alpha_hour.max(1.0 / (days + 1.0));
+            let target = rate / (self.level * self.weekday[d]);
+            self.hour_of_day[h] += a_hour * (target - self.hour_of_day[h]);
+        }
+        if self.learned_hours >= 23 && h == 23 {
+            normalise(&mut self.hour_of_day);
+        }
+    }
+
+    fn close_day(&mut self, d: usize, day: Option<(f64, f64)>, p: &BaselineParams) {
+        let full_week = self.learned_hours >= 24 * 7;
+        if let (false, true, Some((day_units, week_units))) = (self.day_frozen, full_week, day) {
+            if week_units > 0.0 {
+                let weeks = (self.learned_hours / (24 * 7)) as f32;
+                let a = p.alpha_weekday.max(1.0 / weeks.max(1.0));
+                let target = (day_units * 7.0 / week_units) as f32;
+                let target = target.clamp(1.0 / p.clip / 4.0, p.clip * 4.0);
+                self.weekday[d] += a * (target - self.weekday[d]);
+                normalise(&mut self.weekday);
+            }
+        }
+        self.day_frozen = false;
+    }
+
+    /// Expected units per minute at `ts`.
+    pub fn rate_at(&self, ts: Millis, p: &BaselineParams) -> f64 {
+        let hour = ts.div_euclid(HOUR_MS);
+        let season = self.hour_of_day[hour_of_day(hour)] * self.weekday[day_of_week(hour)];
+        (self.level * season.max(p.min_expected_fraction)) as f64
+    }
+
+    /// Expected units over `[end - duration, end)`, hour segment by hour segment.
+    pub fn expected(&self, end: Millis, duration: Millis, p: &BaselineParams) -> f64 {
+        let mut total = 0.0;
+        let mut t = end - duration;
+        while t < end {
+            let next = ((t.div_euclid(HOUR_MS)) + 1) * HOUR_MS;
+            let seg_end = next.min(end);
+            total += self.rate_at(t, p) * ((seg_end - t) as f64 / MINUTE_MS as f64);
+            t = seg_end;
+        }
+        total
+    }
+}
+
+/// Scale `xs` to mean 1, keeping the shape.
+fn normalise(xs: &mut [f32]) {
+    let mean = xs.iter().sum::<f32>() / xs.len() as f32;
+    if mean > 0.0 {
+        xs.iter_mut().for_each(|x| *x /= mean);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Monday 00:00 UTC, as an hour index.
+    const MONDAY_H: i64 = 1_787_529_600_000 / HOUR_MS;
+
+    fn shape(hour: i64) -> f64 {
+        let h = hour_of_day(hour) as f64;
+        let diurnal = 0.3 + 1.4 * (((h - 4.0) / 24.0 * std::f64::consts::PI).sin()).powi(2);
+        let weekly = match day_of_week(hour) {
+            0 => 1.4,
+            5 | 6 => 0.5,
+            _ => 1.0,
+        };
+        diurnal * weekly
+    }
+
+    /// Learn hours of a rate (units per minute) given relative to MONDAY_H, computing day
+    /// totals the way the engine does from its day ring.
+    fn learn(b: &mut Seasonal, hours: std::ops::Range<i64>, rate: impl Fn(i64) -> f64) {
+        let p = BaselineParams::default();
+        let day_total = |d: i64| (d * 24..d * 24 + 24).map(|h| rate(h) * 60.0).sum::<f64>();
+        for h in hours {
+            let day = (h % 24 == 23).then(|| {
+                let d = h / 24;
+                let week = (d - 6..=d).filter(|&x| x >= 0).map(day_total).sum();
+                (day_total(d), week)
+            });
+            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, day, &p);
+        }
+    }
+
+    #[test]
+    fn learns_daily_and_weekly_shape() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 14, |h| 100.0 * shape(MONDAY_H + h));
+        assert!(b.is_warm(&p));
+        // the deseasonalised level is the mean rate: 100 x mean(diurnal) x mean(weekly)
+        let mean_weekly = (1.4 + 4.0 + 0.5 + 0.5) / 7.0;
+        assert!((b.level() as f64 / (100.0 * mean_weekly) - 1.0).abs() < 0.1, "{}", b.level());
+        // after two weeks, every hour of the third is predicted within 15% (of the floored truth:
+        // the expectation never drops below `min_expected_fraction` of the level)
+        for h in 24 * 14..24 * 21 {
+            let floor = b.level() as f64 * p.min_expected_fraction as f64;
+            let want = (100.0 * shape(MONDAY_H + h)).max(floor);
+            let got = b.rate_at((MONDAY_H + h) * HOUR_MS, &p);
+            assert!(
+                (got - want).abs() / want < 0.15,
+                "hour {h}: expected {want:.1}, learned {got:.1}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_warm_before_a_week() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 6, |_| 10.0);
+        assert!(!b.is_warm(&p));
+    }
+
+    #[test]
+    fn an_incident_does_not_become_the_norm() {
+        let p = BaselineParams::default();
+        let mut clipped = Seasonal::default();
+        clipped.start(MONDAY_H);
+        learn(&mut clipped, 0..24 * 10, |_| 100.0);
+        // ten hours at 5x, learned (clipped) rather than frozen
+        learn(&mut clipped, 24 * 10..24 * 10 + 10, |_| 500.0);
+        let after = clipped.rate_at((MONDAY_H + 24 * 10 + 10) * HOUR_MS, &p);
+        assert!(after < 130.0, "clipping bounds the drift, got {after}");
+
+        let mut frozen = Seasonal::default();
+        frozen.start(MONDAY_H);
+        learn(&mut frozen, 0..24 * 10, |_| 100.0);
+        let before = frozen.rate_at((MONDAY_H + 24 * 10) * HOUR_MS, &p);
+        for h in 24 * 10..24 * 10 + 10 {
+            frozen.learn_hour(MONDAY_H + h, 500.0 * 60.0, true, None, &p);
+        }
+        let after = frozen.rate_at((MONDAY_H + 24 * 10 + 10) * HOUR_MS, &p);
+        assert!((after - before).abs() < 1e-3, "{before} vs {after}");
+    }
+
+    #[test]
+    fn expectation_over_a_window_sums_hour_segments() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 8, |_| 10.0);
+        let end = (MONDAY_H + 24 * 8) * HOUR_MS + 30 * MINUTE_MS;
+        let e = b.expected(end, 90 * MINUTE_MS, &p);
+        assert!((e - 900.0).abs() < 30.0, "{e}");
+    }
+
+    #[test]
+    fn long_silence_resets() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 8, |_| 10.0);
+        assert!(b.is_warm(&p));
+        learn(&mut b, 24 * 8..24 * 8 + 72, |_| 0.0);
+        assert!(!b.is_warm(&p));
+        assert_eq!(b.level(), 0.0);
+        assert_eq!(b.next_hour(), Some(MONDAY_H + 24 * 8 + 72));
+    }
+}

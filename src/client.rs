@@ -1,0 +1,361 @@
+//! Per-client state: everything overage remembers about one client, updated in O(1) per event.
+//!
+//! Millions of clients must fit in memory, so the state is a flat struct of fixed size (about
+//! 1 KiB, see `BENCHMARKS.md`): bucket rings instead of event lists, interned ids instead of
+//! strings, decayed counters instead of per-item histories, bounded tables where a set is
+//! needed. Nothing here reads a clock or does I/O.
+
+use std::sync::Arc;
+
+use crate::alert::{AlertKind, Severity, Slot};
+use crate::baseline::Seasonal;
+use crate::time::{month_of, month_start, Millis};
+use crate::window::Windows;
+
+/// How many distinct origins a client's table remembers.
+pub const ORIGIN_SLOTS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: Arc<str>,
+    /// Index of its contract in the engine's contracts, if it has one.
+    pub contract: Option<u32>,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// Minute boundary of its next scheduled evaluation, or `NOT_SCHEDULED`.
+    pub next_eval: i64,
+    /// Last minute boundary it was evaluated at (an evaluation happens at most once per boundary).
+    pub last_eval: i64,
+    pub windows: Windows,
+    pub usage: Usage,
+    pub units: Dispersion,
+    pub baseline: Seasonal,
+    pub scope: Scope,
+    /// Alerts pending or firing; empty for almost every client.
+    pub alerts: Vec<Slot>,
+}
+
+pub const NOT_SCHEDULED: i64 = i64::MIN;
+
+impl Client {
+    pub fn new(id: Arc<str>, contract: Option<u32>, ts: Millis) -> Self {
+        let mut baseline = Seasonal::default();
+        baseline.start(ts.div_euclid(crate::time::HOUR_MS));
+        Client {
+            id,
+            contract,
+            first_seen: ts,
+            last_seen: ts,
+            next_eval: NOT_SCHEDULED,
+            last_eval: NOT_SCHEDULED,
+            windows: Windows::default(),
+            usage: Usage::default(),
+            units: Dispersion::default(),
+            baseline,
+            scope: Scope::default(),
+            alerts: Vec::new(),
+        }
+    }
+
+    pub fn slot(&self, kind: AlertKind, severity: Severity) -> Option<&Slot> {
+        self.alerts
+            .iter()
+            .find(|s| s.kind == kind && s.severity == severity)
+    }
+
+    /// Is any alert on this client's volume firing? (Then its baseline must not learn.)
+    pub fn volume_alert_firing(&self) -> bool {
+        self.alerts
+            .iter()
+            .any(|s| s.is_firing() && s.kind.is_volume())
+    }
+
+    /// May this client be forgotten to make room? Contracted clients and clients with alerts
+    /// never are.
+    pub fn evictable(&self) -> bool {
+        self.contract.is_none() && self.alerts.is_empty()
+    }
+}
+
+/// Exact consumption totals (f64: these are billing numbers), including late events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// Month (see [`month_of`]) of `month_units`, and its bounds, cached to avoid calendar
+    /// arithmetic per event.
+    pub month: i32,
+    month_from: Millis,
+    month_to: Millis,
+    pub month_units: f64,
+    pub prev_month_units: f64,
+    /// Since the client was first tracked.
+    pub total_units: f64,
+    pub total_events: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, ts: Millis, units: f64) {
+        self.total_units += units;
+        self.total_events += 1;
+        if ts >= self.month_from && ts < self.month_to {
+            self.month_units += units;
+            return;
+        }
+        let m = month_of(ts);
+        if self.month_to == 0 || m > self.month {
+            self.prev_month_units = if m == self.month + 1 {
+                self.month_units
+            } else {
+                0.0
+            };
+            self.month = m;
+            self.month_from = month_start(m);
+            self.month_to = month_start(m + 1);
+            self.month_units = units;
+        } else if m == self.month - 1 {
+            self.prev_month_units += units;
+        }
+    }
+
+    /// Units consumed in `month` as far as this state knows (current or previous month).
+    pub fn in_month(&self, month: i32) -> f64 {
+        if self.month_to == 0 {
+            0.0
+        } else if month == self.month {
+            self.month_units
+        } else if month == self.month - 1 {
+            self.prev_month_units
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Running moments of units per event, for significance tests on unit sums: a sum of `n`
+/// events of random size behaves like a Poisson count scaled by `E[u²]/E[u]` (compound Poisson).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Dispersion {
+    m1: f32,
+    m2: f32,
+}
+
+impl Dispersion {
+    const WEIGHT: f32 = 0.02;
+
+    #[inline]
+    pub fn add(&mut self, units: f64) {
+        let u = units as f32;
+        if self.m1 == 0.0 && self.m2 == 0.0 {
+            self.m1 = u;
+            self.m2 = u * u;
+        } else {
+            self.m1 += Self::WEIGHT * (u - self.m1);
+            self.m2 += Self::WEIGHT * (u * u - self.m2);
+        }
+    }
+
+    /// Mean units per event.
+    pub fn mean(&self) -> f64 {
+        self.m1 as f64
+    }
+
+    /// Units per "effective Poisson event": `E[u²]/E[u]`.
+    pub fn factor(&self) -> f64 {
+        if self.m1 > 0.0 {
+            (self.m2 / self.m1).max(1e-3) as f64
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Exponentially decayed call counters for scope checks, all relative to one anchor time, so
+/// that adding is a multiply-add and the result does not depend on arrival order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    anchor: Millis,
+    pub total: f32,
+    pub bad_product: f32,
+    pub bad_endpoint: f32,
+    pub bad_origin: f32,
+    /// Most recent out-of-contract product / endpoint / origin (interned ids).
+    pub last_product: u32,
+    pub last_endpoint: u32,
+    pub last_origin: u32,
+    /// Where the client's calls come from, for `new_origin`.
+    pub origins: Origins,
+}
+
+/// Which scope rule an event broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    Product(u32),
+    Endpoint(u32),
+    Origin(u32),
+}
+
+impl Scope {
+    /// Weight of an event at `ts` relative to the anchor.
+    #[inline]
+    pub fn weight(&mut self, ts: Millis, half_life: Millis) -> f32 {
+        // Re-anchor when the event is far from the anchor, so weights stay in f32 range.
+        if self.anchor == 0 || (ts - self.anchor).abs() > 4 * half_life {
+            self.decay_to(ts, half_life);
+        }
+        ((ts - self.anchor) as f64 / half_life as f64).exp2() as f32
+    }
+
+    /// Move the anchor to `t`, scaling every counter.
+    pub fn decay_to(&mut self, t: Millis, half_life: Millis) -> f32 {
+        let f = if self.anchor == 0 {
+            0.0
+        } else {
+            (-((t - self.anchor) as f64) / half_life as f64).exp2() as f32
+        };
+        self.total *= f;
+        self.bad_product *= f;
+        self.bad_endpoint *= f;
+        self.bad_origin *= f;
+        self.origins.scale(f);
+        self.anchor = t;
+        f
+    }
+
+    #[inline]
+    pub fn add(&mut self, w: f32, breach: Option<Breach>) {
+        self.total += w;
+        match breach {
+            Some(Breach::Product(id)) => {
+                self.bad_product += w;
+                self.last_product = id;
+            }
+            Some(Breach::Endpoint(id)) => {
+                self.bad_endpoint += w;
+                self.last_endpoint = id;
+            }
+            Some(Breach::Origin(id)) => {
+                self.bad_origin += w;
+                self.last_origin = id;
+            }
+            None => {}
+        }
+    }
+}
+
+/// The origins a client's traffic comes from: a small table of (origin, first seen, decayed
+/// calls), decayed with the [`Scope`] it belongs to. When full, the least used entry is replaced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Origins {
+    len: u8,
+    ids: [u32; ORIGIN_SLOTS],
+    first_seen: [i32; ORIGIN_SLOTS],
+    calls: [f32; ORIGIN_SLOTS],
+}
+
+impl Origins {
+    #[inline]
+    pub fn add(&mut self, id: u32, ts: Millis, w: f32) {
+        let n = self.len as usize;
+        if let Some(i) = self.ids[..n].iter().position(|&x| x == id) {
+            self.calls[i] += w;
+            return;
+        }
+        let minute = (ts / crate::time::MINUTE_MS) as i32;
+        let i = if n < ORIGIN_SLOTS {
+            self.len += 1;
+            n
+        } else {
+            (0..ORIGIN_SLOTS)
+                .min_by(|&a, &b| self.calls[a].total_cmp(&self.calls[b]))
+                .unwrap_or(0)
+        };
+        self.ids[i] = id;
+        self.first_seen[i] = minute;
+        self.calls[i] = w;
+    }
+
+    /// Scale counts (on re-anchoring the scope).
+    pub fn scale(&mut self, f: f32) {
+        self.calls.iter_mut().for_each(|c| *c *= f);
+    }
+
+    /// `(origin, first seen (ms), decayed calls)` of each entry.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Millis, f32)> + '_ {
+        (0..self.len as usize).map(|i| {
+            (
+                self.ids[i],
+                self.first_seen[i] as Millis * crate::time::MINUTE_MS,
+                self.calls[i],
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_rfc3339, HOUR_MS};
+
+    #[test]
+    fn usage_rolls_months_and_keeps_late_previous_month() {
+        let aug = parse_rfc3339("2026-08-31T23:59:00Z").unwrap();
+        let sep = parse_rfc3339("2026-09-01T00:01:00Z").unwrap();
+        let mut u = Usage::default();
+        u.add(aug, 10.0);
+        u.add(sep, 5.0);
+        u.add(aug + 30_000, 1.0); // late, still August
+        assert_eq!(u.in_month(month_of(sep)), 5.0);
+        assert_eq!(u.in_month(month_of(aug)), 11.0);
+        assert_eq!(u.total_units, 16.0);
+        assert_eq!(u.total_events, 3);
+        u.add(sep + 40 * 24 * HOUR_MS, 2.0); // October: September becomes previous
+        assert_eq!(u.in_month(month_of(sep)), 5.0);
+        assert_eq!(u.in_month(month_of(aug)), 0.0);
+    }
+
+    #[test]
+    fn dispersion_of_constant_units_is_the_unit() {
+        let mut d = Dispersion::default();
+        for _ in 0..100 {
+            d.add(50.0);
+        }
+        assert!((d.factor() - 50.0).abs() < 1e-3);
+        assert!((d.mean() - 50.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn decayed_counts_halve_per_half_life_whatever_the_order() {
+        let hl = 15 * 60_000;
+        let t0 = 1_789_050_000_000;
+        let mut a = Scope::default();
+        let mut b = Scope::default();
+        let times = [t0, t0 + 10_000, t0 + 50_000, t0 + 20_000];
+        for &t in &times {
+            let w = a.weight(t, hl);
+            a.add(w, Some(Breach::Product(1)));
+        }
+        for &t in times.iter().rev() {
+            let w = b.weight(t, hl);
+            b.add(w, None);
+        }
+        a.decay_to(t0 + hl, hl);
+        b.decay_to(t0 + hl, hl);
+        assert!((a.total - b.total).abs() < 1e-4);
+        assert!(a.total > 2.0 && a.total < 2.2, "{}", a.total);
+        assert_eq!(a.bad_product, a.total);
+        assert_eq!(a.last_product, 1);
+    }
+
+    #[test]
+    fn origin_table_is_bounded_and_replaces_the_least_used() {
+        let mut o = Origins::default();
+        for id in 0..ORIGIN_SLOTS as u32 {
+            o.add(id, 0, 10.0 + id as f32);
+        }
+        o.add(99, 60_000, 1.0);
+        let ids: Vec<u32> = o.iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids.len(), ORIGIN_SLOTS);
+        assert!(ids.contains(&99) && !ids.contains(&0));
+        let (_, first, calls) = o.iter().find(|e| e.0 == 99).unwrap();
+        assert_eq!((first, calls), (60_000, 1.0));
+    }
+}

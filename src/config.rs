@@ -1,0 +1,577 @@
+//! Configuration: one TOML file, every field optional with a documented default.
+//!
+//! Parsing is strict (`deny_unknown_fields`: a misspelt key is an error, not a silently ignored
+//! setting) and [`Config::validate`] runs before anything starts, so a bad deploy fails at once
+//! with the field's path instead of misbehaving an hour later. `overage check` prints the
+//! effective configuration, defaults included.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::BaselineParams;
+use crate::decode::{kong::KongOptions, Format};
+use crate::time::Millis;
+use crate::window::{is_supported_window, MAX_LATENESS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Contracts file (TOML). Without it every client is watched against its learned baseline.
+    pub contracts: Option<PathBuf>,
+    pub input: InputConfig,
+    pub state: StateConfig,
+    pub detect: DetectConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// `json` (canonical events) or `kong`.
+    pub format: Format,
+    /// Larger messages are rejected as `too_large` before parsing.
+    pub max_event_bytes: usize,
+    /// How far behind the newest event an event may arrive and still be windowed.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Events further than this ahead of the wall clock are rejected (`future_timestamp`);
+    /// 0 disables the check (as `replay` of synthetic data may need).
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Repeated `event_id`s within this much event time are counted once.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_horizon: Duration,
+    /// Upper bound on remembered event ids (memory: about 16 bytes each).
+    pub dedupe_max_ids: usize,
+    pub kong: KongOptions,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            format: Format::Json,
+            max_event_bytes: 64 * 1024,
+            allowed_lateness: Duration::from_secs(60),
+            max_future_skew: Duration::from_secs(300),
+            dedupe_horizon: Duration::from_secs(600),
+            dedupe_max_ids: 4_000_000,
+            kong: KongOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Most clients tracked at once; beyond it idle uncontracted clients are evicted first.
+    pub max_clients: usize,
+    /// Clients without traffic for this long are forgotten (never contracted ones, nor ones with
+    /// an alert firing).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most distinct product / endpoint / origin names remembered.
+    pub max_labels: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            max_clients: 2_000_000,
+            idle_timeout: Duration::from_secs(8 * 24 * 3600),
+            max_labels: 100_000,
+        }
+    }
+}
+
+/// A short and a long window that must both be over the threshold (multi-window alerting: the
+/// long one proves the excess is material, the short one that it is still happening).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowPair {
+    #[serde(with = "humantime_serde")]
+    pub short: Duration,
+    #[serde(with = "humantime_serde")]
+    pub long: Duration,
+}
+
+impl WindowPair {
+    fn mins(short: u64, long: u64) -> Self {
+        WindowPair {
+            short: Duration::from_secs(short * 60),
+            long: Duration::from_secs(long * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Default ratio to the contracted baseline that raises a warning (contracts may override).
+    pub alert_at: f64,
+    /// Default ratio that raises a critical alert (a page).
+    pub page_at: f64,
+    /// One-sided p-value below which an excess over the threshold counts as real, not chance.
+    pub significance: f64,
+    /// Hysteresis: a firing alert resolves only once its ratio is below `threshold ×` this...
+    pub resolve_ratio: f64,
+    /// Sustained, not a burst: volume windows of up to an hour are judged without their this
+    /// many most intense minutes, so an excess lasting no longer never fires.
+    #[serde(with = "humantime_serde")]
+    pub burst_tolerance: Duration,
+    /// ...for this long.
+    #[serde(with = "humantime_serde")]
+    pub resolve_after: Duration,
+    /// A condition must hold this long before it fires (0: at the first evaluation).
+    #[serde(with = "humantime_serde")]
+    pub fire_after: Duration,
+    pub over_contract: OverContractConfig,
+    pub baseline_jump: BaselineJumpConfig,
+    pub baseline: BaselineConfig,
+    pub cap: CapConfig,
+    pub scope: ScopeConfig,
+    pub new_origin: NewOriginConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            alert_at: 1.5,
+            page_at: 3.0,
+            significance: 1e-3,
+            resolve_ratio: 0.9,
+            burst_tolerance: Duration::from_secs(180),
+            resolve_after: Duration::from_secs(600),
+            fire_after: Duration::ZERO,
+            over_contract: OverContractConfig::default(),
+            baseline_jump: BaselineJumpConfig::default(),
+            baseline: BaselineConfig::default(),
+            cap: CapConfig::default(),
+            scope: ScopeConfig::default(),
+            new_origin: NewOriginConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverContractConfig {
+    pub enabled: bool,
+    /// Fires when any pair has both windows over the threshold, significantly.
+    pub windows: Vec<WindowPair>,
+}
+
+impl Default for OverContractConfig {
+    fn default() -> Self {
+        OverContractConfig {
+            enabled: true,
+            windows: vec![WindowPair::mins(5, 15), WindowPair::mins(60, 360)],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineJumpConfig {
+    pub enabled: bool,
+    /// Also watch contracted clients against their learned baseline.
+    pub contracted: bool,
+    /// Ratio to the learned baseline that raises a warning.
+    pub alert_at: f64,
+    /// Ratio that raises a critical alert.
+    pub page_at: f64,
+    pub windows: Vec<WindowPair>,
+    /// Fewer events than this in the long window never fire.
+    pub min_events: f64,
+}
+
+impl Default for BaselineJumpConfig {
+    fn default() -> Self {
+        BaselineJumpConfig {
+            enabled: true,
+            contracted: false,
+            alert_at: 1.8,
+            page_at: 4.0,
+            windows: vec![WindowPair::mins(5, 15), WindowPair::mins(60, 360)],
+            min_events: 30.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Learning before the baseline may alert; a week, so weekly peaks are known.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    pub alpha_level: f32,
+    pub alpha_hour: f32,
+    pub alpha_weekday: f32,
+    /// An hour above `clip ×` the expectation is learned as `clip ×` the expectation.
+    pub clip: f32,
+    /// Silence after which a client's baseline is relearned from scratch.
+    #[serde(with = "humantime_serde")]
+    pub reset_after: Duration,
+    /// Floor of the expectation, as a fraction of the client's average rate.
+    pub min_expected_fraction: f32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        let p = BaselineParams::default();
+        BaselineConfig {
+            warmup: Duration::from_secs(p.warmup_hours as u64 * 3600),
+            alpha_level: p.alpha_level,
+            alpha_hour: p.alpha_hour,
+            alpha_weekday: p.alpha_weekday,
+            clip: p.clip,
+            reset_after: Duration::from_secs(p.reset_after_hours as u64 * 3600),
+            min_expected_fraction: p.min_expected_fraction,
+        }
+    }
+}
+
+impl BaselineConfig {
+    pub fn params(&self) -> BaselineParams {
+        BaselineParams {
+            alpha_level: self.alpha_level,
+            alpha_hour: self.alpha_hour,
+            alpha_weekday: self.alpha_weekday,
+            clip: self.clip,
+            warmup_hours: (self.warmup.as_secs() / 3600) as u32,
+            reset_after_hours: (self.reset_after.as_secs() / 3600).max(1) as u32,
+            min_expected_fraction: self.min_expected_fraction,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapConfig {
+    pub enabled: bool,
+    /// Raise `cap_forecast` when the month's projected total reaches `forecast_at ×` the cap.
+    pub forecast_at: f64,
+    /// The pace is the average rate over this window (whole days, up to 7d).
+    #[serde(with = "humantime_serde")]
+    pub pace_window: Duration,
+    /// No forecast for clients seen for less than this.
+    #[serde(with = "humantime_serde")]
+    pub min_history: Duration,
+}
+
+impl Default for CapConfig {
+    fn default() -> Self {
+        CapConfig {
+            enabled: true,
+            forecast_at: 1.0,
+            pace_window: Duration::from_secs(7 * 24 * 3600),
+            min_history: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `out_of_contract_product`, `_endpoint` and `_origin`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeConfig {
+    pub enabled: bool,
+    /// Out-of-contract calls are counted with exponential decay of this half-life.
+    #[serde(with = "humantime_serde")]
+    pub half_life: Duration,
+    /// Sustained use: at least this many (decayed) calls...
+    pub min_events: f64,
+    /// ...making at least this share of the client's calls.
+    pub min_share: f64,
+}
+
+impl Default for ScopeConfig {
+    fn default() -> Self {
+        ScopeConfig {
+            enabled: true,
+            half_life: Duration::from_secs(15 * 60),
+            min_events: 20.0,
+            min_share: 0.05,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewOriginConfig {
+    pub enabled: bool,
+    /// Share of the client's recent calls from one unestablished origin that fires.
+    pub min_share: f64,
+    pub min_events: f64,
+    /// An origin is established once it has been seen this long; origins seen in a client's
+    /// first `learn_after` are its own from the start.
+    #[serde(with = "humantime_serde")]
+    pub learn_after: Duration,
+}
+
+impl Default for NewOriginConfig {
+    fn default() -> Self {
+        NewOriginConfig {
+            enabled: true,
+            min_share: 0.1,
+            min_events: 20.0,
+            learn_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            contracts: None,
+            input: InputConfig::default(),
+            state: StateConfig::default(),
+            detect: DetectConfig::default(),
+        }
+    }
+}
+
+/// Milliseconds of a duration (saturating).
+pub fn ms(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+impl Config {
+    /// Read, parse and validate a config file. Relative paths inside it are resolved against
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text, path)?;
+        if let (Some(c), Some(dir)) = (&cfg.contracts, path.parent()) {
+            if c.is_relative() {
+                cfg.contracts = Some(dir.join(c));
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let before = &text[..offset.min(text.len())];
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line: before.matches('\n').count() + 1,
+                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Check every cross-field rule; the error names the field.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let fail = |field: &str, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: field.to_owned(),
+                message,
+            })
+        };
+        let i = &self.input;
+        if ms(i.allowed_lateness) > MAX_LATENESS {
+            return fail(
+                "input.allowed_lateness",
+                format!(
+                    "at most {} (the minute buckets cover no more)",
+                    humantime::format_duration(Duration::from_millis(MAX_LATENESS as u64))
+                ),
+            );
+        }
+        if i.dedupe_horizon.is_zero() || i.dedupe_max_ids == 0 {
+            return fail(
+                "input.dedupe_horizon",
+                "horizon and dedupe_max_ids must be positive".into(),
+            );
+        }
+        if self.state.max_clients == 0 {
+            return fail("state.max_clients", "must be positive".into());
+        }
+        let d = &self.detect;
+        if !(d.alert_at > 1.0 && d.page_at > d.alert_at) {
+            return fail(
+                "detect.alert_at",
+                format!(
+                    "need 1 < alert_at < page_at, got {} and {}",
+                    d.alert_at, d.page_at
+                ),
+            );
+        }
+        if !(d.significance > 0.0 && d.significance < 0.5) {
+            return fail("detect.significance", "must be in (0, 0.5)".into());
+        }
+        if !(d.resolve_ratio > 0.0 && d.resolve_ratio <= 1.0) {
+            return fail("detect.resolve_ratio", "must be in (0, 1]".into());
+        }
+        check_pairs(
+            "detect.over_contract.windows",
+            &d.over_contract.windows,
+            path,
+        )?;
+        check_pairs(
+            "detect.baseline_jump.windows",
+            &d.baseline_jump.windows,
+            path,
+        )?;
+        let burst = d.burst_tolerance.as_secs();
+        let shortest_long = d
+            .over_contract
+            .windows
+            .iter()
+            .chain(&d.baseline_jump.windows)
+            .map(|p| p.long.as_secs())
+            .min()
+            .unwrap_or(u64::MAX);
+        if burst % 60 != 0
+            || burst / 60 > crate::window::MAX_TRIM as u64
+            || burst * 2 > shortest_long
+        {
+            return fail(
+                "detect.burst_tolerance",
+                format!(
+                    "whole minutes, at most {}m and at most half the shortest long window",
+                    crate::window::MAX_TRIM
+                ),
+            );
+        }
+        let j = &d.baseline_jump;
+        if !(j.alert_at > 1.0 && j.page_at > j.alert_at) {
+            return fail(
+                "detect.baseline_jump.alert_at",
+                format!(
+                    "need 1 < alert_at < page_at, got {} and {}",
+                    j.alert_at, j.page_at
+                ),
+            );
+        }
+        let b = &d.baseline;
+        if !(b.clip > 1.0) {
+            return fail("detect.baseline.clip", "must be above 1".into());
+        }
+        for (name, a) in [
+            ("alpha_level", b.alpha_level),
+            ("alpha_hour", b.alpha_hour),
+            ("alpha_weekday", b.alpha_weekday),
+        ] {
+            if !(a > 0.0 && a <= 1.0) {
+                return fail(&format!("detect.baseline.{name}"), "must be in (0, 1]".into());
+            }
+        }
+        let pace = ms(d.cap.pace_window);
+        if !(is_supported_window(pace) && pace % crate::time::DAY_MS == 0) {
+            return fail(
+                "detect.cap.pace_window",
+                "must be whole days, 1d to 7d".into(),
+            );
+        }
+        if d.scope.half_life < Duration::from_secs(60) {
+            return fail("detect.scope.half_life", "must be at least 1m".into());
+        }
+        for (field, share) in [
+            ("detect.scope.min_share", d.scope.min_share),
+            ("detect.new_origin.min_share", d.new_origin.min_share),
+        ] {
+            if !(share > 0.0 && share < 1.0) {
+                return fail(field, "must be in (0, 1)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_pairs(field: &str, pairs: &[WindowPair], path: &Path) -> Result<(), ConfigError> {
+    for (n, p) in pairs.iter().enumerate() {
+        let (s, l) = (ms(p.short), ms(p.long));
+        let bad = |msg: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            field: format!("{field}[{n}]"),
+            message: msg.to_owned(),
+        };
+        if !is_supported_window(s) || !is_supported_window(l) {
+            return Err(bad(
+                "windows are whole minutes up to 1h, whole hours up to 1d, or whole days up to 7d",
+            ));
+        }
+        if s >= l {
+            return Err(bad("`short` must be shorter than `long`"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("", Path::new("o.toml")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        assert_eq!(
+            Config::parse(&text, Path::new("o.toml")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_precise() {
+        let e = Config::parse("[detect]\nalert_at = 1.5\nalrt = 2\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("o.toml:3:"), "{e}");
+        assert!(e.contains("alrt"), "{e}");
+
+        let e = Config::parse(
+            "[detect.over_contract]\nwindows = [{ short = \"30m\", long = \"5m\" }]\n",
+            Path::new("o.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("detect.over_contract.windows[0]"), "{e}");
+
+        let e = Config::parse("[input]\nallowed_lateness = \"2h\"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("input.allowed_lateness"), "{e}");
+
+        let e = Config::parse("[input]\nallowed_lateness = \"soon\"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("o.toml:2:"), "{e}");
+    }
+}

@@ -1,0 +1,436 @@
+//! Decoding: bytes off the wire (a Kafka message value, a line of a file) into [`Event`]s.
+//!
+//! This is the only place that trusts nothing. Every way an input can be wrong maps to one
+//! [`Reject`] reason from a small fixed set, so that the service can count rejections in a
+//! bounded metric label and carry on; nothing here panics or allocates per field unless a JSON
+//! string had escapes. Two formats are built in: overage's canonical event JSON and the JSON
+//! that Kong Gateway's kafka-log / http-log plugins publish (see [`kong`]).
+
+pub mod kong;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::time::{parse_rfc3339, Millis};
+
+/// Longest accepted `client_id`, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
+/// One API call, as the detectors see it. Strings borrow from the input buffer when they can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    pub ts: Millis,
+    pub client_id: Cow<'a, str>,
+    pub event_id: Option<Cow<'a, str>>,
+    pub units: f64,
+    pub product: Option<Cow<'a, str>>,
+    pub endpoint: Option<Cow<'a, str>>,
+    pub status: Option<u16>,
+    pub bytes: Option<u64>,
+    pub origin_ip: Option<Cow<'a, str>>,
+    pub origin_country: Option<Cow<'a, str>>,
+    pub origin_asn: Option<u32>,
+}
+
+/// Why an input was not turned into an event. The set is closed so metric labels stay bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    /// Not JSON, not the expected shape, or a field of the wrong type.
+    Malformed,
+    MissingClientId,
+    /// `client_id` longer than [`MAX_CLIENT_ID_BYTES`].
+    BadClientId,
+    /// `ts` missing, unparseable or of the wrong type.
+    BadTimestamp,
+    /// `ts` further in the future than the configured skew allows.
+    FutureTimestamp,
+    /// `units` negative, not finite or not a number.
+    BadUnits,
+    /// The message is larger than `max_event_bytes`.
+    TooLarge,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 7] = [
+        Reject::Malformed,
+        Reject::MissingClientId,
+        Reject::BadClientId,
+        Reject::BadTimestamp,
+        Reject::FutureTimestamp,
+        Reject::BadUnits,
+        Reject::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed",
+            Reject::MissingClientId => "missing_client_id",
+            Reject::BadClientId => "bad_client_id",
+            Reject::BadTimestamp => "bad_timestamp",
+            Reject::FutureTimestamp => "future_timestamp",
+            Reject::BadUnits => "bad_units",
+            Reject::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Input formats overage understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// overage's canonical access-event JSON, one object per message.
+    #[default]
+    Json,
+    /// Kong Gateway kafka-log / http-log JSON, one object or a batch array per message.
+    Kong,
+}
+
+/// Decodes raw messages into events. Cheap to clone; holds only options.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    pub format: Format,
+    pub max_event_bytes: usize,
+    pub kong: kong::KongOptions,
+}
+
+impl Decoder {
+    pub fn new(format: Format, max_event_bytes: usize, kong: kong::KongOptions) -> Self {
+        Decoder {
+            format,
+            max_event_bytes,
+            kong,
+        }
+    }
+
+    /// Decode one message, calling `sink` once per event or rejection it contains (a Kong batch
+    /// array yields several).
+    pub fn decode<'a>(&self, bytes: &'a [u8], mut sink: impl FnMut(Result<Event<'a>, Reject>)) {
+        if self.max_event_bytes > 0 && bytes.len() > self.max_event_bytes {
+            sink(Err(Reject::TooLarge));
+            return;
+        }
+        match self.format {
+            Format::Json => sink(decode_canonical(bytes)),
+            Format::Kong => kong::decode(&self.kong, bytes, sink),
+        }
+    }
+}
+
+/// Decode one canonical event.
+pub fn decode_canonical(bytes: &[u8]) -> Result<Event<'_>, Reject> {
+    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|_| Reject::Malformed)?;
+    raw.validate()
+}
+
+/// Fields as they came, before validation, so each problem can be named precisely.
+#[derive(Default)]
+struct RawEvent<'a> {
+    ts: RawTs,
+    client_id: Option<Cow<'a, str>>,
+    event_id: Option<Cow<'a, str>>,
+    units: RawUnits,
+    product: Option<Cow<'a, str>>,
+    endpoint: Option<Cow<'a, str>>,
+    status: Option<u16>,
+    bytes: Option<u64>,
+    origin_ip: Option<Cow<'a, str>>,
+    origin_country: Option<Cow<'a, str>>,
+    origin_asn: Option<u32>,
+}
+
+impl<'a> RawEvent<'a> {
+    fn validate(self) -> Result<Event<'a>, Reject> {
+        let client_id = match self.client_id {
+            None => return Err(Reject::MissingClientId),
+            Some(c) if c.is_empty() => return Err(Reject::MissingClientId),
+            Some(c) if c.len() > MAX_CLIENT_ID_BYTES => return Err(Reject::BadClientId),
+            Some(c) => c,
+        };
+        let ts = match self.ts {
+            RawTs::Ok(ts) => ts,
+            RawTs::Missing | RawTs::Invalid => return Err(Reject::BadTimestamp),
+        };
+        let units = match self.units {
+            RawUnits::Missing => 1.0,
+            RawUnits::Ok(u) if u.is_finite() && u >= 0.0 => u,
+            RawUnits::Ok(_) | RawUnits::Invalid => return Err(Reject::BadUnits),
+        };
+        Ok(Event {
+            ts,
+            client_id,
+            event_id: self.event_id,
+            units,
+            product: self.product,
+            endpoint: self.endpoint,
+            status: self.status,
+            bytes: self.bytes,
+            origin_ip: self.origin_ip,
+            origin_country: self.origin_country,
+            origin_asn: self.origin_asn,
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEvent<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RawEventVisitor(std::marker::PhantomData))
+    }
+}
+
+struct RawEventVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for RawEventVisitor<'a> {
+    type Value = RawEvent<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an access event object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut ev = RawEvent::default();
+        while let Some(key) = map.next_key::<CowStr<'_>>()? {
+            match key.0.as_ref() {
+                "ts" => ev.ts = map.next_value()?,
+                "client_id" => ev.client_id = map.next_value::<Option<CowStr>>()?.map(|c| c.0),
+                "event_id" => ev.event_id = map.next_value::<Option<CowStr>>()?.map(|c| c.0),
+                "units" => ev.units = map.next_value()?,
+                "product" => ev.product = map.next_value::<Option<CowStr>>()?.map(|c| c.0),
+                "endpoint" => ev.endpoint = map.next_value::<Option<CowStr>>()?.map(|c| c.0),
+                "status" => ev.status = map.next_value()?,
+                "bytes" => ev.bytes = map.next_value()?,
+                "origin_ip" => ev.origin_ip = map.next_value::<Option<CowStr>>()?.map(|c| c.0),
+                "origin_country" => {
+                    ev.origin_country = map.next_value::<Option<CowStr>>()?.map(|c| c.0)
+                }
+                "origin_asn" => ev.origin_asn = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ev)
+    }
+}
+
+/// A string that borrows from the input when it has no escapes. (serde's own `Cow<str>` impl
+/// always allocates.)
+pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = CowStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// `ts` as found: a valid instant, or a reason it is not one. Wrong types are a timestamp
+/// problem (`bad_timestamp`), not a malformed message.
+#[derive(Default)]
+pub(crate) enum RawTs {
+    #[default]
+    Missing,
+    Invalid,
+    Ok(Millis),
+}
+
+impl<'de> Deserialize<'de> for RawTs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 string or epoch milliseconds")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTs, E> {
+                Ok(parse_rfc3339(v).map_or(RawTs::Invalid, RawTs::Ok))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTs, E> {
+                Ok(i64::try_from(v).map_or(RawTs::Invalid, RawTs::Ok))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawTs, E> {
+                Ok(RawTs::Ok(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawTs, E> {
+                if v.is_finite() && v.abs() < 9.0e15 {
+                    Ok(RawTs::Ok(v as i64))
+                } else {
+                    Ok(RawTs::Invalid)
+                }
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawTs, E> {
+                Ok(RawTs::Invalid)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawTs, E> {
+                Ok(RawTs::Missing)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<RawTs, M::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RawTs::Invalid)
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<RawTs, S::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawTs::Invalid)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `units` as found. Anything that is not a number is `bad_units`.
+#[derive(Default)]
+pub(crate) enum RawUnits {
+    #[default]
+    Missing,
+    Invalid,
+    Ok(f64),
+}
+
+impl<'de> Deserialize<'de> for RawUnits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUnits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawUnits, E> {
+                Ok(RawUnits::Ok(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawUnits, E> {
+                Ok(RawUnits::Ok(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawUnits, E> {
+                Ok(RawUnits::Ok(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawUnits, E> {
+                Ok(RawUnits::Missing)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawUnits, E> {
+                Ok(RawUnits::Invalid)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawUnits, E> {
+                Ok(RawUnits::Invalid)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<RawUnits, M::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RawUnits::Invalid)
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<RawUnits, S::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawUnits::Invalid)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Result<Event<'_>, Reject> {
+        decode_canonical(s.as_bytes())
+    }
+
+    #[test]
+    fn full_event_borrows_strings() {
+        let e = dec(r#"{"ts":"2026-09-10T14:20:00Z","client_id":"msft-bing","event_id":"e1",
+            "units":250,"product":"search","endpoint":"/2/tweets/search/recent","status":200,
+            "bytes":1234,"origin_ip":"10.0.0.1","origin_country":"US","origin_asn":8075,
+            "extra":{"nested":[1,2,3]}}"#)
+        .unwrap();
+        assert_eq!(e.ts, 1_789_050_000_000);
+        assert!(matches!(e.client_id, Cow::Borrowed("msft-bing")));
+        assert_eq!(e.units, 250.0);
+        assert_eq!(e.status, Some(200));
+        assert_eq!(e.origin_asn, Some(8075));
+        assert_eq!(e.origin_country.as_deref(), Some("US"));
+    }
+
+    #[test]
+    fn defaults_and_epoch_millis() {
+        let e = dec(r#"{"ts":1789050000000,"client_id":"a"}"#).unwrap();
+        assert_eq!(e.ts, 1_789_050_000_000);
+        assert_eq!(e.units, 1.0);
+        assert!(e.product.is_none());
+        let e = dec(r#"{"ts":1789050000000,"client_id":"a\u00e9","units":null}"#).unwrap();
+        assert_eq!(e.client_id, "aé");
+        assert_eq!(e.units, 1.0);
+    }
+
+    #[test]
+    fn each_problem_has_its_reason() {
+        let cases = [
+            ("not json", Reject::Malformed),
+            (r#"{"ts":1,"client_id":"a""#, Reject::Malformed),
+            ("[1,2]", Reject::Malformed),
+            ("42", Reject::Malformed),
+            (r#"{"ts":1,"client_id":"a","status":"abc"}"#, Reject::Malformed),
+            (r#"{"ts":1,"client_id":7}"#, Reject::Malformed),
+            (r#"{"ts":1}"#, Reject::MissingClientId),
+            (r#"{"ts":1,"client_id":""}"#, Reject::MissingClientId),
+            (r#"{"client_id":"a"}"#, Reject::BadTimestamp),
+            (r#"{"ts":"yesterday","client_id":"a"}"#, Reject::BadTimestamp),
+            (r#"{"ts":true,"client_id":"a"}"#, Reject::BadTimestamp),
+            (r#"{"ts":{"a":1},"client_id":"a"}"#, Reject::BadTimestamp),
+            (r#"{"ts":1,"client_id":"a","units":-1}"#, Reject::BadUnits),
+            (r#"{"ts":1,"client_id":"a","units":"5"}"#, Reject::BadUnits),
+            (r#"{"ts":1,"client_id":"a","units":[5]}"#, Reject::BadUnits),
+        ];
+        for (input, want) in cases {
+            assert_eq!(dec(input).err(), Some(want), "{input}");
+        }
+        let long = format!(r#"{{"ts":1,"client_id":"{}"}}"#, "x".repeat(257));
+        assert_eq!(dec(&long).err(), Some(Reject::BadClientId));
+        let ok = format!(r#"{{"ts":1,"client_id":"{}"}}"#, "x".repeat(256));
+        assert!(dec(&ok).is_ok());
+    }
+
+    #[test]
+    fn size_limit_applies_before_parsing() {
+        let d = Decoder::new(Format::Json, 16, Default::default());
+        let mut got = vec![];
+        d.decode(br#"{"ts":1,"client_id":"abc"}"#, |r| got.push(r.err()));
+        assert_eq!(got, vec![Some(Reject::TooLarge)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_canonical(&bytes);
+        }
+
+        #[test]
+        fn valid_events_round_trip(client in "[a-zA-Z0-9_.-]{1,64}", ts in 0i64..4_000_000_000_000, units in 0u32..1_000_000) {
+            let line = serde_json::json!({"ts": ts, "client_id": client, "units": units}).to_string();
+            let e = decode_canonical(line.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(e.ts, ts);
+            proptest::prop_assert_eq!(e.client_id.as_ref(), client.as_str());
+            proptest::prop_assert_eq!(e.units, units as f64);
+        }
+    }
+}

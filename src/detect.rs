@@ -1,0 +1,462 @@
+//! Detectors: pure functions from a client's state at a minute boundary to verdicts.
+//!
+//! Each detector answers, for one alert kind and severity, "over the firing threshold, in the
+//! hysteresis band, or clear?" ([`Verdict`]); the alert lifecycle lives in [`crate::alert`] and
+//! the scheduling in [`crate::engine`]. Nothing here reads a clock: `t` is the event-time
+//! boundary being evaluated, and everything summed is strictly before it.
+//!
+//! Volume detectors (`over_contract`, `baseline_jump`) follow multi-window burn-rate alerting: a
+//! pair of windows must both be over the threshold, the long one so that a short burst cannot
+//! fire, the short one so that the alert resolves soon after the excess stops; and the excess
+//! must be statistically significant against the threshold itself (compound Poisson, see
+//! [`significant`]), so that a handful of events never pages.
+
+use statrs::distribution::{DiscreteCDF, Poisson};
+
+use crate::alert::{Reading, Verdict};
+use crate::baseline::{BaselineParams, Seasonal};
+use crate::client::{Client, Dispersion, Scope};
+use crate::config::{ms, Config};
+use crate::time::{month_of, month_start, Millis};
+use crate::window::Windows;
+
+/// Hysteresis of count-based detectors: they clear below half their thresholds.
+const COUNT_CLEAR_FRACTION: f64 = 0.5;
+
+/// Detector parameters, in the units the hot path wants (milliseconds, plain numbers).
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub alert_at: f64,
+    pub page_at: f64,
+    pub alpha: f64,
+    pub resolve_ratio: f64,
+    /// Minutes of excess a long window (up to 1h) ignores: bursts this short never fire.
+    pub burst_minutes: usize,
+    /// Evaluations (minutes) a condition must hold to fire / be clear to resolve.
+    pub fire_after: u16,
+    pub resolve_after: u16,
+
+    pub over_contract: bool,
+    pub oc_pairs: Vec<(Millis, Millis)>,
+
+    pub baseline_jump: bool,
+    pub bj_contracted: bool,
+    pub bj_alert_at: f64,
+    pub bj_page_at: f64,
+    pub bj_pairs: Vec<(Millis, Millis)>,
+    pub bj_min_events: f64,
+    pub baseline: BaselineParams,
+
+    pub cap: bool,
+    pub cap_forecast_at: f64,
+    pub cap_pace: Millis,
+    pub cap_min_history: Millis,
+
+    pub scope: bool,
+    pub half_life: Millis,
+    pub scope_min_events: f64,
+    pub scope_min_share: f64,
+
+    pub new_origin: bool,
+    pub no_min_share: f64,
+    pub no_min_events: f64,
+    pub no_learn_after: Millis,
+}
+
+impl Params {
+    pub fn from_config(c: &Config) -> Params {
+        let d = &c.detect;
+        let pairs = |ps: &[crate::config::WindowPair]| -> Vec<(Millis, Millis)> {
+            ps.iter().map(|p| (ms(p.short), ms(p.long))).collect()
+        };
+        let evals = |dur: std::time::Duration| (dur.as_secs() / 60).min(u16::MAX as u64) as u16;
+        Params {
+            alert_at: d.alert_at,
+            page_at: d.page_at,
+            alpha: d.significance,
+            resolve_ratio: d.resolve_ratio,
+            burst_minutes: (d.burst_tolerance.as_secs() / 60) as usize,
+            fire_after: evals(d.fire_after).max(1),
+            resolve_after: evals(d.resolve_after).max(1),
+            over_contract: d.over_contract.enabled,
+            oc_pairs: pairs(&d.over_contract.windows),
+            baseline_jump: d.baseline_jump.enabled,
+            bj_contracted: d.baseline_jump.contracted,
+            bj_alert_at: d.baseline_jump.alert_at,
+            bj_page_at: d.baseline_jump.page_at,
+            bj_pairs: pairs(&d.baseline_jump.windows),
+            bj_min_events: d.baseline_jump.min_events,
+            baseline: d.baseline.params(),
+            cap: d.cap.enabled,
+            cap_forecast_at: d.cap.forecast_at,
+            cap_pace: ms(d.cap.pace_window),
+            cap_min_history: ms(d.cap.min_history),
+            scope: d.scope.enabled,
+            half_life: ms(d.scope.half_life),
+            scope_min_events: d.scope.min_events,
+            scope_min_share: d.scope.min_share,
+            new_origin: d.new_origin.enabled,
+            no_min_share: d.new_origin.min_share,
+            no_min_events: d.new_origin.min_events,
+            no_learn_after: ms(d.new_origin.learn_after),
+        }
+    }
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::from_config(&Config::default())
+    }
+}
+
+/// Is `observed` units significantly above `null_mean` units? One-sided Poisson test on
+/// effective counts: unit sums are scaled by the dispersion factor `E[u²]/E[u]` so that calls
+/// returning many records are not mistaken for many independent calls.
+pub fn significant(observed: f64, null_mean: f64, units: &Dispersion, alpha: f64) -> bool {
+    let d = units.factor();
+    let k = (observed / d).floor();
+    let lambda = null_mean / d;
+    if k < 1.0 {
+        return false;
+    }
+    if lambda <= 0.0 {
+        return true;
+    }
+    match Poisson::new(lambda) {
+        // P(X >= k) = P(X > k - 1)
+        Ok(p) => p.sf(k as u64 - 1) < alpha,
+        Err(_) => false,
+    }
+}
+
+/// Shared logic of the windowed volume detectors. `expected(t, duration)` gives the expected
+/// units over `[t - duration, t)`.
+#[allow(clippy::too_many_arguments)]
+fn windowed(
+    w: &Windows,
+    units: &Dispersion,
+    t: Millis,
+    pairs: &[(Millis, Millis)],
+    threshold: f64,
+    p: &Params,
+    min_events: f64,
+    expected: impl Fn(Millis, Millis) -> f64,
+) -> Verdict {
+    let mut shown: Option<(f64, Reading)> = None;
+    for &(short, long) in pairs {
+        let (s_obs, s_dur) = w.sum(t, short);
+        let (l_obs, l_dur) = w.sum(t, long);
+        // "Sustained": the long window is judged without its most intense minutes.
+        let (l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
+        let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
+        // The trimmed minutes' expectation is scaled out by duration (a close approximation:
+        // the expectation varies little within an hour).
+        let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
+        if !(s_exp > 0.0 && l_trim_exp > 0.0) {
+            continue;
+        }
+        let level = (s_obs / s_exp).min(l_trim / l_trim_exp);
+        let reading = Reading {
+            observed: l_obs,
+            expected: l_exp,
+            ratio: l_obs / l_exp,
+            window: long,
+            item: None,
+        };
+        if level >= threshold
+            && l_trim >= min_events * units.mean()
+            && significant(l_trim, threshold * l_trim_exp, units, p.alpha)
+        {
+            return Verdict::Fire(reading);
+        }
+        if shown.as_ref().is_none_or(|(l, _)| level > *l) {
+            shown = Some((level, reading));
+        }
+    }
+    match shown {
+        Some((level, r)) if level >= threshold * p.resolve_ratio => Verdict::Hold(r),
+        Some((_, r)) => Verdict::Clear(r),
+        None => Verdict::Clear(Reading {
+            observed: 0.0,
+            expected: 0.0,
+            ratio: 0.0,
+            window: pairs.first().map_or(0, |p| p.1),
+            item: None,
+        }),
+    }
+}
+
+/// `over_contract`: consumption against the contracted rate (units per ms).
+pub fn over_contract(c: &Client, t: Millis, rate_per_ms: f64, threshold: f64, p: &Params) -> Verdict {
+    windowed(
+        &c.windows,
+        &c.units,
+        t,
+        &p.oc_pairs,
+        threshold,
+        p,
+        0.0,
+        |_, dur| rate_per_ms * dur as f64,
+    )
+}
+
+/// `baseline_jump`: consumption against the client's own learned seasonal baseline. `None`
+/// while the baseline is still warming up.
+pub fn baseline_jump(c: &Client, t: Millis, threshold: f64, p: &Params) -> Option<Verdict> {
+    if !c.baseline.is_warm(&p.baseline) {
+        return None;
+    }
+    let b: &Seasonal = &c.baseline;
+    Some(windowed(
+        &c.windows,
+        &c.units,
+        t,
+        &p.bj_pairs,
+        threshold,
+        p,
+        p.bj_min_events,
+        |end, dur| b.expected(end, dur, &p.baseline),
+    ))
+}
+
+/// `cap_exceeded`: this month's units against the cap. `window` is the month's start.
+pub fn cap_exceeded(c: &Client, t: Millis, cap: f64) -> Verdict {
+    let month = month_of(t - 1);
+    let used = c.usage.in_month(month);
+    let r = Reading {
+        observed: used,
+        expected: cap,
+        ratio: used / cap,
+        window: month_start(month),
+        item: None,
+    };
+    if used > cap {
+        Verdict::Fire(r)
+    } else {
+        Verdict::Clear(r)
+    }
+}
+
+/// `cap_forecast`: month to date plus the recent pace until month end, against the cap. `None`
+/// while the client is too new for a pace.
+pub fn cap_forecast(c: &Client, t: Millis, cap: f64, p: &Params) -> Option<Verdict> {
+    let history = t - c.first_seen;
+    if history < p.cap_min_history {
+        return None;
+    }
+    let month = month_of(t - 1);
+    let used = c.usage.in_month(month);
+    let (recent, covered) = c.windows.sum(t, p.cap_pace);
+    let span = covered.min(history).max(1);
+    let pace = recent / span as f64;
+    let remaining = (month_start(month + 1) - t).max(0);
+    let projected = used + pace * remaining as f64;
+    let r = Reading {
+        observed: projected,
+        expected: cap,
+        ratio: projected / cap,
+        window: month_start(month),
+        item: None,
+    };
+    Some(if r.ratio >= p.cap_forecast_at {
+        Verdict::Fire(r)
+    } else if r.ratio >= p.cap_forecast_at * p.resolve_ratio {
+        Verdict::Hold(r)
+    } else {
+        Verdict::Clear(r)
+    })
+}
+
+/// Sustained share of calls breaking a scope rule (decayed counts, already anchored at `t`).
+pub fn scope_share(bad: f32, total: f32, item: u32, p: &Params) -> Verdict {
+    count_share(
+        bad as f64,
+        total as f64,
+        item,
+        p.scope_min_events,
+        p.scope_min_share,
+        p.half_life,
+    )
+}
+
+fn count_share(
+    count: f64,
+    total: f64,
+    item: u32,
+    min_events: f64,
+    min_share: f64,
+    window: Millis,
+) -> Verdict {
+    let share = if total > 0.0 { count / total } else { 0.0 };
+    let r = Reading {
+        observed: count,
+        expected: total,
+        ratio: share,
+        window,
+        item: Some(item),
+    };
+    if count >= min_events && share >= min_share {
+        Verdict::Fire(r)
+    } else if count >= min_events * COUNT_CLEAR_FRACTION && share >= min_share * COUNT_CLEAR_FRACTION
+    {
+        Verdict::Hold(r)
+    } else {
+        Verdict::Clear(r)
+    }
+}
+
+/// `new_origin`: the largest share of recent calls from an origin that is not established (first
+/// seen after the client's own learning period, and less than `learn_after` ago).
+pub fn new_origin(c: &Client, t: Millis, p: &Params) -> Verdict {
+    let s: &Scope = &c.scope;
+    let settled_by = c.first_seen + p.no_learn_after;
+    let newest = s
+        .origins
+        .iter()
+        .filter(|&(_, first, _)| first >= settled_by && t - first < p.no_learn_after)
+        .max_by(|a, b| a.2.total_cmp(&b.2));
+    match newest {
+        Some((id, _, calls)) => count_share(
+            calls as f64,
+            s.total as f64,
+            id,
+            p.no_min_events,
+            p.no_min_share,
+            p.half_life,
+        ),
+        None => Verdict::Clear(Reading {
+            observed: 0.0,
+            expected: s.total as f64,
+            ratio: 0.0,
+            window: p.half_life,
+            item: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{HOUR_MS, MINUTE_MS};
+    use std::sync::Arc;
+
+    const T0: Millis = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
+
+    /// A client with `per_minute` events of 10 units each minute over `[from, to)` minutes
+    /// relative to T0.
+    fn client_with(rates: &[(i64, i64, u32)]) -> Client {
+        let mut c = Client::new(Arc::from("c"), Some(0), T0 - 7 * 24 * HOUR_MS);
+        for &(from, to, per_minute) in rates {
+            for m in from..to {
+                for k in 0..per_minute {
+                    let ts = T0 + m * MINUTE_MS + k as i64 * (MINUTE_MS / per_minute as i64);
+                    c.windows.add(ts, 10.0);
+                    c.units.add(10.0);
+                }
+            }
+        }
+        c
+    }
+
+    fn rate(units_per_minute: f64) -> f64 {
+        units_per_minute / MINUTE_MS as f64
+    }
+
+    #[test]
+    fn steady_at_contract_is_clear() {
+        let c = client_with(&[(-400, 0, 10)]);
+        let v = over_contract(&c, T0, rate(100.0), 1.5, &Params::default());
+        assert!(matches!(v, Verdict::Clear(r) if (r.ratio - 1.0).abs() < 0.01), "{v:?}");
+    }
+
+    #[test]
+    fn sustained_triple_fires_within_ten_minutes() {
+        let p = Params::default();
+        let mut fired_at = None;
+        for m in 1..=30 {
+            let c = client_with(&[(-400, 0, 10), (0, m, 30)]);
+            if let Verdict::Fire(r) = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), 1.5, &p) {
+                assert_eq!(r.window, 15 * MINUTE_MS);
+                fired_at = Some(m);
+                break;
+            }
+        }
+        let m = fired_at.expect("never fired");
+        assert!(m <= 10, "fired after {m} minutes");
+    }
+
+    #[test]
+    fn short_burst_does_not_fire() {
+        let p = Params::default();
+        // three minutes at 10x, then back to normal: trimmed away, however intense
+        for m in 1..=40 {
+            let c = client_with(&[(-400, 0, 10), (0, 3, 100), (3, 40, 10)]);
+            let v = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), 1.5, &p);
+            assert!(!matches!(v, Verdict::Fire(_)), "minute {m}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn few_events_are_not_significant() {
+        let p = Params::default();
+        // contract of 1 unit/min; the client makes 2 calls of 10 units in the last 5 minutes:
+        // 20x the contract, but two calls prove nothing
+        let c = client_with(&[(-5, -4, 1), (-2, -1, 1)]);
+        let v = over_contract(&c, T0, rate(1.0), 1.5, &p);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+    }
+
+    #[test]
+    fn significance_uses_dispersion() {
+        let mut small = Dispersion::default();
+        small.add(1.0);
+        let mut big = Dispersion::default();
+        big.add(100.0);
+        // 1300 units against a null of 1000: clear with unit calls, noise with 100-unit calls
+        assert!(significant(1300.0, 1000.0, &small, 1e-3));
+        assert!(!significant(1300.0, 1000.0, &big, 1e-3));
+        assert!(!significant(0.0, 10.0, &small, 1e-3));
+    }
+
+    #[test]
+    fn cap_forecast_projects_pace_to_month_end() {
+        let p = Params::default();
+        // 10 calls of 10 units a minute for two days: 144,000 units a day
+        let mut c = client_with(&[(-48 * 60, 0, 10)]);
+        c.first_seen = T0 - 48 * HOUR_MS;
+        c.usage.add(T0 - 1, 144_000.0);
+        let month = month_of(T0 - 1);
+        let days_left = (month_start(month + 1) - T0) as f64 / (24 * HOUR_MS) as f64;
+        let projected = 144_000.0 + 144_000.0 * days_left;
+        let v = cap_forecast(&c, T0, projected * 0.95, &p).unwrap();
+        assert!(matches!(v, Verdict::Fire(r) if (r.observed - projected).abs() / projected < 0.01), "{v:?}");
+        let v = cap_forecast(&c, T0, projected * 1.5, &p).unwrap();
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        c.first_seen = T0 - HOUR_MS;
+        assert!(cap_forecast(&c, T0, 1.0, &p).is_none(), "too new for a pace");
+    }
+
+    #[test]
+    fn scope_share_has_a_hysteresis_band() {
+        let p = Params::default();
+        assert!(matches!(scope_share(40.0, 200.0, 1, &p), Verdict::Fire(_)));
+        assert!(matches!(scope_share(15.0, 200.0, 1, &p), Verdict::Hold(_)));
+        assert!(matches!(scope_share(5.0, 200.0, 1, &p), Verdict::Clear(_)));
+        assert!(matches!(scope_share(40.0, 10_000.0, 1, &p), Verdict::Clear(_)));
+    }
+
+    #[test]
+    fn new_origin_ignores_established_origins() {
+        let p = Params::default();
+        let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
+        // an origin from the first day is the client's own, however big its share
+        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0);
+        c.scope.total = 130.0;
+        assert!(matches!(new_origin(&c, T0, &p), Verdict::Clear(_)));
+        // one first seen an hour ago with 30 of 130 calls is new
+        c.scope.origins.add(2, T0 - HOUR_MS, 30.0);
+        assert!(matches!(new_origin(&c, T0, &p), Verdict::Fire(r) if r.item == Some(2)));
+        // and a day later it is established
+        assert!(matches!(new_origin(&c, T0 + 24 * HOUR_MS, &p), Verdict::Clear(_)));
+    }
+}

@@ -1,0 +1,801 @@
+//! The engine: events in, alert transitions out, for one shard of clients.
+//!
+//! One `Engine` owns the state of the clients whose events it sees (in the service, one Kafka
+//! partition; in `replay`, everything). It is synchronous, single-threaded and clock-free: the
+//! only notion of time is the event-time watermark, `newest event − allowed lateness`.
+//!
+//! - [`Engine::apply`] does O(1) work per event: dedupe, usage totals, window buckets, scope
+//!   counters, and scheduling the client's evaluation at the end of the event's minute.
+//! - When the watermark passes a minute boundary, every client scheduled there is evaluated
+//!   once (detectors → alert lifecycle). A client stays scheduled only while it has traffic or an
+//!   alert pending or firing, so idle clients cost nothing.
+//! - Events older than the watermark are `late`: they count in usage totals but not in windows,
+//!   so reordering within the allowed lateness never changes a result.
+//! - Memory is bounded: idle uncontracted clients are evicted after `idle_timeout`, and at
+//!   `max_clients` the least recently seen evictable client makes room (sampled, as Redis does).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use crate::alert::{Alert, AlertKind, Reading, Severity, Slot, State, Step, Verdict};
+use crate::client::{Breach, Client, NOT_SCHEDULED};
+use crate::config::{ms, Config};
+use crate::contract::Contracts;
+use crate::decode::{Event, Reject};
+use crate::dedupe::{self, Dedupe};
+use crate::detect::{self, Params};
+use crate::intern::Interner;
+use crate::time::{duration_label, hour_of, minute_of, month_label, month_of, Millis, MINUTE_MS};
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied to windows, detectors and totals.
+    Accepted,
+    /// Older than the watermark: added to usage totals only.
+    Late,
+    /// A repeated `event_id` within the dedupe horizon: ignored.
+    Duplicate,
+    /// The client table is full of clients that may not be evicted: not tracked.
+    Overflow,
+    Rejected(Reject),
+}
+
+impl Outcome {
+    /// Every outcome label, in a fixed order (metrics and summaries use these strings).
+    pub const LABELS: [&'static str; 11] = [
+        "accepted",
+        "late",
+        "duplicate",
+        "overflow",
+        "malformed",
+        "missing_client_id",
+        "bad_client_id",
+        "bad_timestamp",
+        "future_timestamp",
+        "bad_units",
+        "too_large",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Late => "late",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Overflow => "overflow",
+            Outcome::Rejected(r) => r.as_str(),
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::LABELS
+            .iter()
+            .position(|l| *l == self.as_str())
+            .unwrap_or(0)
+    }
+}
+
+/// Counters an operator wants; all bounded in cardinality.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    outcomes: [u64; Outcome::LABELS.len()],
+    pub fired: BTreeMap<AlertKind, u64>,
+    pub resolved: BTreeMap<AlertKind, u64>,
+    pub evicted_idle: u64,
+    pub evicted_capacity: u64,
+    pub evaluations: u64,
+}
+
+impl Stats {
+    pub fn count(&self, label: &str) -> u64 {
+        Outcome::LABELS
+            .iter()
+            .position(|l| *l == label)
+            .map_or(0, |i| self.outcomes[i])
+    }
+
+    pub fn outcomes(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Outcome::LABELS
+            .iter()
+            .zip(self.outcomes.iter())
+            .map(|(l, n)| (*l, *n))
+    }
+
+    pub fn events(&self) -> u64 {
+        self.outcomes.iter().sum()
+    }
+}
+
+/// A contract with its names resolved to interned ids.
+#[derive(Debug, Clone)]
+struct Compiled {
+    products: Option<Vec<u32>>,
+    countries: Option<Vec<u32>>,
+}
+
+pub struct Engine {
+    p: Params,
+    lateness: Millis,
+    idle_timeout: Millis,
+    max_clients: usize,
+    contracts: Arc<Contracts>,
+    compiled: Vec<Compiled>,
+    labels: Interner,
+    endpoint_ok: AHashMap<(u32, u32), bool>,
+    index: AHashMap<Arc<str>, u32>,
+    clients: Vec<Option<Client>>,
+    free: Vec<u32>,
+    /// Minute boundary → clients to evaluate there.
+    due: BTreeMap<i64, Vec<u32>>,
+    max_ts: Millis,
+    watermark: Millis,
+    housekeeping_at: i64,
+    sweep_cursor: usize,
+    dedupe: Dedupe,
+    stats: Stats,
+    verdicts: Vec<(AlertKind, Severity, Verdict)>,
+}
+
+/// Bound on the endpoint-glob cache (entries), after which it is cleared.
+const ENDPOINT_CACHE_MAX: usize = 1 << 20;
+/// Clients sampled to find one to evict when the table is full.
+const EVICTION_SAMPLE: usize = 32;
+/// Origins given as an ASN are kept apart from country ids by this bit.
+const ASN_FLAG: u32 = 1 << 31;
+
+impl Engine {
+    pub fn new(cfg: &Config, contracts: Arc<Contracts>) -> Engine {
+        let mut e = Engine {
+            p: Params::from_config(cfg),
+            lateness: ms(cfg.input.allowed_lateness),
+            idle_timeout: ms(cfg.state.idle_timeout),
+            max_clients: cfg.state.max_clients,
+            contracts: Arc::new(Contracts::default()),
+            compiled: Vec::new(),
+            labels: Interner::new(cfg.state.max_labels),
+            endpoint_ok: AHashMap::new(),
+            index: AHashMap::new(),
+            clients: Vec::new(),
+            free: Vec::new(),
+            due: BTreeMap::new(),
+            max_ts: Millis::MIN,
+            watermark: Millis::MIN,
+            housekeeping_at: i64::MIN,
+            sweep_cursor: 0,
+            dedupe: Dedupe::new(
+                ms(cfg.input.dedupe_horizon),
+                cfg.input.dedupe_max_ids,
+            ),
+            stats: Stats::default(),
+            verdicts: Vec::with_capacity(16),
+        };
+        e.set_contracts(contracts);
+        e
+    }
+
+    /// Replace the contracts in force (on reload). Clients are re-linked to their contract.
+    pub fn set_contracts(&mut self, contracts: Arc<Contracts>) {
+        self.compiled = contracts
+            .iter()
+            .map(|c| Compiled {
+                products: c
+                    .products
+                    .as_ref()
+                    .map(|ps| ps.iter().map(|p| self.labels.intern(p)).collect()),
+                countries: c
+                    .origin_countries
+                    .as_ref()
+                    .map(|cs| cs.iter().map(|c| self.labels.intern(c)).collect()),
+            })
+            .collect();
+        self.endpoint_ok.clear();
+        for c in self.clients.iter_mut().flatten() {
+            c.contract = contracts.get(&c.id).map(|(i, _)| i as u32);
+        }
+        self.contracts = contracts;
+    }
+
+    pub fn contracts(&self) -> &Arc<Contracts> {
+        &self.contracts
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn watermark(&self) -> Option<Millis> {
+        (self.watermark != Millis::MIN).then_some(self.watermark)
+    }
+
+    pub fn max_event_time(&self) -> Option<Millis> {
+        (self.max_ts != Millis::MIN).then_some(self.max_ts)
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        let &i = self.index.get(id)?;
+        self.clients[i as usize].as_ref()
+    }
+
+    pub fn clients(&self) -> impl Iterator<Item = &Client> {
+        self.clients.iter().flatten()
+    }
+
+    /// Name of an interned product / endpoint / origin.
+    pub fn label_name(&self, id: u32) -> String {
+        if id != u32::MAX && id & ASN_FLAG != 0 {
+            format!("AS{}", id & !ASN_FLAG)
+        } else {
+            self.labels.name(id).to_owned()
+        }
+    }
+
+    /// Decode one message and apply what it contains: the one path from bytes to state that
+    /// both `replay` and the service use. `future_limit` is the latest acceptable event time
+    /// (wall clock + skew), if checked.
+    pub fn ingest(
+        &mut self,
+        decoder: &crate::decode::Decoder,
+        bytes: &[u8],
+        future_limit: Option<Millis>,
+        out: &mut Vec<Alert>,
+    ) {
+        decoder.decode(bytes, |r| match r {
+            Ok(ev) if future_limit.is_some_and(|limit| ev.ts > limit) => {
+                self.reject(Reject::FutureTimestamp)
+            }
+            Ok(ev) => {
+                self.apply(&ev, out);
+            }
+            Err(reject) => self.reject(reject),
+        });
+    }
+
+    /// Count an input that never became an event.
+    pub fn reject(&mut self, r: Reject) {
+        self.stats.outcomes[Outcome::Rejected(r).index()] += 1;
+    }
+
+    /// Apply one decoded event; alert transitions it causes are appended to `out`.
+    pub fn apply(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) -> Outcome {
+        let outcome = self.apply_inner(ev, out);
+        self.stats.outcomes[outcome.index()] += 1;
+        outcome
+    }
+
+    fn apply_inner(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) -> Outcome {
+        if let Some(eid) = &ev.event_id {
+            if self
+                .dedupe
+                .check_and_insert(ev.ts, dedupe::key(&ev.client_id, eid))
+            {
+                return Outcome::Duplicate;
+            }
+        }
+        let Some(idx) = self.client_index(&ev.client_id, ev.ts) else {
+            return Outcome::Overflow;
+        };
+        let late = ev.ts < self.watermark;
+        let breach = if late { None } else { self.breach(idx, ev) };
+        let origin = if late { None } else { self.origin_id(ev) };
+        let half_life = self.p.half_life;
+        let Some(c) = self.clients[idx as usize].as_mut() else {
+            return Outcome::Overflow;
+        };
+        c.usage.add(ev.ts, ev.units);
+        c.last_seen = c.last_seen.max(ev.ts);
+        if late {
+            return Outcome::Late;
+        }
+        c.windows.add(ev.ts, ev.units as f32);
+        c.units.add(ev.units);
+        let w = c.scope.weight(ev.ts, half_life);
+        c.scope.add(w, breach);
+        if let Some(o) = origin {
+            c.scope.origins.add(o, ev.ts, w);
+        }
+        let boundary = minute_of(ev.ts) + 1;
+        if c.next_eval == NOT_SCHEDULED || boundary < c.next_eval {
+            c.next_eval = boundary;
+            self.due.entry(boundary).or_default().push(idx);
+        }
+        if ev.ts > self.max_ts {
+            self.max_ts = ev.ts;
+            let wm = ev.ts.saturating_sub(self.lateness);
+            if wm > self.watermark {
+                self.watermark = wm;
+                self.advance(out);
+            }
+        }
+        Outcome::Accepted
+    }
+
+    /// The input has ended: evaluate everything up to the end of the newest event's minute, as
+    /// if the allowed lateness had passed. Clients are not evaluated beyond the data.
+    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+        if self.max_ts == Millis::MIN {
+            return;
+        }
+        self.watermark = (minute_of(self.max_ts) + 1) * MINUTE_MS;
+        self.advance(out);
+    }
+
+    /// Move event time forward without an event (an idle input in the live service, whose
+    /// caller knows no earlier event can still arrive).
+    pub fn advance_to(&mut self, watermark: Millis, out: &mut Vec<Alert>) {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.advance(out);
+        }
+    }
+
+    fn client_index(&mut self, id: &str, ts: Millis) -> Option<u32> {
+        if let Some(&i) = self.index.get(id) {
+            return Some(i);
+        }
+        if self.index.len() >= self.max_clients && !self.evict_one() {
+            return None;
+        }
+        let id: Arc<str> = Arc::from(id);
+        let contract = self.contracts.get(&id).map(|(i, _)| i as u32);
+        let client = Client::new(id.clone(), contract, ts);
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.clients[i as usize] = Some(client);
+                i
+            }
+            None => {
+                self.clients.push(Some(client));
+                (self.clients.len() - 1) as u32
+            }
+        };
+        self.index.insert(id, idx);
+        Some(idx)
+    }
+
+    /// Make room by evicting the least recently seen evictable client among a sample.
+    fn evict_one(&mut self) -> bool {
+        let n = self.clients.len();
+        let mut best: Option<(usize, Millis)> = None;
+        for k in 0..EVICTION_SAMPLE.min(n) {
+            let i = (self.sweep_cursor + k * 7919) % n;
+            if let Some(c) = &self.clients[i] {
+                if c.evictable() && best.is_none_or(|(_, seen)| c.last_seen < seen) {
+                    best = Some((i, c.last_seen));
+                }
+            }
+        }
+        self.sweep_cursor = (self.sweep_cursor + 1) % n.max(1);
+        match best {
+            Some((i, _)) => {
+                self.remove(i);
+                self.stats.evicted_capacity += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(c) = self.clients[i].take() {
+            self.index.remove(&c.id);
+            self.free.push(i as u32);
+        }
+    }
+
+    fn breach(&mut self, idx: u32, ev: &Event<'_>) -> Option<Breach> {
+        let ci = self.clients[idx as usize].as_ref()?.contract?;
+        let compiled = &self.compiled[ci as usize];
+        if let (Some(allowed), Some(product)) = (&compiled.products, &ev.product) {
+            match self.labels.get(product) {
+                Some(id) if allowed.contains(&id) => {}
+                found => {
+                    let id = found.unwrap_or_else(|| self.labels.intern(product));
+                    return Some(Breach::Product(id));
+                }
+            }
+        }
+        if let Some(country) = &ev.origin_country {
+            if let Some(allowed) = &compiled.countries {
+                let id = self.labels.intern(country);
+                if !allowed.contains(&id) {
+                    return Some(Breach::Origin(id));
+                }
+            }
+        }
+        if let Some(endpoint) = &ev.endpoint {
+            let contract = self.contracts.by_index(ci as usize);
+            if let Some(globs) = &contract.endpoints {
+                let eid = self.labels.intern(endpoint);
+                let ok = match self.endpoint_ok.get(&(ci, eid)) {
+                    Some(&ok) => ok,
+                    None => {
+                        let ok = globs.iter().any(|g| g.is_match(endpoint));
+                        if self.endpoint_ok.len() >= ENDPOINT_CACHE_MAX {
+                            self.endpoint_ok.clear();
+                        }
+                        self.endpoint_ok.insert((ci, eid), ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    return Some(Breach::Endpoint(eid));
+                }
+            }
+        }
+        None
+    }
+
+    fn origin_id(&mut self, ev: &Event<'_>) -> Option<u32> {
+        if !self.p.new_origin {
+            return None;
+        }
+        if let Some(country) = &ev.origin_country {
+            return Some(self.labels.intern(country));
+        }
+        ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG))
+    }
+
+    /// Evaluate every boundary the watermark has passed.
+    fn advance(&mut self, out: &mut Vec<Alert>) {
+        let target = self.watermark.div_euclid(MINUTE_MS);
+        while let Some(entry) = self.due.first_entry() {
+            let boundary = *entry.key();
+            if boundary > target {
+                break;
+            }
+            let list = entry.remove();
+            for idx in list {
+                self.evaluate(idx, boundary, out);
+            }
+        }
+        if target > self.housekeeping_at {
+            let minutes = if self.housekeeping_at == i64::MIN {
+                1
+            } else {
+                (target - self.housekeeping_at) as usize
+            };
+            self.housekeeping_at = target;
+            self.housekeeping(minutes);
+        }
+    }
+
+    /// Expire dedupe ids and sweep a slice of the table for idle clients, so that the whole
+    /// table is swept about once an hour of event time.
+    fn housekeeping(&mut self, minutes: usize) {
+        self.dedupe.expire(self.watermark);
+        let n = self.clients.len();
+        if n == 0 {
+            return;
+        }
+        let batch = (n * minutes / 60 + 1).min(n);
+        let cutoff = self.watermark.saturating_sub(self.idle_timeout);
+        for _ in 0..batch {
+            let i = self.sweep_cursor % n;
+            self.sweep_cursor = (i + 1) % n;
+            let idle = self.clients[i]
+                .as_ref()
+                .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
+            if idle {
+                self.remove(i);
+                self.stats.evicted_idle += 1;
+            }
+        }
+    }
+
+    fn evaluate(&mut self, idx: u32, boundary: i64, out: &mut Vec<Alert>) {
+        let t = boundary * MINUTE_MS;
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        verdicts.clear();
+        {
+            let Some(c) = self.clients[idx as usize].as_mut() else {
+                self.verdicts = verdicts;
+                return;
+            };
+            if c.last_eval >= boundary {
+                self.verdicts = verdicts;
+                return;
+            }
+            c.last_eval = boundary;
+            if c.next_eval == boundary {
+                c.next_eval = NOT_SCHEDULED;
+            }
+            self.stats.evaluations += 1;
+            learn_baseline(c, t, &self.p);
+            c.scope.decay_to(t, self.p.half_life);
+            collect_verdicts(c, t, &self.p, &self.contracts, &self.compiled, &mut verdicts);
+        }
+        self.apply_verdicts(idx, t, &verdicts, out);
+        self.verdicts = verdicts;
+        let Some(c) = self.clients[idx as usize].as_mut() else {
+            return;
+        };
+        // Keep evaluating while anything is pending or firing, so alerts resolve even if the
+        // client falls silent.
+        if !c.alerts.is_empty() && (c.next_eval == NOT_SCHEDULED || c.next_eval > boundary + 1) {
+            c.next_eval = boundary + 1;
+            self.due.entry(boundary + 1).or_default().push(idx);
+        }
+    }
+
+    fn apply_verdicts(
+        &mut self,
+        idx: u32,
+        t: Millis,
+        verdicts: &[(AlertKind, Severity, Verdict)],
+        out: &mut Vec<Alert>,
+    ) {
+        let (fire_after, resolve_after) = (self.p.fire_after, self.p.resolve_after);
+        let mut transitions: Vec<(State, Slot)> = Vec::new();
+        {
+            let Some(c) = self.clients[idx as usize].as_mut() else {
+                return;
+            };
+            for &(kind, severity, v) in verdicts {
+                let pos = c
+                    .alerts
+                    .iter()
+                    .position(|s| s.kind == kind && s.severity == severity);
+                let pos = match (pos, v) {
+                    (Some(p), _) => p,
+                    (None, Verdict::Fire(r)) => {
+                        c.alerts.push(Slot::new(kind, severity, r));
+                        c.alerts.len() - 1
+                    }
+                    (None, _) => continue,
+                };
+                match c.alerts[pos].step(v, t, fire_after, resolve_after) {
+                    Step::Fired => transitions.push((State::Firing, c.alerts[pos].clone())),
+                    Step::Resolved => {
+                        transitions.push((State::Resolved, c.alerts.remove(pos)));
+                    }
+                    Step::Dropped => {
+                        c.alerts.remove(pos);
+                    }
+                    Step::Nothing => {}
+                }
+            }
+            // A detector that no longer applies (contract removed, cap dropped) gives no
+            // verdict: its firing alert is treated as clear, so it resolves rather than fires
+            // forever.
+            let mut i = 0;
+            while i < c.alerts.len() {
+                let s = &c.alerts[i];
+                if verdicts
+                    .iter()
+                    .any(|(k, sev, _)| *k == s.kind && *sev == s.severity)
+                {
+                    i += 1;
+                    continue;
+                }
+                let clear = Verdict::Clear(Reading {
+                    ratio: 0.0,
+                    ..s.last
+                });
+                match c.alerts[i].step(clear, t, fire_after, resolve_after) {
+                    Step::Resolved => transitions.push((State::Resolved, c.alerts.remove(i))),
+                    Step::Dropped => {
+                        c.alerts.remove(i);
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        let Some(c) = self.clients[idx as usize].as_ref() else {
+            return;
+        };
+        for (state, slot) in transitions {
+            let alert = self.describe(c, &slot, state, t);
+            match state {
+                State::Firing => *self.stats.fired.entry(slot.kind).or_default() += 1,
+                State::Resolved => *self.stats.resolved.entry(slot.kind).or_default() += 1,
+            }
+            out.push(alert);
+        }
+    }
+
+    /// Build the alert JSON, with a summary an on-call engineer can act on.
+    fn describe(&self, c: &Client, slot: &Slot, state: State, t: Millis) -> Alert {
+        let contract = c.contract.map(|i| self.contracts.by_index(i as usize));
+        let mut labels = contract.map(|k| k.labels.clone()).unwrap_or_default();
+        if let Some(plan) = contract.and_then(|k| k.plan.clone()) {
+            labels.insert("plan".into(), plan);
+        }
+        let r = &slot.last;
+        let id = &c.id;
+        let item = r.item.map(|i| self.label_name(i)).unwrap_or_default();
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        let (window, summary) = match slot.kind {
+            AlertKind::OverContract => {
+                let (units, per) = contract.map_or((0.0, 0), |k| (k.baseline_units, k.per));
+                (
+                    duration_label(r.window),
+                    format!(
+                        "{id} consumed {:.1}x its contracted {} units/{} over the last {}",
+                        r.ratio,
+                        fmt_units(units),
+                        duration_label(per),
+                        duration_label(r.window)
+                    ),
+                )
+            }
+            AlertKind::BaselineJump => (
+                duration_label(r.window),
+                format!(
+                    "{id} consumed {:.1}x its usual {} units for this hour and weekday over the last {}",
+                    r.ratio,
+                    fmt_units(r.expected),
+                    duration_label(r.window)
+                ),
+            ),
+            AlertKind::CapForecast => (
+                month_label(month_of(r.window)),
+                format!(
+                    "{id} is on pace for {} units in {}, {} of its monthly cap of {}",
+                    fmt_units(r.observed),
+                    month_label(month_of(r.window)),
+                    pct(r.ratio),
+                    fmt_units(r.expected)
+                ),
+            ),
+            AlertKind::CapExceeded => (
+                month_label(month_of(r.window)),
+                format!(
+                    "{id} has used {} units in {}, over its monthly cap of {}",
+                    fmt_units(r.observed),
+                    month_label(month_of(r.window)),
+                    fmt_units(r.expected)
+                ),
+            ),
+            AlertKind::OutOfContractProduct => (
+                duration_label(r.window),
+                format!(
+                    "{id} is using product \"{item}\", outside its contract ({} of recent calls)",
+                    pct(r.ratio)
+                ),
+            ),
+            AlertKind::OutOfContractEndpoint => (
+                duration_label(r.window),
+                format!(
+                    "{id} is calling endpoint \"{item}\", outside its contract ({} of recent calls)",
+                    pct(r.ratio)
+                ),
+            ),
+            AlertKind::OutOfContractOrigin => (
+                duration_label(r.window),
+                format!(
+                    "{id} has traffic from {item}, outside its contracted origins ({} of recent calls)",
+                    pct(r.ratio)
+                ),
+            ),
+            AlertKind::NewOrigin => (
+                duration_label(r.window),
+                format!(
+                    "{id} has {} of recent calls from {item}, an origin not seen for it before",
+                    pct(r.ratio)
+                ),
+            ),
+        };
+        Alert::new(state, id, slot, t, window, summary, labels)
+    }
+}
+
+/// Learn every hour the client has completed since it last learned.
+fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
+    let Some(mut h) = c.baseline.next_hour() else {
+        return;
+    };
+    let current = hour_of(t - 1);
+    let frozen = c.volume_alert_firing();
+    // An hour is complete once t has passed its end.
+    while h < current || (h == current && t % crate::time::HOUR_MS == 0) {
+        let units = c.windows.hours.get(h) as f64;
+        let day = (crate::time::hour_of_day(h) == 23).then(|| {
+            let d = h.div_euclid(24);
+            (
+                c.windows.days.get(d) as f64,
+                c.windows.days.sum(d - 6, d + 1),
+            )
+        });
+        c.baseline.learn_hour(h, units, frozen, day, &p.baseline);
+        h += 1;
+    }
+}
+
+fn collect_verdicts(
+    c: &Client,
+    t: Millis,
+    p: &Params,
+    contracts: &Contracts,
+    compiled: &[Compiled],
+    out: &mut Vec<(AlertKind, Severity, Verdict)>,
+) {
+    let contract = c.contract.map(|i| contracts.by_index(i as usize));
+    if let Some(k) = contract {
+        if p.over_contract {
+            let rate = k.rate_per_ms();
+            let warn = k.alert_at.unwrap_or(p.alert_at);
+            let page = k.page_at.unwrap_or(p.page_at).max(warn);
+            out.push((
+                AlertKind::OverContract,
+                Severity::Warning,
+                detect::over_contract(c, t, rate, warn, p),
+            ));
+            out.push((
+                AlertKind::OverContract,
+                Severity::Critical,
+                detect::over_contract(c, t, rate, page, p),
+            ));
+        }
+        if let (true, Some(cap)) = (p.cap, k.monthly_cap) {
+            out.push((
+                AlertKind::CapExceeded,
+                Severity::Critical,
+                detect::cap_exceeded(c, t, cap),
+            ));
+            if let Some(v) = detect::cap_forecast(c, t, cap, p) {
+                out.push((AlertKind::CapForecast, Severity::Warning, v));
+            }
+        }
+    }
+    if p.baseline_jump && (contract.is_none() || p.bj_contracted) {
+        for (sev, th) in [
+            (Severity::Warning, p.bj_alert_at),
+            (Severity::Critical, p.bj_page_at),
+        ] {
+            if let Some(v) = detect::baseline_jump(c, t, th, p) {
+                out.push((AlertKind::BaselineJump, sev, v));
+            }
+        }
+    }
+    let compiled = c.contract.map(|i| &compiled[i as usize]);
+    if p.scope {
+        let s = &c.scope;
+        if compiled.is_some_and(|k| k.products.is_some()) {
+            out.push((
+                AlertKind::OutOfContractProduct,
+                Severity::Warning,
+                detect::scope_share(s.bad_product, s.total, s.last_product, p),
+            ));
+        }
+        if contract.is_some_and(|k| k.endpoints.is_some()) {
+            out.push((
+                AlertKind::OutOfContractEndpoint,
+                Severity::Warning,
+                detect::scope_share(s.bad_endpoint, s.total, s.last_endpoint, p),
+            ));
+        }
+        if compiled.is_some_and(|k| k.countries.is_some()) {
+            out.push((
+                AlertKind::OutOfContractOrigin,
+                Severity::Warning,
+                detect::scope_share(s.bad_origin, s.total, s.last_origin, p),
+            ));
+        }
+    }
+    if p.new_origin && !compiled.is_some_and(|k| k.countries.is_some()) {
+        out.push((
+            AlertKind::NewOrigin,
+            Severity::Warning,
+            detect::new_origin(c, t, p),
+        ));
+    }
+}
+
+/// Units for people: `120000`, `1.2M`, `3.5k`.
+fn fmt_units(x: f64) -> String {
+    if x >= 10_000_000.0 {
+        format!("{:.1}M", x / 1e6)
+    } else if x >= 1_000_000.0 {
+        format!("{:.2}M", x / 1e6)
+    } else if x.fract() == 0.0 || x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}

@@ -1,0 +1,38 @@
+//! overage: per-client API consumption in event time, checked against contracts and learned
+//! baselines, with alerts when a client overruns.
+//!
+//! # Layout
+//!
+//! The pipeline, one module per stage, in the order an event flows through it:
+//!
+//! - [`decode`]: bytes → [`decode::Event`] (canonical JSON or Kong logs), or a bounded
+//!   [`decode::Reject`] reason. Never panics, never fatal.
+//! - [`dedupe`]: repeated `event_id`s within a horizon are counted once.
+//! - [`engine`]: owns a shard of clients; event-time watermark, evaluation schedule, eviction.
+//!   `replay` and the service both go through [`engine::Engine::ingest`].
+//! - [`client`]: the fixed-size state of one client (windows, usage, scope counters, alerts).
+//! - [`window`]: minute / hour / day bucket rings and exact window sums.
+//! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
+//! - [`detect`]: pure detectors, state at a minute boundary → verdicts.
+//! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
+//! - [`contract`] and [`config`]: the two input files, validated with precise errors.
+//! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
+//!
+//! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids).
+//!
+//! Everything under `engine` is synchronous and clock-free: time is the events' time, so a
+//! replay of a file and the live service compute the same alerts.
+
+pub mod alert;
+pub mod baseline;
+pub mod client;
+pub mod config;
+pub mod contract;
+pub mod decode;
+pub mod dedupe;
+pub mod detect;
+pub mod engine;
+pub mod intern;
+pub mod replay;
+pub mod time;
+pub mod window;

@@ -1,0 +1,213 @@
+//! The `overage` command: a thin layer of argument parsing and output over the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use overage::config::{ms, Config};
+use overage::contract::Contracts;
+use overage::decode::{Decoder, Format};
+use overage::engine::Engine;
+use overage::replay::{self, Input};
+use overage::time::{duration_label, wall_now};
+
+#[derive(Parser)]
+#[command(
+    name = "overage",
+    version,
+    about = "Watch API consumption per client and alert when a client overruns its contract",
+    long_about = "overage reads API access events, keeps sliding-window statistics per client in \
+event time, and raises alerts when a client's consumption is well above its contracted baseline \
+or its own learned baseline, will exceed its monthly cap, or leaves the contract's scope."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the detectors over recorded events; alert transitions as JSON lines on stdout.
+    Replay(ReplayArgs),
+    /// Validate the config and contracts and print what overage would do.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct Files {
+    /// Config file (TOML). Defaults apply to everything it leaves out.
+    #[arg(long, short, value_name = "FILE", env = "OVERAGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Contracts file (TOML); overrides `contracts` in the config.
+    #[arg(long, value_name = "FILE")]
+    contracts: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    files: Files,
+    /// Input format; overrides `input.format` in the config.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Also write the summary (events by outcome, clients, alerts, per-client usage) as JSON.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+    /// JSONL files of events, plain or gzip, read in the order given; `-` is stdin.
+    #[arg(value_name = "INPUT", required = true)]
+    inputs: Vec<String>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    files: Files,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "overage=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(a) => cmd_replay(a),
+        Command::Check(a) => cmd_check(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Config and contracts as the flags and the config file say.
+fn load(files: &Files) -> Result<(Config, Contracts)> {
+    let config = match &files.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let contracts = match files.contracts.as_ref().or(config.contracts.as_ref()) {
+        Some(p) => Contracts::load(p)?,
+        None => Contracts::default(),
+    };
+    Ok((config, contracts))
+}
+
+fn cmd_replay(a: ReplayArgs) -> Result<()> {
+    let (mut config, contracts) = load(&a.files)?;
+    if let Some(f) = a.format {
+        config.input.format = f;
+    }
+    let inputs: Vec<Input> = a.inputs.iter().map(|s| Input::parse(s)).collect();
+    replay::check_inputs(&inputs)?;
+    let decoder = Decoder::new(
+        config.input.format,
+        config.input.max_event_bytes,
+        config.input.kong.clone(),
+    );
+    let mut engine = Engine::new(&config, Arc::new(contracts));
+    let skew = ms(config.input.max_future_skew);
+    let future_limit = (skew > 0).then(|| wall_now() + skew);
+
+    let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = match replay::total_len(&inputs) {
+            Some(len) => indicatif::ProgressBar::new(len),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |n: u64| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let summary = replay::replay(
+        &mut engine,
+        &decoder,
+        &inputs,
+        future_limit,
+        &mut out,
+        bar.as_ref().map(|_| &progress as replay::Progress),
+    )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    eprintln!("{}", summary.human());
+    if let Some(path) = &a.summary_json {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(f), &summary)?;
+    }
+    Ok(())
+}
+
+fn cmd_check(a: CheckArgs) -> Result<()> {
+    let (config, contracts) = load(&a.files)?;
+    let mut o = std::io::stdout().lock();
+    match &a.files.config {
+        Some(p) => writeln!(o, "config {}: OK", p.display())?,
+        None => writeln!(o, "config: none given, using defaults")?,
+    }
+    match &contracts.source {
+        Some(p) => writeln!(o, "contracts {}: OK, {} contracts", p.display(), contracts.len())?,
+        None => writeln!(
+            o,
+            "contracts: none; every client is watched against its learned baseline"
+        )?,
+    }
+    for c in contracts.iter() {
+        let mut scope = vec![];
+        if let Some(p) = &c.products {
+            scope.push(format!("products {}", p.join(",")));
+        }
+        if let Some(e) = &c.endpoints {
+            let globs: Vec<&str> = e.iter().map(|g| g.pattern.as_str()).collect();
+            scope.push(format!("endpoints {}", globs.join(",")));
+        }
+        if let Some(o) = &c.origin_countries {
+            scope.push(format!("countries {}", o.join(",")));
+        }
+        writeln!(
+            o,
+            "  {:<24} {:<12} {} units/{}, warn at {}x, page at {}x{}{}",
+            c.client_id,
+            c.plan.as_deref().unwrap_or("-"),
+            c.baseline_units,
+            duration_label(c.per),
+            c.alert_at.unwrap_or(config.detect.alert_at),
+            c.page_at.unwrap_or(config.detect.page_at),
+            c.monthly_cap
+                .map(|m| format!(", cap {m}/month"))
+                .unwrap_or_default(),
+            if scope.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", scope.join("; "))
+            }
+        )?;
+    }
+    writeln!(o, "\neffective configuration:\n")?;
+    write!(o, "{}", toml::to_string_pretty(&config)?)?;
+    Ok(())
+}

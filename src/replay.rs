@@ -1,0 +1,353 @@
+//! `overage replay`: the detection engine over recorded events.
+//!
+//! Reads JSONL (plain or gzip, files or stdin) line by line into the same [`Engine::ingest`] path
+//! the service uses, writes every alert transition as a JSON line, and returns a [`Summary`].
+//! Lines are read with a hard length limit so one enormous line cannot exhaust memory; it is
+//! counted as `too_large` like an oversized Kafka message.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use flate2::read::MultiGzDecoder;
+use serde::Serialize;
+
+use crate::alert::{Alert, State};
+use crate::decode::{Decoder, Reject};
+use crate::engine::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {source}")]
+    Input { path: String, source: io::Error },
+    #[error("writing alerts: {0}")]
+    Output(io::Error),
+}
+
+/// What a replay did, for stderr and `--summary-json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Events by outcome (accepted, late, duplicate, and each rejection reason).
+    pub events: BTreeMap<&'static str, u64>,
+    pub clients: usize,
+    pub alerts: AlertCounts,
+    /// Units per client, late events included, duplicates and rejects excluded.
+    pub usage: BTreeMap<String, f64>,
+    pub elapsed_seconds: f64,
+    pub events_per_second: f64,
+    pub input_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AlertCounts {
+    pub firing: u64,
+    pub resolved: u64,
+    pub by_kind: BTreeMap<String, (u64, u64)>,
+}
+
+impl Summary {
+    /// A few lines for people.
+    pub fn human(&self) -> String {
+        let total: u64 = self.events.values().sum();
+        let mut s = format!(
+            "replayed {total} events ({:.1} MB) in {:.2}s: {:.0} events/s\n",
+            self.input_bytes as f64 / 1e6,
+            self.elapsed_seconds,
+            self.events_per_second
+        );
+        let outcomes: Vec<String> = self
+            .events
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        s += &format!("  events: {}\n", outcomes.join(", "));
+        s += &format!(
+            "  clients: {}; alerts: {} firing, {} resolved",
+            self.clients, self.alerts.firing, self.alerts.resolved
+        );
+        for (kind, (f, r)) in &self.alerts.by_kind {
+            s += &format!("\n    {kind}: {f} firing, {r} resolved");
+        }
+        s
+    }
+}
+
+/// One input: a path, or `-` for stdin.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn parse(s: &str) -> Input {
+        if s == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(s))
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Size on disk, for the progress bar.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Input::Stdin => None,
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        }
+    }
+}
+
+/// Counts bytes as they are read from the raw (possibly compressed) input.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open(input: &Input, counter: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = match input {
+        Input::Stdin => Box::new(io::stdin()),
+        Input::File(p) => Box::new(File::open(p)?),
+    };
+    let mut reader = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: raw,
+            read: counter,
+        },
+    );
+    // gzip by its magic number, whatever the file is called
+    let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            MultiGzDecoder::new(reader),
+        ))
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Outcome of reading one line with a length limit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line (without its terminator) is in the buffer.
+    Ok,
+    /// The line exceeded the limit and was skipped up to its end.
+    TooLong,
+    Eof,
+}
+
+/// Read one `\n`-terminated line into `buf` (cleared first), never holding more than `max`
+/// bytes of it.
+pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = r.fill_buf()?;
+        if available.is_empty() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else if any {
+                Line::Ok
+            } else {
+                Line::Eof
+            });
+        }
+        any = true;
+        let (chunk, done) = match memchr(available) {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(available.len());
+        r.consume(used);
+        if done.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(if too_long { Line::TooLong } else { Line::Ok });
+        }
+    }
+}
+
+fn memchr(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+/// Progress reporting hook: called with bytes read so far, occasionally.
+pub type Progress<'a> = &'a dyn Fn(u64);
+
+/// Replay `inputs` in order through `engine`, writing alert transitions to `alerts`.
+pub fn replay(
+    engine: &mut Engine,
+    decoder: &Decoder,
+    inputs: &[Input],
+    future_limit: Option<i64>,
+    alerts: &mut dyn Write,
+    progress: Option<Progress<'_>>,
+) -> Result<Summary, ReplayError> {
+    let started = Instant::now();
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut out: Vec<Alert> = Vec::new();
+    let mut line = Vec::with_capacity(4096);
+    let max = if decoder.max_event_bytes == 0 {
+        usize::MAX
+    } else {
+        decoder.max_event_bytes
+    };
+    let mut counts = AlertCounts::default();
+    let mut lines: u64 = 0;
+    for input in inputs {
+        let err = |source| ReplayError::Input {
+            path: input.name(),
+            source,
+        };
+        let mut reader = open(input, counter.clone()).map_err(err)?;
+        loop {
+            match read_line_bounded(reader.as_mut(), &mut line, max).map_err(err)? {
+                Line::Eof => break,
+                Line::TooLong => engine.reject(Reject::TooLarge),
+                Line::Ok if line.iter().all(u8::is_ascii_whitespace) => {}
+                Line::Ok => engine.ingest(decoder, &line, future_limit, &mut out),
+            }
+            if !out.is_empty() {
+                write_alerts(&mut out, alerts, &mut counts)?;
+            }
+            lines += 1;
+            if lines % 65_536 == 0 {
+                if let Some(p) = progress {
+                    p(counter.load(Ordering::Relaxed));
+                }
+            }
+        }
+    }
+    engine.flush(&mut out);
+    write_alerts(&mut out, alerts, &mut counts)?;
+    alerts.flush().map_err(ReplayError::Output)?;
+    if let Some(p) = progress {
+        p(counter.load(Ordering::Relaxed));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = engine.stats();
+    let total = stats.events();
+    Ok(Summary {
+        events: stats.outcomes().collect(),
+        clients: engine.client_count(),
+        alerts: counts,
+        usage: engine
+            .clients()
+            .map(|c| (c.id.to_string(), c.usage.total_units))
+            .collect(),
+        elapsed_seconds: elapsed,
+        events_per_second: if elapsed > 0.0 {
+            total as f64 / elapsed
+        } else {
+            0.0
+        },
+        input_bytes: counter.load(Ordering::Relaxed),
+    })
+}
+
+fn write_alerts(
+    out: &mut Vec<Alert>,
+    w: &mut dyn Write,
+    counts: &mut AlertCounts,
+) -> Result<(), ReplayError> {
+    for a in out.drain(..) {
+        let entry = counts.by_kind.entry(a.alert.to_string()).or_default();
+        match a.state {
+            State::Firing => {
+                counts.firing += 1;
+                entry.0 += 1;
+            }
+            State::Resolved => {
+                counts.resolved += 1;
+                entry.1 += 1;
+            }
+        }
+        serde_json::to_writer(&mut *w, &a).map_err(|e| ReplayError::Output(e.into()))?;
+        w.write_all(b"\n").map_err(ReplayError::Output)?;
+    }
+    Ok(())
+}
+
+/// Total size of the inputs that are files (for a progress bar), if all of them are.
+pub fn total_len(inputs: &[Input]) -> Option<u64> {
+    inputs.iter().map(Input::len).sum()
+}
+
+/// Does `path` exist? (For friendlier errors before starting.)
+pub fn check_inputs(inputs: &[Input]) -> Result<(), ReplayError> {
+    for i in inputs {
+        if let Input::File(p) = i {
+            if !Path::new(p).exists() {
+                return Err(ReplayError::Input {
+                    path: i.name(),
+                    source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<(Line, String)> {
+        let mut r = BufReader::with_capacity(4, input);
+        let mut buf = Vec::new();
+        let mut out = vec![];
+        loop {
+            let l = read_line_bounded(&mut r, &mut buf, max).unwrap();
+            if l == Line::Eof {
+                break;
+            }
+            out.push((l, String::from_utf8_lossy(&buf).into_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn bounded_lines() {
+        let got = lines(b"ab\r\ncdefghij\nk", 5);
+        assert_eq!(
+            got,
+            vec![
+                (Line::Ok, "ab".into()),
+                (Line::TooLong, "".into()),
+                (Line::Ok, "k".into())
+            ]
+        );
+        assert!(lines(b"", 5).is_empty());
+    }
+}
