@@ -20,10 +20,13 @@ pub struct Client {
     pub id: Arc<str>,
     /// Index of its contract in the engine's contracts, if it has one.
     pub contract: Option<u32>,
+    /// Earliest event time seen (not the first to arrive: input may be out of order).
     pub first_seen: Millis,
     pub last_seen: Millis,
-    /// Minute boundary of its next scheduled evaluation, or `NOT_SCHEDULED`.
-    pub next_eval: i64,
+    /// Evaluations pending in the engine's schedule: bit `k` is boundary `sched_base + 1 + k`.
+    /// Boundaries are at most the allowed lateness (≤ 30 min) apart, so 64 bits suffice.
+    sched_base: i64,
+    sched_mask: u64,
     /// Last minute boundary it was evaluated at (an evaluation happens at most once per boundary).
     pub last_eval: i64,
     pub windows: Windows,
@@ -39,22 +42,63 @@ pub const NOT_SCHEDULED: i64 = i64::MIN;
 
 impl Client {
     pub fn new(id: Arc<str>, contract: Option<u32>, ts: Millis) -> Self {
-        let mut baseline = Seasonal::default();
-        baseline.start(ts.div_euclid(crate::time::HOUR_MS));
         Client {
             id,
             contract,
             first_seen: ts,
             last_seen: ts,
-            next_eval: NOT_SCHEDULED,
+            sched_base: 0,
+            sched_mask: 0,
             last_eval: NOT_SCHEDULED,
             windows: Windows::default(),
             usage: Usage::default(),
             units: Dispersion::default(),
-            baseline,
+            baseline: Seasonal::default(),
             scope: Scope::default(),
             alerts: Vec::new(),
         }
+    }
+
+    /// Note that boundary `b` needs an evaluation. Returns true if the caller must add it to the
+    /// schedule (it was not pending already).
+    pub fn schedule(&mut self, b: i64) -> bool {
+        if b <= self.last_eval {
+            return false;
+        }
+        if self.sched_mask == 0 {
+            self.sched_base = b - 1;
+        }
+        let mut k = b - self.sched_base - 1;
+        if k < 0 {
+            let shift = (-k) as u32;
+            if self.sched_mask.leading_zeros() < shift {
+                return true; // cannot be represented: schedule anyway (evaluation dedupes)
+            }
+            self.sched_mask <<= shift;
+            self.sched_base = b - 1;
+            k = 0;
+        }
+        if k >= 64 {
+            return true;
+        }
+        let bit = 1u64 << k;
+        let fresh = self.sched_mask & bit == 0;
+        self.sched_mask |= bit;
+        fresh
+    }
+
+    /// Record an evaluation at boundary `b`; false if it was already evaluated there.
+    pub fn begin_evaluation(&mut self, b: i64) -> bool {
+        if b <= self.last_eval {
+            return false;
+        }
+        self.last_eval = b;
+        if b > self.sched_base {
+            let k = b - self.sched_base;
+            self.sched_mask = if k >= 64 { 0 } else { self.sched_mask >> k };
+            self.sched_base = b;
+        }
+        true
     }
 
     pub fn slot(&self, kind: AlertKind, severity: Severity) -> Option<&Slot> {
@@ -130,40 +174,64 @@ impl Usage {
     }
 }
 
-/// Running moments of units per event, for significance tests on unit sums: a sum of `n`
-/// events of random size behaves like a Poisson count scaled by `E[u²]/E[u]` (compound Poisson).
+/// Moments of units per event, for significance tests on unit sums: a sum of `n` events of
+/// random size behaves like a Poisson count scaled by `E[u²]/E[u]` (compound Poisson).
+///
+/// Kept per hour in two slots, and read from the newest *complete* hour before the evaluated
+/// boundary: every event of that hour has arrived by then, so the value does not depend on
+/// arrival order.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Dispersion {
-    m1: f32,
-    m2: f32,
+    hour: [i32; 2],
+    s1: [f32; 2],
+    s2: [f32; 2],
+    n: [u32; 2],
 }
 
 impl Dispersion {
-    const WEIGHT: f32 = 0.02;
-
     #[inline]
-    pub fn add(&mut self, units: f64) {
-        let u = units as f32;
-        if self.m1 == 0.0 && self.m2 == 0.0 {
-            self.m1 = u;
-            self.m2 = u * u;
-        } else {
-            self.m1 += Self::WEIGHT * (u - self.m1);
-            self.m2 += Self::WEIGHT * (u * u - self.m2);
+    pub fn add(&mut self, ts: Millis, units: f64) {
+        let h = ts.div_euclid(crate::time::HOUR_MS) as i32;
+        let i = (h & 1) as usize;
+        if self.hour[i] != h {
+            if h < self.hour[i] {
+                return;
+            }
+            self.hour[i] = h;
+            self.s1[i] = 0.0;
+            self.s2[i] = 0.0;
+            self.n[i] = 0;
         }
+        let u = units as f32;
+        self.s1[i] += u;
+        self.s2[i] += u * u;
+        self.n[i] += 1;
+    }
+
+    /// The slot to read at boundary `t`: the newest complete hour with traffic, else (in a
+    /// client's first hour) the newest with traffic.
+    fn pick(&self, t: Millis) -> Option<usize> {
+        let current = t.div_euclid(crate::time::HOUR_MS) as i32;
+        let with_traffic = |i: &usize| self.n[*i] > 0;
+        let newest = |a: &usize, b: &usize| self.hour[*a].cmp(&self.hour[*b]);
+        (0..2)
+            .filter(with_traffic)
+            .filter(|&i| self.hour[i] < current)
+            .max_by(newest)
+            .or_else(|| (0..2).filter(with_traffic).max_by(newest))
     }
 
     /// Mean units per event.
-    pub fn mean(&self) -> f64 {
-        self.m1 as f64
+    pub fn mean(&self, t: Millis) -> f64 {
+        self.pick(t)
+            .map_or(1.0, |i| (self.s1[i] / self.n[i] as f32) as f64)
     }
 
     /// Units per "effective Poisson event": `E[u²]/E[u]`.
-    pub fn factor(&self) -> f64 {
-        if self.m1 > 0.0 {
-            (self.m2 / self.m1).max(1e-3) as f64
-        } else {
-            1.0
+    pub fn factor(&self, t: Millis) -> f64 {
+        match self.pick(t) {
+            Some(i) if self.s1[i] > 0.0 => (self.s2[i] / self.s1[i]).max(1e-3) as f64,
+            _ => 1.0,
         }
     }
 }
@@ -296,6 +364,26 @@ mod tests {
     use crate::time::{parse_rfc3339, HOUR_MS};
 
     #[test]
+    fn every_boundary_is_scheduled_once_in_any_order() {
+        let mut c = Client::new(Arc::from("c"), None, 0);
+        assert!(c.schedule(10));
+        assert!(!c.schedule(10));
+        assert!(c.schedule(12));
+        assert!(c.schedule(9), "an earlier boundary after a later one");
+        assert!(!c.schedule(12));
+        assert!(c.begin_evaluation(9));
+        assert!(!c.begin_evaluation(9));
+        assert!(!c.schedule(9), "already evaluated");
+        assert!(c.begin_evaluation(10));
+        assert!(!c.schedule(12), "still pending");
+        assert!(c.schedule(11));
+        assert!(c.begin_evaluation(11));
+        assert!(c.begin_evaluation(12));
+        assert!(c.schedule(13));
+        assert!(c.schedule(1_000), "far ahead is scheduled anyway");
+    }
+
+    #[test]
     fn usage_rolls_months_and_keeps_late_previous_month() {
         let aug = parse_rfc3339("2026-08-31T23:59:00Z").unwrap();
         let sep = parse_rfc3339("2026-09-01T00:01:00Z").unwrap();
@@ -313,13 +401,23 @@ mod tests {
     }
 
     #[test]
-    fn dispersion_of_constant_units_is_the_unit() {
+    fn dispersion_reads_the_last_complete_hour() {
+        let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
         let mut d = Dispersion::default();
-        for _ in 0..100 {
-            d.add(50.0);
+        for i in 0..100 {
+            d.add(t + i * 1000, 50.0);
         }
-        assert!((d.factor() - 50.0).abs() < 1e-3);
-        assert!((d.mean() - 50.0).abs() < 1e-3);
+        // within the first hour: the partial hour is all there is
+        assert!((d.factor(t + 30 * 60_000) - 50.0).abs() < 1e-3);
+        for i in 0..100 {
+            d.add(t + HOUR_MS + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
+        }
+        // during the second hour, the first (complete) one answers
+        assert!((d.factor(t + HOUR_MS + 30 * 60_000) - 50.0).abs() < 1e-3);
+        assert!((d.mean(t + HOUR_MS + 30 * 60_000) - 50.0).abs() < 1e-3);
+        // after it, the second: E[u²]/E[u] = 500/20
+        assert!((d.factor(t + 2 * HOUR_MS) - 25.0).abs() < 1e-3);
+        assert!((d.mean(t + 2 * HOUR_MS) - 20.0).abs() < 1e-3);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Default for DetectConfig {
         DetectConfig {
             alert_at: 1.5,
             page_at: 3.0,
-            significance: 1e-3,
+            significance: 0.01,
             resolve_ratio: 0.9,
             burst_tolerance: Duration::from_secs(180),
             resolve_after: Duration::from_secs(600),
@@ -310,8 +310,8 @@ impl Default for ScopeConfig {
     fn default() -> Self {
         ScopeConfig {
             enabled: true,
-            half_life: Duration::from_secs(15 * 60),
-            min_events: 20.0,
+            half_life: Duration::from_secs(30 * 60),
+            min_events: 10.0,
             min_share: 0.05,
         }
     }
@@ -335,7 +335,7 @@ impl Default for NewOriginConfig {
         NewOriginConfig {
             enabled: true,
             min_share: 0.1,
-            min_events: 20.0,
+            min_events: 10.0,
             learn_after: Duration::from_secs(24 * 3600),
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 
 use crate::alert::{Alert, AlertKind, Reading, Severity, Slot, State, Step, Verdict};
-use crate::client::{Breach, Client, NOT_SCHEDULED};
+use crate::client::{Breach, Client};
 use crate::config::{ms, Config};
 use crate::contract::Contracts;
 use crate::decode::{Event, Reject};
@@ -289,19 +289,19 @@ impl Engine {
         };
         c.usage.add(ev.ts, ev.units);
         c.last_seen = c.last_seen.max(ev.ts);
+        c.first_seen = c.first_seen.min(ev.ts);
         if late {
             return Outcome::Late;
         }
         c.windows.add(ev.ts, ev.units as f32);
-        c.units.add(ev.units);
+        c.units.add(ev.ts, ev.units);
         let w = c.scope.weight(ev.ts, half_life);
         c.scope.add(w, breach);
         if let Some(o) = origin {
             c.scope.origins.add(o, ev.ts, w);
         }
         let boundary = minute_of(ev.ts) + 1;
-        if c.next_eval == NOT_SCHEDULED || boundary < c.next_eval {
-            c.next_eval = boundary;
+        if c.schedule(boundary) {
             self.due.entry(boundary).or_default().push(idx);
         }
         if ev.ts > self.max_ts {
@@ -497,13 +497,9 @@ impl Engine {
                 self.verdicts = verdicts;
                 return;
             };
-            if c.last_eval >= boundary {
+            if !c.begin_evaluation(boundary) {
                 self.verdicts = verdicts;
                 return;
-            }
-            c.last_eval = boundary;
-            if c.next_eval == boundary {
-                c.next_eval = NOT_SCHEDULED;
             }
             self.stats.evaluations += 1;
             learn_baseline(c, t, &self.p);
@@ -517,8 +513,7 @@ impl Engine {
         };
         // Keep evaluating while anything is pending or firing, so alerts resolve even if the
         // client falls silent.
-        if !c.alerts.is_empty() && (c.next_eval == NOT_SCHEDULED || c.next_eval > boundary + 1) {
-            c.next_eval = boundary + 1;
+        if !c.alerts.is_empty() && c.schedule(boundary + 1) {
             self.due.entry(boundary + 1).or_default().push(idx);
         }
     }
@@ -687,6 +682,9 @@ impl Engine {
 
 /// Learn every hour the client has completed since it last learned.
 fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
+    // Started at the first evaluation, when every event before it has arrived, so the start
+    // does not depend on arrival order.
+    c.baseline.start(hour_of(c.first_seen));
     let Some(mut h) = c.baseline.next_hour() else {
         return;
     };

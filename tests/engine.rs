@@ -1,0 +1,449 @@
+//! The engine end to end through its public API: bytes in, alert transitions out.
+//!
+//! Streams are built here from simple rate functions, so each test states exactly what traffic
+//! it feeds and what it expects back.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use overage::alert::{Alert, AlertKind, Severity, State};
+use overage::config::Config;
+use overage::contract::Contracts;
+use overage::decode::{Decoder, Format};
+use overage::engine::{Engine, Outcome};
+use overage::time::{parse_rfc3339, Millis, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Monday 2026-08-24 00:00 UTC.
+fn t0() -> Millis {
+    parse_rfc3339("2026-08-24T00:00:00Z").unwrap()
+}
+
+const CONTRACTS: &str = r#"
+[[contract]]
+client_id = "jumper"
+plan = "enterprise"
+baseline = { units = 6000, per = "1h" }
+
+[[contract]]
+client_id = "capped"
+baseline = { units = 6000, per = "1h" }
+monthly_cap = 1000000
+
+[[contract]]
+client_id = "scoped"
+baseline = { units = 6000, per = "1h" }
+products = ["search"]
+endpoints = ["/2/tweets/search/*"]
+origin_countries = ["US"]
+"#;
+
+fn contracts() -> Arc<Contracts> {
+    Arc::new(Contracts::parse(CONTRACTS, Path::new("contracts.toml")).unwrap())
+}
+
+fn engine(cfg: &Config) -> Engine {
+    Engine::new(cfg, contracts())
+}
+
+/// One event line.
+#[derive(Clone)]
+struct Ev {
+    ts: Millis,
+    line: String,
+}
+
+fn ev(ts: Millis, client: &str, n: u64, units: f64, extra: &str) -> Ev {
+    Ev {
+        ts,
+        line: format!(
+            r#"{{"ts":{ts},"client_id":"{client}","event_id":"{client}-{n}","units":{units}{extra}}}"#
+        ),
+    }
+}
+
+/// Events for `client` from `from` to `to`, one every `every` ms, units given by `rate(t)`
+/// (units per event), with `extra` JSON fields from `fields(t, n)`.
+fn stream(
+    client: &str,
+    from: Millis,
+    to: Millis,
+    every: Millis,
+    rate: impl Fn(Millis) -> f64,
+    fields: impl Fn(Millis, u64) -> String,
+) -> Vec<Ev> {
+    let mut out = vec![];
+    let mut t = from;
+    let mut n = 0;
+    while t < to {
+        out.push(ev(t, client, n, rate(t), &fields(t, n)));
+        t += every;
+        n += 1;
+    }
+    out
+}
+
+fn none(_: Millis, _: u64) -> String {
+    String::new()
+}
+
+fn run(engine: &mut Engine, events: &[Ev]) -> Vec<Alert> {
+    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let mut out = vec![];
+    for e in events {
+        engine.ingest(&decoder, e.line.as_bytes(), None, &mut out);
+    }
+    engine.flush(&mut out);
+    out
+}
+
+fn sorted(mut v: Vec<Ev>) -> Vec<Ev> {
+    v.sort_by_key(|e| e.ts);
+    v
+}
+
+fn of(alerts: &[Alert], client: &str, kind: AlertKind) -> Vec<Alert> {
+    alerts
+        .iter()
+        .filter(|a| a.client_id == client && a.alert == kind)
+        .cloned()
+        .collect()
+}
+
+fn at(a: &Alert) -> Millis {
+    parse_rfc3339(&a.at).unwrap()
+}
+
+/// 100 units a minute (the contract's rate) in 10-unit calls, jumping to `factor`x in
+/// `[jump_from, jump_to)`.
+fn jumper(from: Millis, to: Millis, jump_from: Millis, jump_to: Millis, factor: f64) -> Vec<Ev> {
+    stream(
+        "jumper",
+        from,
+        to,
+        6 * SECOND_MS,
+        |t| {
+            if t >= jump_from && t < jump_to {
+                10.0 * factor
+            } else {
+                10.0
+            }
+        },
+        none,
+    )
+}
+
+#[test]
+fn a_jump_fires_once_and_resolves_once() {
+    let start = t0();
+    let jump = start + 2 * HOUR_MS;
+    let end_jump = jump + HOUR_MS;
+    let events = jumper(start, start + 5 * HOUR_MS, jump, end_jump, 2.5);
+    let alerts = run(&mut engine(&Config::default()), &events);
+    let oc = of(&alerts, "jumper", AlertKind::OverContract);
+    assert_eq!(oc.len(), 2, "{oc:#?}");
+    let (fire, resolve) = (&oc[0], &oc[1]);
+    assert_eq!(fire.state, State::Firing);
+    assert_eq!(fire.severity, Severity::Warning);
+    assert_eq!(resolve.state, State::Resolved);
+    assert_eq!(fire.fingerprint, resolve.fingerprint);
+    assert_eq!(resolve.since, fire.at);
+    // 2.5x on a client making only 10 calls a minute: the excess over 1.5x must be
+    // significant, which takes a little longer than for busier clients
+    let delay = at(fire) - jump;
+    assert!(
+        delay > 3 * MINUTE_MS && delay <= 12 * MINUTE_MS,
+        "delay {delay}"
+    );
+    let clear = at(resolve) - end_jump;
+    assert!(clear > 0 && clear <= 30 * MINUTE_MS, "resolved {clear} ms after the end");
+    assert_eq!(fire.labels.get("plan").map(String::as_str), Some("enterprise"));
+    assert!(fire.ratio > 1.5 && fire.summary.contains("jumper consumed"), "{fire:?}");
+    assert!(
+        of(&alerts, "jumper", AlertKind::OverContract)
+            .iter()
+            .all(|a| a.severity == Severity::Warning),
+        "2.5x never reaches page_at 3.0"
+    );
+}
+
+#[test]
+fn a_burst_does_not_fire() {
+    let start = t0();
+    let burst = start + 2 * HOUR_MS;
+    let events = jumper(start, start + 4 * HOUR_MS, burst, burst + 3 * MINUTE_MS, 10.0);
+    let alerts = run(&mut engine(&Config::default()), &events);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn a_borderline_client_does_not_flap() {
+    // Hovering around the threshold with noise: at most one episode.
+    let start = t0();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let noise: Vec<f64> = (0..20_000).map(|_| rng.gen_range(0.6..1.4)).collect();
+    let events = stream(
+        "jumper",
+        start,
+        start + 12 * HOUR_MS,
+        6 * SECOND_MS,
+        |t| 15.0 * noise[((t - start) / (6 * SECOND_MS)) as usize % noise.len()],
+        none,
+    );
+    let alerts = run(&mut engine(&Config::default()), &events);
+    let firings = alerts
+        .iter()
+        .filter(|a| a.state == State::Firing && a.severity == Severity::Warning)
+        .count();
+    assert!(firings <= 1, "{firings} firings: {alerts:#?}");
+}
+
+#[test]
+fn reordering_within_the_lateness_changes_nothing() {
+    let start = t0();
+    let end = start + 2 * DAY_MS;
+    let mut events = jumper(start, end, start + DAY_MS, start + DAY_MS + 3 * HOUR_MS, 3.5);
+    // capped: 6000/h → 144k a day; the cap of 1M is crossed on day 7... compress: 60k/min
+    events.extend(stream(
+        "capped",
+        start,
+        end,
+        10 * SECOND_MS,
+        |t| if t > start + 30 * HOUR_MS { 2_000.0 } else { 15.0 },
+        none,
+    ));
+    let ordered = sorted(events.clone());
+    // displace every event by up to 50 s (the allowed lateness is 60 s)
+    let mut rng = SmallRng::seed_from_u64(42);
+    let mut shuffled: Vec<(Millis, Ev)> = events
+        .into_iter()
+        .map(|e| (e.ts + rng.gen_range(0..50_000), e))
+        .collect();
+    shuffled.sort_by_key(|(k, _)| *k);
+    let shuffled: Vec<Ev> = shuffled.into_iter().map(|(_, e)| e).collect();
+    assert_ne!(
+        ordered.iter().map(|e| e.ts).collect::<Vec<_>>(),
+        shuffled.iter().map(|e| e.ts).collect::<Vec<_>>()
+    );
+
+    let mut a = engine(&Config::default());
+    let mut b = engine(&Config::default());
+    let alerts_a = run(&mut a, &ordered);
+    let alerts_b = run(&mut b, &shuffled);
+    assert!(!alerts_a.is_empty());
+    assert!(alerts_a.iter().any(|x| x.alert == AlertKind::CapExceeded));
+    assert_eq!(alerts_a, alerts_b);
+    assert_eq!(b.stats().count("late"), 0);
+    for id in ["jumper", "capped"] {
+        assert_eq!(
+            a.client(id).unwrap().usage.total_units,
+            b.client(id).unwrap().usage.total_units
+        );
+    }
+}
+
+#[test]
+fn duplicates_count_once_and_late_events_count_in_totals_only() {
+    let start = t0();
+    let events = jumper(start, start + HOUR_MS, 0, 0, 1.0);
+    let mut doubled = vec![];
+    for e in &events {
+        doubled.push(e.clone());
+        doubled.push(e.clone());
+    }
+    let mut e = engine(&Config::default());
+    run(&mut e, &doubled);
+    assert_eq!(e.stats().count("duplicate"), events.len() as u64);
+    assert_eq!(e.stats().count("accepted"), events.len() as u64);
+    let total = e.client("jumper").unwrap().usage.total_units;
+    assert_eq!(total, 10.0 * events.len() as f64);
+
+    // an event ten minutes behind the newest is late: in the totals, not in the windows
+    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let late = ev(start + 50 * MINUTE_MS, "jumper", 999_999, 500.0, "");
+    let mut out = vec![];
+    let windowed_before = e.client("jumper").unwrap().windows.sum(start + HOUR_MS, HOUR_MS).0;
+    e.ingest(&decoder, late.line.as_bytes(), None, &mut out);
+    assert_eq!(e.stats().count("late"), 1);
+    assert_eq!(e.client("jumper").unwrap().usage.total_units, total + 500.0);
+    let windowed_after = e.client("jumper").unwrap().windows.sum(start + HOUR_MS, HOUR_MS).0;
+    assert_eq!(windowed_before, windowed_after);
+}
+
+#[test]
+fn bad_input_is_counted_by_reason_and_good_input_still_applies() {
+    let mut e = engine(&Config::default());
+    let decoder = Decoder::new(Format::Json, 200, Default::default());
+    let mut out = vec![];
+    let inputs: [&[u8]; 7] = [
+        b"garbage",
+        br#"{"ts":1,"client_id":""}"#,
+        br#"{"ts":"nope","client_id":"a"}"#,
+        br#"{"ts":1,"client_id":"a","units":-3}"#,
+        &[b'x'; 300],
+        br#"{"ts":1789000000000,"client_id":"good","units":2}"#,
+        br#"{"ts":1789000000000,"client_id":"future","units":2}"#,
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        let limit = (i == 6).then_some(1_000_000_000_000);
+        e.ingest(&decoder, input, limit, &mut out);
+    }
+    let s = e.stats();
+    for (label, n) in [
+        ("malformed", 1),
+        ("missing_client_id", 1),
+        ("bad_timestamp", 1),
+        ("bad_units", 1),
+        ("too_large", 1),
+        ("future_timestamp", 1),
+        ("accepted", 1),
+    ] {
+        assert_eq!(s.count(label), n, "{label}");
+    }
+    assert_eq!(s.events(), 7);
+    assert_eq!(e.client("good").unwrap().usage.total_units, 2.0);
+}
+
+#[test]
+fn client_table_is_bounded_and_contracted_clients_stay() {
+    let mut cfg = Config::default();
+    cfg.state.max_clients = 100;
+    let mut e = engine(&cfg);
+    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let mut out = vec![];
+    let start = t0();
+    e.ingest(
+        &decoder,
+        ev(start, "jumper", 0, 1.0, "").line.as_bytes(),
+        None,
+        &mut out,
+    );
+    for i in 0..1_000 {
+        let line = ev(start + i * SECOND_MS, &format!("junk-{i}"), 0, 1.0, "").line;
+        e.ingest(&decoder, line.as_bytes(), None, &mut out);
+    }
+    assert!(e.client_count() <= 100);
+    assert!(e.stats().evicted_capacity >= 900);
+    assert!(e.client("jumper").is_some(), "contracted clients are never evicted");
+    assert_eq!(e.stats().count("overflow"), 0);
+}
+
+#[test]
+fn idle_clients_are_evicted() {
+    let mut cfg = Config::default();
+    cfg.state.idle_timeout = std::time::Duration::from_secs(3600);
+    let mut e = engine(&cfg);
+    let start = t0();
+    let mut events = vec![ev(start, "once", 0, 1.0, "")];
+    events.extend(jumper(start, start + 4 * HOUR_MS, 0, 0, 1.0));
+    run(&mut e, &events);
+    assert!(e.client("once").is_none());
+    assert!(e.client("jumper").is_some());
+    assert_eq!(e.stats().evicted_idle, 1);
+}
+
+#[test]
+fn scope_alerts_name_what_left_the_contract() {
+    let start = t0();
+    let breach_from = start + 2 * HOUR_MS;
+    let breach_to = start + 4 * HOUR_MS;
+    let events = stream(
+        "scoped",
+        start,
+        start + 6 * HOUR_MS,
+        6 * SECOND_MS,
+        |_| 10.0,
+        |t, n| {
+            let breach = t >= breach_from && t < breach_to && n % 2 == 0;
+            let (product, endpoint, country) = match (breach, (n / 2) % 3) {
+                (true, 0) => ("firehose", "/2/tweets/search/stream", "US"),
+                (true, 1) => ("search", "/2/users/by/username", "US"),
+                (true, _) => ("search", "/2/tweets/search/recent", "SG"),
+                (false, _) => ("search", "/2/tweets/search/recent", "US"),
+            };
+            format!(r#","product":"{product}","endpoint":"{endpoint}","origin_country":"{country}""#)
+        },
+    );
+    let alerts = run(&mut engine(&Config::default()), &events);
+    for (kind, name) in [
+        (AlertKind::OutOfContractProduct, "firehose"),
+        (AlertKind::OutOfContractEndpoint, "/2/users/by/username"),
+        (AlertKind::OutOfContractOrigin, "SG"),
+    ] {
+        let a = of(&alerts, "scoped", kind);
+        assert_eq!(a.len(), 2, "{kind}: {a:#?}");
+        assert_eq!(a[0].state, State::Firing);
+        assert!(a[0].summary.contains(name), "{}", a[0].summary);
+        let delay = at(&a[0]) - breach_from;
+        assert!(delay > 0 && delay < 30 * MINUTE_MS, "{kind} after {delay} ms");
+        assert_eq!(a[1].state, State::Resolved);
+        assert!(at(&a[1]) > breach_to && at(&a[1]) < breach_to + 2 * HOUR_MS);
+    }
+    assert_eq!(alerts.len(), 6, "{alerts:#?}");
+}
+
+#[test]
+fn new_origin_fires_for_a_new_country_and_not_for_the_usual_ones() {
+    let start = t0();
+    let from = start + 3 * DAY_MS;
+    let events = stream(
+        "free",
+        start,
+        start + 4 * DAY_MS,
+        6 * SECOND_MS,
+        |_| 10.0,
+        |t, n| {
+            let country = match n % 10 {
+                _ if t >= from && t < from + 6 * HOUR_MS && n % 10 < 3 => "RU",
+                0..=5 => "US",
+                _ => "GB",
+            };
+            format!(r#","origin_country":"{country}""#)
+        },
+    );
+    let alerts = run(&mut engine(&Config::default()), &events);
+    let a = of(&alerts, "free", AlertKind::NewOrigin);
+    assert_eq!(a.len(), 2, "{a:#?}");
+    assert!(a[0].summary.contains("RU"), "{}", a[0].summary);
+    assert!(at(&a[0]) - from < 30 * MINUTE_MS);
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+}
+
+#[test]
+fn cap_exceeded_fires_at_the_crossing() {
+    let start = t0() + 8 * DAY_MS; // 2026-09-01
+    // 1000 units a minute: the 1,000,000 cap is crossed after 1000 minutes
+    let events = stream(
+        "capped",
+        start,
+        start + 23 * HOUR_MS,
+        6 * SECOND_MS,
+        |_| 100.0,
+        none,
+    );
+    let alerts = run(&mut engine(&Config::default()), &events);
+    let a = of(&alerts, "capped", AlertKind::CapExceeded);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].severity, Severity::Critical);
+    assert_eq!(at(&a[0]) - start, 1001 * MINUTE_MS);
+    assert_eq!(a[0].window, "2026-09");
+    assert!(
+        of(&alerts, "capped", AlertKind::CapForecast).is_empty(),
+        "no pace before a day of history"
+    );
+}
+
+#[test]
+fn outcomes_are_reported() {
+    let mut e = engine(&Config::default());
+    let mut out = vec![];
+    let ev = overage::decode::decode_canonical(br#"{"ts":1789000000000,"client_id":"x"}"#).unwrap();
+    assert_eq!(e.apply(&ev, &mut out), Outcome::Accepted);
+    let ev = overage::decode::decode_canonical(
+        br#"{"ts":1789000000000,"client_id":"x","event_id":"a"}"#,
+    )
+    .unwrap();
+    assert_eq!(e.apply(&ev, &mut out), Outcome::Accepted);
+    assert_eq!(e.apply(&ev, &mut out), Outcome::Duplicate);
+}
