@@ -318,9 +318,18 @@ mod tests {
     #[test]
     fn fingerprints_are_stable_and_distinct() {
         let a = fingerprint("c", AlertKind::OverContract, Severity::Warning);
-        assert_eq!(a, fingerprint("c", AlertKind::OverContract, Severity::Warning));
-        assert_ne!(a, fingerprint("c", AlertKind::OverContract, Severity::Critical));
-        assert_ne!(a, fingerprint("d", AlertKind::OverContract, Severity::Warning));
+        assert_eq!(
+            a,
+            fingerprint("c", AlertKind::OverContract, Severity::Warning)
+        );
+        assert_ne!(
+            a,
+            fingerprint("c", AlertKind::OverContract, Severity::Critical)
+        );
+        assert_ne!(
+            a,
+            fingerprint("d", AlertKind::OverContract, Severity::Warning)
+        );
         assert_eq!(a.len(), 16);
     }
 

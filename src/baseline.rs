@@ -249,7 +249,11 @@ mod tests {
         assert!(b.is_warm(&p));
         // the deseasonalised level is the mean rate: 100 x mean(diurnal) x mean(weekly)
         let mean_weekly = (1.4 + 4.0 + 0.5 + 0.5) / 7.0;
-        assert!((b.level() as f64 / (100.0 * mean_weekly) - 1.0).abs() < 0.1, "{}", b.level());
+        assert!(
+            (b.level() as f64 / (100.0 * mean_weekly) - 1.0).abs() < 0.1,
+            "{}",
+            b.level()
+        );
         // after two weeks, every hour of the third is predicted within 15% (of the floored truth:
         // the expectation never drops below `min_expected_fraction` of the level)
         for h in 24 * 14..24 * 21 {

@@ -37,7 +37,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Contracts file (TOML). Without it every client is watched against its learned baseline.
@@ -341,17 +341,6 @@ impl Default for NewOriginConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            contracts: None,
-            input: InputConfig::default(),
-            state: StateConfig::default(),
-            detect: DetectConfig::default(),
-        }
-    }
-}
-
 /// Milliseconds of a duration (saturating).
 pub fn ms(d: Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
@@ -475,7 +464,7 @@ impl Config {
             );
         }
         let b = &d.baseline;
-        if !(b.clip > 1.0) {
+        if b.clip.is_nan() || b.clip <= 1.0 {
             return fail("detect.baseline.clip", "must be above 1".into());
         }
         for (name, a) in [
@@ -484,7 +473,10 @@ impl Config {
             ("alpha_weekday", b.alpha_weekday),
         ] {
             if !(a > 0.0 && a <= 1.0) {
-                return fail(&format!("detect.baseline.{name}"), "must be in (0, 1]".into());
+                return fail(
+                    &format!("detect.baseline.{name}"),
+                    "must be in (0, 1]".into(),
+                );
             }
         }
         let pace = ms(d.cap.pace_window);
@@ -569,9 +561,12 @@ mod tests {
             .to_string();
         assert!(e.contains("input.allowed_lateness"), "{e}");
 
-        let e = Config::parse("[input]\nallowed_lateness = \"soon\"\n", Path::new("o.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "[input]\nallowed_lateness = \"soon\"\n",
+            Path::new("o.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("o.toml:2:"), "{e}");
     }
 }

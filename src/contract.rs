@@ -379,7 +379,10 @@ baseline = { units = 100, per = "1m" }
     fn errors_name_file_line_and_field() {
         let e = err(&GOOD.replace("alert_at = 1.5", "alert_at = 0.8"));
         assert!(e.starts_with("contracts.toml:10:"), "{e}");
-        assert!(e.contains("field `alert_at`") && e.contains("msft-bing"), "{e}");
+        assert!(
+            e.contains("field `alert_at`") && e.contains("msft-bing"),
+            "{e}"
+        );
 
         let e = err(&GOOD.replace("per = \"1m\"", "per = \"fortnightly\""));
         assert!(e.starts_with("contracts.toml:15:"), "{e}");
@@ -396,7 +399,10 @@ baseline = { units = 100, per = "1m" }
         assert!(e.starts_with("contracts.toml:15:"), "{e}");
 
         let e = err(&GOOD.replace("\"small\"", "\"msft-bing\""));
-        assert!(e.starts_with("contracts.toml:14:") && e.contains("line 3"), "{e}");
+        assert!(
+            e.starts_with("contracts.toml:14:") && e.contains("line 3"),
+            "{e}"
+        );
 
         let e = err(&GOOD.replace("page_at = 3.0", "page_at = 1.2"));
         assert!(e.contains("page_at") && e.contains("above alert_at"), "{e}");

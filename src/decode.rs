@@ -84,7 +84,9 @@ impl fmt::Display for Reject {
 }
 
 /// Input formats overage understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// overage's canonical access-event JSON, one object per message.
@@ -358,10 +360,12 @@ mod tests {
 
     #[test]
     fn full_event_borrows_strings() {
-        let e = dec(r#"{"ts":"2026-09-10T14:20:00Z","client_id":"msft-bing","event_id":"e1",
+        let e = dec(
+            r#"{"ts":"2026-09-10T14:20:00Z","client_id":"msft-bing","event_id":"e1",
             "units":250,"product":"search","endpoint":"/2/tweets/search/recent","status":200,
             "bytes":1234,"origin_ip":"10.0.0.1","origin_country":"US","origin_asn":8075,
-            "extra":{"nested":[1,2,3]}}"#)
+            "extra":{"nested":[1,2,3]}}"#,
+        )
         .unwrap();
         assert_eq!(e.ts, 1_789_050_000_000);
         assert!(matches!(e.client_id, Cow::Borrowed("msft-bing")));
@@ -389,12 +393,18 @@ mod tests {
             (r#"{"ts":1,"client_id":"a""#, Reject::Malformed),
             ("[1,2]", Reject::Malformed),
             ("42", Reject::Malformed),
-            (r#"{"ts":1,"client_id":"a","status":"abc"}"#, Reject::Malformed),
+            (
+                r#"{"ts":1,"client_id":"a","status":"abc"}"#,
+                Reject::Malformed,
+            ),
             (r#"{"ts":1,"client_id":7}"#, Reject::Malformed),
             (r#"{"ts":1}"#, Reject::MissingClientId),
             (r#"{"ts":1,"client_id":""}"#, Reject::MissingClientId),
             (r#"{"client_id":"a"}"#, Reject::BadTimestamp),
-            (r#"{"ts":"yesterday","client_id":"a"}"#, Reject::BadTimestamp),
+            (
+                r#"{"ts":"yesterday","client_id":"a"}"#,
+                Reject::BadTimestamp,
+            ),
             (r#"{"ts":true,"client_id":"a"}"#, Reject::BadTimestamp),
             (r#"{"ts":{"a":1},"client_id":"a"}"#, Reject::BadTimestamp),
             (r#"{"ts":1,"client_id":"a","units":-1}"#, Reject::BadUnits),

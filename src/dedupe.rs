@@ -136,7 +136,10 @@ mod tests {
         d.expire(T0 + 5 * MINUTE_MS);
         assert!(d.check_and_insert(T0, k));
         d.expire(T0 + 12 * MINUTE_MS);
-        assert!(!d.check_and_insert(T0, k), "beyond the horizon it is forgotten");
+        assert!(
+            !d.check_and_insert(T0, k),
+            "beyond the horizon it is forgotten"
+        );
         assert!(d.len() <= 1);
     }
 

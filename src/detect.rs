@@ -186,7 +186,13 @@ fn windowed(
 }
 
 /// `over_contract`: consumption against the contracted rate (units per ms).
-pub fn over_contract(c: &Client, t: Millis, rate_per_ms: f64, threshold: f64, p: &Params) -> Verdict {
+pub fn over_contract(
+    c: &Client,
+    t: Millis,
+    rate_per_ms: f64,
+    threshold: f64,
+    p: &Params,
+) -> Verdict {
     windowed(
         &c.windows,
         &c.units,
@@ -306,7 +312,8 @@ fn count_share(
     };
     if count >= min_events && share >= min_share {
         Verdict::Fire(r)
-    } else if count >= min_events * COUNT_CLEAR_FRACTION && share >= min_share * COUNT_CLEAR_FRACTION
+    } else if count >= min_events * COUNT_CLEAR_FRACTION
+        && share >= min_share * COUNT_CLEAR_FRACTION
     {
         Verdict::Hold(r)
     } else {
@@ -375,7 +382,10 @@ mod tests {
     fn steady_at_contract_is_clear() {
         let c = client_with(&[(-400, 0, 10)]);
         let v = over_contract(&c, T0, rate(100.0), 1.5, &Params::default());
-        assert!(matches!(v, Verdict::Clear(r) if (r.ratio - 1.0).abs() < 0.01), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Clear(r) if (r.ratio - 1.0).abs() < 0.01),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -434,11 +444,17 @@ mod tests {
         let days_left = (month_start(month + 1) - T0) as f64 / (24 * HOUR_MS) as f64;
         let projected = 144_000.0 + 144_000.0 * days_left;
         let v = cap_forecast(&c, T0, projected * 0.95, &p).unwrap();
-        assert!(matches!(v, Verdict::Fire(r) if (r.observed - projected).abs() / projected < 0.01), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Fire(r) if (r.observed - projected).abs() / projected < 0.01),
+            "{v:?}"
+        );
         let v = cap_forecast(&c, T0, projected * 1.5, &p).unwrap();
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
         c.first_seen = T0 - HOUR_MS;
-        assert!(cap_forecast(&c, T0, 1.0, &p).is_none(), "too new for a pace");
+        assert!(
+            cap_forecast(&c, T0, 1.0, &p).is_none(),
+            "too new for a pace"
+        );
     }
 
     #[test]
@@ -447,7 +463,10 @@ mod tests {
         assert!(matches!(scope_share(20.0, 200.0, 1, &p), Verdict::Fire(_)));
         assert!(matches!(scope_share(7.0, 200.0, 1, &p), Verdict::Hold(_)));
         assert!(matches!(scope_share(3.0, 200.0, 1, &p), Verdict::Clear(_)));
-        assert!(matches!(scope_share(20.0, 10_000.0, 1, &p), Verdict::Clear(_)));
+        assert!(matches!(
+            scope_share(20.0, 10_000.0, 1, &p),
+            Verdict::Clear(_)
+        ));
     }
 
     #[test]
@@ -462,6 +481,9 @@ mod tests {
         c.scope.origins.add(2, T0 - HOUR_MS, 30.0);
         assert!(matches!(new_origin(&c, T0, &p), Verdict::Fire(r) if r.item == Some(2)));
         // and a day later it is established
-        assert!(matches!(new_origin(&c, T0 + 24 * HOUR_MS, &p), Verdict::Clear(_)));
+        assert!(matches!(
+            new_origin(&c, T0 + 24 * HOUR_MS, &p),
+            Verdict::Clear(_)
+        ));
     }
 }

@@ -44,6 +44,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    // LABELS must list the rejections in `Reject` declaration order after the first four.
     /// Every outcome label, in a fixed order (metrics and summaries use these strings).
     pub const LABELS: [&'static str; 11] = [
         "accepted",
@@ -69,11 +70,15 @@ impl Outcome {
         }
     }
 
+    /// Position in [`Outcome::LABELS`].
     fn index(self) -> usize {
-        Self::LABELS
-            .iter()
-            .position(|l| *l == self.as_str())
-            .unwrap_or(0)
+        match self {
+            Outcome::Accepted => 0,
+            Outcome::Late => 1,
+            Outcome::Duplicate => 2,
+            Outcome::Overflow => 3,
+            Outcome::Rejected(r) => 4 + r as usize,
+        }
     }
 }
 
@@ -164,10 +169,7 @@ impl Engine {
             watermark: Millis::MIN,
             housekeeping_at: i64::MIN,
             sweep_cursor: 0,
-            dedupe: Dedupe::new(
-                ms(cfg.input.dedupe_horizon),
-                cfg.input.dedupe_max_ids,
-            ),
+            dedupe: Dedupe::new(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids),
             stats: Stats::default(),
             verdicts: Vec::with_capacity(16),
         };
@@ -504,7 +506,14 @@ impl Engine {
             self.stats.evaluations += 1;
             learn_baseline(c, t, &self.p);
             c.scope.decay_to(t, self.p.half_life);
-            collect_verdicts(c, t, &self.p, &self.contracts, &self.compiled, &mut verdicts);
+            collect_verdicts(
+                c,
+                t,
+                &self.p,
+                &self.contracts,
+                &self.compiled,
+                &mut verdicts,
+            );
         }
         self.apply_verdicts(idx, t, &verdicts, out);
         self.verdicts = verdicts;
@@ -776,7 +785,7 @@ fn collect_verdicts(
             ));
         }
     }
-    if p.new_origin && !compiled.is_some_and(|k| k.countries.is_some()) {
+    if p.new_origin && compiled.is_none_or(|k| k.countries.is_none()) {
         out.push((
             AlertKind::NewOrigin,
             Severity::Warning,

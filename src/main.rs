@@ -170,7 +170,12 @@ fn cmd_check(a: CheckArgs) -> Result<()> {
         None => writeln!(o, "config: none given, using defaults")?,
     }
     match &contracts.source {
-        Some(p) => writeln!(o, "contracts {}: OK, {} contracts", p.display(), contracts.len())?,
+        Some(p) => writeln!(
+            o,
+            "contracts {}: OK, {} contracts",
+            p.display(),
+            contracts.len()
+        )?,
         None => writeln!(
             o,
             "contracts: none; every client is watched against its learned baseline"

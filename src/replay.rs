@@ -101,7 +101,7 @@ impl Input {
     }
 
     /// Size on disk, for the progress bar.
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
             Input::Stdin => None,
             Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
@@ -301,7 +301,7 @@ fn write_alerts(
 
 /// Total size of the inputs that are files (for a progress bar), if all of them are.
 pub fn total_len(inputs: &[Input]) -> Option<u64> {
-    inputs.iter().map(Input::len).sum()
+    inputs.iter().map(Input::size).sum()
 }
 
 /// Does `path` exist? (For friendlier errors before starting.)

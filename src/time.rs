@@ -63,7 +63,11 @@ pub fn month_start(month: i32) -> Millis {
 
 /// `YYYY-MM` label of a month index.
 pub fn month_label(month: i32) -> String {
-    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        month.div_euclid(12),
+        month.rem_euclid(12) + 1
+    )
 }
 
 fn to_datetime(ts: Millis) -> DateTime<Utc> {

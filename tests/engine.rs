@@ -157,9 +157,18 @@ fn a_jump_fires_once_and_resolves_once() {
         "delay {delay}"
     );
     let clear = at(resolve) - end_jump;
-    assert!(clear > 0 && clear <= 30 * MINUTE_MS, "resolved {clear} ms after the end");
-    assert_eq!(fire.labels.get("plan").map(String::as_str), Some("enterprise"));
-    assert!(fire.ratio > 1.5 && fire.summary.contains("jumper consumed"), "{fire:?}");
+    assert!(
+        clear > 0 && clear <= 30 * MINUTE_MS,
+        "resolved {clear} ms after the end"
+    );
+    assert_eq!(
+        fire.labels.get("plan").map(String::as_str),
+        Some("enterprise")
+    );
+    assert!(
+        fire.ratio > 1.5 && fire.summary.contains("jumper consumed"),
+        "{fire:?}"
+    );
     assert!(
         of(&alerts, "jumper", AlertKind::OverContract)
             .iter()
@@ -172,7 +181,13 @@ fn a_jump_fires_once_and_resolves_once() {
 fn a_burst_does_not_fire() {
     let start = t0();
     let burst = start + 2 * HOUR_MS;
-    let events = jumper(start, start + 4 * HOUR_MS, burst, burst + 3 * MINUTE_MS, 10.0);
+    let events = jumper(
+        start,
+        start + 4 * HOUR_MS,
+        burst,
+        burst + 3 * MINUTE_MS,
+        10.0,
+    );
     let alerts = run(&mut engine(&Config::default()), &events);
     assert!(alerts.is_empty(), "{alerts:#?}");
 }
@@ -203,14 +218,26 @@ fn a_borderline_client_does_not_flap() {
 fn reordering_within_the_lateness_changes_nothing() {
     let start = t0();
     let end = start + 2 * DAY_MS;
-    let mut events = jumper(start, end, start + DAY_MS, start + DAY_MS + 3 * HOUR_MS, 3.5);
+    let mut events = jumper(
+        start,
+        end,
+        start + DAY_MS,
+        start + DAY_MS + 3 * HOUR_MS,
+        3.5,
+    );
     // capped: 6000/h → 144k a day; the cap of 1M is crossed on day 7... compress: 60k/min
     events.extend(stream(
         "capped",
         start,
         end,
         10 * SECOND_MS,
-        |t| if t > start + 30 * HOUR_MS { 2_000.0 } else { 15.0 },
+        |t| {
+            if t > start + 30 * HOUR_MS {
+                2_000.0
+            } else {
+                15.0
+            }
+        },
         none,
     ));
     let ordered = sorted(events.clone());
@@ -263,11 +290,21 @@ fn duplicates_count_once_and_late_events_count_in_totals_only() {
     let decoder = Decoder::new(Format::Json, 65536, Default::default());
     let late = ev(start + 50 * MINUTE_MS, "jumper", 999_999, 500.0, "");
     let mut out = vec![];
-    let windowed_before = e.client("jumper").unwrap().windows.sum(start + HOUR_MS, HOUR_MS).0;
+    let windowed_before = e
+        .client("jumper")
+        .unwrap()
+        .windows
+        .sum(start + HOUR_MS, HOUR_MS)
+        .0;
     e.ingest(&decoder, late.line.as_bytes(), None, &mut out);
     assert_eq!(e.stats().count("late"), 1);
     assert_eq!(e.client("jumper").unwrap().usage.total_units, total + 500.0);
-    let windowed_after = e.client("jumper").unwrap().windows.sum(start + HOUR_MS, HOUR_MS).0;
+    let windowed_after = e
+        .client("jumper")
+        .unwrap()
+        .windows
+        .sum(start + HOUR_MS, HOUR_MS)
+        .0;
     assert_eq!(windowed_before, windowed_after);
 }
 
@@ -325,7 +362,10 @@ fn client_table_is_bounded_and_contracted_clients_stay() {
     }
     assert!(e.client_count() <= 100);
     assert!(e.stats().evicted_capacity >= 900);
-    assert!(e.client("jumper").is_some(), "contracted clients are never evicted");
+    assert!(
+        e.client("jumper").is_some(),
+        "contracted clients are never evicted"
+    );
     assert_eq!(e.stats().count("overflow"), 0);
 }
 
@@ -362,7 +402,9 @@ fn scope_alerts_name_what_left_the_contract() {
                 (true, _) => ("search", "/2/tweets/search/recent", "SG"),
                 (false, _) => ("search", "/2/tweets/search/recent", "US"),
             };
-            format!(r#","product":"{product}","endpoint":"{endpoint}","origin_country":"{country}""#)
+            format!(
+                r#","product":"{product}","endpoint":"{endpoint}","origin_country":"{country}""#
+            )
         },
     );
     let alerts = run(&mut engine(&Config::default()), &events);
@@ -376,7 +418,10 @@ fn scope_alerts_name_what_left_the_contract() {
         assert_eq!(a[0].state, State::Firing);
         assert!(a[0].summary.contains(name), "{}", a[0].summary);
         let delay = at(&a[0]) - breach_from;
-        assert!(delay > 0 && delay < 30 * MINUTE_MS, "{kind} after {delay} ms");
+        assert!(
+            delay > 0 && delay < 30 * MINUTE_MS,
+            "{kind} after {delay} ms"
+        );
         assert_eq!(a[1].state, State::Resolved);
         assert!(at(&a[1]) > breach_to && at(&a[1]) < breach_to + 2 * HOUR_MS);
     }
@@ -413,7 +458,7 @@ fn new_origin_fires_for_a_new_country_and_not_for_the_usual_ones() {
 #[test]
 fn cap_exceeded_fires_at_the_crossing() {
     let start = t0() + 8 * DAY_MS; // 2026-09-01
-    // 1000 units a minute: the 1,000,000 cap is crossed after 1000 minutes
+                                   // 1000 units a minute: the 1,000,000 cap is crossed after 1000 minutes
     let events = stream(
         "capped",
         start,
@@ -446,4 +491,15 @@ fn outcomes_are_reported() {
     .unwrap();
     assert_eq!(e.apply(&ev, &mut out), Outcome::Accepted);
     assert_eq!(e.apply(&ev, &mut out), Outcome::Duplicate);
+}
+
+#[test]
+fn outcome_labels_match_reject_reasons() {
+    use overage::decode::Reject;
+    let mut e = engine(&Config::default());
+    for r in Reject::ALL {
+        e.reject(r);
+        assert_eq!(e.stats().count(r.as_str()), 1, "{r}");
+    }
+    assert_eq!(e.stats().events(), Reject::ALL.len() as u64);
 }

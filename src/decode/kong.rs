@@ -152,8 +152,17 @@ fn to_event<'a>(opts: &KongOptions, log: KongLog<'a>) -> Result<Event<'a>, Rejec
     let endpoint = log
         .route
         .as_ref()
-        .and_then(|r| r.paths.as_ref().and_then(|p| p.first()).map(|p| p.0.clone()))
-        .or_else(|| log.route.as_ref().and_then(|r| r.name.as_ref().map(|n| n.0.clone())))
+        .and_then(|r| {
+            r.paths
+                .as_ref()
+                .and_then(|p| p.first())
+                .map(|p| p.0.clone())
+        })
+        .or_else(|| {
+            log.route
+                .as_ref()
+                .and_then(|r| r.name.as_ref().map(|n| n.0.clone()))
+        })
         .or_else(|| {
             let uri = log.request.as_ref()?.uri.as_ref()?;
             Some(match &uri.0 {
@@ -254,9 +263,15 @@ mod tests {
             client_id_from: vec![ClientSource::ConsumerId],
             client_id_header: None,
         };
-        assert_eq!(decode_all(opts, LOG)[0].as_ref().unwrap().client_id, "c0ffee");
+        assert_eq!(
+            decode_all(opts, LOG)[0].as_ref().unwrap().client_id,
+            "c0ffee"
+        );
 
-        let anon = LOG.replace(r#""consumer": {"id": "c0ffee", "username": "msft-bing"},"#, "");
+        let anon = LOG.replace(
+            r#""consumer": {"id": "c0ffee", "username": "msft-bing"},"#,
+            "",
+        );
         assert_eq!(
             decode_all(KongOptions::default(), &anon)[0].as_ref().err(),
             Some(&Reject::MissingClientId)
@@ -265,7 +280,10 @@ mod tests {
             client_id_header: Some("apikey".into()),
             ..Default::default()
         };
-        assert_eq!(decode_all(opts, &anon)[0].as_ref().unwrap().client_id, "key-123");
+        assert_eq!(
+            decode_all(opts, &anon)[0].as_ref().unwrap().client_id,
+            "key-123"
+        );
     }
 
     #[test]
@@ -284,7 +302,9 @@ mod tests {
         assert_eq!(out[0].as_ref().err(), Some(&Reject::Malformed));
         let no_time = LOG.replace("\"started_at\": 1789050000000,", "");
         assert_eq!(
-            decode_all(KongOptions::default(), &no_time)[0].as_ref().err(),
+            decode_all(KongOptions::default(), &no_time)[0]
+                .as_ref()
+                .err(),
             Some(&Reject::BadTimestamp)
         );
     }

@@ -1,0 +1,200 @@
+//! The `overage` binary, black box: arguments in, exit codes and output out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn overage() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_overage"));
+    c.env_remove("OVERAGE_CONFIG");
+    c
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const CONTRACTS: &str = r#"[[contract]]
+client_id = "msft-bing"
+plan = "enterprise"
+baseline = { units = 6000, per = "1h" }
+products = ["search"]
+"#;
+
+/// Five hours of one call every 6 s at the contract's rate, with hour 2 to 3 at 3x.
+fn events() -> String {
+    let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
+    let mut s = String::new();
+    for i in 0..3000i64 {
+        let ts = start + i * 6_000;
+        let units = if (1200..1800).contains(&i) { 30 } else { 10 };
+        s += &format!(
+            "{{\"ts\":{ts},\"client_id\":\"msft-bing\",\"event_id\":\"e{i}\",\"units\":{units},\"product\":\"search\"}}\n"
+        );
+    }
+    s += "this line is not json\n";
+    s
+}
+
+fn stdout_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect()
+}
+
+#[test]
+fn replay_prints_alert_json_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let contracts = write(dir.path(), "contracts.toml", CONTRACTS);
+    let input = write(dir.path(), "events.jsonl", &events());
+    let summary = dir.path().join("summary.json");
+    let o = overage()
+        .arg("replay")
+        .arg("--contracts")
+        .arg(&contracts)
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alerts = stdout_lines(&o);
+    let states: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| (a["alert"].as_str().unwrap(), a["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![("over_contract", "firing"), ("over_contract", "resolved")]
+    );
+    assert_eq!(alerts[0]["client_id"], "msft-bing");
+    assert_eq!(alerts[0]["labels"]["plan"], "enterprise");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("malformed 1"), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    assert_eq!(s["events"]["accepted"], 3000);
+    assert_eq!(s["events"]["malformed"], 1);
+    assert_eq!(s["usage"]["msft-bing"], 2400.0 * 10.0 + 600.0 * 30.0);
+}
+
+#[test]
+fn replay_reads_gzip_and_stdin_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let contracts = write(dir.path(), "contracts.toml", CONTRACTS);
+    let gz = dir.path().join("events.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(events().as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let from_gz = overage()
+        .args(["replay", "--contracts"])
+        .arg(&contracts)
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(from_gz.status.success());
+
+    let mut child = overage()
+        .args(["replay", "--contracts"])
+        .arg(&contracts)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(events().as_bytes())
+        .unwrap();
+    let from_stdin = child.wait_with_output().unwrap();
+    assert!(from_stdin.status.success());
+    assert_eq!(stdout_lines(&from_gz).len(), 2);
+    assert_eq!(from_gz.stdout, from_stdin.stdout);
+}
+
+#[test]
+fn check_accepts_good_files_and_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let contracts = write(dir.path(), "contracts.toml", CONTRACTS);
+    let config = write(
+        dir.path(),
+        "overage.toml",
+        "contracts = \"contracts.toml\"\n[detect]\nalert_at = 1.4\n",
+    );
+    let o = overage()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 contracts"), "{out}");
+    assert!(
+        out.contains("msft-bing") && out.contains("warn at 1.4x"),
+        "{out}"
+    );
+    assert!(out.contains("alert_at = 1.4"), "{out}");
+    let _ = contracts;
+}
+
+#[test]
+fn check_rejects_a_broken_contract_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = CONTRACTS.replace("units = 6000", "units = -5");
+    let contracts = write(dir.path(), "contracts.toml", &broken);
+    let o = overage()
+        .args(["check", "--contracts"])
+        .arg(&contracts)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("contracts.toml:4:"), "{err}");
+    assert!(err.contains("baseline.units"), "{err}");
+}
+
+#[test]
+fn check_rejects_an_unknown_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "overage.toml", "[input]\nlateness = \"1m\"\n");
+    let o = overage()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("overage.toml:2:") && err.contains("lateness"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_fails_clearly_on_a_missing_input() {
+    let o = overage()
+        .args(["replay", "/nonexistent/events.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/events.jsonl"), "{err}");
+}
+
+#[test]
+fn help_describes_every_command() {
+    let o = overage().arg("--help").output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["replay", "check"] {
+        assert!(out.contains(cmd), "{out}");
+    }
+}
