@@ -45,7 +45,104 @@ pub struct Config {
     pub input: InputConfig,
     pub state: StateConfig,
     pub detect: DetectConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub alerts: AlertsConfig,
+    pub metrics: MetricsConfig,
 }
+
+/// The Kafka consumer (`overage run`). Partitions are the unit of parallelism and of state
+/// ownership: run more instances in the same group to scale out.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Topics of access events (producers key messages by client id).
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub client_id: String,
+    /// How often stored offsets are committed (also on revoke and shutdown).
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Publish alert transitions (spec JSON, keyed by client id) to this topic.
+    pub alerts_topic: Option<String>,
+    /// Copy rejected messages here, with the reason in the `overage-reject` header.
+    pub dead_letter_topic: Option<String>,
+    /// `/readyz` fails while the total consumer lag is above this many messages.
+    pub max_ready_lag: i64,
+    /// librdkafka properties applied last, for TLS, SASL and tuning (values are never logged).
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topics: vec!["api-events".into()],
+            group_id: "overage".into(),
+            client_id: "overage".into(),
+            commit_interval: Duration::from_secs(5),
+            alerts_topic: None,
+            dead_letter_topic: None,
+            max_ready_lag: 100_000,
+            options: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `/metrics`, health and the API. Loopback unless deliberately opened.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Log every transition (structured, at info).
+    pub log: bool,
+    /// Transitions waiting for the sinks; the consumer waits when it is full (nothing dropped).
+    pub queue_capacity: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            log: true,
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Export `overage_client_contract_ratio{client_id}` for at most this many contracted
+    /// clients (the highest ratios); 0 turns per-client series off.
+    pub max_client_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            max_client_series: 500,
+        }
+    }
+}
+
+/// Environment variables that override config keys: `OVERAGE_KAFKA__BROKERS=a:9092` sets
+/// `kafka.brokers`. Values are TOML when they parse as a TOML value, else strings.
+pub const ENV_PREFIX: &str = "OVERAGE_";
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -355,6 +452,7 @@ impl Config {
             source,
         })?;
         let mut cfg = Config::parse(&text, path)?;
+        cfg = cfg.with_env(std::env::vars(), path)?;
         if let (Some(c), Some(dir)) = (&cfg.contracts, path.parent()) {
             if c.is_relative() {
                 cfg.contracts = Some(dir.join(c));
@@ -374,6 +472,57 @@ impl Config {
                 message: e.message().trim().to_owned(),
             }
         })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Apply `OVERAGE_SECTION__KEY` overrides from `vars`, then validate again.
+    pub fn with_env(
+        self,
+        vars: impl Iterator<Item = (String, String)>,
+        path: &Path,
+    ) -> Result<Config, ConfigError> {
+        let overrides: Vec<(String, String)> = vars
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+            .collect();
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        let mut table =
+            toml::Table::try_from(&self).map_err(|e| invalid("(config)".into(), e.to_string()))?;
+        for (key, value) in &overrides {
+            let parts: Vec<String> = key[ENV_PREFIX.len()..]
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let mut at = &mut table;
+            for part in &parts[..parts.len() - 1] {
+                at = at
+                    .entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .ok_or_else(|| invalid(key.clone(), format!("`{part}` is not a section")))?;
+            }
+            at.insert(parts[parts.len() - 1].clone(), value);
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+                invalid(
+                    format!("environment {}", names.join(", ")),
+                    e.message().trim().to_owned(),
+                )
+            })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -402,6 +551,15 @@ impl Config {
                 "input.dedupe_horizon",
                 "horizon and dedupe_max_ids must be positive".into(),
             );
+        }
+        if self.kafka.topics.is_empty() || self.kafka.topics.iter().any(String::is_empty) {
+            return fail("kafka.topics", "list at least one topic".into());
+        }
+        if self.kafka.brokers.trim().is_empty() || self.kafka.group_id.is_empty() {
+            return fail("kafka.brokers", "brokers and group_id must be set".into());
+        }
+        if self.alerts.queue_capacity == 0 {
+            return fail("alerts.queue_capacity", "must be positive".into());
         }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());
@@ -538,6 +696,31 @@ mod tests {
             Config::parse(&text, Path::new("o.toml")).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        let vars = [
+            ("OVERAGE_KAFKA__BROKERS", "10.0.0.1:9092,10.0.0.2:9092"),
+            ("OVERAGE_DETECT__ALERT_AT", "1.8"),
+            ("OVERAGE_KAFKA__OPTIONS__SASL.PASSWORD", "s3cret"),
+            ("OVERAGE_CONFIG", "ignored.toml"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = Config::default()
+            .with_env(vars.into_iter(), Path::new("o.toml"))
+            .unwrap();
+        assert_eq!(c.kafka.brokers, "10.0.0.1:9092,10.0.0.2:9092");
+        assert_eq!(c.detect.alert_at, 1.8);
+        assert_eq!(c.kafka.options["sasl.password"], "s3cret");
+
+        let bad = [("OVERAGE_DETECT__ALERT_AT".to_string(), "high".to_string())];
+        let e = Config::default()
+            .with_env(bad.into_iter(), Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OVERAGE_DETECT__ALERT_AT"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,22 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Add another engine's counters (an engine retired on revoke keeps counting in totals).
+    pub fn add(&mut self, other: &Stats) {
+        for (a, b) in self.outcomes.iter_mut().zip(other.outcomes.iter()) {
+            *a += b;
+        }
+        for (k, v) in &other.fired {
+            *self.fired.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.resolved {
+            *self.resolved.entry(*k).or_default() += v;
+        }
+        self.evicted_idle += other.evicted_idle;
+        self.evicted_capacity += other.evicted_capacity;
+        self.evaluations += other.evaluations;
+    }
+
     pub fn count(&self, label: &str) -> u64 {
         Outcome::LABELS
             .iter()
@@ -207,6 +223,10 @@ impl Engine {
         &self.stats
     }
 
+    pub fn params(&self) -> &Params {
+        &self.p
+    }
+
     pub fn watermark(&self) -> Option<Millis> {
         (self.watermark != Millis::MIN).then_some(self.watermark)
     }
@@ -239,23 +259,33 @@ impl Engine {
 
     /// Decode one message and apply what it contains: the one path from bytes to state that
     /// both `replay` and the service use. `future_limit` is the latest acceptable event time
-    /// (wall clock + skew), if checked.
+    /// (wall clock + skew), if checked. Returns the first rejection reason, if any part of the
+    /// message was rejected (for dead-lettering).
     pub fn ingest(
         &mut self,
         decoder: &crate::decode::Decoder,
         bytes: &[u8],
         future_limit: Option<Millis>,
         out: &mut Vec<Alert>,
-    ) {
-        decoder.decode(bytes, |r| match r {
-            Ok(ev) if future_limit.is_some_and(|limit| ev.ts > limit) => {
-                self.reject(Reject::FutureTimestamp)
+    ) -> Option<Reject> {
+        let mut first = None;
+        decoder.decode(bytes, |r| {
+            let rejected = match r {
+                Ok(ev) if future_limit.is_some_and(|limit| ev.ts > limit) => {
+                    Some(Reject::FutureTimestamp)
+                }
+                Ok(ev) => {
+                    self.apply(&ev, out);
+                    None
+                }
+                Err(reject) => Some(reject),
+            };
+            if let Some(r) = rejected {
+                self.reject(r);
+                first.get_or_insert(r);
             }
-            Ok(ev) => {
-                self.apply(&ev, out);
-            }
-            Err(reject) => self.reject(reject),
         });
+        first
     }
 
     /// Count an input that never became an event.

@@ -31,10 +31,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The long-running service: a Kafka consumer-group member with metrics, API and alerts.
+    Run(RunArgs),
     /// Run the detectors over recorded events; alert transitions as JSON lines on stdout.
     Replay(ReplayArgs),
     /// Validate the config and contracts and print what overage would do.
     Check(CheckArgs),
+    /// Show the whole system on embedded traffic: a dozen clients, one overrunning partner,
+    /// alerts printed as they fire. Ctrl-C stops it.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Event-time minutes per wall-clock second.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Stop after this much event time (e.g. `6h`) instead of at Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<std::time::Duration>,
 }
 
 #[derive(Args)]
@@ -66,6 +81,12 @@ struct ReplayArgs {
 }
 
 #[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    files: Files,
+}
+
+#[derive(Args)]
 struct CheckArgs {
     #[command(flatten)]
     files: Files,
@@ -81,8 +102,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => cmd_run(a),
         Command::Replay(a) => cmd_replay(a),
         Command::Check(a) => cmd_check(a),
+        Command::Demo(a) => cmd_demo(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,6 +182,88 @@ fn cmd_replay(a: ReplayArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         serde_json::to_writer_pretty(std::io::BufWriter::new(f), &summary)?;
     }
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    let (config, contracts) = load(&a.files)?;
+    let contracts_path = a.files.contracts.clone().or(config.contracts.clone());
+    let options: Vec<String> = config
+        .kafka
+        .options
+        .iter()
+        .map(|(k, v)| {
+            let shown = if overage::service::consumer::is_secret(k) {
+                "<redacted>"
+            } else {
+                v
+            };
+            format!("{k}={shown}")
+        })
+        .collect();
+    tracing::info!(
+        brokers = %config.kafka.brokers,
+        topics = ?config.kafka.topics,
+        group = %config.kafka.group_id,
+        options = ?options,
+        contracts = contracts.len(),
+        "starting"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        overage::service::run(
+            config,
+            contracts,
+            overage::service::Options {
+                contracts_path,
+                console: false,
+            },
+            shutdown,
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) and SIGINT (Ctrl-C) both start a graceful shutdown.
+async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("signal received: draining");
+    token.cancel();
+}
+
+fn cmd_demo(a: DemoArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(overage::demo::run(
+        overage::demo::DemoOptions {
+            speed: a.speed,
+            duration: a.duration.map(ms),
+        },
+        |line| println!("{line}"),
+    ));
     Ok(())
 }
 

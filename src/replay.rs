@@ -236,7 +236,9 @@ pub fn replay(
                 Line::Eof => break,
                 Line::TooLong => engine.reject(Reject::TooLarge),
                 Line::Ok if line.iter().all(u8::is_ascii_whitespace) => {}
-                Line::Ok => engine.ingest(decoder, &line, future_limit, &mut out),
+                Line::Ok => {
+                    engine.ingest(decoder, &line, future_limit, &mut out);
+                }
             }
             if !out.is_empty() {
                 write_alerts(&mut out, alerts, &mut counts)?;

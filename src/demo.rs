@@ -1,0 +1,228 @@
+//! `overage demo`: the system on an embedded default, in one command.
+//!
+//! A dozen clients with daily seasonality produce traffic in compressed time (by default one
+//! event-time minute per wall-clock second); after an hour of event time (a minute of wall time)
+//! one partner starts consuming 3x its contract. Events go through the same decode → engine path
+//! as everywhere else, and alerts are printed as they fire. Ctrl-C stops it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Poisson};
+
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::contract::Contracts;
+use crate::decode::{Decoder, Format};
+use crate::engine::Engine;
+use crate::time::{format_rfc3339, Millis, DAY_MS, HOUR_MS, MINUTE_MS};
+
+/// One demo client.
+#[derive(Debug, Clone)]
+pub struct DemoClient {
+    pub id: &'static str,
+    /// Contracted units per hour, if contracted.
+    pub contract_per_hour: Option<f64>,
+    /// Mean calls per minute and units per call.
+    pub calls_per_minute: f64,
+    pub units_per_call: f64,
+    pub product: &'static str,
+    pub country: &'static str,
+}
+
+/// The partner that overruns, and when (event time after the start).
+pub const OVERRUNNER: &str = "acme-analytics";
+pub const OVERRUN_AFTER: Millis = HOUR_MS;
+
+pub fn clients() -> Vec<DemoClient> {
+    let c = |id, contract, calls, units, product, country| DemoClient {
+        id,
+        contract_per_hour: contract,
+        calls_per_minute: calls,
+        units_per_call: units,
+        product,
+        country,
+    };
+    vec![
+        c(OVERRUNNER, Some(60_000.0), 20.0, 25.0, "search", "US"),
+        c("msft-bing", Some(240_000.0), 40.0, 50.0, "search", "US"),
+        c("news-corp", Some(30_000.0), 10.0, 20.0, "timeline", "GB"),
+        c("civic-lab", Some(6_000.0), 4.0, 10.0, "search", "DE"),
+        c("adtech-one", Some(90_000.0), 25.0, 30.0, "timeline", "IE"),
+        c("brand-watch", Some(45_000.0), 15.0, 25.0, "search", "US"),
+        c("uni-research", None, 6.0, 40.0, "search", "NL"),
+        c("weather-bot", None, 12.0, 5.0, "timeline", "JP"),
+        c("hobby-app", None, 2.0, 10.0, "search", "BR"),
+        c("ml-startup", None, 8.0, 60.0, "search", "US"),
+        c("gov-alerts", None, 5.0, 15.0, "timeline", "FR"),
+        c("media-monitor", None, 10.0, 35.0, "search", "CA"),
+    ]
+}
+
+/// Contracts for the contracted demo clients: peak traffic sits well under them.
+pub fn contracts() -> Arc<Contracts> {
+    let mut text = String::new();
+    for c in clients() {
+        if let Some(per_hour) = c.contract_per_hour {
+            text += &format!(
+                "[[contract]]\nclient_id = \"{}\"\nplan = \"partner\"\nbaseline = {{ units = {per_hour}, per = \"1h\" }}\n\n",
+                c.id
+            );
+        }
+    }
+    Arc::new(
+        Contracts::parse(&text, std::path::Path::new("demo-contracts.toml")).unwrap_or_default(),
+    )
+}
+
+/// Generates a minute of traffic at a time, as event JSON lines.
+pub struct Traffic {
+    rng: SmallRng,
+    clients: Vec<DemoClient>,
+    pub start: Millis,
+    minute: i64,
+    next_id: u64,
+}
+
+impl Traffic {
+    pub fn new(start: Millis, seed: u64) -> Self {
+        Traffic {
+            rng: SmallRng::seed_from_u64(seed),
+            clients: clients(),
+            start,
+            minute: 0,
+            next_id: 0,
+        }
+    }
+
+    /// Event time of the next minute to generate.
+    pub fn now(&self) -> Millis {
+        self.start + self.minute * MINUTE_MS
+    }
+
+    /// The next minute of events, in time order: `(client_id, line)`.
+    pub fn next_minute(&mut self) -> Vec<(&'static str, Vec<u8>)> {
+        let t = self.now();
+        let hour_of_day = (t.rem_euclid(DAY_MS) / HOUR_MS) as f64;
+        // business-hours peak around 15:00 UTC, night at ~40%
+        let diurnal = 0.7 + 0.3 * ((hour_of_day - 9.0) / 24.0 * std::f64::consts::TAU).sin();
+        let mut out = vec![];
+        for c in &self.clients {
+            let mut rate = c.calls_per_minute * diurnal;
+            if c.id == OVERRUNNER && t - self.start >= OVERRUN_AFTER {
+                // 3x the contract: the contract allows 40 calls/min of 25 units
+                rate = 3.0 * c.contract_per_hour.unwrap_or(0.0) / 60.0 / c.units_per_call;
+            }
+            let n = Poisson::new(rate.max(0.01))
+                .map(|p| p.sample(&mut self.rng) as u64)
+                .unwrap_or(0);
+            for _ in 0..n {
+                let ts = t + self.rng.gen_range(0..MINUTE_MS);
+                let units = (c.units_per_call * self.rng.gen_range(0.5..1.5)).round();
+                self.next_id += 1;
+                let line = format!(
+                    r#"{{"ts":"{}","client_id":"{}","event_id":"demo-{}","units":{units},"product":"{}","origin_country":"{}"}}"#,
+                    format_rfc3339(ts),
+                    c.id,
+                    self.next_id,
+                    c.product,
+                    c.country
+                );
+                out.push((ts, c.id, line.into_bytes()));
+            }
+        }
+        self.minute += 1;
+        out.sort_by_key(|(ts, _, _)| *ts);
+        out.into_iter().map(|(_, id, l)| (id, l)).collect()
+    }
+}
+
+/// Options of the in-process demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Event-time minutes per wall-clock second.
+    pub speed: f64,
+    /// Stop after this much event time (None: until Ctrl-C).
+    pub duration: Option<Millis>,
+}
+
+/// Run the demo until Ctrl-C (or `duration`), printing alerts through `print`.
+pub async fn run(opts: DemoOptions, mut print: impl FnMut(&str)) {
+    let mut config = Config::default();
+    config.input.max_future_skew = Duration::ZERO;
+    let mut engine = Engine::new(&config, contracts());
+    let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
+    // Start a day back at midnight, so the seasonality is visible.
+    let start = (crate::time::wall_now() / DAY_MS - 1) * DAY_MS + 6 * HOUR_MS;
+    let mut traffic = Traffic::new(start, 7);
+    let tick = Duration::from_secs_f64(1.0 / opts.speed.max(0.01));
+    let mut interval = tokio::time::interval(tick);
+    let mut out: Vec<Alert> = Vec::new();
+    print(&format!(
+        "overage demo: {} clients, {} contracted; {OVERRUNNER} goes to 3x its contract after {} of event time.\n\
+         {} event-time minutes per second. Ctrl-C to stop.\n",
+        traffic.clients.len(),
+        contracts().len(),
+        crate::time::duration_label(OVERRUN_AFTER),
+        opts.speed
+    ));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = interval.tick() => {}
+        }
+        for (_, line) in traffic.next_minute() {
+            engine.ingest(&decoder, &line, None, &mut out);
+        }
+        for a in out.drain(..) {
+            print(&a.to_line());
+        }
+        let elapsed = traffic.now() - start;
+        if elapsed % HOUR_MS == 0 {
+            print(&format!(
+                "-- {} event time: {} events, {} clients, {} alerts firing",
+                format_rfc3339(traffic.now()),
+                engine.stats().events(),
+                engine.client_count(),
+                engine
+                    .clients()
+                    .flat_map(|c| c.alerts.iter())
+                    .filter(|s| s.is_firing())
+                    .count()
+            ));
+        }
+        if opts.duration.is_some_and(|d| elapsed >= d) {
+            break;
+        }
+    }
+    print("demo stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_overrunning_partner_is_caught_and_nobody_else() {
+        let mut lines = vec![];
+        run(
+            DemoOptions {
+                speed: 60.0,
+                duration: Some(2 * HOUR_MS),
+            },
+            |l| lines.push(l.to_owned()),
+        )
+        .await;
+        let firing: Vec<&String> = lines.iter().filter(|l| l.contains("FIRING")).collect();
+        assert!(!firing.is_empty(), "{lines:#?}");
+        assert!(
+            firing.iter().all(|l| l.contains(OVERRUNNER)),
+            "only the overrunner fires: {firing:#?}"
+        );
+        assert!(firing.iter().any(|l| l.contains("over_contract")));
+    }
+}

@@ -1,0 +1,868 @@
+//! Scoring: a replay's alerts against a scenario's ground truth.
+//!
+//! Detection quality is easy to talk about and hard to pin down; this module pins it down with
+//! fixed, documented rules so that a change to a detector shows up as a number that moved:
+//!
+//! - a `firing` is **matching** when some anomaly of its client lists its kind in `expect` or
+//!   `allow` and `at` is in `[start - 10 min, end + 2h]`, and **false** otherwise (so every
+//!   firing on a well-behaved client is false);
+//! - an anomaly is **detected** when a matching `firing` of one of its `expect` kinds exists;
+//!   the **delay** is the first such `at` minus `start`, negative when the detector was ahead
+//!   of the modelled start. (An anomaly's start is a modelling choice, e.g. "the noise-free
+//!   30-minute average reaches 1.6x contract" for a slow creep, and a detector alerting at its
+//!   own threshold a minute earlier is right, not late; the early grace exists for exactly
+//!   that, so an early firing must not leave the anomaly counted as missed either.)
+//! - a **flap** is a fingerprint firing more than once within one anomaly's window, or more
+//!   than once outside all of its client's anomaly windows (on a well-behaved client: more
+//!   than once at all);
+//! - **precision** is matching firings over all firings; **recall** detected over anomalies.
+//!
+//! `resolved` transitions are counted but not scored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::simulate::{kind, Anomaly, SimError, Truth};
+use crate::time::{format_rfc3339, parse_rfc3339, HOUR_MS, MINUTE_MS};
+
+/// How long after an anomaly ends an alert about it still counts.
+pub const LATE_GRACE_MS: i64 = 2 * HOUR_MS;
+/// How long before an anomaly's start an alert about it still counts (an anomaly's start is a
+/// modelling choice; a detector a few minutes ahead of it is not wrong).
+pub const EARLY_GRACE_MS: i64 = 10 * MINUTE_MS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    Truth(#[from] SimError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not an alert: {message}")]
+    Alert {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The fields of the alert JSON (interface spec, section 4) that scoring needs; others are
+/// ignored. `at` is parsed when the record is read, so a bad timestamp is an input error and
+/// not a silently misplaced alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawAlert")]
+pub struct AlertRecord {
+    pub alert: String,
+    pub state: String,
+    pub client_id: String,
+    pub at: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub fingerprint: String,
+    #[serde(skip)]
+    pub at_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct RawAlert {
+    alert: String,
+    state: String,
+    client_id: String,
+    at: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+impl TryFrom<RawAlert> for AlertRecord {
+    type Error = String;
+
+    fn try_from(r: RawAlert) -> Result<Self, String> {
+        let at_ms =
+            parse_rfc3339(&r.at).ok_or_else(|| format!("`at` is not RFC 3339: {:?}", r.at))?;
+        Ok(AlertRecord {
+            alert: r.alert,
+            state: r.state,
+            client_id: r.client_id,
+            at: r.at,
+            severity: r.severity,
+            fingerprint: r.fingerprint,
+            at_ms,
+        })
+    }
+}
+
+impl AlertRecord {
+    /// A firing (or resolved, with `firing = false`) record, for tests and tools.
+    pub fn new(alert: &str, firing: bool, client_id: &str, at_ms: i64, severity: &str) -> Self {
+        AlertRecord {
+            alert: alert.to_owned(),
+            state: if firing { "firing" } else { "resolved" }.to_owned(),
+            client_id: client_id.to_owned(),
+            at: format_rfc3339(at_ms),
+            severity: severity.to_owned(),
+            fingerprint: format!("{client_id}/{alert}/{severity}"),
+            at_ms,
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.state == "firing"
+    }
+
+    /// The alert's identity: its fingerprint, or client, kind and severity without one.
+    fn identity(&self) -> String {
+        if self.fingerprint.is_empty() {
+            format!("{}/{}/{}", self.client_id, self.alert, self.severity)
+        } else {
+            self.fingerprint.clone()
+        }
+    }
+}
+
+/// Read alert JSON lines (blank lines skipped).
+pub fn read_alerts(path: &Path) -> Result<Vec<AlertRecord>, ScoreError> {
+    let io = |source| ScoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: AlertRecord = serde_json::from_str(&line).map_err(|e| ScoreError::Alert {
+            path: path.to_owned(),
+            line: n + 1,
+            message: e.to_string(),
+        })?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// Score the alerts in `alerts_jsonl` against `truth.json`.
+pub fn score_files(truth_path: &Path, alerts_jsonl: &Path) -> Result<Report, ScoreError> {
+    let truth = Truth::load(truth_path)?;
+    let alerts = read_alerts(alerts_jsonl)?;
+    Ok(score(&truth, &alerts))
+}
+
+/// Detection statistics of a group of anomalies (one alert kind, or one scenario).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub name: String,
+    pub anomalies: usize,
+    pub detected: usize,
+    pub recall: f64,
+    pub median_delay_s: Option<f64>,
+    pub p90_delay_s: Option<f64>,
+    pub max_delay_s: Option<f64>,
+}
+
+/// What became of one anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyResult {
+    pub client_id: String,
+    pub scenario: String,
+    pub expect: Vec<String>,
+    pub start: String,
+    pub end: String,
+    pub detected: bool,
+    /// Seconds from the anomaly's start to the first detecting firing (negative if it came in
+    /// the early grace).
+    pub delay_s: Option<f64>,
+    /// Kind and severity of the first detecting firing.
+    pub detected_by: Option<String>,
+}
+
+/// A firing that matches no anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalseFiring {
+    pub client_id: String,
+    pub alert: String,
+    pub severity: String,
+    pub at: String,
+    /// The client's scenario role, `well_behaved`, or `unknown` for clients not in the truth.
+    pub client_role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flap {
+    pub client_id: String,
+    pub alert: String,
+    pub fingerprint: String,
+    pub firings: usize,
+    /// The anomaly's scenario whose window it flapped in, or `outside anomalies`.
+    pub context: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub anomalies: usize,
+    pub detected: usize,
+    pub recall: f64,
+    pub firings: usize,
+    pub resolved: usize,
+    pub matching_firings: usize,
+    pub false_firings: usize,
+    pub precision: f64,
+    pub false_by_kind: BTreeMap<String, usize>,
+    pub flaps: Vec<Flap>,
+    pub by_kind: Vec<GroupStats>,
+    pub by_scenario: Vec<GroupStats>,
+    pub results: Vec<AnomalyResult>,
+    pub false_list: Vec<FalseFiring>,
+}
+
+impl Report {
+    /// Median delay (seconds) of the detected anomalies `pick` selects.
+    pub fn median_delay_s(&self, pick: impl Fn(&AnomalyResult) -> bool) -> Option<f64> {
+        let mut d: Vec<f64> = self
+            .results
+            .iter()
+            .filter(|r| pick(r))
+            .filter_map(|r| r.delay_s)
+            .collect();
+        median(&mut d)
+    }
+
+    pub fn group(&self, kind_name: &str) -> Option<&GroupStats> {
+        self.by_kind.iter().find(|g| g.name == kind_name)
+    }
+}
+
+fn ratio(num: usize, den: usize) -> f64 {
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+fn median(xs: &mut [f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank - 1).copied()
+}
+
+fn group_stats(name: &str, rows: &[(bool, Option<f64>)]) -> GroupStats {
+    let detected = rows.iter().filter(|r| r.0).count();
+    let mut delays: Vec<f64> = rows.iter().filter_map(|r| r.1).collect();
+    let med = median(&mut delays);
+    GroupStats {
+        name: name.to_owned(),
+        anomalies: rows.len(),
+        detected,
+        recall: ratio(detected, rows.len()),
+        median_delay_s: med,
+        p90_delay_s: percentile(&delays, 0.9),
+        max_delay_s: delays.last().copied(),
+    }
+}
+
+fn in_match_window(a: &Anomaly, at: i64) -> bool {
+    at >= a.start_ms - EARLY_GRACE_MS && at <= a.end_ms + LATE_GRACE_MS
+}
+
+fn kind_rank(k: &str) -> (usize, String) {
+    (
+        kind::ALL
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(kind::ALL.len()),
+        k.to_owned(),
+    )
+}
+
+/// Score `alerts` (all transitions of a replay, any order) against `truth`.
+pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
+    let mut firings: Vec<&AlertRecord> = alerts.iter().filter(|a| a.is_firing()).collect();
+    firings.sort_by(|a, b| (a.at_ms, &a.client_id).cmp(&(b.at_ms, &b.client_id)));
+    let resolved = alerts.len() - firings.len();
+
+    let mut by_client: BTreeMap<&str, Vec<&Anomaly>> = BTreeMap::new();
+    for a in &truth.anomalies {
+        by_client.entry(a.client_id.as_str()).or_default().push(a);
+    }
+    let role_of = |client: &str| -> String {
+        if truth.is_well_behaved(client) {
+            "well_behaved".to_owned()
+        } else {
+            truth
+                .clients
+                .iter()
+                .find(|c| c.client_id == client)
+                .map_or_else(|| "unknown".to_owned(), |c| c.role.as_str().to_owned())
+        }
+    };
+
+    // detection
+    let mut results = Vec::with_capacity(truth.anomalies.len());
+    for a in &truth.anomalies {
+        let first = firings.iter().find(|f| {
+            f.client_id == a.client_id && a.expect.contains(&f.alert) && in_match_window(a, f.at_ms)
+        });
+        results.push(AnomalyResult {
+            client_id: a.client_id.clone(),
+            scenario: a.scenario.clone(),
+            expect: a.expect.clone(),
+            start: format_rfc3339(a.start_ms),
+            end: format_rfc3339(a.end_ms),
+            detected: first.is_some(),
+            delay_s: first.map(|f| (f.at_ms - a.start_ms) as f64 / 1000.0),
+            detected_by: first.map(|f| format!("{} {}", f.alert, f.severity)),
+        });
+    }
+
+    // matching and false firings
+    let mut matching = 0;
+    let mut false_list = Vec::new();
+    let mut false_by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &firings {
+        let ok = by_client.get(f.client_id.as_str()).is_some_and(|list| {
+            list.iter().any(|a| {
+                (a.expect.contains(&f.alert) || a.allow.contains(&f.alert))
+                    && in_match_window(a, f.at_ms)
+            })
+        });
+        if ok {
+            matching += 1;
+        } else {
+            *false_by_kind.entry(f.alert.clone()).or_insert(0) += 1;
+            false_list.push(FalseFiring {
+                client_id: f.client_id.clone(),
+                alert: f.alert.clone(),
+                severity: f.severity.clone(),
+                at: f.at.clone(),
+                client_role: role_of(&f.client_id),
+            });
+        }
+    }
+
+    // flaps
+    let mut by_identity: BTreeMap<(String, String), Vec<&AlertRecord>> = BTreeMap::new();
+    for f in &firings {
+        by_identity
+            .entry((f.client_id.clone(), f.identity()))
+            .or_default()
+            .push(f);
+    }
+    let mut flaps = Vec::new();
+    for ((client, identity), fs) in &by_identity {
+        let list = by_client
+            .get(client.as_str())
+            .map_or(&[][..], |v| v.as_slice());
+        let alert = fs.first().map_or(String::new(), |f| f.alert.clone());
+        for a in list {
+            let n = fs.iter().filter(|f| in_match_window(a, f.at_ms)).count();
+            if n > 1 {
+                flaps.push(Flap {
+                    client_id: client.clone(),
+                    alert: alert.clone(),
+                    fingerprint: identity.clone(),
+                    firings: n,
+                    context: a.scenario.clone(),
+                });
+            }
+        }
+        let outside = fs
+            .iter()
+            .filter(|f| !list.iter().any(|a| in_match_window(a, f.at_ms)))
+            .count();
+        if outside > 1 {
+            flaps.push(Flap {
+                client_id: client.clone(),
+                alert,
+                fingerprint: identity.clone(),
+                firings: outside,
+                context: "outside anomalies".to_owned(),
+            });
+        }
+    }
+
+    // per kind: every anomaly counts under each kind it expects, detected by that kind
+    let mut kinds: BTreeSet<(usize, String)> = BTreeSet::new();
+    for a in &truth.anomalies {
+        for k in &a.expect {
+            kinds.insert(kind_rank(k));
+        }
+    }
+    let by_kind = kinds
+        .iter()
+        .map(|(_, k)| {
+            let rows: Vec<(bool, Option<f64>)> = truth
+                .anomalies
+                .iter()
+                .filter(|a| a.expect.contains(k))
+                .map(|a| {
+                    let first = firings.iter().find(|f| {
+                        f.client_id == a.client_id && &f.alert == k && in_match_window(a, f.at_ms)
+                    });
+                    (
+                        first.is_some(),
+                        first.map(|f| (f.at_ms - a.start_ms) as f64 / 1000.0),
+                    )
+                })
+                .collect();
+            group_stats(k, &rows)
+        })
+        .collect();
+
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in &results {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    let by_scenario = scenarios
+        .iter()
+        .map(|s| {
+            let rows: Vec<(bool, Option<f64>)> = results
+                .iter()
+                .filter(|r| r.scenario == *s)
+                .map(|r| (r.detected, r.delay_s))
+                .collect();
+            group_stats(s, &rows)
+        })
+        .collect();
+
+    let detected = results.iter().filter(|r| r.detected).count();
+    Report {
+        anomalies: results.len(),
+        detected,
+        recall: ratio(detected, results.len()),
+        firings: firings.len(),
+        resolved,
+        matching_firings: matching,
+        false_firings: false_list.len(),
+        precision: ratio(matching, firings.len()),
+        false_by_kind,
+        flaps,
+        by_kind,
+        by_scenario,
+        results,
+        false_list,
+    }
+}
+
+/// `9m30s`, `45s`, `2h05m`: delays as people read them.
+fn human_delay(s: Option<f64>) -> String {
+    let Some(s) = s else {
+        return "-".to_owned();
+    };
+    let s = s.round() as i64;
+    let sign = if s < 0 { "-" } else { "" };
+    let a = s.abs();
+    if a >= 3600 {
+        format!("{sign}{}h{:02}m", a / 3600, a % 3600 / 60)
+    } else if a >= 60 {
+        format!("{sign}{}m{:02}s", a / 60, a % 60)
+    } else {
+        format!("{sign}{a}s")
+    }
+}
+
+fn write_groups(f: &mut fmt::Formatter<'_>, title: &str, groups: &[GroupStats]) -> fmt::Result {
+    writeln!(
+        f,
+        "{title:<26} {:>9} {:>8} {:>6} {:>9} {:>9} {:>9}",
+        "anomalies", "detected", "recall", "median", "p90", "max"
+    )?;
+    for g in groups {
+        writeln!(
+            f,
+            "{:<26} {:>9} {:>8} {:>6.2} {:>9} {:>9} {:>9}",
+            g.name,
+            g.anomalies,
+            g.detected,
+            g.recall,
+            human_delay(g.median_delay_s),
+            human_delay(g.p90_delay_s),
+            human_delay(g.max_delay_s)
+        )?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "anomalies: {} detected of {} (recall {:.2}); firings: {} ({} matching, {} false, \
+             precision {:.2}), {} resolved; flaps: {}",
+            self.detected,
+            self.anomalies,
+            self.recall,
+            self.firings,
+            self.matching_firings,
+            self.false_firings,
+            self.precision,
+            self.resolved,
+            self.flaps.len()
+        )?;
+        writeln!(f)?;
+        write_groups(f, "alert kind", &self.by_kind)?;
+        writeln!(f)?;
+        write_groups(f, "scenario", &self.by_scenario)?;
+        writeln!(
+            f,
+            "(delay: from the anomaly's start to its first firing; negative when ahead of it)"
+        )?;
+        let missed: Vec<&AnomalyResult> = self.results.iter().filter(|r| !r.detected).collect();
+        if !missed.is_empty() {
+            writeln!(f, "\nmissed:")?;
+            for r in missed {
+                writeln!(
+                    f,
+                    "  {} {} ({}) {} .. {}",
+                    r.client_id,
+                    r.scenario,
+                    r.expect.join("|"),
+                    r.start,
+                    r.end
+                )?;
+            }
+        }
+        if !self.false_list.is_empty() {
+            let counts: Vec<String> = self
+                .false_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            writeln!(f, "\nfalse firings ({}):", counts.join(", "))?;
+            const SHOWN: usize = 25;
+            for x in self.false_list.iter().take(SHOWN) {
+                writeln!(
+                    f,
+                    "  {} {} {} [{}] ({})",
+                    x.at, x.client_id, x.alert, x.severity, x.client_role
+                )?;
+            }
+            if self.false_list.len() > SHOWN {
+                writeln!(f, "  ... and {} more", self.false_list.len() - SHOWN)?;
+            }
+        }
+        if !self.flaps.is_empty() {
+            writeln!(f, "\nflaps:")?;
+            for x in &self.flaps {
+                writeln!(
+                    f,
+                    "  {} {} fired {} times ({})",
+                    x.client_id, x.alert, x.firings, x.context
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{ClientTruth, Faults, Role, SimParams};
+
+    const T0: i64 = 1_789_050_000_000; // 2026-09-10T14:20:00Z
+
+    fn anomaly(
+        client: &str,
+        scenario: &str,
+        expect: &str,
+        allow: &[&str],
+        start: i64,
+        end: i64,
+    ) -> Anomaly {
+        Anomaly {
+            client_id: client.into(),
+            scenario: scenario.into(),
+            expect: vec![expect.into()],
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            start_ms: start,
+            end_ms: end,
+            start: String::new(),
+            end: String::new(),
+            description: String::new(),
+        }
+    }
+
+    fn truth() -> Truth {
+        let client = |id: &str, role| ClientTruth {
+            client_id: id.into(),
+            role,
+            contracted: true,
+            events: 1,
+            cap_crossings: Default::default(),
+        };
+        Truth {
+            params: SimParams::default(),
+            start_ms: T0 - 10 * 24 * HOUR_MS,
+            end_ms: T0 + 10 * 24 * HOUR_MS,
+            anomalies: vec![
+                anomaly(
+                    "jumpy",
+                    "sudden_jump_contracted",
+                    kind::OVER_CONTRACT,
+                    &[kind::CAP_FORECAST],
+                    T0,
+                    T0 + 3 * HOUR_MS,
+                ),
+                anomaly(
+                    "newbie",
+                    "new_origin",
+                    kind::NEW_ORIGIN,
+                    &[],
+                    T0,
+                    T0 + 6 * HOUR_MS,
+                ),
+                anomaly(
+                    "creepy",
+                    "slow_creep_contracted",
+                    kind::OVER_CONTRACT,
+                    &[],
+                    T0,
+                    T0 + HOUR_MS,
+                ),
+            ],
+            well_behaved: vec!["calm".into()],
+            clients: vec![
+                client("jumpy", Role::SuddenJumpContracted),
+                client("newbie", Role::NewOrigin),
+                client("creepy", Role::SlowCreepContracted),
+                client("calm", Role::WellBehavedContracted),
+            ],
+            usage: Default::default(),
+            usage_by_day: Default::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    fn fire(kind: &str, client: &str, at: i64) -> AlertRecord {
+        AlertRecord::new(kind, true, client, at, "warning")
+    }
+
+    #[test]
+    fn detection_delay_and_recall() {
+        let t = truth();
+        let alerts = vec![
+            fire(kind::OVER_CONTRACT, "jumpy", T0 + 9 * MINUTE_MS),
+            AlertRecord::new(
+                kind::OVER_CONTRACT,
+                true,
+                "jumpy",
+                T0 + 20 * MINUTE_MS,
+                "critical",
+            ),
+            AlertRecord::new(
+                kind::OVER_CONTRACT,
+                false,
+                "jumpy",
+                T0 + 4 * HOUR_MS,
+                "warning",
+            ),
+            // allowed kind on the same client, inside the window: matching
+            fire(kind::CAP_FORECAST, "jumpy", T0 + HOUR_MS),
+            // detected 2h after the end: still in the window
+            fire(kind::NEW_ORIGIN, "newbie", T0 + 8 * HOUR_MS),
+        ];
+        let r = score(&t, &alerts);
+        assert_eq!((r.anomalies, r.detected), (3, 2));
+        assert_eq!(r.results[0].delay_s, Some(540.0));
+        assert_eq!(r.results[1].delay_s, Some(8.0 * 3600.0));
+        assert!(!r.results[2].detected);
+        let oc = r.group(kind::OVER_CONTRACT).unwrap();
+        assert_eq!((oc.anomalies, oc.detected), (2, 1));
+        assert_eq!(oc.median_delay_s, Some(540.0));
+        assert_eq!((r.firings, r.resolved, r.false_firings), (4, 1, 0));
+        assert_eq!(r.precision, 1.0);
+        assert!(r.flaps.is_empty());
+        assert_eq!(
+            r.median_delay_s(|x| x.scenario.starts_with("sudden_jump")),
+            Some(540.0)
+        );
+    }
+
+    #[test]
+    fn windows_are_inclusive_and_early_firings_count() {
+        let t = truth();
+        // at the very end of the grace: detected
+        let r = score(&t, &[fire(kind::NEW_ORIGIN, "newbie", T0 + 8 * HOUR_MS)]);
+        assert!(r.results[1].detected);
+        // one millisecond later: missed and false
+        let r = score(
+            &t,
+            &[fire(kind::NEW_ORIGIN, "newbie", T0 + 8 * HOUR_MS + 1)],
+        );
+        assert!(!r.results[1].detected);
+        assert_eq!(r.false_firings, 1);
+        // five minutes ahead of the modelled start: detected, with a negative delay
+        let r = score(
+            &t,
+            &[fire(kind::OVER_CONTRACT, "creepy", T0 - 5 * MINUTE_MS)],
+        );
+        assert_eq!((r.false_firings, r.detected), (0, 1));
+        assert_eq!(r.results[2].delay_s, Some(-300.0));
+        assert_eq!(
+            r.results[2].detected_by.as_deref(),
+            Some("over_contract warning")
+        );
+        // eleven minutes ahead: false, and missed
+        let r = score(
+            &t,
+            &[fire(kind::OVER_CONTRACT, "creepy", T0 - 11 * MINUTE_MS)],
+        );
+        assert_eq!((r.false_firings, r.detected), (1, 0));
+    }
+
+    #[test]
+    fn false_firings_wrong_kind_client_or_time() {
+        let t = truth();
+        let alerts = vec![
+            fire(kind::OVER_CONTRACT, "calm", T0), // well-behaved
+            fire(kind::BASELINE_JUMP, "jumpy", T0 + HOUR_MS), // kind not expected/allowed
+            fire(kind::OVER_CONTRACT, "jumpy", T0 - 2 * 24 * HOUR_MS), // days before
+            fire(kind::NEW_ORIGIN, "stranger", T0), // not in the truth
+            fire(kind::OVER_CONTRACT, "jumpy", T0 + MINUTE_MS), // the one good firing
+        ];
+        let r = score(&t, &alerts);
+        assert_eq!(r.false_firings, 4);
+        assert_eq!(r.matching_firings, 1);
+        assert!((r.precision - 0.2).abs() < 1e-12);
+        assert_eq!(r.false_by_kind[kind::OVER_CONTRACT], 2);
+        let roles: Vec<&str> = r
+            .false_list
+            .iter()
+            .map(|f| f.client_role.as_str())
+            .collect();
+        assert!(roles.contains(&"well_behaved") && roles.contains(&"unknown"));
+        assert_eq!(r.detected, 1);
+    }
+
+    #[test]
+    fn flaps_within_an_anomaly_and_on_well_behaved_clients() {
+        let t = truth();
+        let alerts = vec![
+            fire(kind::OVER_CONTRACT, "jumpy", T0 + 5 * MINUTE_MS),
+            AlertRecord::new(
+                kind::OVER_CONTRACT,
+                false,
+                "jumpy",
+                T0 + 30 * MINUTE_MS,
+                "warning",
+            ),
+            fire(kind::OVER_CONTRACT, "jumpy", T0 + 40 * MINUTE_MS),
+            // the critical one is a different fingerprint: no flap
+            AlertRecord::new(
+                kind::OVER_CONTRACT,
+                true,
+                "jumpy",
+                T0 + 41 * MINUTE_MS,
+                "critical",
+            ),
+            fire(kind::OVER_CONTRACT, "calm", T0),
+            fire(kind::OVER_CONTRACT, "calm", T0 + 5 * 24 * HOUR_MS),
+        ];
+        let r = score(&t, &alerts);
+        assert_eq!(r.flaps.len(), 2, "{:?}", r.flaps);
+        assert_eq!(
+            r.flaps
+                .iter()
+                .find(|f| f.client_id == "jumpy")
+                .unwrap()
+                .firings,
+            2
+        );
+        assert_eq!(
+            r.flaps
+                .iter()
+                .find(|f| f.client_id == "calm")
+                .unwrap()
+                .context,
+            "outside anomalies"
+        );
+        // a single firing per episode is fine
+        let r = score(&t, &alerts[..2]);
+        assert!(r.flaps.is_empty());
+    }
+
+    #[test]
+    fn percentiles_and_report_rendering() {
+        let rows: Vec<(bool, Option<f64>)> = [60.0, 120.0, 180.0, 240.0, 600.0]
+            .iter()
+            .map(|&d| (true, Some(d)))
+            .chain(std::iter::once((false, None)))
+            .collect();
+        let g = group_stats("x", &rows);
+        assert_eq!((g.anomalies, g.detected), (6, 5));
+        assert_eq!(g.median_delay_s, Some(180.0));
+        assert_eq!(g.p90_delay_s, Some(600.0));
+        assert_eq!(g.max_delay_s, Some(600.0));
+        assert_eq!(human_delay(Some(570.0)), "9m30s");
+        assert_eq!(human_delay(Some(7500.0)), "2h05m");
+
+        let r = score(&truth(), &[fire(kind::OVER_CONTRACT, "calm", T0)]);
+        let text = r.to_string();
+        assert!(text.contains("over_contract"), "{text}");
+        assert!(
+            text.contains("missed:") && text.contains("false firings"),
+            "{text}"
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn reads_the_spec_alert_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        std::fs::write(
+            &path,
+            r#"{"alert":"over_contract","state":"firing","client_id":"msft-bing","at":"2026-09-10T14:20:00Z","severity":"critical","window":"1h","observed":362000,"expected":120000,"ratio":3.02,"summary":"x","labels":{"plan":"enterprise"},"fingerprint":"abc"}
+
+{"alert":"over_contract","state":"resolved","client_id":"msft-bing","at":"2026-09-10T16:20:00.5+02:00","severity":"critical","fingerprint":"abc"}
+"#,
+        )
+        .unwrap();
+        let a = read_alerts(&path).unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].at_ms, T0);
+        assert_eq!(a[1].at_ms, T0 + 500);
+        assert!(a[0].is_firing() && !a[1].is_firing());
+        std::fs::write(
+            &path,
+            "{\"alert\":\"x\",\"state\":\"firing\",\"client_id\":\"c\",\"at\":\"soon\"}\n",
+        )
+        .unwrap();
+        let e = read_alerts(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("alerts.jsonl:1") && e.contains("RFC 3339"),
+            "{e}"
+        );
+    }
+}

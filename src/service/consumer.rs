@@ -1,0 +1,320 @@
+//! The Kafka consumer: a consumer-group member that feeds each partition's engine.
+//!
+//! It runs on a dedicated thread with librdkafka's poll loop (no async hop per message), one
+//! [`Engine`] per assigned partition. Delivery is at-least-once, as in rust-rdkafka's
+//! `at_least_once` example: auto-commit is on but offsets are *stored* only after a message has
+//! been applied to state and its alerts queued, so a crash replays at most the uncommitted tail
+//! (and the dedupe horizon absorbs redelivered event ids). Offsets are committed every
+//! `commit_interval`, by librdkafka before a revoke, and synchronously at shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Statistics};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use super::state::{Partition, Shared};
+use crate::alert::Alert;
+use crate::config::{ms, KafkaConfig};
+use crate::decode::Decoder;
+use crate::engine::Engine;
+use crate::time::wall_now;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("creating the Kafka consumer: {0}")]
+    Create(KafkaError),
+    #[error("subscribing to {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
+}
+
+/// A librdkafka config: brokers and client id, then `settings` for this client's role, then the
+/// raw `options` map last, so TLS, SASL and tuning need no code and can override anything.
+pub fn client_config(k: &KafkaConfig, settings: &[(&str, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("client.id", &k.client_id);
+    for (key, value) in settings {
+        c.set(*key, value);
+    }
+    for (key, value) in &k.options {
+        c.set(key, value);
+    }
+    c
+}
+
+/// Option keys whose values must never be logged.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "key",
+        "token",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// Rebalance, error and statistics callbacks.
+pub struct Context {
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, s: Statistics) {
+        let mut total = 0;
+        let mut lag = self.shared.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag.clear();
+        for (topic, t) in &s.topics {
+            for (p, ps) in &t.partitions {
+                // librdkafka reports -1 for partitions it does not fetch, and an internal one
+                if *p >= 0 && ps.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), *p), ps.consumer_lag);
+                    total += ps.consumer_lag;
+                }
+            }
+        }
+        self.shared.health.total_lag.store(total, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                self.shared.health.broker_up.store(false, Ordering::Relaxed);
+                "all_brokers_down"
+            }
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(RDKafkaErrorCode::Authentication) => "authentication",
+            _ => "other",
+        };
+        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
+        tracing::warn!(kind, "kafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // State follows ownership: the partitions' next owner rebuilds it.
+            let revoked: Vec<Partition> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
+            tracing::info!(partitions = ?revoked, "partitions revoked");
+            self.shared.retire(&revoked);
+            self.shared.health.assigned.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let n = tpl.count();
+            tracing::info!(partitions = n, "partitions assigned");
+            let h = &self.shared.health;
+            h.assigned.store(n, Ordering::Relaxed);
+            h.assigned_once.store(true, Ordering::Relaxed);
+            h.broker_up.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where rejected messages are copied, if configured.
+struct DeadLetters {
+    topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+/// Run the consumer until `shutdown`, sending alert transitions to `alerts`. Blocking: call it
+/// on its own thread.
+pub fn run(
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    alerts: mpsc::Sender<Alert>,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let cfg = &shared.config;
+    let k = &cfg.kafka;
+    let cc = client_config(
+        k,
+        &[
+            ("group.id", k.group_id.clone()),
+            ("enable.auto.commit", "true".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.commit.interval.ms", ms(k.commit_interval).to_string()),
+            ("auto.offset.reset", "earliest".into()),
+            ("statistics.interval.ms", "5000".into()),
+        ],
+    );
+    let consumer: BaseConsumer<Context> = cc
+        .create_with_context(Context {
+            shared: shared.clone(),
+            metrics: metrics.clone(),
+        })
+        .map_err(ConsumerError::Create)?;
+    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| ConsumerError::Subscribe {
+            topics: k.topics.clone(),
+            source,
+        })?;
+    let dead_letters = match &k.dead_letter_topic {
+        Some(topic) => match client_config(k, &[]).create() {
+            Ok(producer) => Some(DeadLetters {
+                topic: topic.clone(),
+                producer,
+            }),
+            Err(e) => {
+                tracing::error!("dead-letter producer: {e}; rejected messages are only counted");
+                None
+            }
+        },
+        None => None,
+    };
+    let decoder = Decoder::new(
+        cfg.input.format,
+        cfg.input.max_event_bytes,
+        cfg.input.kong.clone(),
+    );
+    let skew = ms(cfg.input.max_future_skew);
+    let lateness = ms(cfg.input.allowed_lateness);
+    let mut contracts = shared.contracts();
+    let mut generation = shared.contracts_generation.load(Ordering::SeqCst);
+    let mut out: Vec<Alert> = Vec::new();
+    let mut last_idle_check = Instant::now();
+    let mut last_message: std::collections::HashMap<Partition, Instant> = Default::default();
+    tracing::info!(topics = ?k.topics, group = %k.group_id, "consuming");
+
+    while !shutdown.is_cancelled() {
+        let g = shared.contracts_generation.load(Ordering::SeqCst);
+        if g != generation {
+            generation = g;
+            contracts = shared.contracts();
+            for e in shared.shards().values_mut() {
+                e.set_contracts(contracts.clone());
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => {
+                metrics.kafka_errors.with_label_values(&["poll"]).inc();
+                tracing::warn!("kafka poll: {e}");
+            }
+            Some(Ok(msg)) => {
+                let started = Instant::now();
+                shared.health.broker_up.store(true, Ordering::Relaxed);
+                let partition: Partition = (msg.topic().to_owned(), msg.partition());
+                let payload = msg.payload().unwrap_or_default();
+                let future_limit = (skew > 0).then(|| wall_now() + skew);
+                let rejected = {
+                    let mut shards = shared.shards();
+                    let engine = shards
+                        .entry(partition.clone())
+                        .or_insert_with(|| Engine::new(cfg, contracts.clone()));
+                    engine.ingest(&decoder, payload, future_limit, &mut out)
+                };
+                if let (Some(reason), Some(dl)) = (rejected, &dead_letters) {
+                    let headers = OwnedHeaders::new().insert(Header {
+                        key: "overage-reject",
+                        value: Some(reason.as_str()),
+                    });
+                    let mut record = BaseRecord::<[u8], [u8]>::to(&dl.topic)
+                        .payload(payload)
+                        .headers(headers);
+                    if let Some(key) = msg.key() {
+                        record = record.key(key);
+                    }
+                    match dl.producer.send(record) {
+                        Ok(()) => metrics.dead_letters.inc(),
+                        Err((e, _)) => {
+                            metrics
+                                .kafka_errors
+                                .with_label_values(&["dead_letter"])
+                                .inc();
+                            tracing::warn!("dead-letter send: {e}");
+                        }
+                    }
+                }
+                forward(&mut out, &alerts);
+                if let Err(e) = consumer.store_offset_from_message(&msg) {
+                    tracing::warn!("storing offset: {e}");
+                }
+                last_message.insert(partition, Instant::now());
+                metrics.processing.observe(started.elapsed().as_secs_f64());
+            }
+        }
+        // Event time of an idle partition moves on with the wall clock, so its alerts can
+        // resolve (as idle sources do in Flink).
+        if last_idle_check.elapsed() >= Duration::from_secs(1) {
+            last_idle_check = Instant::now();
+            let mut shards = shared.shards();
+            for (p, e) in shards.iter_mut() {
+                let idle = last_message.get(p).map_or(Duration::ZERO, |t| t.elapsed());
+                let idle_ms = idle.as_millis() as i64;
+                if let (true, Some(max)) = (idle_ms > lateness, e.max_event_time()) {
+                    e.advance_to(max + idle_ms - lateness, &mut out);
+                }
+            }
+            drop(shards);
+            forward(&mut out, &alerts);
+        }
+    }
+    tracing::info!("consumer stopping: committing offsets");
+    shared.health.shutting_down.store(true, Ordering::Relaxed);
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // nothing stored since the last commit
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!("final commit: {e}"),
+    }
+    if let Some(dl) = dead_letters {
+        let _ = dl.producer.flush(Duration::from_secs(5));
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// Hand alerts to the router, waiting for room (backpressure, never drop).
+fn forward(out: &mut Vec<Alert>, alerts: &mpsc::Sender<Alert>) {
+    for a in out.drain(..) {
+        if alerts.blocking_send(a).is_err() {
+            tracing::error!("alert router gone; transition lost");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_recognised() {
+        for k in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "SASL.OAUTHBEARER.CONFIG",
+        ] {
+            assert!(is_secret(k), "{k}");
+        }
+        for k in ["bootstrap.servers", "security.protocol", "sasl.mechanism"] {
+            assert!(!is_secret(k), "{k}");
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! State shared between the consumer thread, the alert router and the HTTP server.
+//!
+//! The consumer thread owns the hot path and holds the shard lock only for the duration of one
+//! message; readers (the API, `/metrics`) take the same lock briefly to build small views. Health
+//! is plain atomics so probes never wait on the hot path.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde::Serialize;
+
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::contract::Contracts;
+use crate::engine::{Engine, Stats};
+use crate::time::{duration_label, format_rfc3339, Millis, HOUR_MS, MINUTE_MS};
+
+/// A topic partition: the unit of state ownership.
+pub type Partition = (String, i32);
+
+pub struct Shared {
+    pub config: Config,
+    shards: Mutex<BTreeMap<Partition, Engine>>,
+    /// Counters of engines dropped on revoke, so totals never go backwards.
+    retired: Mutex<Stats>,
+    contracts: RwLock<Arc<Contracts>>,
+    /// Bumped on every contracts reload; the consumer applies the new ones when it changes.
+    pub contracts_generation: AtomicU64,
+    /// Firing alerts by fingerprint (maintained by the router).
+    pub active: RwLock<BTreeMap<String, Alert>>,
+    pub health: Health,
+    /// Consumer lag per partition, from librdkafka statistics.
+    pub lag: Mutex<BTreeMap<Partition, i64>>,
+}
+
+#[derive(Default)]
+pub struct Health {
+    /// A partition assignment has been received (possibly empty: more instances than partitions).
+    pub assigned_once: AtomicBool,
+    pub assigned: AtomicUsize,
+    /// Cleared when librdkafka reports all brokers down, set again on the next message or
+    /// assignment.
+    pub broker_up: AtomicBool,
+    pub total_lag: AtomicI64,
+    pub shutting_down: AtomicBool,
+}
+
+/// Why the service is not ready, if it is not.
+pub fn readiness(shared: &Shared) -> Result<(), Vec<String>> {
+    let h = &shared.health;
+    let mut why = vec![];
+    if h.shutting_down.load(Ordering::Relaxed) {
+        why.push("shutting down".to_owned());
+    }
+    if !h.assigned_once.load(Ordering::Relaxed) {
+        why.push("no partition assignment yet".to_owned());
+    }
+    if !h.broker_up.load(Ordering::Relaxed) {
+        why.push("Kafka brokers unreachable".to_owned());
+    }
+    let lag = h.total_lag.load(Ordering::Relaxed);
+    if lag > shared.config.kafka.max_ready_lag {
+        why.push(format!(
+            "consumer lag {lag} above {}",
+            shared.config.kafka.max_ready_lag
+        ));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+impl Shared {
+    pub fn new(config: Config, contracts: Arc<Contracts>) -> Arc<Shared> {
+        Arc::new(Shared {
+            config,
+            shards: Mutex::new(BTreeMap::new()),
+            retired: Mutex::new(Stats::default()),
+            contracts: RwLock::new(contracts),
+            contracts_generation: AtomicU64::new(0),
+            active: RwLock::new(BTreeMap::new()),
+            health: Health::default(),
+            lag: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The shards, locked. A poisoned lock means a panic on the hot path: the data is still
+    /// the best there is, so keep serving it.
+    pub fn shards(&self) -> MutexGuard<'_, BTreeMap<Partition, Engine>> {
+        self.shards.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn contracts(&self) -> Arc<Contracts> {
+        self.contracts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_contracts(&self, c: Arc<Contracts>) {
+        *self.contracts.write().unwrap_or_else(|e| e.into_inner()) = c;
+        self.contracts_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Drop the engines of revoked partitions, keeping their counters.
+    pub fn retire(&self, partitions: &[Partition]) {
+        let mut shards = self.shards();
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        for p in partitions {
+            if let Some(e) = shards.remove(p) {
+                retired.add(e.stats());
+            }
+        }
+    }
+
+    /// Counters over all engines, current and retired.
+    pub fn stats(&self) -> (Stats, usize) {
+        let mut total = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let shards = self.shards();
+        let mut clients = 0;
+        for e in shards.values() {
+            total.add(e.stats());
+            clients += e.client_count();
+        }
+        (total, clients)
+    }
+
+    pub fn client_view(&self, id: &str) -> Option<ClientView> {
+        let shards = self.shards();
+        shards.values().find_map(|e| view(e, id))
+    }
+
+    /// Clients with the highest ratio of recent use to what they are measured against
+    /// (contract, else learned baseline).
+    pub fn top_clients(&self, limit: usize) -> Vec<ClientSummary> {
+        let shards = self.shards();
+        let mut all: Vec<ClientSummary> = shards
+            .values()
+            .flat_map(|e| e.clients().filter_map(move |c| summary(e, &c.id)))
+            .collect();
+        all.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+        all.truncate(limit);
+        all
+    }
+
+    /// `(client, ratio to contract over the last hour)` for contracted clients.
+    pub fn contract_ratios(&self) -> Vec<(String, f64)> {
+        let shards = self.shards();
+        let mut out = vec![];
+        for e in shards.values() {
+            let t = e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS;
+            for c in e.clients() {
+                if let Some(k) = c.contract {
+                    let contract = e.contracts().by_index(k as usize);
+                    let (used, dur) = c.windows.sum(t, HOUR_MS);
+                    let expected = contract.rate_per_ms() * dur as f64;
+                    if expected > 0.0 {
+                        out.push((c.id.to_string(), used / expected));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    pub window: String,
+    pub observed: f64,
+    pub expected: Option<f64>,
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub contract: Option<ContractView>,
+    /// Windows ending at the last evaluated minute (the watermark).
+    pub as_of: String,
+    pub windows: Vec<WindowView>,
+    pub baseline: BaselineView,
+    pub usage: UsageView,
+    pub alerts: Vec<AlertState>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractView {
+    pub plan: Option<String>,
+    pub units: f64,
+    pub per: String,
+    pub monthly_cap: Option<f64>,
+    pub products: Option<Vec<String>>,
+    pub origin_countries: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineView {
+    pub warm: bool,
+    pub learned_hours: u32,
+    /// Expected units over the last hour according to the learned baseline.
+    pub expected_last_hour: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageView {
+    pub month_units: f64,
+    pub previous_month_units: f64,
+    pub total_units: f64,
+    pub total_events: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertState {
+    pub alert: String,
+    pub severity: String,
+    pub firing_since: Option<String>,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientSummary {
+    pub client_id: String,
+    pub contracted: bool,
+    /// Last hour against the contract, or against the learned baseline once warm.
+    pub ratio: f64,
+    pub last_hour_units: f64,
+    pub alerts_firing: usize,
+}
+
+const VIEW_WINDOWS: [Millis; 5] = [
+    5 * MINUTE_MS,
+    15 * MINUTE_MS,
+    HOUR_MS,
+    6 * HOUR_MS,
+    24 * HOUR_MS,
+];
+
+fn eval_time(e: &Engine) -> Millis {
+    e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+fn view(e: &Engine, id: &str) -> Option<ClientView> {
+    let c = e.client(id)?;
+    let t = eval_time(e);
+    let p = e.params();
+    let contract = c.contract.map(|k| e.contracts().by_index(k as usize));
+    let windows = VIEW_WINDOWS
+        .iter()
+        .map(|&w| {
+            let (observed, dur) = c.windows.sum(t, w);
+            let expected = contract.map(|k| k.rate_per_ms() * dur as f64);
+            WindowView {
+                window: duration_label(w),
+                observed,
+                expected,
+                ratio: expected.filter(|x| *x > 0.0).map(|x| observed / x),
+            }
+        })
+        .collect();
+    Some(ClientView {
+        client_id: c.id.to_string(),
+        contract: contract.map(|k| ContractView {
+            plan: k.plan.clone(),
+            units: k.baseline_units,
+            per: duration_label(k.per),
+            monthly_cap: k.monthly_cap,
+            products: k.products.clone(),
+            origin_countries: k.origin_countries.clone(),
+        }),
+        as_of: format_rfc3339(t),
+        windows,
+        baseline: BaselineView {
+            warm: c.baseline.is_warm(&p.baseline),
+            learned_hours: c.baseline.learned_hours(),
+            expected_last_hour: c.baseline.expected(t, HOUR_MS, &p.baseline),
+        },
+        usage: UsageView {
+            month_units: c.usage.month_units,
+            previous_month_units: c.usage.prev_month_units,
+            total_units: c.usage.total_units,
+            total_events: c.usage.total_events,
+        },
+        alerts: c
+            .alerts
+            .iter()
+            .map(|s| AlertState {
+                alert: s.kind.to_string(),
+                severity: s.severity.as_str().to_owned(),
+                firing_since: s.firing_since.map(format_rfc3339),
+                ratio: crate::alert::round2(s.last.ratio),
+            })
+            .collect(),
+        first_seen: format_rfc3339(c.first_seen),
+        last_seen: format_rfc3339(c.last_seen),
+    })
+}
+
+fn summary(e: &Engine, id: &str) -> Option<ClientSummary> {
+    let c = e.client(id)?;
+    let t = eval_time(e);
+    let p = e.params();
+    let (used, dur) = c.windows.sum(t, HOUR_MS);
+    let expected = match c.contract {
+        Some(k) => e.contracts().by_index(k as usize).rate_per_ms() * dur as f64,
+        None if c.baseline.is_warm(&p.baseline) => c.baseline.expected(t, dur, &p.baseline),
+        None => 0.0,
+    };
+    Some(ClientSummary {
+        client_id: c.id.to_string(),
+        contracted: c.contract.is_some(),
+        ratio: if expected > 0.0 {
+            crate::alert::round2(used / expected)
+        } else {
+            0.0
+        },
+        last_hour_units: used,
+        alerts_firing: c.alerts.iter().filter(|s| s.is_firing()).count(),
+    })
+}

@@ -1,0 +1,247 @@
+//! `overage run` against a real Kafka-protocol broker (tansu): events in through a consumer
+//! group, alerts out on the alerts topic, metrics and API over HTTP, offsets committed on
+//! SIGTERM, and a start before the broker exists.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::TopicPartitionList;
+use util::{drain, eventually, free_port, unique, Broker, Overage};
+
+const CONTRACTS: &str = r#"
+[[contract]]
+client_id = "jumper"
+plan = "enterprise"
+baseline = { units = 6000, per = "1h" }
+
+[[contract]]
+client_id = "steady"
+baseline = { units = 6000, per = "1h" }
+"#;
+
+/// Five hours of two clients at their contract's rate, one call every 6 s; `jumper` goes to 3x
+/// in hour two. Plus three messages that are not events.
+fn events() -> Vec<(String, Vec<u8>)> {
+    let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
+    let mut out = vec![];
+    for i in 0..3000i64 {
+        let ts = start + i * 6_000;
+        for client in ["jumper", "steady"] {
+            let units = if client == "jumper" && (600..1200).contains(&i) {
+                30
+            } else {
+                10
+            };
+            out.push((
+                client.to_string(),
+                format!(r#"{{"ts":{ts},"client_id":"{client}","event_id":"{client}-{i}","units":{units}}}"#)
+                    .into_bytes(),
+            ));
+        }
+    }
+    for garbage in [
+        "not json",
+        r#"{"ts":1}"#,
+        r#"{"ts":"soon","client_id":"x"}"#,
+    ] {
+        out.push(("junk".to_string(), garbage.as_bytes().to_vec()));
+    }
+    out
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    topic: String,
+    alerts: String,
+    dead: String,
+    group: String,
+}
+
+fn setup(brokers: &str, extra: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("contracts.toml"), CONTRACTS).unwrap();
+    let (topic, alerts, dead, group) = (
+        unique("events"),
+        unique("alerts"),
+        unique("dead"),
+        unique("group"),
+    );
+    let config = dir.path().join("overage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"contracts = "contracts.toml"
+
+[kafka]
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+alerts_topic = "{alerts}"
+dead_letter_topic = "{dead}"
+commit_interval = "1s"
+{extra}
+[kafka.options]
+"topic.metadata.refresh.interval.ms" = "1000"
+"reconnect.backoff.max.ms" = "1000"
+
+[input]
+max_future_skew = "0s"
+
+[http]
+listen = "127.0.0.1:{port}"
+"#,
+            port = free_port()
+        ),
+    )
+    .unwrap();
+    Setup {
+        dir,
+        config,
+        topic,
+        alerts,
+        dead,
+        group,
+    }
+}
+
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+        .sum()
+}
+
+fn alerts_of(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("alerts topic carries alert JSON"))
+        .collect()
+}
+
+#[test]
+fn consumes_alerts_exposes_metrics_and_drains_on_sigterm() {
+    let broker = Broker::start();
+    let s = setup(&broker.bootstrap(), "");
+    broker.create_topic(&s.topic, 2);
+    broker.create_topic(&s.alerts, 1);
+    broker.create_topic(&s.dead, 1);
+    let events = events();
+    broker.produce(&s.topic, &events);
+
+    let mut overage = Overage::start(&s.config, &[]);
+    let accepted = "overage_events_total{outcome=\"accepted\"}";
+    eventually(Duration::from_secs(60), "all events consumed", || {
+        (overage.metric(accepted)? == 6000.0).then_some(())
+    });
+    assert_eq!(
+        overage.metric("overage_events_total{outcome=\"malformed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        overage.metric("overage_events_total{outcome=\"missing_client_id\"}"),
+        Some(1.0)
+    );
+    assert_eq!(overage.metric("overage_clients_tracked"), Some(2.0));
+
+    // alerts topic: the jump fires and resolves, nothing else fires
+    let reader = broker.consumer(&s.alerts);
+    let mut seen = vec![];
+    let alerts = eventually(
+        Duration::from_secs(60),
+        "over_contract on the alerts topic",
+        || {
+            seen.extend(drain(&reader, Duration::from_millis(500)));
+            let a = alerts_of(&seen);
+            let states: Vec<_> = a
+                .iter()
+                .filter(|x| x["client_id"] == "jumper" && x["alert"] == "over_contract")
+                .map(|x| x["state"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (states.contains(&"resolved".to_string())).then_some(a)
+        },
+    );
+    assert!(
+        alerts.iter().all(|a| a["client_id"] == "jumper"),
+        "{alerts:#?}"
+    );
+    assert!(alerts
+        .iter()
+        .any(|a| a["state"] == "firing" && a["labels"]["plan"] == "enterprise"));
+
+    // the three rejected messages went to the dead-letter topic
+    let dead = broker.consumer(&s.dead);
+    let mut dead_seen = vec![];
+    eventually(Duration::from_secs(30), "dead letters", || {
+        dead_seen.extend(drain(&dead, Duration::from_millis(300)));
+        (dead_seen.len() == 3).then_some(())
+    });
+
+    // the API
+    let (status, body) = overage.get("/api/v1/clients/jumper").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["client_id"], "jumper");
+    assert_eq!(v["usage"]["total_events"], 3000);
+    let (status, body) = overage.get("/api/v1/clients?sort=ratio&limit=5").unwrap();
+    assert_eq!(status, 200);
+    let top: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(top.as_array().map(|a| a.len()), Some(2));
+    assert_eq!(overage.get("/api/v1/clients/nobody").unwrap().0, 404);
+    assert_eq!(overage.get("/healthz").unwrap().0, 200);
+    eventually(Duration::from_secs(30), "ready", || {
+        (overage.get("/readyz")?.0 == 200).then_some(())
+    });
+
+    // SIGTERM: exit 0, offsets of everything consumed committed
+    assert_eq!(overage.terminate(Duration::from_secs(30)), Some(0));
+    assert_eq!(
+        committed(&broker.bootstrap(), &s.group, &s.topic, 2),
+        events.len() as i64
+    );
+    drop(s.dir);
+}
+
+#[test]
+fn starts_before_the_broker_and_catches_up() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let s = setup(&brokers, "");
+    let mut overage = Overage::start(&s.config, &[]);
+    let (status, body) = eventually(Duration::from_secs(20), "http up", || {
+        overage.get("/readyz")
+    });
+    assert_eq!(status, 503, "not ready without a broker: {body}");
+    assert_eq!(overage.get("/healthz").map(|r| r.0), Some(200));
+
+    let broker = Broker::start_on(port);
+    broker.create_topic(&s.topic, 1);
+    broker.create_topic(&s.alerts, 1);
+    broker.create_topic(&s.dead, 1);
+    let events = events();
+    broker.produce(&s.topic, &events[..1000]);
+    eventually(
+        Duration::from_secs(90),
+        "events consumed after the broker came up",
+        || (overage.metric("overage_events_total{outcome=\"accepted\"}")? == 1000.0).then_some(()),
+    );
+    eventually(Duration::from_secs(30), "ready", || {
+        (overage.get("/readyz")?.0 == 200).then_some(())
+    });
+    assert_eq!(overage.terminate(Duration::from_secs(30)), Some(0));
+    let _ = Path::new(&s.config);
+}
