@@ -60,6 +60,10 @@ pub struct Seasonal {
     weekday: [f32; 7],
     /// Whether any hour of the current day was frozen (then the day teaches no weekday factor).
     day_frozen: bool,
+    /// Whether the weekday factors have been set from a first complete week.
+    weekdays_known: bool,
+    /// Hour of day learning started at: the first day is complete only if that is 0.
+    first_hour_of_day: u8,
     /// Hours learned since the (re)start.
     learned_hours: u32,
     /// Last hour index learned (`i32` hours since the epoch reach the year 250,000).
@@ -75,6 +79,8 @@ impl Default for Seasonal {
             hour_of_day: [1.0; 24],
             weekday: [1.0; 7],
             day_frozen: false,
+            weekdays_known: false,
+            first_hour_of_day: 0,
             learned_hours: 0,
             last_hour: i32::MIN,
             quiet_hours: 0,
@@ -92,11 +98,12 @@ impl Seasonal {
     pub fn start(&mut self, hour: i64) {
         if self.last_hour == i32::MIN {
             self.last_hour = (hour - 1) as i32;
+            self.first_hour_of_day = hour_of_day(hour) as u8;
         }
     }
 
     pub fn is_warm(&self, p: &BaselineParams) -> bool {
-        self.learned_hours >= p.warmup_hours && self.level > 0.0
+        self.learned_hours >= p.warmup_hours && self.level > 0.0 && self.weekdays_known
     }
 
     pub fn learned_hours(&self) -> u32 {
@@ -108,14 +115,14 @@ impl Seasonal {
     }
 
     /// Learn one completed hour with `units` consumed. With `frozen` the hour only passes.
-    /// At the last hour of a day, `day` gives that day's total and the total of the seven days
-    /// ending with it, if known, to learn the weekday factor.
+    /// At the last hour of a day, `week` gives the totals of the seven days ending with it,
+    /// indexed by weekday (0 = Monday), to learn the weekday factors.
     pub fn learn_hour(
         &mut self,
         hour: i64,
         units: f64,
         frozen: bool,
-        day: Option<(f64, f64)>,
+        week: Option<[f64; 7]>,
         p: &BaselineParams,
     ) {
         self.last_hour = hour as i32;
@@ -124,6 +131,7 @@ impl Seasonal {
             if self.quiet_hours >= p.reset_after_hours && self.learned_hours > 0 {
                 *self = Seasonal {
                     last_hour: hour as i32,
+                    first_hour_of_day: ((hour_of_day(hour) + 1) % 24) as u8,
                     ..Seasonal::default()
                 };
                 return;
@@ -140,7 +148,7 @@ impl Seasonal {
         }
         self.learned_hours += 1;
         if h == 23 {
-            self.close_day(d, day, p);
+            self.close_day(d, week, p);
         }
     }
 
@@ -163,19 +171,33 @@ impl Seasonal {
         }
     }
 
-    fn close_day(&mut self, d: usize, day: Option<(f64, f64)>, p: &BaselineParams) {
-        let full_week = self.learned_hours >= 24 * 7;
-        if let (false, true, Some((day_units, week_units))) = (self.day_frozen, full_week, day) {
-            if week_units > 0.0 {
-                let weeks = (self.learned_hours / (24 * 7)) as f32;
-                let a = p.alpha_weekday.max(1.0 / weeks.max(1.0));
-                let target = (day_units * 7.0 / week_units) as f32;
-                let target = target.clamp(1.0 / p.clip / 4.0, p.clip * 4.0);
-                self.weekday[d] += a * (target - self.weekday[d]);
-                normalise(&mut self.weekday);
-            }
+    fn close_day(&mut self, d: usize, week: Option<[f64; 7]>, p: &BaselineParams) {
+        let frozen = std::mem::take(&mut self.day_frozen);
+        let Some(week) = week else { return };
+        let total: f64 = week.iter().sum();
+        if frozen || total <= 0.0 {
+            return;
         }
-        self.day_frozen = false;
+        let factor = |day: f64| ((day * 7.0 / total) as f32).clamp(0.05, 4.0 * p.clip);
+        if !self.weekdays_known {
+            // Seven complete days are in: set every weekday at once, and the level to that
+            // week's mean, which the unseasonal first week could only approximate.
+            let partial_first_day = (24 - self.first_hour_of_day as u32) % 24;
+            if self.learned_hours < 7 * 24 + partial_first_day {
+                return;
+            }
+            for (slot, &day) in self.weekday.iter_mut().zip(week.iter()) {
+                *slot = factor(day);
+            }
+            normalise(&mut self.weekday);
+            self.level = (total / (7.0 * 24.0 * 60.0)) as f32;
+            self.weekdays_known = true;
+        } else {
+            let weeks = (self.learned_hours / (24 * 7)) as f32;
+            let a = p.alpha_weekday.max(1.0 / weeks.max(1.0));
+            self.weekday[d] += a * (factor(week[d]) - self.weekday[d]);
+            normalise(&mut self.weekday);
+        }
     }
 
     /// Expected units per minute at `ts`.
@@ -231,12 +253,16 @@ mod tests {
         let p = BaselineParams::default();
         let day_total = |d: i64| (d * 24..d * 24 + 24).map(|h| rate(h) * 60.0).sum::<f64>();
         for h in hours {
-            let day = (h % 24 == 23).then(|| {
+            let week = (h % 24 == 23).then(|| {
                 let d = h / 24;
-                let week = (d - 6..=d).filter(|&x| x >= 0).map(day_total).sum();
-                (day_total(d), week)
+                let mut w = [0.0; 7];
+                for x in (d - 6..=d).filter(|&x| x >= 0) {
+                    // MONDAY_H is a Monday, so day x is weekday x % 7
+                    w[(x % 7) as usize] = day_total(x);
+                }
+                w
             });
-            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, day, &p);
+            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, week, &p);
         }
     }
 
@@ -272,8 +298,29 @@ mod tests {
         let p = BaselineParams::default();
         let mut b = Seasonal::default();
         b.start(MONDAY_H);
-        learn(&mut b, 0..24 * 6, |_| 10.0);
+        learn(&mut b, 0..24 * 7 - 1, |_| 10.0);
         assert!(!b.is_warm(&p));
+        learn(&mut b, 24 * 7 - 1..24 * 8, |_| 10.0);
+        assert!(b.is_warm(&p));
+    }
+
+    #[test]
+    fn the_first_monday_after_warm_up_is_expected() {
+        // A quiet weekend must not make the first Monday look like a jump: the weekday
+        // factors are all known as soon as the baseline is warm.
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 7, |h| 100.0 * shape(MONDAY_H + h));
+        assert!(b.is_warm(&p));
+        for h in 24 * 7..24 * 8 {
+            let want = 100.0 * shape(MONDAY_H + h);
+            let got = b.rate_at((MONDAY_H + h) * HOUR_MS, &p);
+            assert!(
+                got > 0.6 * want,
+                "hour {h}: expected {want:.1}, learned {got:.1}"
+            );
+        }
     }
 
     #[test]

@@ -177,16 +177,26 @@ impl Usage {
 /// Moments of units per event, for significance tests on unit sums: a sum of `n` events of
 /// random size behaves like a Poisson count scaled by `E[u²]/E[u]` (compound Poisson).
 ///
-/// Kept per hour in two slots, and read from the newest *complete* hour before the evaluated
-/// boundary: every event of that hour has arrived by then, so the value does not depend on
-/// arrival order.
+/// Events are summed per hour in two slots; completed hours are folded into a long-run estimate
+/// that forgets with a half-life of about a day, so one odd hour (a single huge call on a tiny
+/// client) neither hides nor fakes an excess. Hours are folded in order, at the first
+/// evaluation after they complete (or when their slot is needed), so the value read at an
+/// evaluation depends only on events before it, not on arrival order.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Dispersion {
     hour: [i32; 2],
     s1: [f32; 2],
     s2: [f32; 2],
     n: [u32; 2],
+    folded: [bool; 2],
+    long_s1: f32,
+    long_s2: f32,
+    long_n: f32,
+    long_hour: i32,
 }
+
+/// Weight kept per hour by the long-run estimate (half-life ≈ 24 h).
+const FORGET_PER_HOUR: f32 = 0.971;
 
 impl Dispersion {
     #[inline]
@@ -197,10 +207,14 @@ impl Dispersion {
             if h < self.hour[i] {
                 return;
             }
+            if !self.folded[i] && self.n[i] > 0 {
+                self.fold(i);
+            }
             self.hour[i] = h;
             self.s1[i] = 0.0;
             self.s2[i] = 0.0;
             self.n[i] = 0;
+            self.folded[i] = false;
         }
         let u = units as f32;
         self.s1[i] += u;
@@ -208,30 +222,60 @@ impl Dispersion {
         self.n[i] += 1;
     }
 
-    /// The slot to read at boundary `t`: the newest complete hour with traffic, else (in a
-    /// client's first hour) the newest with traffic.
-    fn pick(&self, t: Millis) -> Option<usize> {
+    fn fold(&mut self, i: usize) {
+        let gap = (self.hour[i] - self.long_hour).clamp(0, 24 * 30);
+        let keep = if self.long_n > 0.0 {
+            FORGET_PER_HOUR.powi(gap)
+        } else {
+            0.0
+        };
+        self.long_s1 = self.long_s1 * keep + self.s1[i];
+        self.long_s2 = self.long_s2 * keep + self.s2[i];
+        self.long_n = self.long_n * keep + self.n[i] as f32;
+        self.long_hour = self.hour[i];
+        self.folded[i] = true;
+    }
+
+    /// Fold the hours completed before boundary `t`, oldest first.
+    pub fn fold_complete(&mut self, t: Millis) {
         let current = t.div_euclid(crate::time::HOUR_MS) as i32;
-        let with_traffic = |i: &usize| self.n[*i] > 0;
-        let newest = |a: &usize, b: &usize| self.hour[*a].cmp(&self.hour[*b]);
-        (0..2)
-            .filter(with_traffic)
-            .filter(|&i| self.hour[i] < current)
-            .max_by(newest)
-            .or_else(|| (0..2).filter(with_traffic).max_by(newest))
+        let mut order = [0usize, 1];
+        order.sort_by_key(|&i| self.hour[i]);
+        for i in order {
+            if !self.folded[i] && self.n[i] > 0 && self.hour[i] < current {
+                self.fold(i);
+            }
+        }
+    }
+
+    /// `(Σu, Σu², n)` to estimate from: the long run once there is one, else (in a client's
+    /// first hour) what there is so far.
+    fn moments(&self) -> (f32, f32, f32) {
+        if self.long_n > 0.0 {
+            (self.long_s1, self.long_s2, self.long_n)
+        } else {
+            let n: u32 = self.n.iter().sum();
+            (self.s1.iter().sum(), self.s2.iter().sum(), n as f32)
+        }
     }
 
     /// Mean units per event.
-    pub fn mean(&self, t: Millis) -> f64 {
-        self.pick(t)
-            .map_or(1.0, |i| (self.s1[i] / self.n[i] as f32) as f64)
+    pub fn mean(&self) -> f64 {
+        let (s1, _, n) = self.moments();
+        if n > 0.0 {
+            (s1 / n) as f64
+        } else {
+            1.0
+        }
     }
 
     /// Units per "effective Poisson event": `E[u²]/E[u]`.
-    pub fn factor(&self, t: Millis) -> f64 {
-        match self.pick(t) {
-            Some(i) if self.s1[i] > 0.0 => (self.s2[i] / self.s1[i]).max(1e-3) as f64,
-            _ => 1.0,
+    pub fn factor(&self) -> f64 {
+        let (s1, s2, _) = self.moments();
+        if s1 > 0.0 {
+            (s2 / s1).max(1e-3) as f64
+        } else {
+            1.0
         }
     }
 }
@@ -401,23 +445,40 @@ mod tests {
     }
 
     #[test]
-    fn dispersion_reads_the_last_complete_hour() {
+    fn dispersion_is_long_run_and_order_free() {
         let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
         let mut d = Dispersion::default();
         for i in 0..100 {
             d.add(t + i * 1000, 50.0);
         }
         // within the first hour: the partial hour is all there is
-        assert!((d.factor(t + 30 * 60_000) - 50.0).abs() < 1e-3);
+        assert!((d.factor() - 50.0).abs() < 1e-3);
         for i in 0..100 {
             d.add(t + HOUR_MS + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
         }
-        // during the second hour, the first (complete) one answers
-        assert!((d.factor(t + HOUR_MS + 30 * 60_000) - 50.0).abs() < 1e-3);
-        assert!((d.mean(t + HOUR_MS + 30 * 60_000) - 50.0).abs() < 1e-3);
-        // after it, the second: E[u²]/E[u] = 500/20
-        assert!((d.factor(t + 2 * HOUR_MS) - 25.0).abs() < 1e-3);
-        assert!((d.mean(t + 2 * HOUR_MS) - 20.0).abs() < 1e-3);
+        // the second hour is not complete: it does not count yet
+        d.fold_complete(t + HOUR_MS + 30 * 60_000);
+        assert!((d.factor() - 50.0).abs() < 1e-3);
+        d.fold_complete(t + 2 * HOUR_MS);
+        // both hours, the first slightly forgotten:
+        // (0.971·250000 + 50000) / (0.971·5000 + 2000) = 42.7
+        let f = d.factor();
+        assert!((f - 42.7).abs() < 0.05, "{f}");
+        assert!((d.mean() - 35.0).abs() < 1.0, "{}", d.mean());
+
+        // a slot needed for a new hour is folded first, as the evaluation would have
+        let mut e = Dispersion::default();
+        for i in 0..100 {
+            e.add(t + i * 1000, 50.0);
+        }
+        for i in 0..100 {
+            e.add(t + HOUR_MS + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
+        }
+        e.add(t + 2 * HOUR_MS, 1.0); // recycles hour 0's slot: folds it
+        e.fold_complete(t + 2 * HOUR_MS);
+        d.add(t + 2 * HOUR_MS, 1.0);
+        d.fold_complete(t + 2 * HOUR_MS);
+        assert_eq!(d.factor(), e.factor());
     }
 
     #[test]

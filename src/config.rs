@@ -278,6 +278,8 @@ pub struct OverContractConfig {
     pub enabled: bool,
     /// Fires when any pair has both windows over the threshold, significantly.
     pub windows: Vec<WindowPair>,
+    /// Fewer calls than this in the long window never fire.
+    pub min_events: f64,
 }
 
 impl Default for OverContractConfig {
@@ -285,6 +287,7 @@ impl Default for OverContractConfig {
         OverContractConfig {
             enabled: true,
             windows: vec![WindowPair::mins(5, 15), WindowPair::mins(60, 360)],
+            min_events: 10.0,
         }
     }
 }
@@ -300,7 +303,7 @@ pub struct BaselineJumpConfig {
     /// Ratio that raises a critical alert.
     pub page_at: f64,
     pub windows: Vec<WindowPair>,
-    /// Fewer events than this in the long window never fire.
+    /// Fewer calls than this in the long window never fire.
     pub min_events: f64,
 }
 

@@ -38,6 +38,7 @@ pub struct Params {
 
     pub over_contract: bool,
     pub oc_pairs: Vec<(Millis, Millis)>,
+    pub oc_min_events: f64,
 
     pub baseline_jump: bool,
     pub bj_contracted: bool,
@@ -80,6 +81,7 @@ impl Params {
             resolve_after: evals(d.resolve_after).max(1),
             over_contract: d.over_contract.enabled,
             oc_pairs: pairs(&d.over_contract.windows),
+            oc_min_events: d.over_contract.min_events,
             baseline_jump: d.baseline_jump.enabled,
             bj_contracted: d.baseline_jump.contracted,
             bj_alert_at: d.baseline_jump.alert_at,
@@ -163,8 +165,8 @@ fn windowed(
             item: None,
         };
         if level >= threshold
-            && l_trim >= min_events * units.mean(t)
-            && significant(l_trim, threshold * l_trim_exp, units.factor(t), p.alpha)
+            && w.calls(t, long) >= min_events
+            && significant(l_trim, threshold * l_trim_exp, units.factor(), p.alpha)
         {
             return Verdict::Fire(reading);
         }
@@ -200,7 +202,7 @@ pub fn over_contract(
         &p.oc_pairs,
         threshold,
         p,
-        0.0,
+        p.oc_min_events,
         |_, dur| rate_per_ms * dur as f64,
     )
 }
@@ -368,6 +370,7 @@ mod tests {
                     let ts = T0 + m * MINUTE_MS + k as i64 * (MINUTE_MS / per_minute as i64);
                     c.windows.add(ts, 10.0);
                     c.units.add(ts, 10.0);
+                    c.units.fold_complete(ts);
                 }
             }
         }

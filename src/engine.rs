@@ -534,6 +534,7 @@ impl Engine {
                 return;
             }
             self.stats.evaluations += 1;
+            c.units.fold_complete(t);
             learn_baseline(c, t, &self.p);
             c.scope.decay_to(t, self.p.half_life);
             collect_verdicts(
@@ -732,14 +733,15 @@ fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
     // An hour is complete once t has passed its end.
     while h < current || (h == current && t % crate::time::HOUR_MS == 0) {
         let units = c.windows.hours.get(h) as f64;
-        let day = (crate::time::hour_of_day(h) == 23).then(|| {
+        let week = (crate::time::hour_of_day(h) == 23).then(|| {
             let d = h.div_euclid(24);
-            (
-                c.windows.days.get(d) as f64,
-                c.windows.days.sum(d - 6, d + 1),
-            )
+            let mut w = [0.0; 7];
+            for day in d - 6..=d {
+                w[crate::time::day_of_week(day * 24)] = c.windows.days.get(day) as f64;
+            }
+            w
         });
-        c.baseline.learn_hour(h, units, frozen, day, &p.baseline);
+        c.baseline.learn_hour(h, units, frozen, week, &p.baseline);
         h += 1;
     }
 }

@@ -38,5 +38,6 @@ pub mod replay;
 pub mod score;
 pub mod service;
 pub mod simulate;
+pub mod sink;
 pub mod time;
 pub mod window;

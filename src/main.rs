@@ -37,9 +37,40 @@ enum Command {
     Replay(ReplayArgs),
     /// Validate the config and contracts and print what overage would do.
     Check(CheckArgs),
+    /// Write a labelled multi-week scenario: events.jsonl, contracts.toml and truth.json.
+    Simulate(SimulateArgs),
+    /// Measure detection quality: an alerts file (from `replay`) against a scenario's truth.
+    Score(ScoreArgs),
     /// Show the whole system on embedded traffic: a dozen clients, one overrunning partner,
     /// alerts printed as they fire. Ctrl-C stops it.
     Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Directory to write into (created if needed).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 28)]
+    days: u32,
+    /// Multiplies every client's traffic (and contracts and caps with it).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// truth.json written by `overage simulate`.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Alert transitions, one JSON object per line (the stdout of `overage replay`).
+    #[arg(value_name = "ALERTS")]
+    alerts: PathBuf,
 }
 
 #[derive(Args)]
@@ -106,6 +137,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => cmd_replay(a),
         Command::Check(a) => cmd_check(a),
         Command::Demo(a) => cmd_demo(a),
+        Command::Simulate(a) => cmd_simulate(a),
+        Command::Score(a) => cmd_score(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -251,6 +284,37 @@ async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("signal received: draining");
     token.cancel();
+}
+
+fn cmd_simulate(a: SimulateArgs) -> Result<()> {
+    let params = overage::simulate::SimParams {
+        seed: a.seed,
+        days: a.days,
+        scale: a.scale,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let truth = overage::simulate::write_scenario(&params, &a.out)?;
+    eprintln!(
+        "wrote {} events ({} lines) for {} clients, {} planted anomalies, to {} in {:.1}s",
+        truth.faults.events,
+        truth.faults.lines,
+        truth.clients.len(),
+        truth.anomalies.len(),
+        a.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_score(a: ScoreArgs) -> Result<()> {
+    let report = overage::score::score_files(&a.truth, &a.alerts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {

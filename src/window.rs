@@ -27,24 +27,63 @@ pub const MAX_TRIM: usize = 10;
 /// The longest window that can be asked for.
 pub const MAX_WINDOW: Millis = 7 * DAY_MS;
 
-/// Totals for the last `N` periods (of whatever length the owner uses).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ring<const N: usize> {
-    /// Newest period written; `i64::MIN` while empty.
-    head: i64,
-    vals: [f32; N],
+/// What a ring bucket holds: unit sums (`f32`) or saturating call counts (`u8`, `u16`).
+pub trait Bucket: Copy + Default + PartialEq + std::fmt::Debug {
+    fn add(&mut self, v: Self);
+    fn value(self) -> f64;
 }
 
-impl<const N: usize> Default for Ring<N> {
+impl Bucket for f32 {
+    #[inline]
+    fn add(&mut self, v: f32) {
+        *self += v;
+    }
+    #[inline]
+    fn value(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Bucket for u8 {
+    #[inline]
+    fn add(&mut self, v: u8) {
+        *self = self.saturating_add(v);
+    }
+    #[inline]
+    fn value(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Bucket for u16 {
+    #[inline]
+    fn add(&mut self, v: u16) {
+        *self = self.saturating_add(v);
+    }
+    #[inline]
+    fn value(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Totals for the last `N` periods (of whatever length the owner uses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ring<const N: usize, T: Bucket = f32> {
+    /// Newest period written; `i64::MIN` while empty.
+    head: i64,
+    vals: [T; N],
+}
+
+impl<const N: usize, T: Bucket> Default for Ring<N, T> {
     fn default() -> Self {
         Ring {
             head: i64::MIN,
-            vals: [0.0; N],
+            vals: [T::default(); N],
         }
     }
 }
 
-impl<const N: usize> Ring<N> {
+impl<const N: usize, T: Bucket> Ring<N, T> {
     #[inline]
     fn slot(period: i64) -> usize {
         period.rem_euclid(N as i64) as usize
@@ -52,20 +91,20 @@ impl<const N: usize> Ring<N> {
 
     /// Add `v` to `period`. Returns false (and drops it) if the period fell out of the ring.
     #[inline]
-    pub fn add(&mut self, period: i64, v: f32) -> bool {
+    pub fn add(&mut self, period: i64, v: T) -> bool {
         if period > self.head {
             if self.head == i64::MIN || period - self.head >= N as i64 {
-                self.vals = [0.0; N];
+                self.vals = [T::default(); N];
             } else {
                 for p in self.head + 1..=period {
-                    self.vals[Self::slot(p)] = 0.0;
+                    self.vals[Self::slot(p)] = T::default();
                 }
             }
             self.head = period;
         } else if period <= self.head - N as i64 {
             return false;
         }
-        self.vals[Self::slot(period)] += v;
+        self.vals[Self::slot(period)].add(v);
         true
     }
 
@@ -77,13 +116,13 @@ impl<const N: usize> Ring<N> {
         }
         let lo = from.max(self.head - N as i64 + 1);
         let hi = to.min(self.head + 1);
-        (lo..hi).map(|p| self.vals[Self::slot(p)] as f64).sum()
+        (lo..hi).map(|p| self.vals[Self::slot(p)].value()).sum()
     }
 
     /// Value of one period (zero if outside the ring).
-    pub fn get(&self, period: i64) -> f32 {
+    pub fn get(&self, period: i64) -> T {
         if self.head == i64::MIN || period > self.head || period <= self.head - N as i64 {
-            0.0
+            T::default()
         } else {
             self.vals[Self::slot(period)]
         }
@@ -94,22 +133,40 @@ impl<const N: usize> Ring<N> {
     }
 }
 
-/// A client's recent consumption at three granularities.
+/// A client's recent consumption at three granularities, and its call counts (saturating:
+/// they only need to say "at least so many calls") at two.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Windows {
     pub minutes: Ring<MINUTE_SLOTS>,
     pub hours: Ring<HOUR_SLOTS>,
     pub days: Ring<DAY_SLOTS>,
+    minute_calls: Ring<MINUTE_SLOTS, u8>,
+    hour_calls: Ring<HOUR_SLOTS, u16>,
 }
 
 impl Windows {
-    /// Record `units` at `ts`. `ts` must not be older than the watermark (late events are not
-    /// windowed), so it always lands inside the rings.
+    /// Record one call of `units` at `ts`. `ts` must not be older than the watermark (late
+    /// events are not windowed), so it always lands inside the rings.
     #[inline]
     pub fn add(&mut self, ts: Millis, units: f32) {
-        self.minutes.add(ts.div_euclid(MINUTE_MS), units);
-        self.hours.add(ts.div_euclid(HOUR_MS), units);
+        let (m, h) = (ts.div_euclid(MINUTE_MS), ts.div_euclid(HOUR_MS));
+        self.minutes.add(m, units);
+        self.hours.add(h, units);
         self.days.add(ts.div_euclid(DAY_MS), units);
+        self.minute_calls.add(m, 1);
+        self.hour_calls.add(h, 1);
+    }
+
+    /// Calls in the window ending at `t` (as [`Windows::sum`] composes it; windows longer than
+    /// a day count their last day only, a lower bound). Saturates at 255 a minute.
+    pub fn calls(&self, t: Millis, window: Millis) -> f64 {
+        let b = t.div_euclid(MINUTE_MS);
+        if window <= HOUR_MS {
+            return self.minute_calls.sum(b - window / MINUTE_MS, b);
+        }
+        let h = t.div_euclid(HOUR_MS);
+        let k = window.min(DAY_MS) / HOUR_MS;
+        self.hour_calls.sum(h - (k - 1), h) + self.minute_calls.sum(h * HOUR_MS / MINUTE_MS, b)
     }
 
     /// Sum over the window of length `window` ending at the minute boundary `t`, and the
@@ -233,6 +290,26 @@ mod tests {
         assert_eq!(w.sum(t, 5 * MINUTE_MS).0, 1.0);
         assert_eq!(w.sum(t, 6 * HOUR_MS).0, 1.0);
         assert_eq!(w.sum(t, 2 * DAY_MS).0, 1.0);
+    }
+
+    #[test]
+    fn calls_are_counted_like_units() {
+        let mut w = Windows::default();
+        for m in 0..(3 * 60) {
+            w.add(T0 + m * MINUTE_MS, 7.0);
+            w.add(T0 + m * MINUTE_MS + 1, 7.0);
+        }
+        let t = T0 + 3 * HOUR_MS - 30 * MINUTE_MS;
+        assert_eq!(w.calls(t, 15 * MINUTE_MS), 30.0);
+        let (units, dur) = w.sum(t, 2 * HOUR_MS);
+        assert_eq!(w.calls(t, 2 * HOUR_MS), units / 7.0);
+        assert_eq!(dur, HOUR_MS + 30 * MINUTE_MS);
+        // saturation only ever undercounts
+        let mut w = Windows::default();
+        for _ in 0..1000 {
+            w.add(T0, 1.0);
+        }
+        assert_eq!(w.calls(T0 + MINUTE_MS, MINUTE_MS), 255.0);
     }
 
     #[test]
