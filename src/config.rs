@@ -113,6 +113,8 @@ pub struct AlertsConfig {
     pub log: bool,
     /// Transitions waiting for the sinks; the consumer waits when it is full (nothing dropped).
     pub queue_capacity: usize,
+    /// Alertmanager v2 API (disabled while `urls` is empty).
+    pub alertmanager: crate::sink::alertmanager::AlertmanagerConfig,
 }
 
 impl Default for AlertsConfig {
@@ -120,6 +122,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             log: true,
             queue_capacity: 10_000,
+            alertmanager: Default::default(),
         }
     }
 }
@@ -563,6 +566,11 @@ impl Config {
         }
         if self.alerts.queue_capacity == 0 {
             return fail("alerts.queue_capacity", "must be positive".into());
+        }
+        if let Err(message) = self.alerts.alertmanager.validate() {
+            // the sink's messages start with the field name
+            let (field, rest) = message.split_once(": ").unwrap_or(("", &message));
+            return fail(&format!("alerts.alertmanager.{field}"), rest.to_owned());
         }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());

@@ -73,7 +73,12 @@ impl Dedupe {
                 self.first = m;
                 self.buckets.push_back(IdSet::default());
             } else {
-                self.buckets.extend((0..gap).map(|_| IdSet::default()));
+                // Size new minutes like the newest one: growing a set by rehashing on the hot
+                // path costs more than the memory.
+                let hint = self.buckets.back().map_or(0, |b| b.len());
+                self.buckets.extend(
+                    (0..gap).map(|_| IdSet::with_capacity_and_hasher(hint, Default::default())),
+                );
             }
         }
         let idx = (m - self.first) as usize;

@@ -130,48 +130,85 @@ pub fn significant(observed: f64, null_mean: f64, d: f64, alpha: f64) -> bool {
     }
 }
 
-/// Shared logic of the windowed volume detectors. `expected(t, duration)` gives the expected
-/// units over `[t - duration, t)`.
+/// One window pair's numbers at a boundary.
+struct PairSums {
+    /// Short window ratio, long window ratio without its most intense minutes.
+    short_ratio: f64,
+    trim_ratio: f64,
+    trimmed: f64,
+    trimmed_expected: f64,
+    calls: f64,
+    reading: Reading,
+}
+
+/// Shared logic of the windowed volume detectors, for a warning and a critical threshold at
+/// once (the sums are the same). `expected(t, duration)` gives the expected units over
+/// `[t - duration, t)`.
 #[allow(clippy::too_many_arguments)]
 fn windowed(
     w: &Windows,
     units: &Dispersion,
     t: Millis,
     pairs: &[(Millis, Millis)],
-    threshold: f64,
+    thresholds: [f64; 2],
     p: &Params,
     min_events: f64,
     expected: impl Fn(Millis, Millis) -> f64,
+) -> [Verdict; 2] {
+    let sums: Vec<PairSums> = pairs
+        .iter()
+        .filter_map(|&(short, long)| {
+            let (s_obs, s_dur) = w.sum(t, short);
+            let (l_obs, l_dur) = w.sum(t, long);
+            // "Sustained": the long window is judged without its most intense minutes.
+            let (l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
+            let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
+            // The trimmed minutes' expectation is scaled out by duration (a close
+            // approximation: the expectation varies little within an hour).
+            let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
+            (s_exp > 0.0 && l_trim_exp > 0.0).then(|| PairSums {
+                short_ratio: s_obs / s_exp,
+                trim_ratio: l_trim / l_trim_exp,
+                trimmed: l_trim,
+                trimmed_expected: l_trim_exp,
+                calls: w.calls(t, long),
+                reading: Reading {
+                    observed: l_obs,
+                    expected: l_exp,
+                    ratio: l_obs / l_exp,
+                    window: long,
+                    item: None,
+                },
+            })
+        })
+        .collect();
+    thresholds.map(|threshold| judge(&sums, threshold, units, p, min_events, pairs))
+}
+
+fn judge(
+    sums: &[PairSums],
+    threshold: f64,
+    units: &Dispersion,
+    p: &Params,
+    min_events: f64,
+    pairs: &[(Millis, Millis)],
 ) -> Verdict {
     let mut shown: Option<(f64, Reading)> = None;
-    for &(short, long) in pairs {
-        let (s_obs, s_dur) = w.sum(t, short);
-        let (l_obs, l_dur) = w.sum(t, long);
-        // "Sustained": the long window is judged without its most intense minutes.
-        let (l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
-        let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
-        // The trimmed minutes' expectation is scaled out by duration (a close approximation:
-        // the expectation varies little within an hour).
-        let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
-        if !(s_exp > 0.0 && l_trim_exp > 0.0) {
-            continue;
-        }
-        let level = (s_obs / s_exp).min(l_trim / l_trim_exp);
-        let reading = Reading {
-            observed: l_obs,
-            expected: l_exp,
-            ratio: l_obs / l_exp,
-            window: long,
-            item: None,
-        };
+    for s in sums {
+        let level = s.short_ratio.min(s.trim_ratio);
         if level >= threshold
-            && w.calls(t, long) >= min_events
-            && significant(l_trim, threshold * l_trim_exp, units.factor(), p.alpha)
+            && s.calls >= min_events
+            && significant(
+                s.trimmed,
+                threshold * s.trimmed_expected,
+                units.factor(),
+                p.alpha,
+            )
         {
-            return Verdict::Fire(reading);
+            return Verdict::Fire(s.reading);
         }
         if shown.as_ref().is_none_or(|(l, _)| level > *l) {
-            shown = Some((level, reading));
+            shown = Some((level, s.reading));
         }
     }
     match shown {
@@ -187,29 +224,30 @@ fn windowed(
     }
 }
 
-/// `over_contract`: consumption against the contracted rate (units per ms).
+/// `over_contract` at the warning and critical thresholds: consumption against the
+/// contracted rate (units per ms).
 pub fn over_contract(
     c: &Client,
     t: Millis,
     rate_per_ms: f64,
-    threshold: f64,
+    thresholds: [f64; 2],
     p: &Params,
-) -> Verdict {
+) -> [Verdict; 2] {
     windowed(
         &c.windows,
         &c.units,
         t,
         &p.oc_pairs,
-        threshold,
+        thresholds,
         p,
         p.oc_min_events,
         |_, dur| rate_per_ms * dur as f64,
     )
 }
 
-/// `baseline_jump`: consumption against the client's own learned seasonal baseline. `None`
-/// while the baseline is still warming up.
-pub fn baseline_jump(c: &Client, t: Millis, threshold: f64, p: &Params) -> Option<Verdict> {
+/// `baseline_jump` at the warning and critical thresholds: consumption against the client's
+/// own learned seasonal baseline. `None` while the baseline is still warming up.
+pub fn baseline_jump(c: &Client, t: Millis, p: &Params) -> Option<[Verdict; 2]> {
     if !c.baseline.is_warm(&p.baseline) {
         return None;
     }
@@ -219,7 +257,7 @@ pub fn baseline_jump(c: &Client, t: Millis, threshold: f64, p: &Params) -> Optio
         &c.units,
         t,
         &p.bj_pairs,
-        threshold,
+        [p.bj_alert_at, p.bj_page_at],
         p,
         p.bj_min_events,
         |end, dur| b.expected(end, dur, &p.baseline),
@@ -384,7 +422,7 @@ mod tests {
     #[test]
     fn steady_at_contract_is_clear() {
         let c = client_with(&[(-400, 0, 10)]);
-        let v = over_contract(&c, T0, rate(100.0), 1.5, &Params::default());
+        let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &Params::default());
         assert!(
             matches!(v, Verdict::Clear(r) if (r.ratio - 1.0).abs() < 0.01),
             "{v:?}"
@@ -397,7 +435,9 @@ mod tests {
         let mut fired_at = None;
         for m in 1..=30 {
             let c = client_with(&[(-400, 0, 10), (0, m, 30)]);
-            if let Verdict::Fire(r) = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), 1.5, &p) {
+            if let [Verdict::Fire(r), _] =
+                over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), [1.5, 3.0], &p)
+            {
                 assert_eq!(r.window, 15 * MINUTE_MS);
                 fired_at = Some(m);
                 break;
@@ -413,7 +453,7 @@ mod tests {
         // three minutes at 10x, then back to normal: trimmed away, however intense
         for m in 1..=40 {
             let c = client_with(&[(-400, 0, 10), (0, 3, 100), (3, 40, 10)]);
-            let v = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), 1.5, &p);
+            let [v, _] = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), [1.5, 3.0], &p);
             assert!(!matches!(v, Verdict::Fire(_)), "minute {m}: {v:?}");
         }
     }
@@ -424,7 +464,7 @@ mod tests {
         // contract of 1 unit/min; the client makes 2 calls of 10 units in the last 15 minutes:
         // 20x the contract by the numbers, but two calls prove nothing
         let c = client_with(&[(-12, -11, 1), (-2, -1, 1)]);
-        let v = over_contract(&c, T0, rate(1.0), 1.5, &p);
+        let [v, _] = over_contract(&c, T0, rate(1.0), [1.5, 3.0], &p);
         assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
     }
 

@@ -313,8 +313,20 @@ impl Engine {
             return Outcome::Overflow;
         };
         let late = ev.ts < self.watermark;
-        let breach = if late { None } else { self.breach(idx, ev) };
-        let origin = if late { None } else { self.origin_id(ev) };
+        let country = match (&ev.origin_country, late) {
+            (Some(c), false) => Some(self.labels.intern(c)),
+            _ => None,
+        };
+        let breach = if late {
+            None
+        } else {
+            self.breach(idx, ev, country)
+        };
+        let origin = if late {
+            None
+        } else {
+            self.origin_id(ev, country)
+        };
         let half_life = self.p.half_life;
         let Some(c) = self.clients[idx as usize].as_mut() else {
             return Outcome::Overflow;
@@ -420,7 +432,7 @@ impl Engine {
         }
     }
 
-    fn breach(&mut self, idx: u32, ev: &Event<'_>) -> Option<Breach> {
+    fn breach(&mut self, idx: u32, ev: &Event<'_>, country: Option<u32>) -> Option<Breach> {
         let ci = self.clients[idx as usize].as_ref()?.contract?;
         let compiled = &self.compiled[ci as usize];
         if let (Some(allowed), Some(product)) = (&compiled.products, &ev.product) {
@@ -432,12 +444,9 @@ impl Engine {
                 }
             }
         }
-        if let Some(country) = &ev.origin_country {
-            if let Some(allowed) = &compiled.countries {
-                let id = self.labels.intern(country);
-                if !allowed.contains(&id) {
-                    return Some(Breach::Origin(id));
-                }
+        if let (Some(id), Some(allowed)) = (country, &compiled.countries) {
+            if !allowed.contains(&id) {
+                return Some(Breach::Origin(id));
             }
         }
         if let Some(endpoint) = &ev.endpoint {
@@ -463,14 +472,11 @@ impl Engine {
         None
     }
 
-    fn origin_id(&mut self, ev: &Event<'_>) -> Option<u32> {
+    fn origin_id(&self, ev: &Event<'_>, country: Option<u32>) -> Option<u32> {
         if !self.p.new_origin {
             return None;
         }
-        if let Some(country) = &ev.origin_country {
-            return Some(self.labels.intern(country));
-        }
-        ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG))
+        country.or_else(|| ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)))
     }
 
     /// Evaluate every boundary the watermark has passed.
@@ -757,19 +763,11 @@ fn collect_verdicts(
     let contract = c.contract.map(|i| contracts.by_index(i as usize));
     if let Some(k) = contract {
         if p.over_contract {
-            let rate = k.rate_per_ms();
             let warn = k.alert_at.unwrap_or(p.alert_at);
             let page = k.page_at.unwrap_or(p.page_at).max(warn);
-            out.push((
-                AlertKind::OverContract,
-                Severity::Warning,
-                detect::over_contract(c, t, rate, warn, p),
-            ));
-            out.push((
-                AlertKind::OverContract,
-                Severity::Critical,
-                detect::over_contract(c, t, rate, page, p),
-            ));
+            let [w, c] = detect::over_contract(c, t, k.rate_per_ms(), [warn, page], p);
+            out.push((AlertKind::OverContract, Severity::Warning, w));
+            out.push((AlertKind::OverContract, Severity::Critical, c));
         }
         if let (true, Some(cap)) = (p.cap, k.monthly_cap) {
             out.push((
@@ -783,13 +781,9 @@ fn collect_verdicts(
         }
     }
     if p.baseline_jump && (contract.is_none() || p.bj_contracted) {
-        for (sev, th) in [
-            (Severity::Warning, p.bj_alert_at),
-            (Severity::Critical, p.bj_page_at),
-        ] {
-            if let Some(v) = detect::baseline_jump(c, t, th, p) {
-                out.push((AlertKind::BaselineJump, sev, v));
-            }
+        if let Some([w, c]) = detect::baseline_jump(c, t, p) {
+            out.push((AlertKind::BaselineJump, Severity::Warning, w));
+            out.push((AlertKind::BaselineJump, Severity::Critical, c));
         }
     }
     let compiled = c.contract.map(|i| &compiled[i as usize]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
-use util::{drain, eventually, free_port, unique, Broker, Overage};
+use util::{drain, eventually, free_port, unique, Alertmanager, Broker, Overage};
 
 const CONTRACTS: &str = r#"
 [[contract]]
@@ -24,14 +24,15 @@ baseline = { units = 6000, per = "1h" }
 "#;
 
 /// Five hours of two clients at their contract's rate, one call every 6 s; `jumper` goes to 3x
-/// in hour two. Plus three messages that are not events.
+/// from hour two to hour four, and again in the last hour (so it ends firing). Plus three
+/// messages that are not events.
 fn events() -> Vec<(String, Vec<u8>)> {
     let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
     let mut out = vec![];
     for i in 0..3000i64 {
         let ts = start + i * 6_000;
         for client in ["jumper", "steady"] {
-            let units = if client == "jumper" && (600..1200).contains(&i) {
+            let units = if client == "jumper" && ((600..1200).contains(&i) || i >= 2400) {
                 30
             } else {
                 10
@@ -136,7 +137,12 @@ fn alerts_of(lines: &[String]) -> Vec<serde_json::Value> {
 #[test]
 fn consumes_alerts_exposes_metrics_and_drains_on_sigterm() {
     let broker = Broker::start();
+    let am = Alertmanager::start();
     let s = setup(&broker.bootstrap(), "");
+    // the config's sections are appended: alerts go to the real Alertmanager too
+    let mut text = std::fs::read_to_string(&s.config).unwrap();
+    text += &format!("\n[alerts.alertmanager]\nurls = [\"{}\"]\n", am.url());
+    std::fs::write(&s.config, text).unwrap();
     broker.create_topic(&s.topic, 2);
     broker.create_topic(&s.alerts, 1);
     broker.create_topic(&s.dead, 1);
@@ -182,6 +188,21 @@ fn consumes_alerts_exposes_metrics_and_drains_on_sigterm() {
     assert!(alerts
         .iter()
         .any(|a| a["state"] == "firing" && a["labels"]["plan"] == "enterprise"));
+
+    // and Alertmanager has it, with the labels routing relies on
+    let in_am = eventually(Duration::from_secs(30), "the alert in Alertmanager", || {
+        am.alerts()
+            .into_iter()
+            .find(|a| a["labels"]["client_id"] == "jumper")
+    });
+    assert_eq!(in_am["labels"]["alertname"], "OverageOverContract");
+    assert_eq!(in_am["labels"]["alert"], "over_contract");
+    assert_eq!(in_am["labels"]["severity"], "warning");
+    assert_eq!(in_am["labels"]["plan"], "enterprise");
+    assert!(in_am["annotations"]["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains("jumper consumed")));
+    assert_eq!(am.alerts().len(), 1, "only the firing alert is active");
 
     // the three rejected messages went to the dead-letter topic
     let dead = broker.consumer(&s.dead);

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use super::ratelimit::LogLimiter;
 use super::state::{Partition, Shared};
 use crate::alert::Alert;
 use crate::config::{ms, KafkaConfig};
@@ -73,6 +74,7 @@ pub fn is_secret(key: &str) -> bool {
 pub struct Context {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    log: Arc<LogLimiter>,
 }
 
 impl ClientContext for Context {
@@ -103,7 +105,9 @@ impl ClientContext for Context {
             _ => "other",
         };
         self.metrics.kafka_errors.with_label_values(&[kind]).inc();
-        tracing::warn!(kind, "kafka: {error}: {reason}");
+        if let Some(suppressed) = self.log.allow(kind) {
+            tracing::warn!(kind, suppressed, "kafka: {error}: {reason}");
+        }
     }
 }
 
@@ -161,10 +165,12 @@ pub fn run(
             ("statistics.interval.ms", "5000".into()),
         ],
     );
+    let log = Arc::new(LogLimiter::new(Duration::from_secs(10)));
     let consumer: BaseConsumer<Context> = cc
         .create_with_context(Context {
             shared: shared.clone(),
             metrics: metrics.clone(),
+            log: log.clone(),
         })
         .map_err(ConsumerError::Create)?;
     let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
@@ -214,7 +220,9 @@ pub fn run(
             None => {}
             Some(Err(e)) => {
                 metrics.kafka_errors.with_label_values(&["poll"]).inc();
-                tracing::warn!("kafka poll: {e}");
+                if let Some(suppressed) = log.allow("poll") {
+                    tracing::warn!(suppressed, "kafka poll: {e}");
+                }
             }
             Some(Ok(msg)) => {
                 let started = Instant::now();
@@ -229,6 +237,19 @@ pub fn run(
                         .or_insert_with(|| Engine::new(cfg, contracts.clone()));
                     engine.ingest(&decoder, payload, future_limit, &mut out)
                 };
+                if let Some(reason) = rejected {
+                    // Where, and why; never the payload (it may hold client data).
+                    if let Some(suppressed) = log.allow(reason.as_str()) {
+                        tracing::warn!(
+                            topic = msg.topic(),
+                            partition = msg.partition(),
+                            offset = msg.offset(),
+                            reason = reason.as_str(),
+                            suppressed,
+                            "rejected message"
+                        );
+                    }
+                }
                 if let (Some(reason), Some(dl)) = (rejected, &dead_letters) {
                     let headers = OwnedHeaders::new().insert(Header {
                         key: "overage-reject",

@@ -15,6 +15,7 @@
 pub mod consumer;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod router;
 pub mod state;
 
@@ -45,6 +46,8 @@ pub enum ServiceError {
     Producer(rdkafka::error::KafkaError),
     #[error("shutdown did not finish within {0:?}")]
     ShutdownTimeout(Duration),
+    #[error("alertmanager sink: {0}")]
+    Alertmanager(#[from] crate::sink::alertmanager::SinkError),
 }
 
 /// How the service is started (beyond its config).
@@ -104,6 +107,19 @@ pub async fn run(
         }
         None => None,
     };
+    // The sink drains and stops by itself once the router (its only handle holder) is done;
+    // its token is only a hard stop.
+    let am_stop = CancellationToken::new();
+    let (alertmanager, am_task) = if cfg.alerts.alertmanager.is_enabled() {
+        let (handle, task) = crate::sink::alertmanager::AlertmanagerSink::spawn(
+            cfg.alerts.alertmanager.clone(),
+            &metrics.registry,
+            am_stop.clone(),
+        )?;
+        (Some(handle), Some(task))
+    } else {
+        (None, None)
+    };
     let (tx, rx) = mpsc::channel(cfg.alerts.queue_capacity);
     let router_task = tokio::spawn(router::run(
         rx,
@@ -111,6 +127,7 @@ pub async fn run(
         metrics.clone(),
         router::Sinks {
             kafka: kafka_sink,
+            alertmanager,
             console: opts.console,
         },
     ));
@@ -148,15 +165,19 @@ pub async fn run(
     shared.health.shutting_down.store(true, Ordering::Relaxed);
     let drain = async {
         consumer_stop.cancel();
-        // The router ends once the consumer thread has dropped its sender.
+        // The router ends once the consumer thread has dropped its sender; Alertmanager's sink
+        // once the router has dropped its handle.
         let _ = router_task.await;
+        if let Some(task) = am_task {
+            let _ = task.await;
+        }
         http_stop.cancel();
         let _ = http_task.await;
     };
     reload_task.abort();
-    tokio::time::timeout(SHUTDOWN_TIMEOUT, drain)
-        .await
-        .map_err(|_| ServiceError::ShutdownTimeout(SHUTDOWN_TIMEOUT))?;
+    let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, drain).await;
+    am_stop.cancel();
+    drained.map_err(|_| ServiceError::ShutdownTimeout(SHUTDOWN_TIMEOUT))?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

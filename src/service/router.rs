@@ -18,6 +18,7 @@ use crate::alert::{Alert, State};
 /// Where transitions go besides the log.
 pub struct Sinks {
     pub kafka: Option<(FutureProducer, String)>,
+    pub alertmanager: Option<crate::sink::alertmanager::AlertmanagerHandle>,
     /// Print each transition as one readable line (the demo).
     pub console: bool,
 }
@@ -79,6 +80,19 @@ pub async fn run(
             if let Err(e) = result {
                 tracing::error!("publishing alert to {topic}: {e}");
             }
+        }
+        if let Some(am) = &sinks.alertmanager {
+            let label = match am.send(alert).await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::error!("queueing alert for Alertmanager: {e}");
+                    "error"
+                }
+            };
+            metrics
+                .alert_deliveries
+                .with_label_values(&["alertmanager", label])
+                .inc();
         }
     }
     if let Some((producer, _)) = &sinks.kafka {

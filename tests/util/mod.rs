@@ -252,3 +252,69 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     // chunked bodies: good enough to strip the chunk sizes for assertions on content
     Some((status, body))
 }
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on a free loopback port, killed on
+/// drop.
+pub struct Alertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        let bin = std::env::var("OVERAGE_ALERTMANAGER")
+            .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
+        assert!(
+            std::path::Path::new(&bin).exists(),
+            "Alertmanager not found at {bin}: `scripts/test` installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: null-receiver\n  group_wait: 1s\nreceivers:\n  - name: null-receiver\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg("--cluster.listen-address=")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let am = Alertmanager {
+            port,
+            child,
+            _dir: dir,
+        };
+        eventually(Duration::from_secs(20), "alertmanager ready", || {
+            (http_get(port, "/-/ready")?.0 == 200).then_some(())
+        });
+        am
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Active alerts, as JSON.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        http_get(self.port, "/api/v2/alerts")
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
