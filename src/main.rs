@@ -75,12 +75,16 @@ struct ScoreArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Event-time minutes per wall-clock second.
-    #[arg(long, default_value_t = 60.0)]
+    /// Event-time minutes per wall-clock second (1: the partner overruns after about a minute
+    /// and is caught some ten seconds later).
+    #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Stop after this much event time (e.g. `6h`) instead of at Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<std::time::Duration>,
+    /// Address of the HTTP server (`/metrics`, `/readyz`, `/api/v1/...`).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    http: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -318,16 +322,23 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(overage::demo::run(
-        overage::demo::DemoOptions {
-            speed: a.speed,
-            duration: a.duration.map(ms),
-        },
-        |line| println!("{line}"),
-    ));
+    runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        overage::demo::run(
+            overage::demo::DemoOptions {
+                speed: a.speed,
+                duration: a.duration.map(ms),
+                http: a.http,
+            },
+            shutdown,
+        )
+        .await
+    })?;
     Ok(())
 }
 

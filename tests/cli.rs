@@ -191,10 +191,39 @@ fn replay_fails_clearly_on_a_missing_input() {
 }
 
 #[test]
+fn demo_runs_kafka_to_alert_and_stops_cleanly() {
+    // Through the in-process Kafka cluster and the real service, time compressed: 90 minutes
+    // of event time in 18 s (the partner overruns after 60).
+    let o = overage()
+        .args([
+            "demo",
+            "--speed",
+            "5",
+            "--duration",
+            "90m",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let firing: Vec<&str> = out.lines().filter(|l| l.contains("FIRING")).collect();
+    assert!(
+        firing
+            .iter()
+            .any(|l| l.contains("over_contract acme-analytics")),
+        "{out}"
+    );
+    assert!(firing.iter().all(|l| l.contains("acme-analytics")), "{out}");
+    assert!(out.contains("demo stopped"), "{out}");
+}
+
+#[test]
 fn help_describes_every_command() {
     let o = overage().arg("--help").output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["replay", "check"] {
+    for cmd in ["run", "replay", "check", "simulate", "score", "demo"] {
         assert!(out.contains(cmd), "{out}");
     }
 }
