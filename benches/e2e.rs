@@ -1,0 +1,208 @@
+//! End-to-end consumption throughput of `overage run` against a bare librdkafka consumer,
+//! both reading the same preloaded topic from the same real broker (tansu) in one run, and the
+//! processing latency at half the sustainable rate.
+//!
+//! Issue targets: overage's throughput at least 0.9x the bare consumer's; p99 processing
+//! latency (message consumed to alert emitted) under 1 s at half the sustainable rate.
+//!
+//! `cargo bench --bench e2e [-- MESSAGES]` (default 400,000). Needs tansu (scripts/test
+//! installs it). Under `cargo test` it runs a small smoke version.
+
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::Message;
+use util::{eventually, free_port, unique, Broker, Overage};
+
+const PARTITIONS: i32 = 4;
+
+fn preload(broker: &Broker, topic: &str, lines: &[Vec<u8>]) {
+    broker.create_topic(topic, PARTITIONS);
+    let messages: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|l| {
+            // key by client, as producers do
+            let v: serde_json::Value = serde_json::from_slice(l).unwrap_or_default();
+            (v["client_id"].as_str().unwrap_or("").to_owned(), l.clone())
+        })
+        .collect();
+    broker.produce(topic, &messages);
+}
+
+/// Seconds from the first to the last of `n` messages read by a plain consumer.
+fn bare(broker: &Broker, topic: &str, n: usize) -> f64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", unique("bare"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut seen = 0;
+    let mut first = None;
+    let mut bytes = 0usize;
+    while seen < n {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, |p| p.len());
+            let _ = c.store_offset_from_message(&m);
+            seen += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    first.map_or(0.0, |f| f.elapsed().as_secs_f64())
+}
+
+fn config(dir: &std::path::Path, broker: &Broker, topic: &str) -> std::path::PathBuf {
+    let path = dir.join("overage.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{}\"\n\n\
+             [input]\nmax_future_skew = \"0s\"\n\n[alerts]\nlog = false\n\n\
+             [http]\nlisten = \"127.0.0.1:{}\"\n",
+            broker.bootstrap(),
+            unique("overage"),
+            free_port()
+        ),
+    )
+    .expect("config");
+    path
+}
+
+fn accepted(o: &Overage) -> Option<f64> {
+    o.metric("overage_events_total{outcome=\"accepted\"}")
+}
+
+/// Events in any outcome (replayed lines come back as duplicates or late).
+fn handled(o: &Overage) -> Option<f64> {
+    let (_, text) = o.get("/metrics")?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("overage_events_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Seconds from the first to the last of `n` events applied by `overage run`.
+fn overage(broker: &Broker, topic: &str, n: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = Overage::start(&config(dir.path(), broker, topic), &[]);
+    eventually(Duration::from_secs(60), "first event", || {
+        (accepted(&o)? > 0.0).then_some(())
+    });
+    let first = Instant::now();
+    eventually(Duration::from_secs(600), "all events", || {
+        (accepted(&o)? >= n as f64).then_some(())
+    });
+    first.elapsed().as_secs_f64()
+}
+
+/// p99 of `overage_processing_seconds` from its buckets (upper bound of the bucket).
+fn p99(o: &Overage) -> Option<f64> {
+    let (_, text) = o.get("/metrics")?;
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("overage_processing_seconds_bucket{le=\""))
+        .filter_map(|r| {
+            let (le, rest) = r.split_once("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, rest.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= 0.99 * total)
+        .map(|(le, _)| *le)
+}
+
+/// Produce at `rate` events/s for `seconds` while overage consumes; p99 processing latency.
+fn latency_at(broker: &Broker, rate: f64, seconds: f64, lines: &[Vec<u8>]) -> Option<f64> {
+    let topic = unique("latency");
+    broker.create_topic(&topic, PARTITIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = Overage::start(&config(dir.path(), broker, &topic), &[]);
+    eventually(Duration::from_secs(30), "ready", || {
+        (o.get("/readyz")?.0 == 200).then_some(())
+    });
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    let start = Instant::now();
+    let total = (rate * seconds) as usize;
+    for (i, l) in lines.iter().cycle().take(total).enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let mut r = BaseRecord::<(), [u8]>::to(&topic).payload(l.as_slice());
+        while let Err((_, back)) = p.send(r) {
+            r = back;
+            p.poll(Duration::from_millis(1));
+        }
+        p.poll(Duration::ZERO);
+    }
+    let _ = p.flush(Duration::from_secs(10));
+    eventually(Duration::from_secs(60), "latency run consumed", || {
+        (handled(&o)? >= total as f64).then_some(())
+    });
+    p99(&o)
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if benching { 400_000 } else { 20_000 });
+    let broker = Broker::start();
+    let topic = unique("preloaded");
+    // a day of event time, so evaluation and housekeeping run as in production
+    let lines = common::lines(n, 20_000, 24 * 3600 * 1000, 3);
+    let t = Instant::now();
+    preload(&broker, &topic, &lines);
+    println!(
+        "preloaded {n} events into {PARTITIONS} partitions in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let bare_s = bare(&broker, &topic, n);
+    let overage_s = overage(&broker, &topic, n);
+    let (bare_rate, overage_rate) = (n as f64 / bare_s, n as f64 / overage_s);
+    println!("bare librdkafka consumer: {bare_rate:>10.0} msgs/s ({bare_s:.2}s)");
+    println!("overage run:              {overage_rate:>10.0} msgs/s ({overage_s:.2}s)");
+    println!(
+        "ratio:                    {:>10.2} (target >= 0.90)",
+        overage_rate / bare_rate
+    );
+
+    let half = overage_rate / 2.0;
+    let seconds = if benching { 10.0 } else { 2.0 };
+    match latency_at(&broker, half, seconds, &lines) {
+        Some(p) => println!(
+            "p99 processing latency at {half:.0} msgs/s (half the sustainable rate): <= {:.0} µs (target < 1 s)",
+            p * 1e6
+        ),
+        None => println!("p99 processing latency: not measured"),
+    }
+    if benching && overage_rate < 0.9 * bare_rate {
+        eprintln!("below the throughput target");
+        std::process::exit(1);
+    }
+}
