@@ -41,7 +41,7 @@ impl AlertKind {
         AlertKind::NewOrigin,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             AlertKind::OverContract => "over_contract",
             AlertKind::BaselineJump => "baseline_jump",

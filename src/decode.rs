@@ -64,7 +64,7 @@ impl Reject {
         Reject::TooLarge,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Reject::Malformed => "malformed",
             Reject::MissingClientId => "missing_client_id",

@@ -246,13 +246,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         contracts = contracts.len(),
         "starting"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
+    until_signal(|shutdown| async move {
         overage::service::run(
             config,
             contracts,
@@ -263,6 +257,23 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             shutdown,
         )
         .await
+    })
+}
+
+/// Run `f` on a small runtime with SIGTERM/SIGINT wired to its cancellation token.
+fn until_signal<F, E>(f: impl FnOnce(tokio_util::sync::CancellationToken) -> F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        f(shutdown).await
     })?;
     Ok(())
 }
@@ -322,13 +333,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
+    until_signal(|shutdown| {
         overage::demo::run(
             overage::demo::DemoOptions {
                 speed: a.speed,
@@ -337,9 +342,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
             },
             shutdown,
         )
-        .await
-    })?;
-    Ok(())
+    })
 }
 
 fn cmd_check(a: CheckArgs) -> Result<()> {

@@ -128,14 +128,15 @@ impl SimParams {
 
 /// Alert kind names, as in the alert JSON.
 pub mod kind {
-    pub const OVER_CONTRACT: &str = "over_contract";
-    pub const BASELINE_JUMP: &str = "baseline_jump";
-    pub const CAP_FORECAST: &str = "cap_forecast";
-    pub const CAP_EXCEEDED: &str = "cap_exceeded";
-    pub const OUT_OF_CONTRACT_PRODUCT: &str = "out_of_contract_product";
-    pub const OUT_OF_CONTRACT_ENDPOINT: &str = "out_of_contract_endpoint";
-    pub const OUT_OF_CONTRACT_ORIGIN: &str = "out_of_contract_origin";
-    pub const NEW_ORIGIN: &str = "new_origin";
+    use crate::alert::AlertKind;
+    pub const OVER_CONTRACT: &str = AlertKind::OverContract.as_str();
+    pub const BASELINE_JUMP: &str = AlertKind::BaselineJump.as_str();
+    pub const CAP_FORECAST: &str = AlertKind::CapForecast.as_str();
+    pub const CAP_EXCEEDED: &str = AlertKind::CapExceeded.as_str();
+    pub const OUT_OF_CONTRACT_PRODUCT: &str = AlertKind::OutOfContractProduct.as_str();
+    pub const OUT_OF_CONTRACT_ENDPOINT: &str = AlertKind::OutOfContractEndpoint.as_str();
+    pub const OUT_OF_CONTRACT_ORIGIN: &str = AlertKind::OutOfContractOrigin.as_str();
+    pub const NEW_ORIGIN: &str = AlertKind::NewOrigin.as_str();
     /// In the order reports list them.
     pub const ALL: [&str; 8] = [
         OVER_CONTRACT,
@@ -151,11 +152,12 @@ pub mod kind {
 
 /// Decoder rejection reasons the generator injects, as the summary names them.
 pub mod reason {
-    pub const MALFORMED: &str = "malformed";
-    pub const MISSING_CLIENT_ID: &str = "missing_client_id";
-    pub const BAD_CLIENT_ID: &str = "bad_client_id";
-    pub const BAD_TIMESTAMP: &str = "bad_timestamp";
-    pub const BAD_UNITS: &str = "bad_units";
+    use crate::decode::Reject;
+    pub const MALFORMED: &str = Reject::Malformed.as_str();
+    pub const MISSING_CLIENT_ID: &str = Reject::MissingClientId.as_str();
+    pub const BAD_CLIENT_ID: &str = Reject::BadClientId.as_str();
+    pub const BAD_TIMESTAMP: &str = Reject::BadTimestamp.as_str();
+    pub const BAD_UNITS: &str = Reject::BadUnits.as_str();
     pub const ALL: [&str; 5] = [
         MALFORMED,
         MISSING_CLIENT_ID,

@@ -227,3 +227,15 @@ fn help_describes_every_command() {
         assert!(out.contains(cmd), "{out}");
     }
 }
+
+#[test]
+fn the_shipped_examples_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = overage()
+        .args(["check", "--config"])
+        .arg(root.join("deploy/overage.example.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 contracts"));
+}
