@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::alert::{AlertKind, Severity, Slot};
+use crate::alert::Slot;
 use crate::baseline::Seasonal;
 use crate::time::{month_of, month_start, Millis};
 use crate::window::Windows;
@@ -99,12 +99,6 @@ impl Client {
             self.sched_base = b;
         }
         true
-    }
-
-    pub fn slot(&self, kind: AlertKind, severity: Severity) -> Option<&Slot> {
-        self.alerts
-            .iter()
-            .find(|s| s.kind == kind && s.severity == severity)
     }
 
     /// Is any alert on this client's volume firing? (Then its baseline must not learn.)

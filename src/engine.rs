@@ -44,8 +44,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    // LABELS must list the rejections in `Reject` declaration order after the first four.
-    /// Every outcome label, in a fixed order (metrics and summaries use these strings).
+    /// Every outcome label, in a fixed order (metrics and summaries use these strings): the
+    /// four outcomes, then the rejections in `Reject` declaration order (see `index`).
     pub const LABELS: [&'static str; 11] = [
         "accepted",
         "late",

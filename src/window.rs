@@ -127,10 +127,6 @@ impl<const N: usize, T: Bucket> Ring<N, T> {
             self.vals[Self::slot(period)]
         }
     }
-
-    pub fn head(&self) -> Option<i64> {
-        (self.head != i64::MIN).then_some(self.head)
-    }
 }
 
 /// A client's recent consumption at three granularities, and its call counts (saturating:
@@ -222,11 +218,6 @@ impl Windows {
         }
         let trimmed: f64 = top[..k].iter().map(|&x| x as f64).sum();
         (total - trimmed, window - k as Millis * MINUTE_MS)
-    }
-
-    /// True if nothing was recorded in the `window` before `t`.
-    pub fn is_quiet(&self, t: Millis, window: Millis) -> bool {
-        self.sum(t, window).0 == 0.0
     }
 }
 

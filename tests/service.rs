@@ -163,6 +163,19 @@ fn consumes_alerts_exposes_metrics_and_drains_on_sigterm() {
         Some(1.0)
     );
     assert_eq!(overage.metric("overage_clients_tracked"), Some(2.0));
+    // lag per partition, from librdkafka's statistics (every 5 s): both partitions drained
+    eventually(
+        Duration::from_secs(30),
+        "consumer lag of both partitions at 0",
+        || {
+            let (_, text) = overage.get("/metrics")?;
+            let lags: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("overage_consumer_lag{"))
+                .collect();
+            (lags.len() == 2 && lags.iter().all(|l| l.ends_with(" 0"))).then_some(())
+        },
+    );
 
     // alerts topic: the jump fires and resolves, nothing else fires
     let reader = broker.consumer(&s.alerts);
