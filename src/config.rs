@@ -506,10 +506,6 @@ impl Config {
                 .split("__")
                 .map(str::to_ascii_lowercase)
                 .collect();
-            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.clone()));
             let mut at = &mut table;
             for part in &parts[..parts.len() - 1] {
                 at = at
@@ -518,7 +514,20 @@ impl Config {
                     .as_table_mut()
                     .ok_or_else(|| invalid(key.clone(), format!("`{part}` is not a section")))?;
             }
-            at.insert(parts[parts.len() - 1].clone(), value);
+            let last = parts[parts.len() - 1].clone();
+            // Strings stay strings (a password of `12345` or `true` must not become a number
+            // or a bool); other keys take TOML, so numbers, booleans and lists work.
+            let is_string = matches!(at.get(&last), Some(toml::Value::String(_)))
+                || parts.starts_with(&["kafka".to_string(), "options".to_string()]);
+            let value = if is_string {
+                toml::Value::String(value.clone())
+            } else {
+                toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(value.clone()))
+            };
+            at.insert(last, value);
         }
         let cfg: Config = toml::Value::Table(table)
             .try_into()
@@ -714,7 +723,8 @@ mod tests {
         let vars = [
             ("OVERAGE_KAFKA__BROKERS", "10.0.0.1:9092,10.0.0.2:9092"),
             ("OVERAGE_DETECT__ALERT_AT", "1.8"),
-            ("OVERAGE_KAFKA__OPTIONS__SASL.PASSWORD", "s3cret"),
+            ("OVERAGE_KAFKA__OPTIONS__SASL.PASSWORD", "12345"),
+            ("OVERAGE_KAFKA__GROUP_ID", "true"),
             ("OVERAGE_CONFIG", "ignored.toml"),
             ("HOME", "/root"),
         ]
@@ -724,7 +734,9 @@ mod tests {
             .unwrap();
         assert_eq!(c.kafka.brokers, "10.0.0.1:9092,10.0.0.2:9092");
         assert_eq!(c.detect.alert_at, 1.8);
-        assert_eq!(c.kafka.options["sasl.password"], "s3cret");
+        // strings stay strings, even when they look like TOML numbers or booleans
+        assert_eq!(c.kafka.options["sasl.password"], "12345");
+        assert_eq!(c.kafka.group_id, "true");
 
         let bad = [("OVERAGE_DETECT__ALERT_AT".to_string(), "high".to_string())];
         let e = Config::default()

@@ -44,6 +44,8 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
+        // (series that only appear on their first increment are invisible to `increase()`;
+        // the ones alerting rules watch are created at zero below)
         let counter = |name: &str, help: &str, labels: &[&str]| {
             register(
                 &r,
@@ -135,6 +137,14 @@ impl Metrics {
             ),
             registry: r,
         }
+        .with_zero_series()
+    }
+
+    fn with_zero_series(self) -> Metrics {
+        for result in ["ok", "error"] {
+            self.contracts_reloads.with_label_values(&[result]);
+        }
+        self
     }
 
     /// Bring the engine-derived metrics up to date and render the text format.
