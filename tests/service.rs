@@ -10,49 +10,9 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
-use util::{drain, eventually, free_port, unique, Alertmanager, Broker, Overage};
-
-const CONTRACTS: &str = r#"
-[[contract]]
-client_id = "jumper"
-plan = "enterprise"
-baseline = { units = 6000, per = "1h" }
-
-[[contract]]
-client_id = "steady"
-baseline = { units = 6000, per = "1h" }
-"#;
-
-/// Five hours of two clients at their contract's rate, one call every 6 s; `jumper` goes to 3x
-/// from hour two to hour four, and again in the last hour (so it ends firing). Plus three
-/// messages that are not events.
-fn events() -> Vec<(String, Vec<u8>)> {
-    let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
-    let mut out = vec![];
-    for i in 0..3000i64 {
-        let ts = start + i * 6_000;
-        for client in ["jumper", "steady"] {
-            let units = if client == "jumper" && ((600..1200).contains(&i) || i >= 2400) {
-                30
-            } else {
-                10
-            };
-            out.push((
-                client.to_string(),
-                format!(r#"{{"ts":{ts},"client_id":"{client}","event_id":"{client}-{i}","units":{units}}}"#)
-                    .into_bytes(),
-            ));
-        }
-    }
-    for garbage in [
-        "not json",
-        r#"{"ts":1}"#,
-        r#"{"ts":"soon","client_id":"x"}"#,
-    ] {
-        out.push(("junk".to_string(), garbage.as_bytes().to_vec()));
-    }
-    out
-}
+use util::{
+    drain, events, eventually, free_port, unique, Alertmanager, Broker, Overage, CONTRACTS,
+};
 
 struct Setup {
     dir: tempfile::TempDir,

@@ -15,6 +15,16 @@ use prometheus::{
 use super::state::Shared;
 use crate::alert::AlertKind;
 
+/// Every `kind` of `overage_kafka_errors_total` (the consumer uses no other).
+pub const KAFKA_ERROR_KINDS: [&str; 6] = [
+    "all_brokers_down",
+    "transport",
+    "authentication",
+    "other",
+    "poll",
+    "dead_letter",
+];
+
 pub struct Metrics {
     pub registry: Registry,
     events: IntCounterVec,
@@ -143,6 +153,9 @@ impl Metrics {
     fn with_zero_series(self) -> Metrics {
         for result in ["ok", "error"] {
             self.contracts_reloads.with_label_values(&[result]);
+        }
+        for kind in KAFKA_ERROR_KINDS {
+            self.kafka_errors.with_label_values(&[kind]);
         }
         self
     }
