@@ -1,6 +1,8 @@
 //! `overage demo`: the whole system on an embedded default, in one command.
 //!
-//! librdkafka's in-process mock cluster stands in for Kafka. A producer thread writes a dozen
+//! librdkafka's in-process mock cluster stands in for Kafka, unless `brokers` names a real
+//! Kafka-protocol broker (e.g. tansu; `scripts/local-stack`), where the demo creates its topics
+//! if missing and runs the same traffic and service against it. A producer thread writes a dozen
 //! clients' traffic, with daily seasonality, in compressed time (by default one event-time
 //! minute per wall-clock second), keyed by client; after an hour of event time (a minute of
 //! wall time) one partner starts consuming 3x its contract. The real service consumes it as a
@@ -150,12 +152,24 @@ pub struct DemoOptions {
     pub duration: Option<Millis>,
     /// Where the service's HTTP server listens.
     pub http: std::net::SocketAddr,
+    /// An external Kafka-protocol broker to use instead of the in-process cluster.
+    pub brokers: Option<String>,
+    /// The service's config (e.g. with Alertmanager URLs); the demo sets its brokers, topics,
+    /// group, HTTP address and input skew. Default: the built-in defaults.
+    pub config: Option<Config>,
+    /// Events topic (default: the config's first topic if a config is given, else
+    /// [`EVENTS_TOPIC`]).
+    pub topic: Option<String>,
+    /// Alerts topic (default: the config's if it names one, else [`ALERTS_TOPIC`]).
+    pub alerts_topic: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("starting the in-process Kafka cluster: {0}")]
+    #[error("Kafka")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("creating topic {0}: {1}")]
+    CreateTopic(String, rdkafka::types::RDKafkaErrorCode),
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
 }
@@ -164,34 +178,95 @@ pub enum DemoError {
 pub const EVENTS_TOPIC: &str = "api-events";
 pub const ALERTS_TOPIC: &str = "overage-alerts";
 
-/// Run the demo through an in-process Kafka cluster and the real service until `shutdown` (or
-/// `duration` of event time).
+/// Librdkafka settings for the demo's own clients (producer, admin): the brokers and the
+/// config's `kafka.options` (TLS, SASL).
+fn client_config(brokers: &str, config: &Config) -> rdkafka::config::ClientConfig {
+    let mut c = rdkafka::config::ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in &config.kafka.options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Create the demo's topics on an external broker unless they exist.
+async fn create_topics(
+    brokers: &str,
+    config: &Config,
+    topics: &[(&str, i32)],
+) -> Result<(), DemoError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        client_config(brokers, config).create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let timeout = Some(Duration::from_secs(15));
+    let options = AdminOptions::new()
+        .request_timeout(timeout)
+        .operation_timeout(timeout);
+    for result in admin.create_topics(&new, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(DemoError::CreateTopic(topic, code)),
+        }
+    }
+    Ok(())
+}
+
+/// Run the demo through an in-process Kafka cluster (or `opts.brokers`) and the real service
+/// until `shutdown` (or `duration` of event time).
 pub async fn run(
     opts: DemoOptions,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), DemoError> {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-    let cluster = rdkafka::mocking::MockCluster::new(1)?;
-    cluster.create_topic(EVENTS_TOPIC, 4, 1)?;
-    cluster.create_topic(ALERTS_TOPIC, 1, 1)?;
-    let brokers = cluster.bootstrap_servers();
+    let given = opts.config.is_some();
+    let mut config = opts.config.unwrap_or_default();
+    let topic = opts
+        .topic
+        .or_else(|| config.kafka.topics.first().filter(|_| given).cloned())
+        .unwrap_or_else(|| EVENTS_TOPIC.into());
+    let alerts_topic = opts
+        .alerts_topic
+        .or_else(|| config.kafka.alerts_topic.clone())
+        .unwrap_or_else(|| ALERTS_TOPIC.into());
+    let (cluster, brokers) = match opts.brokers {
+        None => {
+            let cluster = rdkafka::mocking::MockCluster::new(1)?;
+            cluster.create_topic(&topic, 4, 1)?;
+            cluster.create_topic(&alerts_topic, 1, 1)?;
+            let brokers = cluster.bootstrap_servers();
+            (Some(cluster), brokers)
+        }
+        Some(brokers) => {
+            create_topics(&brokers, &config, &[(&topic, 4), (&alerts_topic, 1)]).await?;
+            (None, brokers)
+        }
+    };
 
-    let mut config = Config::default();
     config.input.max_future_skew = Duration::ZERO;
     config.kafka.brokers = brokers.clone();
-    config.kafka.topics = vec![EVENTS_TOPIC.into()];
+    config.kafka.topics = vec![topic.clone()];
     config.kafka.group_id = "overage-demo".into();
-    config.kafka.alerts_topic = Some(ALERTS_TOPIC.into());
+    config.kafka.alerts_topic = Some(alerts_topic);
     config.http.listen = opts.http;
     config.alerts.log = false;
 
     let start = (crate::time::wall_now() / DAY_MS - 1) * DAY_MS + 6 * HOUR_MS;
     println!(
-        "overage demo: an in-process Kafka cluster ({brokers}), {} clients, {} contracted;\n\
+        "overage demo: {} ({brokers}), {} clients, {} contracted;\n\
          {OVERRUNNER} goes to 3x its contract after {} of event time, at {} event-time minutes per second.\n\
          metrics and API: http://{}/metrics, http://{}/api/v1/alerts, http://{}/api/v1/clients?sort=ratio\n\
          Ctrl-C to stop.\n",
+        if cluster.is_some() {
+            "an in-process Kafka cluster"
+        } else {
+            "the Kafka broker"
+        },
         clients().len(),
         contracts().len(),
         crate::time::duration_label(OVERRUN_AFTER),
@@ -202,8 +277,7 @@ pub async fn run(
     );
 
     // The traffic generator: a producer thread pacing minutes of events.
-    let producer: BaseProducer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let producer: BaseProducer = client_config(&brokers, &config)
         .set("linger.ms", "5")
         .create()?;
     let stop = shutdown.clone();
@@ -214,7 +288,7 @@ pub async fn run(
         let mut next = std::time::Instant::now();
         while !stop.is_cancelled() {
             for (client, line) in traffic.next_minute() {
-                let mut record = BaseRecord::to(EVENTS_TOPIC).key(client).payload(&line);
+                let mut record = BaseRecord::to(&topic).key(client).payload(&line);
                 while let Err((_, r)) = producer.send(record) {
                     record = r;
                     producer.poll(Duration::from_millis(5));

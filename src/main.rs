@@ -82,9 +82,24 @@ struct DemoArgs {
     /// Stop after this much event time (e.g. `6h`) instead of at Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<std::time::Duration>,
-    /// Address of the HTTP server (`/metrics`, `/readyz`, `/api/v1/...`).
-    #[arg(long, default_value = "127.0.0.1:9464")]
-    http: std::net::SocketAddr,
+    /// Address of the HTTP server (`/metrics`, `/readyz`, `/api/v1/...`) [default: the config's
+    /// `http.listen` if --config is given, else 127.0.0.1:9464].
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+    /// An external Kafka-protocol broker (e.g. tansu) instead of the in-process cluster; the
+    /// demo creates its topics there if missing.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Events topic [default: the config's first topic if --config is given, else api-events].
+    #[arg(long, value_name = "T")]
+    topic: Option<String>,
+    /// Alerts topic [default: the config's, else overage-alerts].
+    #[arg(long, value_name = "T")]
+    alerts_topic: Option<String>,
+    /// Config for the service part (e.g. `[alerts.alertmanager] urls`); the flags above
+    /// override its brokers, topics and HTTP address. The demo always uses its own contracts.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -270,11 +285,15 @@ where
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         f(shutdown).await
-    })?;
+    });
+    // The drain is bounded inside; a consumer thread stuck in librdkafka (a final commit to a
+    // broker that vanished) must not keep the process alive past that bound.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result?;
     Ok(())
 }
 
@@ -333,12 +352,21 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {
+    let config = a.config.as_deref().map(Config::load).transpose()?;
+    let http = a
+        .http
+        .or(config.as_ref().map(|c| c.http.listen))
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
     until_signal(|shutdown| {
         overage::demo::run(
             overage::demo::DemoOptions {
                 speed: a.speed,
                 duration: a.duration.map(ms),
-                http: a.http,
+                http,
+                brokers: a.brokers,
+                config,
+                topic: a.topic,
+                alerts_topic: a.alerts_topic,
             },
             shutdown,
         )

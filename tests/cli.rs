@@ -239,3 +239,89 @@ fn the_shipped_examples_validate() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("2 contracts"));
 }
+
+#[test]
+fn demo_runs_against_an_external_broker() {
+    // scripts/local-stack drives this mode; check the script too (shellcheck when installed).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("scripts/local-stack");
+    let o = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if let Ok(o) = Command::new("shellcheck").arg(&script).output() {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+
+    // A tansu broker on a free loopback port (as tests/util starts it), killed on drop.
+    struct Tansu(std::process::Child);
+    impl Drop for Tansu {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let tansu = std::env::var_os("OVERAGE_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"))
+                .join("bin/tansu")
+        });
+    assert!(
+        tansu.exists(),
+        "tansu not found at {}: `scripts/test` installs it",
+        tansu.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let _broker = Tansu(
+        Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "tansu did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The demo creates its topics there, produces its traffic and consumes it.
+    let o = overage()
+        .args(["demo", "--brokers", &format!("127.0.0.1:{port}")])
+        .args(["--speed", "5", "--duration", "90m", "--http", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("the Kafka broker (127.0.0.1:"), "{out}");
+    let firing: Vec<&str> = out.lines().filter(|l| l.contains("FIRING")).collect();
+    assert!(
+        firing
+            .iter()
+            .any(|l| l.contains("over_contract acme-analytics")),
+        "{out}"
+    );
+    assert!(firing.iter().all(|l| l.contains("acme-analytics")), "{out}");
+    assert!(out.contains("demo stopped"), "{out}");
+}

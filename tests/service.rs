@@ -239,3 +239,24 @@ fn starts_before_the_broker_and_catches_up() {
     assert_eq!(overage.terminate(Duration::from_secs(30)), Some(0));
     let _ = Path::new(&s.config);
 }
+
+#[test]
+fn sigterm_exits_within_the_bound_even_when_the_broker_is_gone() {
+    let broker = Broker::start();
+    let s = setup(&broker.bootstrap(), "");
+    broker.create_topic(&s.topic, 1);
+    broker.create_topic(&s.alerts, 1);
+    broker.create_topic(&s.dead, 1);
+    broker.produce(&s.topic, &events()[..500]);
+    let mut overage = Overage::start(&s.config, &[]);
+    eventually(Duration::from_secs(60), "events consumed", || {
+        (overage.metric("overage_events_total{outcome=\"accepted\"}")? == 500.0).then_some(())
+    });
+    drop(broker);
+    // 30 s drain bound + 5 s runtime shutdown, with margin; a clean exit is fine too
+    let code = overage.terminate(Duration::from_secs(50));
+    assert!(
+        code.is_some(),
+        "overage did not exit after SIGTERM without a broker"
+    );
+}
