@@ -1,5 +1,7 @@
 //! The `overage` binary, black box: arguments in, exit codes and output out.
 
+mod util;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -255,56 +257,11 @@ fn demo_runs_against_an_external_broker() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     }
 
-    // A tansu broker on a free loopback port (as tests/util starts it), killed on drop.
-    struct Tansu(std::process::Child);
-    impl Drop for Tansu {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let tansu = std::env::var_os("OVERAGE_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"))
-                .join("bin/tansu")
-        });
-    assert!(
-        tansu.exists(),
-        "tansu not found at {}: `scripts/test` installs it",
-        tansu.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let _broker = Tansu(
-        Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "tansu did not listen");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let broker = util::Broker::start();
 
     // The demo creates its topics there, produces its traffic and consumes it.
     let o = overage()
-        .args(["demo", "--brokers", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--brokers", &broker.bootstrap()])
         .args(["--speed", "5", "--duration", "90m", "--http", "127.0.0.1:0"])
         .output()
         .unwrap();
