@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::alert::Slot;
 use crate::baseline::Seasonal;
+use crate::rollup::Rollup;
 use crate::time::{month_of, month_start, Millis};
 use crate::window::Windows;
 
@@ -36,6 +37,8 @@ pub struct Client {
     pub scope: Scope,
     /// Alerts pending or firing; empty for almost every client.
     pub alerts: Vec<Slot>,
+    /// Hourly usage by product and origin, and recent alert transitions, for reports.
+    pub rollup: Rollup,
 }
 
 pub const NOT_SCHEDULED: i64 = i64::MIN;
@@ -56,6 +59,7 @@ impl Client {
             baseline: Seasonal::default(),
             scope: Scope::default(),
             alerts: Vec::new(),
+            rollup: Rollup::default(),
         }
     }
 

@@ -27,6 +27,7 @@ use crate::decode::{Event, Reject};
 use crate::dedupe::{self, Dedupe};
 use crate::detect::{self, Params};
 use crate::intern::Interner;
+use crate::rollup::{self, AlertRecord, By, UsageRow};
 use crate::time::{duration_label, hour_of, minute_of, month_label, month_of, Millis, MINUTE_MS};
 
 /// What became of one event.
@@ -248,9 +249,22 @@ impl Engine {
         self.clients.iter().flatten()
     }
 
+    /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
+    pub fn usage(&self, id: &str, from: Millis, to: Millis, by: By) -> Option<Vec<UsageRow>> {
+        let c = self.client(id)?;
+        Some(c.rollup.query(from, to, by, |l| self.label_name(l)))
+    }
+
+    /// A client's recent alert transitions, oldest first.
+    pub fn alert_history(&self, id: &str) -> Option<&[AlertRecord]> {
+        Some(self.client(id)?.rollup.alerts())
+    }
+
     /// Name of an interned product / endpoint / origin.
     pub fn label_name(&self, id: u32) -> String {
-        if id != u32::MAX && id & ASN_FLAG != 0 {
+        if id == rollup::NONE {
+            "(none)".to_owned()
+        } else if id != crate::intern::OVERFLOW && id & ASN_FLAG != 0 {
             format!("AS{}", id & !ASN_FLAG)
         } else {
             self.labels.name(id).to_owned()
@@ -313,14 +327,18 @@ impl Engine {
             return Outcome::Overflow;
         };
         let late = ev.ts < self.watermark;
-        let country = match (&ev.origin_country, late) {
-            (Some(c), false) => Some(self.labels.intern(c)),
-            _ => None,
-        };
+        let country = ev.origin_country.as_ref().map(|c| self.labels.intern(c));
+        let product = ev
+            .product
+            .as_ref()
+            .map_or(rollup::NONE, |p| self.labels.intern(p));
+        let rollup_origin = country
+            .or_else(|| ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)))
+            .unwrap_or(rollup::NONE);
         let breach = if late {
             None
         } else {
-            self.breach(idx, ev, country)
+            self.breach(idx, ev, product, country)
         };
         let origin = if late {
             None
@@ -332,6 +350,7 @@ impl Engine {
             return Outcome::Overflow;
         };
         c.usage.add(ev.ts, ev.units);
+        c.rollup.add(ev.ts, product, rollup_origin, ev.units);
         c.last_seen = c.last_seen.max(ev.ts);
         c.first_seen = c.first_seen.min(ev.ts);
         if late {
@@ -432,16 +451,18 @@ impl Engine {
         }
     }
 
-    fn breach(&mut self, idx: u32, ev: &Event<'_>, country: Option<u32>) -> Option<Breach> {
+    fn breach(
+        &mut self,
+        idx: u32,
+        ev: &Event<'_>,
+        product: u32,
+        country: Option<u32>,
+    ) -> Option<Breach> {
         let ci = self.clients[idx as usize].as_ref()?.contract?;
         let compiled = &self.compiled[ci as usize];
-        if let (Some(allowed), Some(product)) = (&compiled.products, &ev.product) {
-            match self.labels.get(product) {
-                Some(id) if allowed.contains(&id) => {}
-                found => {
-                    let id = found.unwrap_or_else(|| self.labels.intern(product));
-                    return Some(Breach::Product(id));
-                }
+        if let (Some(allowed), true) = (&compiled.products, product != rollup::NONE) {
+            if !allowed.contains(&product) {
+                return Some(Breach::Product(product));
             }
         }
         if let (Some(id), Some(allowed)) = (country, &compiled.countries) {
@@ -630,13 +651,27 @@ impl Engine {
         let Some(c) = self.clients[idx as usize].as_ref() else {
             return;
         };
+        let mut records = Vec::with_capacity(transitions.len());
         for (state, slot) in transitions {
             let alert = self.describe(c, &slot, state, t);
+            records.push(AlertRecord {
+                kind: slot.kind,
+                severity: slot.severity,
+                state,
+                at: t,
+                ratio: alert.ratio,
+                summary: alert.summary.as_str().into(),
+            });
             match state {
                 State::Firing => *self.stats.fired.entry(slot.kind).or_default() += 1,
                 State::Resolved => *self.stats.resolved.entry(slot.kind).or_default() += 1,
             }
             out.push(alert);
+        }
+        if let Some(c) = self.clients[idx as usize].as_mut() {
+            for r in records {
+                c.rollup.record_alert(r);
+            }
         }
     }
 

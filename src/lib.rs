@@ -11,6 +11,7 @@
 //! - [`engine`]: owns a shard of clients; event-time watermark, evaluation schedule, eviction.
 //!   `replay` and the service both go through [`engine::Engine::ingest`].
 //! - [`client`]: the fixed-size state of one client (windows, usage, scope counters, alerts).
+//! - [`rollup`]: exact hourly usage by product and origin, for reports.
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
 //! - [`detect`]: pure detectors, state at a minute boundary → verdicts.
@@ -35,6 +36,7 @@ pub mod detect;
 pub mod engine;
 pub mod intern;
 pub mod replay;
+pub mod rollup;
 pub mod score;
 pub mod service;
 pub mod simulate;
