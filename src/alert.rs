@@ -90,7 +90,7 @@ pub enum State {
 }
 
 /// What a detector measured for one alert at one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub observed: f64,
     pub expected: f64,
@@ -122,7 +122,7 @@ impl Verdict {
 }
 
 /// Lifecycle of one (kind, severity) on one client. Only exists while pending or firing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slot {
     pub kind: AlertKind,
     pub severity: Severity,

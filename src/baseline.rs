@@ -52,7 +52,7 @@ impl Default for BaselineParams {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Seasonal {
     /// Deseasonalised units per minute.
     level: f32,

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::alert::Slot;
 use crate::baseline::Seasonal;
 use crate::rollup::Rollup;
@@ -16,7 +18,7 @@ use crate::window::Windows;
 /// How many distinct origins a client's table remembers.
 pub const ORIGIN_SLOTS: usize = 8;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
     pub id: Arc<str>,
     /// Index of its contract in the engine's contracts, if it has one.
@@ -120,7 +122,7 @@ impl Client {
 }
 
 /// Exact consumption totals (f64: these are billing numbers), including late events.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Month (see [`month_of`]) of `month_units`, and its bounds, cached to avoid calendar
     /// arithmetic per event.
@@ -180,7 +182,7 @@ impl Usage {
 /// client) neither hides nor fakes an excess. Hours are folded in order, at the first
 /// evaluation after they complete (or when their slot is needed), so the value read at an
 /// evaluation depends only on events before it, not on arrival order.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dispersion {
     hour: [i32; 2],
     s1: [f32; 2],
@@ -280,7 +282,7 @@ impl Dispersion {
 
 /// Exponentially decayed call counters for scope checks, all relative to one anchor time, so
 /// that adding is a multiply-add and the result does not depend on arrival order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scope {
     anchor: Millis,
     pub total: f32,
@@ -353,7 +355,7 @@ impl Scope {
 
 /// The origins a client's traffic comes from: a small table of (origin, first seen, decayed
 /// calls), decayed with the [`Scope`] it belongs to. When full, the least used entry is replaced.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Origins {
     len: u8,
     ids: [u32; ORIGIN_SLOTS],

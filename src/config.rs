@@ -194,6 +194,51 @@ pub struct StateConfig {
     pub idle_timeout: Duration,
     /// Most distinct product / endpoint / origin names remembered.
     pub max_labels: usize,
+    /// Durable per-partition snapshots of this state (off unless `store` is set).
+    pub checkpoint: CheckpointConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Where snapshots live: a directory (`/var/lib/overage/checkpoints` or
+    /// `file:///var/lib/overage/checkpoints`) for one machine, `s3://bucket/prefix` (any
+    /// S3-compatible store; credentials from the usual `AWS_*` variables or `options`) for a
+    /// cluster whose pods must load each other's partitions, `memory://` for tests. Unset:
+    /// state is not durable and is rebuilt from the stream after a restart.
+    pub store: Option<String>,
+    /// Time between snapshots of each partition.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// What a partition starts from when it has no readable snapshot (none yet, corrupt, or
+    /// written by an incompatible version): `committed` (empty state, from the group's
+    /// committed offset) or `replay` (empty state, rebuilt from the last `replay_history` of
+    /// the topic; alerts already delivered are not sent again).
+    pub fallback: Fallback,
+    #[serde(with = "humantime_serde")]
+    pub replay_history: Duration,
+    /// Object-store settings (e.g. `aws_region`, `aws_endpoint`, `aws_allow_http`), applied to
+    /// the store named by `store`. Values are never logged.
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    Committed,
+    Replay,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            store: None,
+            interval: Duration::from_secs(60),
+            fallback: Fallback::Committed,
+            replay_history: Duration::from_secs(6 * 3600),
+            options: Default::default(),
+        }
+    }
 }
 
 impl Default for StateConfig {
@@ -202,6 +247,7 @@ impl Default for StateConfig {
             max_clients: 2_000_000,
             idle_timeout: Duration::from_secs(8 * 24 * 3600),
             max_labels: 100_000,
+            checkpoint: CheckpointConfig::default(),
         }
     }
 }
@@ -583,6 +629,21 @@ impl Config {
         }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());
+        }
+        let ck = &self.state.checkpoint;
+        if let Some(store) = &ck.store {
+            if let Err(e) = crate::checkpoint::store::parse(store) {
+                return fail("state.checkpoint.store", e);
+            }
+            if ck.interval < Duration::from_secs(1) {
+                return fail("state.checkpoint.interval", "at least 1s".into());
+            }
+            if ck.fallback == Fallback::Replay && ck.replay_history.is_zero() {
+                return fail(
+                    "state.checkpoint.replay_history",
+                    "must be positive with fallback = \"replay\"".into(),
+                );
+            }
         }
         let d = &self.detect;
         if !(d.alert_at > 1.0 && d.page_at > d.alert_at) {

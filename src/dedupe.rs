@@ -18,7 +18,7 @@ use crate::time::{minute_of, Millis, MINUTE_MS};
 
 type IdSet = HashSet<u64, BuildHasherDefault<NoHashHasher<u64>>>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Dedupe {
     horizon_minutes: i64,
     max_entries: usize,
@@ -108,6 +108,17 @@ impl Dedupe {
             }
             self.first += 1;
         }
+    }
+
+    /// Apply the configured limits to a dedupe restored from a checkpoint (they may have
+    /// changed since it was written).
+    pub fn with_limits(mut self, horizon: Millis, max_entries: usize) -> Self {
+        self.horizon_minutes = (horizon + MINUTE_MS - 1) / MINUTE_MS;
+        self.max_entries = max_entries;
+        while self.entries > self.max_entries && self.buckets.len() > 1 {
+            self.drop_front(true);
+        }
+        self
     }
 
     pub fn len(&self) -> usize {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ahash::AHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertKind, Reading, Severity, Slot, State, Step, Verdict};
 use crate::client::{Breach, Client};
@@ -160,6 +161,44 @@ pub struct Engine {
     verdicts: Vec<(AlertKind, Severity, Verdict)>,
 }
 
+/// What an engine must remember across a restart: its clients, label table, schedule, event
+/// time and dedupe ids. Configuration, contracts and counters are not part of it; they come
+/// from the process that restores it. Field order is the checkpoint format: see
+/// [`crate::checkpoint`] before changing anything here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    labels: Interner,
+    clients: Vec<Option<Client>>,
+    free: Vec<u32>,
+    due: BTreeMap<i64, Vec<u32>>,
+    max_ts: Millis,
+    watermark: Millis,
+    housekeeping_at: i64,
+    sweep_cursor: usize,
+    dedupe: Dedupe,
+}
+
+/// [`EngineState`] borrowed from a live engine: serializes to the same bytes without a copy
+/// (used when the consumer can wait for the write: on revoke and at shutdown).
+#[derive(Serialize)]
+pub struct EngineStateRef<'a> {
+    labels: &'a Interner,
+    clients: &'a Vec<Option<Client>>,
+    free: &'a Vec<u32>,
+    due: &'a BTreeMap<i64, Vec<u32>>,
+    max_ts: Millis,
+    watermark: Millis,
+    housekeeping_at: i64,
+    sweep_cursor: usize,
+    dedupe: &'a Dedupe,
+}
+
+impl EngineState {
+    pub fn client_count(&self) -> usize {
+        self.clients.len() - self.free.len()
+    }
+}
+
 /// Bound on the endpoint-glob cache (entries), after which it is cleared.
 const ENDPOINT_CACHE_MAX: usize = 1 << 20;
 /// Clients sampled to find one to evict when the table is full.
@@ -192,6 +231,73 @@ impl Engine {
         };
         e.set_contracts(contracts);
         e
+    }
+
+    /// A copy of the state to checkpoint while this engine goes on (see [`EngineState`]).
+    pub fn snapshot(&self) -> EngineState {
+        EngineState {
+            labels: self.labels.clone(),
+            clients: self.clients.clone(),
+            free: self.free.clone(),
+            due: self.due.clone(),
+            max_ts: self.max_ts,
+            watermark: self.watermark,
+            housekeeping_at: self.housekeeping_at,
+            sweep_cursor: self.sweep_cursor,
+            dedupe: self.dedupe.clone(),
+        }
+    }
+
+    /// The state to checkpoint, borrowed (same encoding as [`Engine::snapshot`]).
+    pub fn state_ref(&self) -> EngineStateRef<'_> {
+        EngineStateRef {
+            labels: &self.labels,
+            clients: &self.clients,
+            free: &self.free,
+            due: &self.due,
+            max_ts: self.max_ts,
+            watermark: self.watermark,
+            housekeeping_at: self.housekeeping_at,
+            sweep_cursor: self.sweep_cursor,
+            dedupe: &self.dedupe,
+        }
+    }
+
+    /// An engine that carries on from a checkpoint, under the current config and contracts.
+    pub fn restore(cfg: &Config, contracts: Arc<Contracts>, state: EngineState) -> Engine {
+        let mut e = Engine::new(cfg, Arc::new(Contracts::default()));
+        e.labels = state.labels.with_cap(cfg.state.max_labels);
+        e.index = state
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.id.clone(), i as u32)))
+            .collect();
+        e.clients = state.clients;
+        e.free = state.free;
+        e.due = state.due;
+        e.max_ts = state.max_ts;
+        e.watermark = state.watermark;
+        e.housekeeping_at = state.housekeeping_at;
+        e.sweep_cursor = state.sweep_cursor;
+        e.dedupe = state
+            .dedupe
+            .with_limits(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids);
+        e.set_contracts(contracts);
+        e
+    }
+
+    /// Firing alerts as of now, to announce again after a restore (sinks that keep alert state,
+    /// like Alertmanager, are idempotent).
+    pub fn firing(&self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for c in self.clients() {
+            for slot in c.alerts.iter().filter(|s| s.is_firing()) {
+                let at = slot.firing_since.unwrap_or(self.watermark);
+                out.push(self.describe(c, slot, State::Firing, at));
+            }
+        }
+        out
     }
 
     /// Replace the contracts in force (on reload). Clients are re-linked to their contract.

@@ -10,8 +10,10 @@ use ahash::AHashMap;
 /// Id given to every value once the table is full.
 pub const OVERFLOW: u32 = u32::MAX;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interner {
+    /// Rebuilt from `names` after a restore ([`Interner::with_cap`]).
+    #[serde(skip)]
     ids: AHashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
     cap: usize,
@@ -41,6 +43,19 @@ impl Interner {
         self.names.push(s.into());
         self.ids.insert(s.into(), id);
         id
+    }
+
+    /// Index a table restored from a checkpoint, under the configured cap. Ids already given
+    /// out stay valid even if the cap is now lower.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.ids = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        self.cap = cap;
+        self
     }
 
     /// The id of `s` if it was interned, without adding it.

@@ -17,6 +17,7 @@
 //! - [`detect`]: pure detectors, state at a minute boundary → verdicts.
 //! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
+//! - [`checkpoint`]: a partition's state and offset, encoded and kept in a durable store.
 //! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
 //!
 //! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids).
@@ -26,6 +27,7 @@
 
 pub mod alert;
 pub mod baseline;
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod contract;

@@ -10,6 +10,8 @@
 //! Buckets hold `f32`: window sums are for detection, where 24 bits of precision are ample and
 //! the bytes matter (millions of clients). Exact usage totals are kept elsewhere in `f64`.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::{Millis, DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Minutes kept: the longest minute-granularity window (60) plus the largest allowed lateness
@@ -28,7 +30,9 @@ pub const MAX_TRIM: usize = 10;
 pub const MAX_WINDOW: Millis = 7 * DAY_MS;
 
 /// What a ring bucket holds: unit sums (`f32`) or saturating call counts (`u8`, `u16`).
-pub trait Bucket: Copy + Default + PartialEq + std::fmt::Debug {
+pub trait Bucket:
+    Copy + Default + PartialEq + std::fmt::Debug + Serialize + for<'de> Deserialize<'de>
+{
     fn add(&mut self, v: Self);
     fn value(self) -> f64;
 }
@@ -83,6 +87,23 @@ impl<const N: usize, T: Bucket> Default for Ring<N, T> {
     }
 }
 
+/// Serialized as `(head, values)`: serde derives arrays only up to 32 elements.
+impl<const N: usize, T: Bucket> Serialize for Ring<N, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.head, &self.vals[..]).serialize(s)
+    }
+}
+
+impl<'de, const N: usize, T: Bucket> Deserialize<'de> for Ring<N, T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (head, vals): (i64, Vec<T>) = Deserialize::deserialize(d)?;
+        let vals: [T; N] = vals.try_into().map_err(|v: Vec<T>| {
+            serde::de::Error::invalid_length(v.len(), &format!("{N} buckets").as_str())
+        })?;
+        Ok(Ring { head, vals })
+    }
+}
+
 impl<const N: usize, T: Bucket> Ring<N, T> {
     #[inline]
     fn slot(period: i64) -> usize {
@@ -131,7 +152,7 @@ impl<const N: usize, T: Bucket> Ring<N, T> {
 
 /// A client's recent consumption at three granularities, and its call counts (saturating:
 /// they only need to say "at least so many calls") at two.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
     pub minutes: Ring<MINUTE_SLOTS>,
     pub hours: Ring<HOUR_SLOTS>,

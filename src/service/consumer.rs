@@ -6,29 +6,40 @@
 //! been applied to state and its alerts queued, so a crash replays at most the uncommitted tail
 //! (and the dedupe horizon absorbs redelivered event ids). Offsets are committed every
 //! `commit_interval`, by librdkafka before a revoke, and synchronously at shutdown.
+//!
+//! With checkpoints (`state.checkpoint.store`), state follows the partition instead: on
+//! assignment the partition's snapshot is loaded and consumption starts at the snapshot's
+//! offset, so events after it are applied exactly once to the restored state; on revoke and at
+//! shutdown the state is written for the next owner (see [`super::checkpointer`]). Alert
+//! transitions recomputed from events the previous owner had already processed are not sent
+//! again: the router records, per partition, the event time up to which every transition was
+//! delivered, and transitions at or before that mark are suppressed after a restore.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Statistics};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::checkpointer::{Checkpointer, Loaded};
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
+use super::router::Routed;
 use super::state::{Partition, Shared};
 use crate::alert::Alert;
-use crate::config::{ms, KafkaConfig};
+use crate::config::{ms, Fallback, KafkaConfig};
 use crate::decode::Decoder;
 use crate::engine::Engine;
-use crate::time::wall_now;
+use crate::time::{wall_now, Millis};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -70,11 +81,179 @@ pub fn is_secret(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
-/// Rebalance, error and statistics callbacks.
+/// Rebalance, error and statistics callbacks, and what they share with the poll loop (both
+/// run on the consumer thread: rebalances happen inside `poll`).
 pub struct Context {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     log: Arc<LogLimiter>,
+    router: mpsc::Sender<Routed>,
+    checkpoints: Mutex<Option<Checkpointer>>,
+    /// Per restored partition: transitions at or before this event time were delivered before
+    /// the restore.
+    mute: Mutex<HashMap<Partition, Millis>>,
+    /// Alerts were handed to the router since the last barrier.
+    undelivered: std::sync::atomic::AtomicBool,
+}
+
+impl Context {
+    fn checkpoints(&self) -> MutexGuard<'_, Option<Checkpointer>> {
+        self.checkpoints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mute(&self) -> MutexGuard<'_, HashMap<Partition, Millis>> {
+        self.mute.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until the router has handed on every alert sent so far (and recorded its mark),
+    /// so that a snapshot never reflects a transition that could still be lost. False if the
+    /// router did not answer in time.
+    fn barrier(&self) -> bool {
+        if !self.undelivered.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.router.blocking_send(Routed::Barrier(tx)).is_err() {
+            return false;
+        }
+        let ok = rx.recv_timeout(Duration::from_secs(30)).is_ok();
+        if !ok {
+            self.undelivered.store(true, Ordering::SeqCst);
+            tracing::warn!("alert sinks did not catch up within 30s; snapshot postponed");
+        }
+        ok
+    }
+
+    /// Hand a partition's transitions to the router, then its delivered-alerts mark.
+    fn forward(&self, out: &mut Vec<Alert>, partition: &Partition, checkpoints: bool) {
+        let Some(through) = out.iter().map(|a| a.at_ms).max() else {
+            return;
+        };
+        if let Some(&m) = self.mute().get(partition) {
+            let before = out.len();
+            out.retain(|a| a.at_ms > m);
+            self.metrics
+                .checkpoints
+                .alerts_suppressed
+                .inc_by((before - out.len()) as u64);
+        }
+        self.undelivered.store(true, Ordering::SeqCst);
+        for a in out.drain(..) {
+            if self
+                .router
+                .blocking_send(Routed::Alert(a, partition.clone()))
+                .is_err()
+            {
+                tracing::error!("alert router gone; transition lost");
+            }
+        }
+        if checkpoints {
+            let _ = self.router.blocking_send(Routed::Mark {
+                partition: partition.clone(),
+                through,
+            });
+        }
+    }
+
+    /// Load each assigned partition's state and set where its consumption starts.
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let mut guard = self.checkpoints();
+        let Some(ck) = guard.as_mut() else {
+            return;
+        };
+        self.shared.health.restoring.store(true, Ordering::SeqCst);
+        let cfg = &self.shared.config;
+        let contracts = self.shared.contracts();
+        let mut replay = TopicPartitionList::new();
+        let since = wall_now() - ms(ck.config().replay_history);
+        let partitions: Vec<Partition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        for p in partitions {
+            if let Some(mark) = ck.mark(&p) {
+                self.mute().insert(p.clone(), mark);
+            }
+            match ck.load(&p, cfg, contracts.clone()) {
+                Loaded::Restored {
+                    engine,
+                    next_offset,
+                } => {
+                    if let Err(e) = tpl.set_partition_offset(&p.0, p.1, Offset::Offset(next_offset))
+                    {
+                        tracing::error!("seeking {}:{} to its checkpoint: {e}", p.0, p.1);
+                    }
+                    let firing = engine.firing();
+                    self.shared.shards().insert(p.clone(), engine);
+                    if !firing.is_empty() {
+                        let _ = self.router.blocking_send(Routed::Restored(firing, p));
+                    }
+                }
+                Loaded::Fallback => {
+                    self.shared.shards().remove(&p);
+                    if ck.config().fallback == Fallback::Replay {
+                        let _ = replay.add_partition_offset(&p.0, p.1, Offset::Offset(since));
+                    }
+                }
+            }
+        }
+        if replay.count() > 0 {
+            match consumer.offsets_for_times(replay, Duration::from_secs(30)) {
+                Ok(found) => {
+                    for e in found.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            let _ = tpl.set_partition_offset(
+                                e.topic(),
+                                e.partition(),
+                                Offset::Offset(o),
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(
+                    "finding offsets to replay the last {}: {e}; starting from committed offsets",
+                    humantime::format_duration(ck.config().replay_history)
+                ),
+            }
+        }
+        self.shared.health.restoring.store(false, Ordering::SeqCst);
+    }
+
+    /// Write the state of revoked partitions for their next owner, then let it go.
+    fn on_revoke(&self, tpl: &TopicPartitionList) {
+        let revoked: Vec<Partition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        tracing::info!(partitions = ?revoked, "partitions revoked");
+        if let Some(ck) = self.checkpoints().as_mut() {
+            self.barrier();
+            let shards = self.shared.shards();
+            for p in &revoked {
+                if let Some(e) = shards.get(p) {
+                    ck.snapshot_sync(p, e);
+                }
+                ck.forget(p);
+            }
+        }
+        let mut mute = self.mute();
+        for p in &revoked {
+            mute.remove(p);
+        }
+        drop(mute);
+        self.shared.retire(&revoked);
+        let _ = self.router.blocking_send(Routed::Revoked(revoked));
+    }
+
+    fn update_assigned(&self, consumer: &BaseConsumer<Self>) {
+        let n = consumer.assignment().map_or(0, |a| a.count());
+        let h = &self.shared.health;
+        h.assigned.store(n, Ordering::Relaxed);
+        h.assigned_once.store(true, Ordering::Relaxed);
+        h.broker_up.store(true, Ordering::Relaxed);
+    }
 }
 
 impl ClientContext for Context {
@@ -112,29 +291,46 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // State follows ownership: the partitions' next owner rebuilds it.
-            let revoked: Vec<Partition> = tpl
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_owned(), e.partition()))
-                .collect();
-            tracing::info!(partitions = ?revoked, "partitions revoked");
-            self.shared.retire(&revoked);
-            self.shared.health.assigned.store(0, Ordering::Relaxed);
+    /// Replaces rust-rdkafka's default so that a partition's starting offset can come from its
+    /// checkpoint (set in the list before it is assigned), and so that state is written before
+    /// a partition is given up.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(consumer, tpl);
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!("rebalance error: {}", RDKafkaErrorCode::from(other));
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!("applying the partition assignment: {e}");
         }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let n = tpl.count();
-            tracing::info!(partitions = n, "partitions assigned");
-            let h = &self.shared.health;
-            h.assigned.store(n, Ordering::Relaxed);
-            h.assigned_once.store(true, Ordering::Relaxed);
-            h.broker_up.store(true, Ordering::Relaxed);
-        }
+        self.update_assigned(consumer);
     }
 }
 
@@ -149,7 +345,8 @@ struct DeadLetters {
 pub fn run(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
-    alerts: mpsc::Sender<Alert>,
+    alerts: mpsc::Sender<Routed>,
+    checkpoints: Option<Checkpointer>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let cfg = &shared.config;
@@ -171,6 +368,10 @@ pub fn run(
             shared: shared.clone(),
             metrics: metrics.clone(),
             log: log.clone(),
+            router: alerts,
+            checkpoints: Mutex::new(checkpoints),
+            mute: Mutex::new(HashMap::new()),
+            undelivered: Default::default(),
         })
         .map_err(ConsumerError::Create)?;
     let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
@@ -204,7 +405,9 @@ pub fn run(
     let mut generation = shared.contracts_generation.load(Ordering::SeqCst);
     let mut out: Vec<Alert> = Vec::new();
     let mut last_idle_check = Instant::now();
-    let mut last_message: std::collections::HashMap<Partition, Instant> = Default::default();
+    let mut last_message: HashMap<Partition, Instant> = Default::default();
+    let ctx = consumer.context();
+    let checkpointing = ctx.checkpoints().is_some();
     tracing::info!(topics = ?k.topics, group = %k.group_id, "consuming");
 
     while !shutdown.is_cancelled() {
@@ -272,12 +475,26 @@ pub fn run(
                         }
                     }
                 }
-                forward(&mut out, &alerts);
+                ctx.forward(&mut out, &partition, checkpointing);
                 if let Err(e) = consumer.store_offset_from_message(&msg) {
                     tracing::warn!("storing offset: {e}");
                 }
+                if let Some(ck) = ctx.checkpoints().as_mut() {
+                    ck.applied(&partition, msg.offset());
+                }
                 last_message.insert(partition, Instant::now());
                 metrics.processing.observe(started.elapsed().as_secs_f64());
+            }
+        }
+        if checkpointing {
+            let due = ctx.checkpoints().as_mut().and_then(|ck| ck.due());
+            if let Some(p) = due {
+                if ctx.barrier() {
+                    let shards = shared.shards();
+                    if let (Some(e), Some(ck)) = (shards.get(&p), ctx.checkpoints().as_mut()) {
+                        ck.snapshot_async(&p, e);
+                    }
+                }
             }
         }
         // Event time of an idle partition moves on with the wall clock, so its alerts can
@@ -290,14 +507,22 @@ pub fn run(
                 let idle_ms = idle.as_millis() as i64;
                 if let (true, Some(max)) = (idle_ms > lateness, e.max_event_time()) {
                     e.advance_to(max + idle_ms - lateness, &mut out);
+                    ctx.forward(&mut out, p, checkpointing);
                 }
             }
-            drop(shards);
-            forward(&mut out, &alerts);
         }
     }
-    tracing::info!("consumer stopping: committing offsets");
     shared.health.shutting_down.store(true, Ordering::Relaxed);
+    if let Some(ck) = ctx.checkpoints().as_mut() {
+        tracing::info!("consumer stopping: writing checkpoints");
+        ctx.barrier();
+        let shards = shared.shards();
+        for (p, e) in shards.iter() {
+            ck.snapshot_sync(p, e);
+        }
+        ck.finish();
+    }
+    tracing::info!("consumer stopping: committing offsets");
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         // nothing stored since the last commit
@@ -309,15 +534,6 @@ pub fn run(
     }
     consumer.unsubscribe();
     Ok(())
-}
-
-/// Hand alerts to the router, waiting for room (backpressure, never drop).
-fn forward(out: &mut Vec<Alert>, alerts: &mpsc::Sender<Alert>) {
-    for a in out.drain(..) {
-        if alerts.blocking_send(a).is_err() {
-            tracing::error!("alert router gone; transition lost");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub contracts_reloads: IntCounterVec,
     pub alert_deliveries: IntCounterVec,
     pub assigned_partitions: IntGauge,
+    pub checkpoints: super::checkpointer::CheckpointMetrics,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -145,6 +146,7 @@ impl Metrics {
                 "overage_assigned_partitions",
                 "Partitions this instance owns.",
             ),
+            checkpoints: super::checkpointer::CheckpointMetrics::new(&r),
             registry: r,
         }
         .with_zero_series()

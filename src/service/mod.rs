@@ -12,6 +12,7 @@
 //! whole drain is bounded by `shutdown_timeout`. SIGHUP (or a change of the file) reloads the
 //! contracts; a reload that fails validation keeps the contracts in force and says why.
 
+pub mod checkpointer;
 pub mod consumer;
 pub mod http;
 pub mod metrics;
@@ -48,6 +49,8 @@ pub enum ServiceError {
     ShutdownTimeout(Duration),
     #[error("alertmanager sink: {0}")]
     Alertmanager(#[from] crate::sink::alertmanager::SinkError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 /// How the service is started (beyond its config).
@@ -120,6 +123,13 @@ pub async fn run(
     } else {
         (None, None)
     };
+    let checkpoints = checkpointer::Checkpointer::open(cfg, metrics.clone())?;
+    if checkpoints.is_none() {
+        tracing::warn!(
+            "state.checkpoint.store is not set: state is not durable and is rebuilt from the stream after a restart"
+        );
+    }
+    let marks = checkpoints.as_ref().map(|c| c.store().clone());
     let (tx, rx) = mpsc::channel(cfg.alerts.queue_capacity);
     let router_task = tokio::spawn(router::run(
         rx,
@@ -129,6 +139,7 @@ pub async fn run(
             kafka: kafka_sink,
             alertmanager,
             console: opts.console,
+            marks,
         },
     ));
 
@@ -137,7 +148,7 @@ pub async fn run(
         let (shared, metrics, stop) = (shared.clone(), metrics.clone(), consumer_stop.clone());
         std::thread::Builder::new()
             .name("overage-consumer".into())
-            .spawn(move || consumer::run(shared, metrics, tx, stop))
+            .spawn(move || consumer::run(shared, metrics, tx, checkpoints, stop))
             .map_err(|source| ServiceError::Listen { addr, source })?
     };
     let consumer_done = tokio::task::spawn_blocking(move || consumer_thread.join());

@@ -44,6 +44,8 @@ pub struct Health {
     pub broker_up: AtomicBool,
     pub total_lag: AtomicI64,
     pub shutting_down: AtomicBool,
+    /// Assigned partitions' state is being loaded from checkpoints.
+    pub restoring: AtomicBool,
 }
 
 /// Why the service is not ready, if it is not.
@@ -55,6 +57,9 @@ pub fn readiness(shared: &Shared) -> Result<(), Vec<String>> {
     }
     if !h.assigned_once.load(Ordering::Relaxed) {
         why.push("no partition assignment yet".to_owned());
+    }
+    if h.restoring.load(Ordering::Relaxed) {
+        why.push("restoring partition state from checkpoints".to_owned());
     }
     if !h.broker_up.load(Ordering::Relaxed) {
         why.push("Kafka brokers unreachable".to_owned());

@@ -212,10 +212,18 @@ impl AlertmanagerSink {
     }
 }
 
+/// What the delivery task is told.
+#[derive(Debug)]
+enum Command {
+    Transition(Alert),
+    /// Stop re-sending these firing alerts: another instance owns them now.
+    Forget(Vec<String>),
+}
+
 /// Sends transitions to the delivery task. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AlertmanagerHandle {
-    tx: mpsc::Sender<Alert>,
+    tx: mpsc::Sender<Command>,
     depth: IntGauge,
 }
 
@@ -223,10 +231,24 @@ impl AlertmanagerHandle {
     /// Queue one transition, waiting for space when the queue is full (never drops).
     /// Fails only once the sink has stopped.
     pub async fn send(&self, alert: Alert) -> Result<(), SinkError> {
-        self.tx.send(alert).await.map_err(|_| SinkError::Closed)?;
+        self.tx
+            .send(Command::Transition(alert))
+            .await
+            .map_err(|_| SinkError::Closed)?;
         let queued = self.tx.max_capacity().saturating_sub(self.tx.capacity());
         self.depth.set(i64::try_from(queued).unwrap_or(i64::MAX));
         Ok(())
+    }
+}
+
+impl AlertmanagerHandle {
+    /// Stop re-sending these firing alerts (by fingerprint) without resolving them: their
+    /// partition moved to another instance, which announces them from now on.
+    pub async fn forget(&self, fingerprints: Vec<String>) -> Result<(), SinkError> {
+        self.tx
+            .send(Command::Forget(fingerprints))
+            .await
+            .map_err(|_| SinkError::Closed)
     }
 }
 
@@ -450,6 +472,13 @@ impl Delivery {
                     o.resolves.insert(fp.clone(), (seq, alert.clone()));
                 }
             }
+        }
+    }
+
+    fn forget(&mut self, fingerprint: &str) {
+        self.firing.remove(fingerprint);
+        for o in &mut self.owed {
+            o.firing.remove(fingerprint);
         }
     }
 
@@ -761,7 +790,7 @@ struct Worker {
     cfg: AlertmanagerConfig,
     client: reqwest::Client,
     metrics: Metrics,
-    rx: mpsc::Receiver<Alert>,
+    rx: mpsc::Receiver<Command>,
     state: Delivery,
     targets: Vec<Target>,
     inflight: JoinSet<Done>,
@@ -805,8 +834,11 @@ impl Worker {
                             draining = Some(self.start_draining());
                         }
                     }
-                    for alert in buf.drain(..) {
-                        self.state.ingest(alert);
+                    for command in buf.drain(..) {
+                        match command {
+                            Command::Transition(alert) => self.state.ingest(alert),
+                            Command::Forget(fps) => fps.iter().for_each(|fp| self.state.forget(fp)),
+                        }
                     }
                 }
                 () = sleep_until(wake) => {}

@@ -1,0 +1,233 @@
+//! Where checkpoints live, through the `object_store` crate: a local directory (atomic
+//! rename on write), S3 and S3-compatible stores, or memory (tests).
+//!
+//! Layout under the store's root: `<group>/<topic>/<partition>.ckpt` for snapshots and
+//! `<group>/<topic>/<partition>.alerts` for the delivered-alerts mark (the event time up to
+//! which every alert transition of the partition has been delivered; see
+//! `service::consumer`). The consumer group is part of the key: two groups reading the same
+//! topic are two pipelines with their own state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+
+use super::CheckpointError;
+use crate::config::CheckpointConfig;
+use crate::time::Millis;
+
+/// A parsed `state.checkpoint.store`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    Dir(PathBuf),
+    Memory,
+    /// Any other URL `object_store` understands (`s3://bucket/prefix`).
+    Url(url::Url),
+}
+
+/// Parse a store location, with a message for the config error if it is not one.
+pub fn parse(s: &str) -> Result<Location, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty; set a directory or an s3:// URL, or remove the key".into());
+    }
+    if s == "memory://" || s == "memory:///" {
+        return Ok(Location::Memory);
+    }
+    if let Some(dir) = s.strip_prefix("file://") {
+        return Ok(Location::Dir(PathBuf::from(dir)));
+    }
+    if !s.contains("://") {
+        return Ok(Location::Dir(PathBuf::from(s)));
+    }
+    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "s3" | "s3a" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("`{s}`: name a bucket (s3://bucket/prefix)"));
+            }
+            Ok(Location::Url(url))
+        }
+        other => Err(format!(
+            "unsupported scheme `{other}`: use a directory, file://, s3:// or memory://"
+        )),
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    root: Path,
+    group: String,
+    /// For messages: the location as configured.
+    name: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("name", &self.name).finish()
+    }
+}
+
+impl Store {
+    /// Open the configured store for consumer group `group` (a directory is created).
+    pub fn open(cfg: &CheckpointConfig, group: &str) -> Result<Option<Store>, CheckpointError> {
+        let Some(name) = cfg.store.clone() else {
+            return Ok(None);
+        };
+        let config_error = |m: String| CheckpointError::Config(name.clone(), m);
+        let store_error = |source| CheckpointError::Store {
+            store: name.clone(),
+            source,
+        };
+        let (inner, root): (Arc<dyn ObjectStore>, Path) =
+            match parse(&name).map_err(config_error)? {
+                Location::Dir(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| config_error(format!("creating {}: {e}", dir.display())))?;
+                    let fs = LocalFileSystem::new_with_prefix(&dir).map_err(store_error)?;
+                    (Arc::new(fs), Path::default())
+                }
+                Location::Memory => (Arc::new(InMemory::new()), Path::default()),
+                Location::Url(url) => {
+                    let (s, root) = object_store::parse_url_opts(&url, cfg.options.iter())
+                        .map_err(store_error)?;
+                    (Arc::from(s), root)
+                }
+            };
+        Ok(Some(Store {
+            inner,
+            root,
+            group: group.to_owned(),
+            name,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key(&self, topic: &str, partition: i32, ext: &str) -> Path {
+        let file = format!("{partition}.{ext}");
+        let parts = self
+            .root
+            .parts()
+            .chain([self.group.as_str(), topic, file.as_str()].map(Into::into));
+        Path::from_iter(parts)
+    }
+
+    fn error(&self, source: object_store::Error) -> CheckpointError {
+        CheckpointError::Store {
+            store: self.name.clone(),
+            source,
+        }
+    }
+
+    async fn get_bytes(&self, key: &Path) -> Result<Option<Bytes>, CheckpointError> {
+        match self.inner.get(key).await {
+            Ok(r) => r.bytes().await.map(Some).map_err(|e| self.error(e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Replace the partition's snapshot (atomically: readers see the old or the new one).
+    pub async fn put(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: Vec<u8>,
+    ) -> Result<(), CheckpointError> {
+        self.inner
+            .put(&self.key(topic, partition, "ckpt"), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The partition's snapshot, if there is one.
+    pub async fn get(&self, topic: &str, partition: i32) -> Result<Option<Bytes>, CheckpointError> {
+        self.get_bytes(&self.key(topic, partition, "ckpt")).await
+    }
+
+    /// Record that every alert transition of the partition up to event time `through` has been
+    /// delivered.
+    pub async fn put_mark(
+        &self,
+        topic: &str,
+        partition: i32,
+        through: Millis,
+    ) -> Result<(), CheckpointError> {
+        self.inner
+            .put(
+                &self.key(topic, partition, "alerts"),
+                PutPayload::from(through.to_string().into_bytes()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub async fn get_mark(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Millis>, CheckpointError> {
+        let Some(b) = self
+            .get_bytes(&self.key(topic, partition, "alerts"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| CheckpointError::Corrupt("unreadable delivered-alerts mark".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_or_say_why_not() {
+        assert_eq!(parse("/var/lib/x"), Ok(Location::Dir("/var/lib/x".into())));
+        assert_eq!(parse("file:///tmp/c"), Ok(Location::Dir("/tmp/c".into())));
+        assert_eq!(parse("memory://"), Ok(Location::Memory));
+        assert!(matches!(parse("s3://bucket/prefix"), Ok(Location::Url(_))));
+        assert!(parse("gopher://x")
+            .unwrap_err()
+            .contains("unsupported scheme"));
+        assert!(parse("s3:///nobucket").unwrap_err().contains("bucket"));
+        assert!(parse("  ").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_directory_store_round_trips_and_keys_by_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CheckpointConfig {
+            store: Some(dir.path().join("ck").display().to_string()),
+            ..Default::default()
+        };
+        let a = Store::open(&cfg, "group-a").unwrap().unwrap();
+        let b = Store::open(&cfg, "group-b").unwrap().unwrap();
+        assert_eq!(a.get("t", 0).await.unwrap(), None);
+        a.put("t", 0, b"one".to_vec()).await.unwrap();
+        a.put("t", 0, b"two".to_vec()).await.unwrap();
+        assert_eq!(a.get("t", 0).await.unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(
+            b.get("t", 0).await.unwrap(),
+            None,
+            "other group, other state"
+        );
+        a.put_mark("t", 0, 1234).await.unwrap();
+        assert_eq!(a.get_mark("t", 0).await.unwrap(), Some(1234));
+        assert!(dir.path().join("ck/group-a/t/0.ckpt").exists());
+    }
+}
