@@ -96,13 +96,126 @@ impl Default for KafkaConfig {
 pub struct HttpConfig {
     /// `/metrics`, health and the API. Loopback unless deliberately opened.
     pub listen: std::net::SocketAddr,
+    /// File holding the bearer token that `/api/` and the status page require (its content,
+    /// trimmed; Kubernetes mounts a Secret as such a file). Relative to the config file.
+    /// `OVERAGE_API_TOKEN`, when set, is the token instead (the environment wins). Neither:
+    /// the API is open (fine on the default loopback address). `/metrics`, `/healthz` and
+    /// `/readyz` are always open.
+    pub api_token_file: Option<PathBuf>,
+    /// The token itself, read by [`Config::load`] from `OVERAGE_API_TOKEN` or
+    /// `api_token_file`; never serialized, never printed.
+    #[serde(skip)]
+    pub api_token: Option<ApiToken>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+            api_token_file: None,
+            api_token: None,
         }
+    }
+}
+
+/// Environment variable holding the API token directly (wins over `http.api_token_file`).
+pub const API_TOKEN_ENV: &str = "OVERAGE_API_TOKEN";
+
+/// Shortest accepted API token, in bytes.
+pub const MIN_API_TOKEN_LEN: usize = 16;
+
+/// A secret whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// A token from text (trimmed): at least [`MIN_API_TOKEN_LEN`] bytes of visible ASCII, so
+    /// it fits in a header unchanged.
+    pub fn new(text: &str) -> Result<ApiToken, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("is empty".into());
+        }
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be visible ASCII without spaces".into());
+        }
+        if t.len() < MIN_API_TOKEN_LEN {
+            return Err(format!(
+                "is shorter than {MIN_API_TOKEN_LEN} characters (use e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        Ok(ApiToken(t.to_owned()))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
+impl HttpConfig {
+    /// Whether `/api/` and the status page require the token.
+    pub fn is_protected(&self) -> bool {
+        self.api_token.is_some()
+    }
+
+    /// A warning when the API is open to anyone who can reach a non-loopback address.
+    pub fn exposure_warning(&self) -> Option<String> {
+        (!self.listen.ip().is_loopback() && !self.is_protected()).then(|| {
+            format!(
+                "http.listen {} is not a loopback address and no API token is set: /api/ and \
+                 the status page are open to anyone who can reach it (set \
+                 http.api_token_file or {API_TOKEN_ENV})",
+                self.listen
+            )
+        })
+    }
+
+    /// Read the token: `env_token` (the value of `OVERAGE_API_TOKEN`) if set, else the file.
+    /// `config_path` anchors a relative file.
+    pub fn load_token(
+        &mut self,
+        env_token: Option<String>,
+        config_path: &Path,
+    ) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: config_path.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        self.api_token = if let Some(t) = env_token {
+            Some(
+                ApiToken::new(&t)
+                    .map_err(|m| invalid(&format!("environment {API_TOKEN_ENV}"), m))?,
+            )
+        } else if let Some(file) = &self.api_token_file {
+            let file = match config_path.parent() {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.clone(),
+            };
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                invalid(
+                    "http.api_token_file",
+                    format!("{}: cannot read: {e}", file.display()),
+                )
+            })?;
+            let token = ApiToken::new(&text).map_err(|m| {
+                invalid(
+                    "http.api_token_file",
+                    format!("{}: the token {m}", file.display()),
+                )
+            })?;
+            self.api_token_file = Some(file);
+            Some(token)
+        } else {
+            None
+        };
+        Ok(())
     }
 }
 
@@ -490,6 +603,32 @@ impl Default for NewOriginConfig {
     }
 }
 
+/// What is shown instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// A copy safe to print or log: values of secret-looking `kafka.options` keys and
+    /// passwords in Alertmanager URLs are replaced by `<redacted>` (the API token is never
+    /// serialized and its `Debug` hides it).
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for (k, v) in c.kafka.options.iter_mut() {
+            if crate::service::consumer::is_secret(k) {
+                *v = REDACTED.to_owned();
+            }
+        }
+        for u in &mut c.alerts.alertmanager.urls {
+            *u = crate::sink::alertmanager::redact_url(u);
+        }
+        for (k, v) in c.state.checkpoint.options.iter_mut() {
+            if crate::service::consumer::is_secret(k) {
+                *v = REDACTED.to_owned();
+            }
+        }
+        c
+    }
+}
+
 /// Milliseconds of a duration (saturating).
 pub fn ms(d: Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
@@ -510,18 +649,28 @@ impl Config {
                 cfg.contracts = Some(dir.join(c));
             }
         }
+        cfg.http
+            .load_token(std::env::var(API_TOKEN_ENV).ok(), path)?;
         Ok(cfg)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            let before = &text[..offset.min(text.len())];
+            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = text.get(..offset).unwrap_or_default();
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let line_text = text[line_start..].lines().next().unwrap_or_default();
+            // "invalid type: integer `12345`, expected a string" would print a password given
+            // unquoted: not on a line that looks secret
+            let mut message = e.message().trim().to_owned();
+            if message.starts_with("invalid") && crate::service::consumer::is_secret(line_text) {
+                message = format!("invalid value (not shown: {REDACTED}); secrets are strings");
+            }
             ConfigError::Parse {
                 path: path.to_owned(),
                 line: before.matches('\n').count() + 1,
-                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                message: e.message().trim().to_owned(),
+                column: before.len() - line_start + 1,
+                message,
             }
         })?;
         cfg.validate(path)?;
@@ -548,10 +697,16 @@ impl Config {
         let mut table =
             toml::Table::try_from(&self).map_err(|e| invalid("(config)".into(), e.to_string()))?;
         for (key, value) in &overrides {
-            let parts: Vec<String> = key[ENV_PREFIX.len()..]
+            let mut parts: Vec<String> = key[ENV_PREFIX.len()..]
                 .split("__")
                 .map(str::to_ascii_lowercase)
                 .collect();
+            // librdkafka keys are dotted, and shells cannot export a name with a dot:
+            // `OVERAGE_KAFKA__OPTIONS__SASL__PASSWORD` is `sasl.password` too.
+            if parts.len() > 3 && parts[..2] == ["kafka", "options"] {
+                let option = parts.split_off(2).join(".");
+                parts.push(option);
+            }
             let mut at = &mut table;
             for part in &parts[..parts.len() - 1] {
                 at = at
@@ -644,6 +799,17 @@ impl Config {
                     "must be positive with fallback = \"replay\"".into(),
                 );
             }
+        }
+        if self
+            .http
+            .api_token_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return fail(
+                "http.api_token_file",
+                "is empty (leave it out for an open API)".into(),
+            );
         }
         let d = &self.detect;
         if !(d.alert_at > 1.0 && d.page_at > d.alert_at) {
@@ -835,5 +1001,145 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("o.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn dotted_librdkafka_keys_work_from_the_environment_either_way() {
+        let vars = [
+            ("OVERAGE_KAFKA__OPTIONS__SASL__PASSWORD", "from-shell"),
+            ("OVERAGE_KAFKA__OPTIONS__SSL.KEY.PASSWORD", "from-k8s"),
+            ("OVERAGE_KAFKA__OPTIONS__SECURITY__PROTOCOL", "SASL_SSL"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = Config::default()
+            .with_env(vars.into_iter(), Path::new("o.toml"))
+            .unwrap();
+        assert_eq!(c.kafka.options["sasl.password"], "from-shell");
+        assert_eq!(c.kafka.options["ssl.key.password"], "from-k8s");
+        assert_eq!(c.kafka.options["security.protocol"], "SASL_SSL");
+        assert_eq!(c.kafka.options.len(), 3);
+    }
+
+    #[test]
+    fn the_api_token_comes_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("o.toml");
+        std::fs::write(dir.path().join("token"), "  file-token-0123456789\n").unwrap();
+        let mut h = HttpConfig {
+            api_token_file: Some("token".into()),
+            ..Default::default()
+        };
+        // relative to the config file; the content trimmed
+        h.load_token(None, &config_path).unwrap();
+        assert_eq!(
+            h.api_token.as_ref().unwrap().expose(),
+            b"file-token-0123456789"
+        );
+        assert_eq!(h.api_token_file, Some(dir.path().join("token")));
+        assert!(h.is_protected());
+        // the environment wins
+        h.load_token(Some("env-token-0123456789".into()), &config_path)
+            .unwrap();
+        assert_eq!(
+            h.api_token.as_ref().unwrap().expose(),
+            b"env-token-0123456789"
+        );
+        assert!(!format!("{h:?}").contains("env-token"), "{h:?}");
+        // never serialized
+        let text = toml::to_string(&h).unwrap();
+        assert!(
+            !text.contains("env-token") && !text.contains("api_token ="),
+            "{text}"
+        );
+
+        let err = |h: &mut HttpConfig, env: Option<&str>| {
+            h.load_token(env.map(str::to_owned), &config_path)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(&mut h, Some("short"));
+        assert!(
+            e.contains("OVERAGE_API_TOKEN") && e.contains("shorter than 16"),
+            "{e}"
+        );
+        assert!(!e.contains("short\""), "{e}");
+        let e = err(&mut h, Some("   "));
+        assert!(e.contains("is empty"), "{e}");
+        let mut missing = HttpConfig {
+            api_token_file: Some("/nonexistent/token".into()),
+            ..Default::default()
+        };
+        let e = err(&mut missing, None);
+        assert!(
+            e.contains("http.api_token_file") && e.contains("/nonexistent/token: cannot read"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let mut empty = HttpConfig {
+            api_token_file: Some(dir.path().join("empty")),
+            ..Default::default()
+        };
+        let e = err(&mut empty, None);
+        assert!(
+            e.contains("http.api_token_file") && e.contains("is empty"),
+            "{e}"
+        );
+
+        let e = Config::parse("[http]\napi_token_file = \"\"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.api_token_file"), "{e}");
+    }
+
+    #[test]
+    fn an_open_api_on_a_public_address_is_warned_about() {
+        let mut h = HttpConfig::default();
+        assert_eq!(h.exposure_warning(), None);
+        h.listen = "0.0.0.0:9464".parse().unwrap();
+        let w = h.exposure_warning().unwrap();
+        assert!(
+            w.contains("0.0.0.0:9464") && w.contains("no API token"),
+            "{w}"
+        );
+        h.api_token = Some(ApiToken::new("0123456789abcdef").unwrap());
+        assert_eq!(h.exposure_warning(), None);
+    }
+
+    #[test]
+    fn redacted_hides_secrets_and_parse_errors_do_not_echo_them() {
+        let text = r#"
+[kafka.options]
+"sasl.username" = "overage"
+"sasl.password" = "hunter2-kafka"
+"ssl.key.password" = "hunter2-key"
+[state.checkpoint.options]
+aws_secret_access_key = "hunter2-s3"
+[alerts.alertmanager]
+urls = ["http://ops:hunter2-am@am:9093"]
+"#;
+        let c = Config::parse(text, Path::new("o.toml")).unwrap();
+        let shown = toml::to_string(&c.redacted()).unwrap() + &format!("{:?}", c.redacted());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("overage") && shown.contains("am:9093"),
+            "{shown}"
+        );
+        assert_eq!(c.kafka.options["sasl.password"], "hunter2-kafka"); // the original is intact
+
+        let e = Config::parse(
+            "[kafka.options]\n\"sasl.password\" = 918273645\n",
+            Path::new("o.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("o.toml:2:") && !e.contains("918273645"),
+            "{e}"
+        );
+        // other type errors still say what was wrong
+        let e = Config::parse("[detect]\nalert_at = \"high\"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("high"), "{e}");
     }
 }

@@ -258,6 +258,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         topics = ?config.kafka.topics,
         group = %config.kafka.group_id,
         options = ?options,
+        api_protected = config.http.is_protected(),
         contracts = contracts.len(),
         "starting"
     );
@@ -423,7 +424,33 @@ fn cmd_check(a: CheckArgs) -> Result<()> {
             }
         )?;
     }
+    let http = &config.http;
+    let token_source = if std::env::var_os(overage::config::API_TOKEN_ENV).is_some() {
+        overage::config::API_TOKEN_ENV.to_owned()
+    } else {
+        http.api_token_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    match http.is_protected() {
+        true => writeln!(
+            o,
+            "http {}: /api/ and the status page require the API token (from {token_source})",
+            http.listen
+        )?,
+        false => writeln!(
+            o,
+            "http {}: no API token; /api/ and the status page are open",
+            http.listen
+        )?,
+    }
+    if let Some(warning) = http.exposure_warning() {
+        writeln!(o, "WARNING: {warning}")?;
+        eprintln!("warning: {warning}");
+    }
+    // secrets (librdkafka passwords, credentials in URLs) are shown as <redacted>
     writeln!(o, "\neffective configuration:\n")?;
-    write!(o, "{}", toml::to_string_pretty(&config)?)?;
+    write!(o, "{}", toml::to_string_pretty(&config.redacted())?)?;
     Ok(())
 }

@@ -246,7 +246,197 @@ fn the_shipped_examples_validate() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("2 contracts"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 contracts"), "{out}");
+    // it listens on 0.0.0.0 with the token commented out: check says so, loudly
+    assert!(
+        out.contains("WARNING: http.listen 0.0.0.0:9464 is not a loopback"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no API token is set"));
+
+    // Its commented-out TLS, SASL/SCRAM and API token settings parse too, with the password
+    // from the environment under the shell-friendly name; secrets are not printed.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write(dir.path(), "api-token", "tok-3b1f0c9e5d7a2468ace\n");
+    std::fs::copy(
+        root.join("deploy/contracts.example.toml"),
+        dir.path().join("contracts.example.toml"),
+    )
+    .unwrap();
+    let example = std::fs::read_to_string(root.join("deploy/overage.example.toml")).unwrap();
+    let mut uncommented = 0;
+    let secured: String = example
+        .lines()
+        .map(|l| {
+            let setting = l.strip_prefix("# ").filter(|r| {
+                ["\"security.", "\"sasl.", "\"ssl.", "api_token_file"]
+                    .iter()
+                    .any(|k| r.starts_with(k))
+            });
+            match setting {
+                Some(r) if r.starts_with("api_token_file") => {
+                    uncommented += 1;
+                    format!("api_token_file = {:?}\n", token_file.display().to_string())
+                }
+                Some(r) => {
+                    uncommented += 1;
+                    format!("{r}\n")
+                }
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    assert_eq!(uncommented, 5, "{secured}");
+    let config = write(dir.path(), "overage.toml", &secured);
+    let o = overage()
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("OVERAGE_KAFKA__OPTIONS__SASL__PASSWORD", "pw-6c0ffee-scram")
+        .env_remove("OVERAGE_API_TOKEN")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    for expected in [
+        "\"security.protocol\" = \"SASL_SSL\"",
+        "\"sasl.mechanism\" = \"SCRAM-SHA-512\"",
+        "\"sasl.username\" = \"overage\"",
+        "\"ssl.ca.location\" = \"/etc/overage/kafka-ca.pem\"",
+        "\"sasl.password\" = \"<redacted>\"",
+        "require the API token",
+    ] {
+        assert!(out.contains(expected), "{expected} missing:\n{out}");
+    }
+    assert!(!out.contains("WARNING"), "{out}");
+    for secret in ["pw-6c0ffee-scram", "tok-3b1f0c9e5d7a2468ace"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret}:\n{out}\n{err}"
+        );
+    }
+}
+
+/// Recognisable secret values that must never reach stdout or stderr.
+const SECRETS: [&str; 5] = [
+    "kafka-pw-7f3a91",
+    "key-pw-c4d2e8",
+    "am-pw-19b7f0",
+    "api-token-5e8c2a4b6d",
+    "presented-9a1b3c5d7e",
+];
+
+fn secret_config(dir: &Path, brokers: &str, http: u16, am: u16) -> PathBuf {
+    write(
+        dir,
+        "overage.toml",
+        &format!(
+            r#"[kafka]
+brokers = "{brokers}"
+
+[kafka.options]
+"security.protocol" = "SASL_PLAINTEXT"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "overage"
+"sasl.password" = "{}"
+"ssl.key.password" = "{}"
+"reconnect.backoff.max.ms" = "500"
+
+[alerts.alertmanager]
+urls = ["http://ops:{}@127.0.0.1:{am}"]
+
+[http]
+listen = "127.0.0.1:{http}"
+"#,
+            SECRETS[0], SECRETS[1], SECRETS[2]
+        ),
+    )
+}
+
+fn assert_no_secrets(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
+    }
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, dead) = (util::free_port(), util::free_port());
+    let config = secret_config(dir.path(), &format!("127.0.0.1:{dead}"), http, dead);
+    let token = format!("{}-0123456789", SECRETS[3]);
+
+    let o = overage()
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("OVERAGE_API_TOKEN", &token)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("\"sasl.password\" = \"<redacted>\""), "{out}");
+    assert!(out.contains("ops:<redacted>@127.0.0.1"), "{out}");
+    assert_no_secrets("check's stdout", &out);
+    assert_no_secrets("check's stderr", &String::from_utf8_lossy(&o.stderr));
+
+    // `run` against a broker that is not there, logging at debug: startup, the Kafka errors,
+    // the HTTP server refusing a wrong token, and shutdown.
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = overage()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("OVERAGE_API_TOKEN", &token)
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    util::eventually(
+        std::time::Duration::from_secs(30),
+        "startup and a Kafka error logged",
+        || {
+            let l = log();
+            // (field values are ANSI-coloured)
+            (l.contains("api_protected") && l.contains("kafka:")).then_some(())
+        },
+    );
+    let wrong = util::eventually(std::time::Duration::from_secs(10), "http up", || {
+        http_get_with(http, "/api/v1/alerts", &format!("Bearer {}", SECRETS[4]))
+    });
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let right = http_get_with(http, "/api/v1/alerts", &format!("Bearer {token}")).unwrap();
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exited = util::eventually(std::time::Duration::from_secs(45), "exit", || {
+        child.try_wait().ok().flatten()
+    });
+    assert!(exited.code().is_some());
+    let log = log();
+    assert!(log.contains("<redacted>"), "{log}");
+    assert_no_secrets("run's stderr", &log);
+    assert_no_secrets("run's stdout", &std::fs::read_to_string(&stdout).unwrap());
+}
+
+/// GET with an `Authorization` header; the raw response.
+fn http_get_with(port: u16, path: &str, authorization: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf)
 }
 
 #[test]

@@ -67,15 +67,22 @@ pub fn client_config(k: &KafkaConfig, settings: &[(&str, String)]) -> ClientConf
     c
 }
 
-/// Option keys whose values must never be logged.
+/// Option keys whose values must never be logged or printed (`sasl.password`,
+/// `ssl.key.password`, `ssl.key.pem`, `ssl.keystore.password`, `sasl.kerberos.keytab`,
+/// `sasl.oauthbearer.client.secret`, ...). Errs on the side of hiding: `ssl.key.location`
+/// (a path) is hidden too.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",
+        "passwd",
         "secret",
         "key",
         "token",
+        "credential",
         "sasl.oauthbearer.config",
+        "sasl.oauthbearer.extensions",
+        "sasl.jaas.config",
     ]
     .iter()
     .any(|s| k.contains(s))
@@ -351,6 +358,14 @@ pub fn run(
 ) -> Result<(), ConsumerError> {
     let cfg = &shared.config;
     let k = &cfg.kafka;
+    // Sizes: no librdkafka fetch limit is derived from `input.max_event_bytes`. The fetch
+    // limits (`fetch.max.bytes`, `max.partition.fetch.bytes`) bound whole record batches and are
+    // soft (a batch larger than them is still returned, so that the consumer makes progress), and
+    // `message.max.bytes` / `receive.message.max.bytes` bound protocol frames: lowering any of
+    // them to one event's size would only shrink fetches, never reject a message. An oversized
+    // message is rejected by `Decoder::decode` on its length, before any parsing; librdkafka's
+    // defaults already bound the fetched-but-unprocessed memory (`queued.max.messages.kbytes`,
+    // 64 MiB), and `kafka.options` can tune all of these.
     let cc = client_config(
         k,
         &[
@@ -546,7 +561,11 @@ mod tests {
             "sasl.password",
             "ssl.key.password",
             "ssl.key.pem",
+            "ssl.keystore.password",
+            "sasl.kerberos.keytab",
+            "sasl.oauthbearer.client.secret",
             "SASL.OAUTHBEARER.CONFIG",
+            "sasl.oauthbearer.extensions",
         ] {
             assert!(is_secret(k), "{k}");
         }

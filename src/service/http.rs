@@ -10,9 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::Deserialize;
 
+use super::auth;
 use super::metrics::Metrics;
 use super::state::{readiness, Shared};
 
@@ -22,14 +23,34 @@ pub struct App {
     pub metrics: Arc<Metrics>,
 }
 
+/// Every route. Two groups:
+///
+/// - **open**: `/metrics`, `/healthz`, `/readyz` (Prometheus and the kubelet hold no token);
+/// - **protected**: the JSON API and the status page, behind [`auth::require`] when a token is
+///   configured (`http.api_token_file` or `OVERAGE_API_TOKEN`).
+///
+/// To protect a new route, add one `.route(...)` line to `protected` below (or `.merge()` a
+/// sub-router there); the `route_layer` after it covers everything above it. Routes added to
+/// `open` are served to anyone.
 pub fn router(app: App) -> Router {
+    let http = &app.shared.config.http;
+    let guard = auth::Guard::new(http.api_token.clone());
+    // whether, never what: the token is not logged
+    tracing::info!(api_protected = guard.is_protected(), "http api");
+    if let Some(warning) = http.exposure_warning() {
+        tracing::warn!("{warning}");
+    }
+    let protected = Router::new()
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/clients", get(clients))
+        .route("/api/v1/clients/{id}", get(client))
+        // status page routes (`/`, `/clients/{id}`) go here, one `.route(...)` line each
+        .route_layer(middleware::from_fn_with_state(guard, auth::require));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/api/v1/alerts", get(alerts))
-        .route("/api/v1/clients", get(clients))
-        .route("/api/v1/clients/{id}", get(client))
+        .merge(protected)
         .with_state(app)
 }
 
@@ -93,5 +114,73 @@ async fn client(State(app): State<App>, Path(id): Path<String>) -> Response {
             Json(serde_json::json!({"error": "no state for this client on this instance"})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ApiToken, Config};
+    use crate::contract::Contracts;
+
+    const TOKEN: &str = "0123456789abcdef-the-api-token";
+
+    /// Serve the real router on a loopback port; returns its base URL.
+    async fn serve(token: Option<&str>) -> String {
+        let mut config = Config::default();
+        config.http.api_token = token.map(|t| ApiToken::new(t).unwrap());
+        let app = router(App {
+            shared: Shared::new(config, Arc::new(Contracts::default())),
+            metrics: Arc::new(Metrics::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    async fn status(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        let h = r.headers().clone();
+        (s, h, r.text().await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_needs_the_token_and_probes_do_not() {
+        let base = serve(Some(TOKEN)).await;
+        let c = reqwest::Client::new();
+        for path in ["/api/v1/alerts", "/api/v1/clients", "/api/v1/clients/acme"] {
+            let (s, h, body) = status(c.get(format!("{base}{path}"))).await;
+            assert_eq!(s, 401, "{path}");
+            assert_eq!(
+                h["www-authenticate"],
+                "Basic realm=\"overage\", charset=\"UTF-8\""
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(v["error"].as_str().unwrap().contains("Bearer"), "{body}");
+
+            let (s, _, body) = status(c.get(format!("{base}{path}")).bearer_auth("wrong")).await;
+            assert_eq!(s, 401, "{path}");
+            assert!(!body.contains("wrong"), "{body}");
+
+            let (s, _, _) = status(c.get(format!("{base}{path}")).bearer_auth(TOKEN)).await;
+            assert!(s == 200 || s == 404, "{path}: {s}"); // 404: no such client, authorised
+            let (s, _, _) =
+                status(c.get(format!("{base}{path}")).basic_auth("me", Some(TOKEN))).await;
+            assert!(s == 200 || s == 404, "{path}: {s}");
+        }
+        for path in ["/metrics", "/healthz", "/readyz"] {
+            let (s, _, _) = status(c.get(format!("{base}{path}"))).await;
+            assert!(s == 200 || s == 503, "{path} must stay open: {s}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_token_the_api_is_open() {
+        let base = serve(None).await;
+        let c = reqwest::Client::new();
+        let (s, _, _) = status(c.get(format!("{base}/api/v1/alerts"))).await;
+        assert_eq!(s, 200);
     }
 }

@@ -12,6 +12,7 @@
 //! whole drain is bounded by `shutdown_timeout`. SIGHUP (or a change of the file) reloads the
 //! contracts; a reload that fails validation keeps the contracts in force and says why.
 
+pub mod auth;
 pub mod checkpointer;
 pub mod consumer;
 pub mod http;

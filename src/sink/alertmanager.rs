@@ -98,11 +98,13 @@ impl AlertmanagerConfig {
     /// e.g. `urls[1]: ...`) so the caller can prefix the section's path.
     pub fn validate(&self) -> Result<(), String> {
         for (i, u) in self.urls.iter().enumerate() {
-            check_http_url(u).map_err(|m| format!("urls[{i}]: {u:?} {m}"))?;
+            // messages show the URL without its password
+            let shown = redact_url(u);
+            check_http_url(u).map_err(|m| format!("urls[{i}]: {shown:?} {m}"))?;
             let parsed = reqwest::Url::parse(u).map_err(|e| format!("urls[{i}]: {e}"))?;
             if parsed.query().is_some() || parsed.fragment().is_some() {
                 return Err(format!(
-                    "urls[{i}]: {u:?} must be a base URL without query or fragment"
+                    "urls[{i}]: {shown:?} must be a base URL without query or fragment"
                 ));
             }
             if let Some(j) = self.urls[..i]
@@ -110,7 +112,7 @@ impl AlertmanagerConfig {
                 .position(|o| endpoint(o) == endpoint(u))
             {
                 return Err(format!(
-                    "urls[{i}]: {u:?} duplicates urls[{j}] (every alert would be sent twice)"
+                    "urls[{i}]: {shown:?} duplicates urls[{j}] (every alert would be sent twice)"
                 ));
             }
         }
@@ -146,6 +148,27 @@ fn check_http_url(u: &str) -> Result<(), String> {
         return Err("has no host".into());
     }
     Ok(())
+}
+
+/// The URL with any password in it replaced by `<redacted>`, for logs and messages.
+/// (Credentials in a URL, `http://user:password@host:9093`, are how basic auth to Alertmanager
+/// is given: reqwest sends them as an `Authorization: Basic` header.)
+pub fn redact_url(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // (`<` would be percent-encoded in the password)
+            if parsed.set_password(Some("REDACTED")).is_err() {
+                return "<url with credentials>".into();
+            }
+            parsed.to_string().replacen(":REDACTED@", ":<redacted>@", 1)
+        }
+        Ok(_) => u.to_owned(),
+        // not a URL: it may still hold `user:secret@`; show no more than the scheme
+        Err(_) => match u.split_once("://") {
+            Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://<redacted>"),
+            _ => u.to_owned(),
+        },
+    }
 }
 
 fn endpoint(base: &str) -> String {
@@ -667,7 +690,8 @@ async fn post(
             Reason::Connect
         },
         retry: true,
-        detail: error_chain(&e),
+        // reqwest's message names the URL, credentials included
+        detail: error_chain(&e.without_url()),
     };
     let resp = client
         .post(&url)
@@ -757,7 +781,8 @@ impl LogGate {
 
 #[derive(Debug)]
 struct Target {
-    base: String,
+    /// The base URL without its password, for logs (`endpoint` has it, and is never logged).
+    shown: String,
     endpoint: String,
     next_resend: Instant,
     /// Base delay of the current backoff; zero while healthy.
@@ -771,7 +796,7 @@ struct Target {
 impl Target {
     fn new(base: &str) -> Self {
         Target {
-            base: base.to_owned(),
+            shown: redact_url(base),
             endpoint: endpoint(base),
             next_resend: Instant::now(),
             backoff: Duration::ZERO,
@@ -921,7 +946,7 @@ impl Worker {
                 if t.failures_in_a_row > 0 {
                     tracing::info!(
                         sink = SINK,
-                        url = %t.base,
+                        url = %t.shown,
                         failed_attempts = t.failures_in_a_row,
                         "alertmanager reachable again"
                     );
@@ -942,7 +967,7 @@ impl Worker {
                     if let Some(suppressed) = t.log.allow(now) {
                         tracing::warn!(
                             sink = SINK,
-                            url = %t.base,
+                            url = %t.shown,
                             reason = f.reason.as_str(),
                             error = %f.detail,
                             retry_in = ?delay,
@@ -958,7 +983,7 @@ impl Worker {
                     if let Some(suppressed) = t.log.allow(now) {
                         tracing::error!(
                             sink = SINK,
-                            url = %t.base,
+                            url = %t.shown,
                             alerts = sent.len(),
                             error = %f.detail,
                             suppressed,
@@ -1361,5 +1386,25 @@ mod tests {
             AlertmanagerSink::spawn(cfg(), &r, CancellationToken::new()),
             Err(SinkError::NoRuntime)
         ));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted_in_messages_and_logs() {
+        assert_eq!(
+            redact_url("https://ops:hunter2-secret@am:9093/prefix"),
+            "https://ops:<redacted>@am:9093/prefix"
+        );
+        assert_eq!(redact_url("http://am:9093"), "http://am:9093");
+        assert!(!redact_url("xx://u:hunter2-secret@").contains("hunter2"));
+        let c = AlertmanagerConfig {
+            urls: vec![
+                "http://ops:hunter2-secret@am:9093".into(),
+                "http://ops:hunter2-secret@am:9093/".into(),
+            ],
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(e.starts_with("urls[1]:") && !e.contains("hunter2"), "{e}");
+        assert!(!format!("{:?}", Target::new(&c.urls[0]).shown).contains("hunter2"));
     }
 }

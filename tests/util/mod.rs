@@ -361,3 +361,29 @@ pub fn events() -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+impl Overage {
+    /// The process id of the `overage` child (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the child in bytes (`VmRSS` in `/proc/<pid>/status`; Linux).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        rss_bytes(self.pid())
+    }
+}
+
+/// `VmRSS` of a process, in bytes (Linux).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
