@@ -74,8 +74,22 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Broker {
+        Broker::spawn(port, "memory://tansu/", None)
+    }
+
+    /// A broker keeping its log in a SQLite file under `dir`: it can be stopped and started
+    /// again (same port, same dir) with its topics, messages and group offsets.
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Broker {
+        Broker::spawn(port, "sqlite://tansu.db", Some(dir))
+    }
+
+    fn spawn(port: u16, storage: &str, dir: Option<&std::path::Path>) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
+        let mut cmd = Command::new(tansu_binary());
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .args([
                 "broker",
                 "--listener-url",
@@ -83,7 +97,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -263,6 +277,10 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start() -> Alertmanager {
+        Alertmanager::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Alertmanager {
         let bin = std::env::var("OVERAGE_ALERTMANAGER")
             .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
         assert!(
@@ -276,7 +294,6 @@ impl Alertmanager {
             "route:\n  receiver: null-receiver\n  group_wait: 1s\nreceivers:\n  - name: null-receiver\n",
         )
         .unwrap();
-        let port = free_port();
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
