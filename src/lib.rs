@@ -18,6 +18,8 @@
 //! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
 //! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
+//! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
+//!   rollups, over recorded events or a running service's usage API.
 //!
 //! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids).
 //!
@@ -36,6 +38,7 @@ pub mod detect;
 pub mod engine;
 pub mod intern;
 pub mod replay;
+pub mod report;
 pub mod rollup;
 pub mod score;
 pub mod service;
