@@ -130,8 +130,14 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
             .and_then(parse_rfc3339)
             .or(c.hours.last().map(|p| p.t + HOUR_MS))
             .unwrap_or(from + DAY_MS);
-    let hours = ((to - from) as f64 / HOUR_MS as f64).max(1.0);
-    let contracted = c.contract.as_ref().map(|k| k.over(to - from));
+    // compare with the part of the period that has data (a month asked for mid-month)
+    let covered_to = c
+        .as_of
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .map_or(to, |a| a.clamp(from + HOUR_MS, to));
+    let hours = ((covered_to - from) as f64 / HOUR_MS as f64).max(1.0);
+    let contracted = c.contract.as_ref().map(|k| k.over(covered_to - from));
     let bucket = if svg::bucket_for(from, to) == HOUR_MS {
         "hour"
     } else {
@@ -148,7 +154,7 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
                     div.kpi { small { "contract" }
                         b { (num(k.units)) " / " (crate::time::duration_label(k.per_ms)) }
                         small { (k.plan.as_deref().unwrap_or("")) } }
-                    div.kpi { small { "used vs contracted in period" }
+                    div.kpi { small { "used vs contracted, to " (format_rfc3339(covered_to)) }
                         b class=(if c.units > exp { "bad" } else { "good" }) {
                             (format!("{:.0}%", 100.0 * c.units / exp.max(1e-9))) } }
                 } @else {

@@ -471,7 +471,8 @@ fn burn_down(d: &ClientData, period: &Period, cap: f64) -> CapBurn {
     let forecast_exhausted_at = if used >= cap {
         remaining.iter().find(|&&(_, r)| r <= 0.0).map(|&(t, _)| t)
     } else if pace_per_ms > 0.0 && forecast_units > cap {
-        Some(as_of + ((cap - used) / pace_per_ms) as Millis)
+        let t = as_of + ((cap - used) / pace_per_ms) as Millis;
+        Some(t.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS)
     } else {
         None
     };

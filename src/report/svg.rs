@@ -110,7 +110,7 @@ pub fn usage(
                     width=(fmt((bw * 0.8).max(0.5))) height=(fmt(h)) data-units=(b.units) {
                     title { (label(b.t)) ": " (short(b.units)) " units, " (b.events) " calls" }
                 }
-                @if i % every == 0 {
+                @if i % every == 0 && LEFT + i as f64 * bw < W - RIGHT - 80.0 {
                     text.x x=(fmt(LEFT + i as f64 * bw)) y=(fmt(H - 8.0)) { (label(b.t)) }
                 }
             }

@@ -454,6 +454,37 @@ monthly_cap = 100000
         assert_eq!(s, 404);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_and_usage_need_the_token_when_one_is_set() {
+        let mut config = Config::default();
+        config.http.api_token =
+            Some(crate::config::ApiToken::new("status-page-token-0123456789").unwrap());
+        let app = router(App {
+            shared: Shared::new(config, Arc::new(Contracts::default())),
+            metrics: Arc::new(Metrics::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let c = reqwest::Client::new();
+        for path in [
+            "/",
+            "/clients/a",
+            "/clients/a/report",
+            "/api/v1/clients/a/usage",
+        ] {
+            let r = c.get(format!("http://{addr}{path}")).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{path}");
+            let r = c
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth("status-page-token-0123456789")
+                .send()
+                .await
+                .unwrap();
+            assert!(matches!(r.status().as_u16(), 200 | 404), "{path}");
+        }
+    }
+
     #[test]
     fn segments_are_encoded() {
         assert_eq!(seg("a b/c?"), "a%20b%2Fc%3F");
