@@ -3,11 +3,15 @@
 //! Issue target: replay of canonical JSON sustains 1M events/s on one core, and takes at most
 //! 2x the time of parsing the same lines into the event struct. Both run here side by side on
 //! identical in-memory lines (no file I/O): `cargo bench --bench replay`.
+//!
+//! `pipeline/report` is what `overage report --events` adds on top of the replay: building every
+//! client's report from the rollups and rendering it as JSON, CSV and HTML.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use overage::config::Config;
 use overage::decode::{decode_canonical, Decoder, Format};
 use overage::engine::Engine;
+use overage::report;
 
 mod common;
 
@@ -43,6 +47,32 @@ fn pipeline(c: &mut Criterion) {
                 }
                 engine.flush(&mut out);
                 black_box((engine.stats().events(), out.len()))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("report", |b| {
+        b.iter_batched(
+            || Engine::new(&config, contracts.clone()),
+            |mut engine| {
+                let mut out = Vec::new();
+                for l in &lines {
+                    engine.ingest(&decoder, black_box(l), None, &mut out);
+                    out.clear();
+                }
+                engine.flush(&mut out);
+                let period = report::Period::default();
+                let clients: Vec<report::ClientReport> = report::engine_clients(&engine)
+                    .iter()
+                    .filter_map(|id| report::from_engine(&engine, id, &period))
+                    .map(|d| report::build(&d, &period))
+                    .collect();
+                let r = report::report(&period, "bench".into(), Default::default(), clients);
+                let mut sink = std::io::sink();
+                report::to_json(&r, &mut sink).unwrap();
+                report::csv::write(&r, &mut sink).unwrap();
+                report::html::write(&r, &mut sink).unwrap();
+                black_box(r.clients.len())
             },
             BatchSize::LargeInput,
         )

@@ -19,6 +19,12 @@ use crate::time::{parse_rfc3339, Millis};
 /// Longest accepted `client_id`, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
+/// Earliest and latest accepted event times: what RFC 3339 can write (years 0000 to 9999).
+/// Epoch milliseconds beyond are no instant a gateway logged, and event-time arithmetic on them
+/// (minute boundaries, watermarks) would overflow, so they are `bad_timestamp`.
+pub const MIN_TS: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+pub const MAX_TS: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
 /// One API call, as the detectors see it. Strings borrow from the input buffer when they can.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
@@ -259,6 +265,16 @@ pub(crate) enum RawTs {
     Ok(Millis),
 }
 
+impl RawTs {
+    fn checked(ms: Millis) -> RawTs {
+        if (MIN_TS..=MAX_TS).contains(&ms) {
+            RawTs::Ok(ms)
+        } else {
+            RawTs::Invalid
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for RawTs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -268,17 +284,17 @@ impl<'de> Deserialize<'de> for RawTs {
                 f.write_str("an RFC 3339 string or epoch milliseconds")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTs, E> {
-                Ok(parse_rfc3339(v).map_or(RawTs::Invalid, RawTs::Ok))
+                Ok(parse_rfc3339(v).map_or(RawTs::Invalid, RawTs::checked))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTs, E> {
-                Ok(i64::try_from(v).map_or(RawTs::Invalid, RawTs::Ok))
+                Ok(i64::try_from(v).map_or(RawTs::Invalid, RawTs::checked))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawTs, E> {
-                Ok(RawTs::Ok(v))
+                Ok(RawTs::checked(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawTs, E> {
                 if v.is_finite() && v.abs() < 9.0e15 {
-                    Ok(RawTs::Ok(v as i64))
+                    Ok(RawTs::checked(v as i64))
                 } else {
                     Ok(RawTs::Invalid)
                 }
@@ -418,6 +434,32 @@ mod tests {
         assert_eq!(dec(&long).err(), Some(Reject::BadClientId));
         let ok = format!(r#"{{"ts":1,"client_id":"{}"}}"#, "x".repeat(256));
         assert!(dec(&ok).is_ok());
+    }
+
+    #[test]
+    fn timestamps_beyond_rfc3339_years_are_bad() {
+        // i64::MAX ms used to be accepted, and the engine's minute arithmetic on it overflowed
+        // (a panic with overflow checks, a wrapped watermark without)
+        for ts in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "253402300800000",
+            "-62167219200001",
+            "8.9e15",
+            "\"+10000-01-01T00:00:00Z\"",
+        ] {
+            let line = format!(r#"{{"ts":{ts},"client_id":"a"}}"#);
+            assert_eq!(dec(&line).err(), Some(Reject::BadTimestamp), "{ts}");
+        }
+        for (ts, want) in [
+            ("253402300799999", MAX_TS),
+            ("-62167219200000", MIN_TS),
+            ("\"9999-12-31T23:59:59.999Z\"", MAX_TS),
+            ("\"0000-01-01T00:00:00Z\"", MIN_TS),
+        ] {
+            let line = format!(r#"{{"ts":{ts},"client_id":"a"}}"#);
+            assert_eq!(dec(&line).map(|e| e.ts), Ok(want), "{ts}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
 //! - [`checkpoint`]: a partition's state and offset, encoded and kept in a durable store.
 //! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
+//! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
+//!   rollups, over recorded events or a running service's usage API.
 //!
 //! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids).
 //!
@@ -38,6 +40,7 @@ pub mod detect;
 pub mod engine;
 pub mod intern;
 pub mod replay;
+pub mod report;
 pub mod rollup;
 pub mod score;
 pub mod service;

@@ -1,6 +1,6 @@
 //! The `overage` command: a thin layer of argument parsing and output over the library.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ enum Command {
     Simulate(SimulateArgs),
     /// Measure detection quality: an alerts file (from `replay`) against a scenario's truth.
     Score(ScoreArgs),
+    /// Usage report per client (by product, origin, hour and day; against contract and cap)
+    /// as CSV, JSON or a self-contained HTML page with charts.
+    #[command(after_long_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Show the whole system on embedded traffic: a dozen clients, one overrunning partner,
     /// alerts printed as they fire. Ctrl-C stops it.
     Demo(DemoArgs),
@@ -130,6 +134,74 @@ struct ReplayArgs {
     inputs: Vec<String>,
 }
 
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  # September for one client, from recorded events, as an HTML page with charts
+  overage report --events events.jsonl.gz --contracts contracts.toml \\
+      --client msft-bing --month 2026-09 --format html --output bing-2026-09.html
+
+  # every client, one week, CSV (client_id,day,product,units,events) on stdout
+  overage report --events events.jsonl --from 2026-09-01 --to 2026-09-07 --format csv
+
+  # from a running service's API (token from OVERAGE_API_TOKEN), JSON
+  overage report --url http://127.0.0.1:9464 --client msft-bing --month 2026-09 --format json
+
+Periods are whole UTC hours: an hour counts when it starts in [from, to). A bare date for --to
+includes that day. Units are exact: each distinct event once (duplicates dropped), late events
+included. A service keeps the current and previous month.";
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Csv,
+    Json,
+    Html,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    files: Files,
+    /// Recorded events (JSONL, plain or gzip; `-` is stdin), replayed as `overage replay` does.
+    #[arg(long, value_name = "FILE", num_args = 1.., required_unless_present = "url", conflicts_with = "url")]
+    events: Vec<String>,
+    /// A running service instead of events, e.g. http://127.0.0.1:9464.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// API token for --url, sent as `Authorization: Bearer`.
+    #[arg(
+        long,
+        env = "OVERAGE_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Only this client (repeatable); default: every client with usage in the period.
+    #[arg(long = "client", value_name = "ID")]
+    clients: Vec<String>,
+    /// Start of the period: RFC 3339, a date (midnight UTC) or epoch ms [default: start of data].
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the period (exclusive; a bare date includes that day) [default: end of data].
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// A calendar month (UTC), e.g. 2026-09, instead of --from/--to.
+    #[arg(long, value_name = "YYYY-MM")]
+    month: Option<String>,
+    /// Output format [default: from --output's extension, else json].
+    #[arg(long, value_enum)]
+    format: Option<ReportFormat>,
+    /// Input event format for --events; overrides `input.format` in the config.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    input_format: Option<Format>,
+    /// Write here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Progress while reading --events: auto (a bar on a terminal), always (also plain lines
+    /// when stderr is not a terminal), never.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: replay::ProgressMode,
+}
+
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -158,6 +230,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo(a),
         Command::Simulate(a) => cmd_simulate(a),
         Command::Score(a) => cmd_score(a),
+        Command::Report(a) => cmd_report(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,24 +270,13 @@ fn cmd_replay(a: ReplayArgs) -> Result<()> {
     let skew = ms(config.input.max_future_skew);
     let future_limit = (skew > 0).then(|| wall_now() + skew);
 
-    let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = match replay::total_len(&inputs) {
-            Some(len) => indicatif::ProgressBar::new(len),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let progress = |n: u64| {
-        if let Some(b) = &bar {
-            b.set_position(n);
-        }
+    let mode = if a.no_progress {
+        replay::ProgressMode::Never
+    } else {
+        replay::ProgressMode::Auto
     };
+    let display = replay::ProgressDisplay::new(&inputs, mode);
+    let progress = |n: u64| display.update(n);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let summary = replay::replay(
@@ -223,16 +285,127 @@ fn cmd_replay(a: ReplayArgs) -> Result<()> {
         &inputs,
         future_limit,
         &mut out,
-        bar.as_ref().map(|_| &progress as replay::Progress),
+        display.active().then_some(&progress as replay::Progress),
     )?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    display.finish();
     eprintln!("{}", summary.human());
     if let Some(path) = &a.summary_json {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         serde_json::to_writer_pretty(std::io::BufWriter::new(f), &summary)?;
+    }
+    Ok(())
+}
+
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    use overage::report::{self, Period};
+    let period = Period::from_args(a.month.as_deref(), a.from.as_deref(), a.to.as_deref())?;
+    let format = a.format.unwrap_or_else(|| {
+        match a
+            .output
+            .as_ref()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+        {
+            Some("html" | "htm") => ReportFormat::Html,
+            Some("csv") => ReportFormat::Csv,
+            _ => ReportFormat::Json,
+        }
+    });
+    let (source, input, data) = match &a.url {
+        Some(url) => {
+            let api = report::api::Api::new(url, a.token.clone())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let data = runtime.block_on(async {
+                let ids = if a.clients.is_empty() {
+                    api.clients().await?
+                } else {
+                    a.clients.clone()
+                };
+                let mut data = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    data.push(api.client(id, &period).await?);
+                }
+                Ok::<_, report::api::ApiError>(data)
+            })?;
+            (format!("url: {url}"), Default::default(), data)
+        }
+        None => {
+            let (mut config, contracts) = load(&a.files)?;
+            if let Some(f) = a.input_format {
+                config.input.format = f;
+            }
+            let inputs: Vec<Input> = a.events.iter().map(|s| Input::parse(s)).collect();
+            replay::check_inputs(&inputs)?;
+            let decoder = Decoder::new(
+                config.input.format,
+                config.input.max_event_bytes,
+                config.input.kong.clone(),
+            );
+            let mut engine = Engine::new(&config, Arc::new(contracts));
+            let skew = ms(config.input.max_future_skew);
+            let future_limit = (skew > 0).then(|| wall_now() + skew);
+            let display = replay::ProgressDisplay::new(&inputs, a.progress);
+            let progress = |n: u64| display.update(n);
+            let summary = replay::replay(
+                &mut engine,
+                &decoder,
+                &inputs,
+                future_limit,
+                &mut std::io::sink(),
+                display.active().then_some(&progress as replay::Progress),
+            )?;
+            display.finish();
+            eprintln!("{}", summary.human());
+            let ids = if a.clients.is_empty() {
+                report::engine_clients(&engine)
+            } else {
+                a.clients.clone()
+            };
+            let mut data = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match report::from_engine(&engine, id, &period) {
+                    Some(d) => data.push(d),
+                    None => anyhow::bail!("client `{id}` has no events in the input"),
+                }
+            }
+            let input = engine
+                .stats()
+                .outcomes()
+                .map(|(k, n)| (k.to_owned(), n))
+                .collect();
+            (format!("events: {}", a.events.join(", ")), input, data)
+        }
+    };
+    let explicit = !a.clients.is_empty();
+    let clients: Vec<report::ClientReport> = data
+        .iter()
+        .map(|d| report::build(d, &period))
+        .filter(|c| explicit || c.events > 0)
+        .collect();
+    let r = report::report(&period, source, input, clients);
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match format {
+        ReportFormat::Csv => report::csv::write(&r, &mut out)?,
+        ReportFormat::Json => report::to_json(&r, &mut out)?,
+        ReportFormat::Html => report::html::write(&r, &mut out)?,
+    }
+    out.flush()?;
+    if let Some(p) = &a.output {
+        eprintln!(
+            "report: {} clients, {} to {}, written to {}",
+            r.clients.len(),
+            r.from.as_deref().unwrap_or("-"),
+            r.to.as_deref().unwrap_or("-"),
+            p.display()
+        );
     }
     Ok(())
 }

@@ -306,6 +306,88 @@ pub fn total_len(inputs: &[Input]) -> Option<u64> {
     inputs.iter().map(Input::size).sum()
 }
 
+/// When to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A progress bar when stderr is a terminal.
+    Auto,
+    /// A bar on a terminal, else a plain line on stderr about every 2% of the input.
+    Always,
+    Never,
+}
+
+/// Progress on stderr while replaying: an indicatif bar on a terminal, plain lines
+/// (`progress: 12.3 MB of 45.6 MB (27%), 8.1 s`) when forced on elsewhere (logs, tests).
+pub struct ProgressDisplay {
+    bar: Option<indicatif::ProgressBar>,
+    lines: bool,
+    total: Option<u64>,
+    last: std::cell::Cell<u64>,
+    started: Instant,
+}
+
+impl ProgressDisplay {
+    pub fn new(inputs: &[Input], mode: ProgressMode) -> ProgressDisplay {
+        use std::io::IsTerminal;
+        let terminal = io::stderr().is_terminal();
+        let total = total_len(inputs);
+        let bar = (mode != ProgressMode::Never && terminal).then(|| {
+            let bar = match total {
+                Some(len) => indicatif::ProgressBar::new(len),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        ProgressDisplay {
+            bar,
+            lines: mode == ProgressMode::Always && !terminal,
+            total,
+            last: std::cell::Cell::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Is anything shown? (Else pass no progress hook at all.)
+    pub fn active(&self) -> bool {
+        self.bar.is_some() || self.lines
+    }
+
+    /// Bytes read so far.
+    pub fn update(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(n);
+        }
+        if self.lines {
+            let step = self.total.map_or(64 << 20, |t| (t / 50).max(1));
+            if n >= self.last.get() + step || self.total == Some(n) && n > self.last.get() {
+                self.last.set(n);
+                let secs = self.started.elapsed().as_secs_f64();
+                match self.total {
+                    Some(t) if t > 0 => eprintln!(
+                        "progress: {:.1} MB of {:.1} MB ({:.0}%), {secs:.1} s",
+                        n as f64 / 1e6,
+                        t as f64 / 1e6,
+                        100.0 * n as f64 / t as f64
+                    ),
+                    _ => eprintln!("progress: {:.1} MB, {secs:.1} s", n as f64 / 1e6),
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// Does `path` exist? (For friendlier errors before starting.)
 pub fn check_inputs(inputs: &[Input]) -> Result<(), ReplayError> {
     for i in inputs {

@@ -254,6 +254,12 @@ pub struct Faults {
     /// The configured bound, and the largest inversion actually produced.
     pub max_disorder_ms: i64,
     pub observed_max_disorder_ms: i64,
+    /// What must be applied despite these faults, per client, UTC day (`YYYY-MM-DD`) and
+    /// product (`(none)` when the event names none): what `overage report` must show.
+    /// Re-deliveries and garbage excluded; events that arrive late are included (the engine
+    /// counts them in usage).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_by_day_product: BTreeMap<String, BTreeMap<String, BTreeMap<String, UsageTruth>>>,
 }
 
 /// Ground truth of a scenario, written as `truth.json`.
@@ -271,6 +277,13 @@ pub struct Truth {
     /// Units per client per UTC day (`YYYY-MM-DD`).
     pub usage_by_day: BTreeMap<String, BTreeMap<String, f64>>,
     pub faults: Faults,
+}
+
+/// Exact usage of one client, day and product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTruth {
+    pub units: f64,
+    pub events: u64,
 }
 
 impl Truth {
@@ -1732,6 +1745,8 @@ struct Account {
     units: f64,
     /// By UTC day index (days since the epoch).
     by_day: BTreeMap<i64, f64>,
+    /// By UTC day and call index (a call names its product).
+    by_day_call: BTreeMap<(i64, u8), UsageTruth>,
     month: i32,
     month_units: f64,
     cap_crossings: BTreeMap<String, i64>,
@@ -1927,9 +1942,22 @@ impl Generator {
         anomalies.sort_by(|a, b| (a.start_ms, &a.client_id).cmp(&(b.start_ms, &b.client_id)));
         let mut usage = BTreeMap::new();
         let mut usage_by_day = BTreeMap::new();
+        let mut usage_by_day_product = BTreeMap::new();
         let mut clients = Vec::new();
         for (c, a) in sc.clients.iter().zip(&self.accounts) {
             if a.events > 0 {
+                let mut days: BTreeMap<String, BTreeMap<String, UsageTruth>> = BTreeMap::new();
+                for (&(d, call), u) in &a.by_day_call {
+                    let product = c.calls.get(call as usize).map_or("(none)", |k| k.product);
+                    let t = days
+                        .entry(format_rfc3339(d * DAY_MS)[..10].to_owned())
+                        .or_default()
+                        .entry(product.to_owned())
+                        .or_default();
+                    t.units += u.units;
+                    t.events += u.events;
+                }
+                usage_by_day_product.insert(c.id.to_string(), days);
                 usage.insert(c.id.to_string(), a.units);
                 usage_by_day.insert(
                     c.id.to_string(),
@@ -1955,6 +1983,7 @@ impl Generator {
             .collect();
         let mut faults = self.faults.clone();
         faults.events = self.accounts.iter().map(|a| a.events).sum();
+        faults.applied_by_day_product = usage_by_day_product;
         Truth {
             params: sc.params.clone(),
             start_ms: sc.start_ms,
@@ -2089,6 +2118,12 @@ impl Generator {
         a.events += 1;
         a.units += u;
         *a.by_day.entry(e.ts.div_euclid(DAY_MS)).or_insert(0.0) += u;
+        let dc = a
+            .by_day_call
+            .entry((e.ts.div_euclid(DAY_MS), e.call))
+            .or_default();
+        dc.units += u;
+        dc.events += 1;
         let month = month_of(e.ts);
         if a.events == 1 || month != a.month {
             a.month = month;
@@ -2778,6 +2813,13 @@ mod tests {
         );
         let back = Truth::load(&dir.path().join("truth.json")).unwrap();
         assert_eq!(back, t);
+        // the per-product split adds up to the per-day truth
+        for (client, days) in &t.usage_by_day {
+            for (day, units) in days {
+                let split = &t.faults.applied_by_day_product[client][day];
+                assert_eq!(split.values().map(|u| u.units).sum::<f64>(), *units);
+            }
+        }
         assert!(std::fs::read_to_string(dir.path().join("contracts.toml"))
             .unwrap()
             .contains("[[contract]]"));

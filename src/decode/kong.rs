@@ -123,6 +123,9 @@ pub(super) fn decode<'a>(
                 .and_then(|log| to_event(opts, log)),
         ),
         Some(b'[') => match serde_json::from_slice::<Vec<&'a RawValue>>(bytes) {
+            // An empty batch holds no event, but the message must still end in an outcome
+            // (counted, dead-lettered), not vanish.
+            Ok(items) if items.is_empty() => sink(Err(Reject::Malformed)),
             Ok(items) => {
                 for item in items {
                     let r = match item.get().as_bytes().first() {
@@ -294,6 +297,17 @@ mod tests {
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().err(), Some(&Reject::Malformed));
         assert!(out[2].is_ok());
+    }
+
+    #[test]
+    fn empty_batch_is_rejected_not_dropped() {
+        // `[]` used to yield no result at all, so the message was neither counted nor
+        // dead-lettered
+        for input in ["[]", " [ ] ", "[\n]"] {
+            let out = decode_all(KongOptions::default(), input);
+            assert_eq!(out.len(), 1, "{input:?}");
+            assert_eq!(out[0].as_ref().err(), Some(&Reject::Malformed), "{input:?}");
+        }
     }
 
     #[test]

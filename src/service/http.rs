@@ -45,6 +45,10 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/clients", get(clients))
         .route("/api/v1/clients/{id}", get(client))
         // status page routes (`/`, `/clients/{id}`) go here, one `.route(...)` line each
+        .route("/api/v1/clients/{id}/usage", get(super::status::usage))
+        .route("/", get(super::status::index))
+        .route("/clients/{id}", get(super::status::client_page))
+        .route("/clients/{id}/report", get(super::status::client_report))
         .route_layer(middleware::from_fn_with_state(guard, auth::require));
     Router::new()
         .route("/metrics", get(metrics))

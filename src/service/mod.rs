@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod router;
 pub mod state;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

@@ -137,6 +137,32 @@ impl Shared {
         (total, clients)
     }
 
+    /// Run `f` on the engine that holds `id`'s state (reports from live state).
+    pub fn with_client<R>(&self, id: &str, f: impl FnOnce(&Engine) -> R) -> Option<R> {
+        let shards = self.shards();
+        shards.values().find(|e| e.client(id).is_some()).map(f)
+    }
+
+    /// A client's usage in `[from, to)` (see [`Engine::usage`]) and the time its data is
+    /// complete to (the watermark, to the minute).
+    pub fn usage(
+        &self,
+        id: &str,
+        from: Millis,
+        to: Millis,
+        by: crate::rollup::By,
+    ) -> Option<(Vec<crate::rollup::UsageRow>, Millis)> {
+        self.with_client(id, |e| {
+            e.usage(id, from, to, by).map(|rows| (rows, eval_time(e)))
+        })
+        .flatten()
+    }
+
+    /// Events read so far, every outcome, over all engines (the status page's rate).
+    pub fn events_seen(&self) -> u64 {
+        self.stats().0.events()
+    }
+
     pub fn client_view(&self, id: &str) -> Option<ClientView> {
         let shards = self.shards();
         shards.values().find_map(|e| view(e, id))
@@ -196,6 +222,8 @@ pub struct ClientView {
     pub alerts: Vec<AlertState>,
     pub first_seen: String,
     pub last_seen: String,
+    /// Recent alert transitions, oldest first (at most `rollup::ALERT_HISTORY`).
+    pub alert_history: Vec<crate::rollup::AlertRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -307,6 +335,7 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
             .collect(),
         first_seen: format_rfc3339(c.first_seen),
         last_seen: format_rfc3339(c.last_seen),
+        alert_history: e.alert_history(id).map(<[_]>::to_vec).unwrap_or_default(),
     })
 }
 

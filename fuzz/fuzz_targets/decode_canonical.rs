@@ -1,0 +1,64 @@
+//! Arbitrary bytes through the canonical-JSON decoder.
+//!
+//! Never panics; every message yields exactly one result; an accepted event satisfies the
+//! documented invariants and survives a round trip through its own canonical JSON.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use overage::decode::{decode_canonical, Decoder, Event, Format, MAX_CLIENT_ID_BYTES};
+
+/// The service default (`input.max_event_bytes`).
+const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+fn check(ev: &Event<'_>) {
+    assert!(!ev.client_id.is_empty(), "accepted an empty client_id");
+    assert!(
+        ev.client_id.len() <= MAX_CLIENT_ID_BYTES,
+        "accepted a {}-byte client_id",
+        ev.client_id.len()
+    );
+    assert!(
+        ev.units.is_finite() && ev.units >= 0.0,
+        "accepted units {}",
+        ev.units
+    );
+}
+
+fuzz_target!(|data: &[u8]| {
+    let decoder = Decoder::new(Format::Json, MAX_EVENT_BYTES, Default::default());
+    let mut results = 0;
+    decoder.decode(data, |r| {
+        results += 1;
+        if let Ok(ev) = &r {
+            check(ev);
+        }
+        // the size limit is the only thing the Decoder adds to decode_canonical
+        if data.len() <= MAX_EVENT_BYTES {
+            assert_eq!(r, decode_canonical(data));
+        }
+    });
+    assert_eq!(
+        results, 1,
+        "one canonical message must yield exactly one result"
+    );
+
+    if let Ok(ev) = decode_canonical(data) {
+        // an accepted event re-encoded as canonical JSON decodes to the same event
+        let line = serde_json::json!({
+            "ts": ev.ts,
+            "client_id": ev.client_id,
+            "event_id": ev.event_id,
+            "units": ev.units,
+            "product": ev.product,
+            "endpoint": ev.endpoint,
+            "status": ev.status,
+            "bytes": ev.bytes,
+            "origin_ip": ev.origin_ip,
+            "origin_country": ev.origin_country,
+            "origin_asn": ev.origin_asn,
+        })
+        .to_string();
+        let again = decode_canonical(line.as_bytes()).expect("re-encoded event decodes");
+        assert_eq!(again, ev, "round trip through {line}");
+    }
+});

@@ -1,0 +1,654 @@
+//! `overage report`: per-client usage over a period, against contract and cap.
+//!
+//! The numbers come from the engine's exact hourly rollups ([`crate::rollup`]): every applied
+//! event once (duplicates were dropped), late events included. Two sources give the same
+//! [`ClientData`]:
+//!
+//! - [`from_engine`]: an [`Engine`] that has replayed recorded events (`--events`), or the live
+//!   service's engine (`/clients/{id}/report`);
+//! - [`api::fetch`]: a running service over HTTP (`--url`), through
+//!   `GET /api/v1/clients/{id}/usage` and `GET /api/v1/clients/{id}`.
+//!
+//! [`build`] turns it into a [`ClientReport`]; the renderers write CSV ([`csv`]), JSON
+//! ([`to_json`]) or a self-contained HTML page ([`html`], charts from [`svg`]).
+//!
+//! Periods are whole UTC hours: an hour counts when it starts inside `[from, to)`.
+
+pub mod api;
+pub mod csv;
+pub mod html;
+pub mod svg;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::rollup::{AlertRecord, By, UsageRow};
+use crate::time::{
+    day_of, format_rfc3339, month_label, month_of, month_start, parse_rfc3339, Millis, DAY_MS,
+    HOUR_MS,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Period(String),
+    #[error("writing the report: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("writing CSV: {0}")]
+    Csv(#[from] ::csv::Error),
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+}
+
+/// A time for `--from` / `--to` / `?from=`: RFC 3339, a date (`YYYY-MM-DD`, midnight UTC) or
+/// epoch milliseconds.
+pub fn parse_time(s: &str) -> Option<Millis> {
+    let s = s.trim();
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|dt| dt.and_utc().timestamp_millis());
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    None
+}
+
+/// Is `s` a bare date (so that `--to 2026-09-07` can mean the end of that day)?
+pub fn is_date(s: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").is_ok()
+}
+
+/// `YYYY-MM` → `[start, end)` of that UTC month.
+pub fn parse_month(s: &str) -> Option<(Millis, Millis)> {
+    let (y, m) = s.trim().split_once('-')?;
+    let (y, m): (i32, i32) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let month = y * 12 + m - 1;
+    Some((month_start(month), month_start(month + 1)))
+}
+
+/// The period asked for; either end may be open (then the data's extent is used).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Period {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+}
+
+impl Period {
+    /// From the command line's `--month` or `--from` / `--to` (a bare-date `--to` includes that
+    /// day).
+    pub fn from_args(
+        month: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Period, ReportError> {
+        let bad = |what: &str, v: &str| {
+            ReportError::Period(format!(
+                "{what} `{v}` is neither an RFC 3339 time (2026-09-10T14:00:00Z), a date \
+                 (2026-09-10) nor epoch milliseconds"
+            ))
+        };
+        let mut p = Period::default();
+        if let Some(m) = month {
+            if from.is_some() || to.is_some() {
+                return Err(ReportError::Period(
+                    "--month cannot be combined with --from / --to".into(),
+                ));
+            }
+            let (a, b) = parse_month(m).ok_or_else(|| {
+                ReportError::Period(format!("--month `{m}` is not a month like 2026-09"))
+            })?;
+            return Ok(Period {
+                from: Some(a),
+                to: Some(b),
+            });
+        }
+        if let Some(f) = from {
+            p.from = Some(parse_time(f).ok_or_else(|| bad("--from", f))?);
+        }
+        if let Some(t) = to {
+            let v = parse_time(t).ok_or_else(|| bad("--to", t))?;
+            p.to = Some(if is_date(t) { v + DAY_MS } else { v });
+        }
+        p.check()?;
+        Ok(p)
+    }
+
+    pub fn check(&self) -> Result<(), ReportError> {
+        if let (Some(a), Some(b)) = (self.from, self.to) {
+            if a >= b {
+                return Err(ReportError::Period(format!(
+                    "the period is empty: from {} is not before to {}",
+                    format_rfc3339(a),
+                    format_rfc3339(b)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn bounds(&self) -> (Millis, Millis) {
+        (
+            self.from.unwrap_or(Millis::MIN),
+            self.to.unwrap_or(Millis::MAX),
+        )
+    }
+}
+
+/// A client's contract, as far as a report needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractInfo {
+    pub plan: Option<String>,
+    /// Contracted units per `per_ms`.
+    pub units: f64,
+    pub per_ms: Millis,
+    pub monthly_cap: Option<f64>,
+}
+
+impl ContractInfo {
+    /// Contracted units over `ms` milliseconds.
+    pub fn over(&self, ms: Millis) -> f64 {
+        if self.per_ms > 0 {
+            self.units * ms as f64 / self.per_ms as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a report is built from, whichever the source.
+#[derive(Debug, Clone, Default)]
+pub struct ClientData {
+    pub client_id: String,
+    pub contract: Option<ContractInfo>,
+    /// Data is complete up to here (the engine's watermark).
+    pub as_of: Option<Millis>,
+    pub first_seen: Option<Millis>,
+    /// Rows in the period by hour and product, and by hour and origin.
+    pub products: Vec<UsageRow>,
+    pub origins: Vec<UsageRow>,
+    /// Rows by hour from the start of the cap's pace window or month (whichever is earlier)
+    /// to the end of the cap month: the burn-down and its forecast.
+    pub cap_hours: Vec<UsageRow>,
+    pub alerts: Vec<AlertRecord>,
+    /// The cap detector's pace window (`detect.cap.pace_window`) and the history it needs
+    /// before it forecasts (`detect.cap.min_history`).
+    pub pace_ms: Millis,
+    pub min_history_ms: Millis,
+}
+
+/// The month whose cap a report shows, and the span of hourly rows its burn-down needs.
+pub fn cap_span(period: &Period, as_of: Option<Millis>, pace_ms: Millis) -> (i32, Millis, Millis) {
+    let end = match (period.to, as_of) {
+        (Some(t), Some(a)) => t.min(a),
+        (Some(t), None) => t,
+        (None, Some(a)) => a,
+        (None, None) => 0,
+    };
+    let month = month_of(end - 1);
+    let start = month_start(month).min(as_of.unwrap_or(end) - pace_ms);
+    (month, start, month_start(month + 1))
+}
+
+/// Read a client's data from an engine.
+pub fn from_engine(engine: &Engine, id: &str, period: &Period) -> Option<ClientData> {
+    let c = engine.client(id)?;
+    let (from, to) = period.bounds();
+    let contract = c.contract.map(|k| {
+        let k = engine.contracts().by_index(k as usize);
+        ContractInfo {
+            plan: k.plan.clone(),
+            units: k.baseline_units,
+            per_ms: k.per,
+            monthly_cap: k.monthly_cap,
+        }
+    });
+    // to the minute, as the service's client view says it
+    let as_of = engine
+        .watermark()
+        .map(|w| w.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS);
+    let pace_ms = engine.params().cap_pace;
+    let cap_hours = match contract.as_ref().and_then(|k| k.monthly_cap) {
+        Some(_) => {
+            let (_, a, b) = cap_span(period, as_of, pace_ms);
+            engine.usage(id, a, b, By::Hour)?
+        }
+        None => Vec::new(),
+    };
+    Some(ClientData {
+        client_id: id.to_owned(),
+        contract,
+        as_of,
+        first_seen: Some(c.first_seen),
+        products: engine.usage(id, from, to, By::Product)?,
+        origins: engine.usage(id, from, to, By::Origin)?,
+        cap_hours,
+        alerts: engine.alert_history(id)?.to_vec(),
+        pace_ms,
+        min_history_ms: engine.params().cap_min_history,
+    })
+}
+
+/// Every client of an engine, sorted by id.
+pub fn engine_clients(engine: &Engine) -> Vec<String> {
+    let mut ids: Vec<String> = engine.clients().map(|c| c.id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+// ---------------------------------------------------------------------------------------------
+
+/// A whole report: one or more clients over one period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Start (inclusive) and end (exclusive) of the period, RFC 3339; open ends are the data's
+    /// extent.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Where the numbers come from (`events: FILE...` or `url: URL`).
+    pub source: String,
+    /// For `--events`: input events by outcome (accepted, late, duplicate, rejections).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input: BTreeMap<String, u64>,
+    pub clients: Vec<ClientReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    pub client_id: String,
+    pub contract: Option<ContractInfo>,
+    pub as_of: Option<String>,
+    pub units: f64,
+    pub events: u64,
+    /// Totals per product and per origin over the period, largest first.
+    pub by_product: Vec<Total>,
+    pub by_origin: Vec<Total>,
+    /// Usage per UTC day and product.
+    pub days: Vec<DayRow>,
+    /// Usage per hour (all products), for the charts.
+    pub hours: Vec<Point>,
+    pub cap: Option<CapBurn>,
+    /// Alert transitions in the period, oldest first.
+    pub alerts: Vec<AlertRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Total {
+    pub key: String,
+    pub units: f64,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub product: String,
+    pub units: f64,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Start of the bucket, epoch milliseconds.
+    pub t: Millis,
+    pub units: f64,
+    pub events: u64,
+}
+
+/// Monthly cap burn-down: what is left of the cap through the month, and where the cap
+/// detector's linear pace takes it by month end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapBurn {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub month_start: Millis,
+    pub month_end: Millis,
+    pub cap: f64,
+    /// Units used in the month up to `as_of`.
+    pub used: f64,
+    /// Cap minus cumulative use, at the end of each hour with traffic.
+    pub remaining: Vec<(Millis, f64)>,
+    /// Units per hour over the pace window (as `cap_forecast` computes it, at hourly
+    /// resolution).
+    pub pace_per_hour: f64,
+    /// Whether the client has the history the cap detector needs before it forecasts (else
+    /// the forecast is just `used`).
+    pub forecast_ready: bool,
+    /// Projected month-end use, and when the cap would run out at that pace (if before the end).
+    pub forecast_units: f64,
+    pub forecast_exhausted_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub at: String,
+    pub at_ms: Millis,
+    pub alert: String,
+    pub severity: String,
+    pub state: String,
+    pub ratio: f64,
+    pub summary: String,
+}
+
+fn totals(rows: &[UsageRow]) -> Vec<Total> {
+    let mut m: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    for r in rows {
+        let e = m.entry(r.key.as_deref().unwrap_or("")).or_default();
+        e.0 += r.units;
+        e.1 += r.events;
+    }
+    let mut v: Vec<Total> = m
+        .into_iter()
+        .map(|(k, (units, events))| Total {
+            key: k.to_owned(),
+            units,
+            events,
+        })
+        .collect();
+    v.sort_by(|a, b| b.units.total_cmp(&a.units).then_with(|| a.key.cmp(&b.key)));
+    v
+}
+
+fn day_label(t: Millis) -> String {
+    format_rfc3339(day_of(t) * DAY_MS)[..10].to_owned()
+}
+
+/// Turn a client's data into its report over `period`.
+pub fn build(d: &ClientData, period: &Period) -> ClientReport {
+    let (from, to) = period.bounds();
+    let mut days: BTreeMap<(i64, &str), (f64, u64)> = BTreeMap::new();
+    let mut hours: BTreeMap<Millis, (f64, u64)> = BTreeMap::new();
+    let (mut units, mut events) = (0.0, 0u64);
+    for r in &d.products {
+        let e = days
+            .entry((day_of(r.hour), r.key.as_deref().unwrap_or("")))
+            .or_default();
+        e.0 += r.units;
+        e.1 += r.events;
+        let h = hours.entry(r.hour).or_default();
+        h.0 += r.units;
+        h.1 += r.events;
+        units += r.units;
+        events += r.events;
+    }
+    let cap = d
+        .contract
+        .as_ref()
+        .and_then(|k| k.monthly_cap)
+        .map(|cap| burn_down(d, period, cap));
+    ClientReport {
+        client_id: d.client_id.clone(),
+        contract: d.contract.clone(),
+        as_of: d.as_of.map(format_rfc3339),
+        units,
+        events,
+        by_product: totals(&d.products),
+        by_origin: totals(&d.origins),
+        days: days
+            .into_iter()
+            .map(|((day, product), (units, events))| DayRow {
+                day: day_label(day * DAY_MS),
+                product: product.to_owned(),
+                units,
+                events,
+            })
+            .collect(),
+        hours: hours
+            .into_iter()
+            .map(|(t, (units, events))| Point { t, units, events })
+            .collect(),
+        cap,
+        alerts: d
+            .alerts
+            .iter()
+            .filter(|a| a.at >= from && a.at < to)
+            .map(|a| AlertRow {
+                at: format_rfc3339(a.at),
+                at_ms: a.at,
+                alert: a.kind.to_string(),
+                severity: a.severity.as_str().to_owned(),
+                state: match a.state {
+                    crate::alert::State::Firing => "firing",
+                    crate::alert::State::Resolved => "resolved",
+                }
+                .to_owned(),
+                ratio: crate::alert::round2(a.ratio),
+                summary: a.summary.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn burn_down(d: &ClientData, period: &Period, cap: f64) -> CapBurn {
+    let (month, _, _) = cap_span(period, d.as_of, d.pace_ms);
+    let (start, end) = (month_start(month), month_start(month + 1));
+    let as_of = d.as_of.unwrap_or(end).clamp(start, end);
+    let mut used = 0.0;
+    let mut remaining = vec![(start, cap)];
+    for r in d
+        .cap_hours
+        .iter()
+        .filter(|r| r.hour >= start && r.hour < as_of)
+    {
+        used += r.units;
+        remaining.push(((r.hour + HOUR_MS).min(as_of), cap - used));
+    }
+    if remaining.last().is_some_and(|&(t, _)| t < as_of) {
+        remaining.push((as_of, cap - used));
+    }
+    // the cap detector's pace: units over the pace window (or the client's history, if shorter)
+    let pace_from = as_of - d.pace_ms;
+    let recent: f64 = d
+        .cap_hours
+        .iter()
+        .filter(|r| r.hour >= pace_from && r.hour < as_of)
+        .map(|r| r.units)
+        .sum();
+    let history = as_of - d.first_seen.unwrap_or(pace_from);
+    let span = d.pace_ms.min(history).max(1);
+    let forecast_ready = history >= d.min_history_ms;
+    let pace_per_ms = if forecast_ready {
+        recent / span as f64
+    } else {
+        0.0
+    };
+    let left = (end - as_of).max(0);
+    let forecast_units = used + pace_per_ms * left as f64;
+    let forecast_exhausted_at = if used >= cap {
+        remaining.iter().find(|&&(_, r)| r <= 0.0).map(|&(t, _)| t)
+    } else if pace_per_ms > 0.0 && forecast_units > cap {
+        let t = as_of + ((cap - used) / pace_per_ms) as Millis;
+        Some(t.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS)
+    } else {
+        None
+    };
+    CapBurn {
+        month: month_label(month),
+        month_start: start,
+        month_end: end,
+        cap,
+        used,
+        remaining,
+        pace_per_hour: pace_per_ms * HOUR_MS as f64,
+        forecast_ready,
+        forecast_units,
+        forecast_exhausted_at,
+    }
+}
+
+/// The period a report covers: as asked, with open ends closed by the data.
+pub fn resolve(period: &Period, clients: &[ClientReport]) -> (Option<Millis>, Option<Millis>) {
+    let first = clients
+        .iter()
+        .filter_map(|c| c.hours.first())
+        .map(|p| p.t)
+        .min();
+    let last = clients
+        .iter()
+        .filter_map(|c| c.hours.last())
+        .map(|p| p.t + HOUR_MS)
+        .max();
+    (period.from.or(first), period.to.or(last))
+}
+
+/// Assemble a report.
+pub fn report(
+    period: &Period,
+    source: String,
+    input: BTreeMap<String, u64>,
+    clients: Vec<ClientReport>,
+) -> Report {
+    let (from, to) = resolve(period, &clients);
+    Report {
+        from: from.map(format_rfc3339),
+        to: to.map(format_rfc3339),
+        source,
+        input,
+        clients,
+    }
+}
+
+/// JSON, pretty-printed.
+pub fn to_json(r: &Report, w: &mut dyn std::io::Write) -> Result<(), ReportError> {
+    serde_json::to_writer_pretty(&mut *w, r)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKind, Severity, State};
+
+    pub(crate) fn sample() -> ClientData {
+        let t = parse_rfc3339("2026-09-10T00:00:00Z").unwrap();
+        let row = |h: i64, k: &str, u: f64, e: u64| UsageRow {
+            hour: t + h * HOUR_MS,
+            key: Some(k.to_owned()),
+            units: u,
+            events: e,
+        };
+        ClientData {
+            client_id: "acme".into(),
+            contract: Some(ContractInfo {
+                plan: Some("gold".into()),
+                units: 100.0,
+                per_ms: HOUR_MS,
+                monthly_cap: Some(10_000.0),
+            }),
+            as_of: Some(t + 30 * HOUR_MS),
+            first_seen: Some(t - 20 * DAY_MS),
+            products: vec![
+                row(0, "search", 50.0, 5),
+                row(0, "timeline", 20.0, 2),
+                row(25, "search", 300.0, 30),
+            ],
+            origins: vec![row(0, "US", 70.0, 7), row(25, "IE", 300.0, 30)],
+            cap_hours: vec![
+                UsageRow {
+                    hour: t - 9 * DAY_MS,
+                    key: None,
+                    units: 5000.0,
+                    events: 10,
+                },
+                UsageRow {
+                    hour: t,
+                    key: None,
+                    units: 70.0,
+                    events: 7,
+                },
+                UsageRow {
+                    hour: t + 25 * HOUR_MS,
+                    key: None,
+                    units: 300.0,
+                    events: 30,
+                },
+            ],
+            alerts: vec![AlertRecord {
+                kind: AlertKind::OverContract,
+                severity: Severity::Critical,
+                state: State::Firing,
+                at: t + 25 * HOUR_MS + 600_000,
+                ratio: 3.04,
+                summary: "acme consumed 3.0x".into(),
+            }],
+            pace_ms: 7 * DAY_MS,
+            min_history_ms: DAY_MS,
+        }
+    }
+
+    #[test]
+    fn builds_days_totals_and_the_burn_down() {
+        let d = sample();
+        let r = build(&d, &Period::default());
+        assert_eq!(r.units, 370.0);
+        assert_eq!(r.events, 37);
+        assert_eq!(r.days.len(), 3);
+        assert_eq!(r.days[0].day, "2026-09-10");
+        assert_eq!(r.days[2].day, "2026-09-11");
+        assert_eq!(r.by_product[0].key, "search");
+        assert_eq!(r.by_product[0].units, 350.0);
+        assert_eq!(r.by_origin[0].key, "IE");
+        assert_eq!(r.alerts.len(), 1);
+        let cap = r.cap.unwrap();
+        assert_eq!(cap.month, "2026-09");
+        assert_eq!(cap.used, 5370.0);
+        assert_eq!(cap.remaining.last().unwrap().1, 10_000.0 - 5370.0);
+        // pace: 370 units over the 7-day window
+        assert!((cap.pace_per_hour - 370.0 / 168.0).abs() < 1e-9);
+        assert!(cap.forecast_ready);
+        assert!(cap.forecast_units > cap.used);
+        // too little history: no forecast, as the detector
+        let mut young = sample();
+        young.first_seen = Some(young.as_of.unwrap() - HOUR_MS);
+        let cap = build(&young, &Period::default()).cap.unwrap();
+        assert!(!cap.forecast_ready);
+        assert_eq!(cap.forecast_units, cap.used);
+    }
+
+    #[test]
+    fn alerts_outside_the_period_are_left_out() {
+        let d = sample();
+        let p = Period {
+            from: None,
+            to: parse_rfc3339("2026-09-11T00:00:00Z"),
+        };
+        let r = build(&d, &p);
+        assert!(r.alerts.is_empty());
+    }
+
+    #[test]
+    fn periods_parse_with_precise_errors() {
+        let p = Period::from_args(Some("2026-09"), None, None).unwrap();
+        assert_eq!(p.from, parse_rfc3339("2026-09-01T00:00:00Z"));
+        assert_eq!(p.to, parse_rfc3339("2026-10-01T00:00:00Z"));
+        let p = Period::from_args(None, Some("2026-09-03"), Some("2026-09-04")).unwrap();
+        assert_eq!(
+            p.to,
+            parse_rfc3339("2026-09-05T00:00:00Z"),
+            "a date --to includes it"
+        );
+        let p = Period::from_args(None, Some("2026-09-03T10:00:00+02:00"), None).unwrap();
+        assert_eq!(p.from, parse_rfc3339("2026-09-03T08:00:00Z"));
+        let e = Period::from_args(None, Some("yesterday"), None).unwrap_err();
+        assert!(e.to_string().contains("--from `yesterday`"), "{e}");
+        let e = Period::from_args(None, Some("2026-09-05"), Some("2026-09-01")).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        assert!(Period::from_args(Some("2026-13"), None, None).is_err());
+        assert!(Period::from_args(Some("2026-09"), Some("2026-09-01"), None).is_err());
+    }
+}

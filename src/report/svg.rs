@@ -1,0 +1,305 @@
+//! Inline SVG charts, built with the same escaping template engine as the page (maud), so
+//! labels taken from events (products, origins, client ids) can never become markup.
+//!
+//! Every data mark carries a class (`bar`, `contract`, `remaining`, `forecast`) and a `<title>`
+//! with its value, so the charts are readable without JavaScript and checkable from the DOM.
+
+use maud::{html, Markup};
+
+use super::{CapBurn, ContractInfo, Point, Total};
+use crate::time::{format_rfc3339, Millis, DAY_MS, HOUR_MS};
+
+const W: f64 = 760.0;
+const H: f64 = 220.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+
+/// Units for axis labels: `1.2M`, `35k`, `120`.
+pub fn short(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", x / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn day(t: Millis) -> String {
+    format_rfc3339(t)[..10].to_owned()
+}
+
+fn hour(t: Millis) -> String {
+    format_rfc3339(t)[..16].replace('T', " ")
+}
+
+/// Buckets of `bucket` ms covering `[from, to)`, summing `points` into them.
+pub fn rebucket(points: &[Point], from: Millis, to: Millis, bucket: Millis) -> Vec<Point> {
+    let n = ((to - from).max(0) + bucket - 1) / bucket;
+    let mut out: Vec<Point> = (0..n)
+        .map(|i| Point {
+            t: from + i * bucket,
+            units: 0.0,
+            events: 0,
+        })
+        .collect();
+    for p in points {
+        if p.t >= from && p.t < to {
+            let i = ((p.t - from) / bucket) as usize;
+            if let Some(b) = out.get_mut(i) {
+                b.units += p.units;
+                b.events += p.events;
+            }
+        }
+    }
+    out
+}
+
+/// Hourly buckets for up to 4 days, daily beyond.
+pub fn bucket_for(from: Millis, to: Millis) -> Millis {
+    if to - from <= 4 * DAY_MS {
+        HOUR_MS
+    } else {
+        DAY_MS
+    }
+}
+
+/// Usage per bucket as bars, with the contracted units per bucket as a line.
+pub fn usage(
+    points: &[Point],
+    from: Millis,
+    to: Millis,
+    contract: Option<&ContractInfo>,
+) -> Markup {
+    let bucket = bucket_for(from, to);
+    let from = from.div_euclid(bucket) * bucket;
+    let buckets = rebucket(points, from, to, bucket);
+    let line = contract.map(|k| k.over(bucket));
+    let max = nice(
+        buckets
+            .iter()
+            .map(|b| b.units)
+            .fold(line.unwrap_or(0.0), f64::max)
+            .max(1.0)
+            * 1.05,
+    );
+    let n = buckets.len().max(1) as f64;
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let bw = pw / n;
+    let y = |v: f64| TOP + ph * (1.0 - v / max);
+    let label = |t: Millis| if bucket == HOUR_MS { hour(t) } else { day(t) };
+    let every = (buckets.len() / 6).max(1);
+    let per = if bucket == HOUR_MS { "hour" } else { "day" };
+    html! {
+        svg.chart.usage xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (W) " " (H)}
+            role="img" aria-label={"Units per " (per) " against the contracted rate"} {
+            (axes(max, ph))
+            @for (i, b) in buckets.iter().enumerate() {
+                @let h = (ph * b.units / max).max(0.0);
+                rect.bar x=(fmt(LEFT + i as f64 * bw + bw * 0.1)) y=(fmt(TOP + ph - h))
+                    width=(fmt((bw * 0.8).max(0.5))) height=(fmt(h)) data-units=(b.units) {
+                    title { (label(b.t)) ": " (short(b.units)) " units, " (b.events) " calls" }
+                }
+                @if i % every == 0 && LEFT + i as f64 * bw < W - RIGHT - 80.0 {
+                    text.x x=(fmt(LEFT + i as f64 * bw)) y=(fmt(H - 8.0)) { (label(b.t)) }
+                }
+            }
+            @if let Some(v) = line {
+                line.contract x1=(fmt(LEFT)) x2=(fmt(W - RIGHT)) y1=(fmt(y(v))) y2=(fmt(y(v))) {
+                    title { "contract: " (short(v)) " units per " (per) }
+                }
+                text.legend x=(fmt(W - RIGHT - 4.0)) y=(fmt(y(v) - 4.0)) text-anchor="end" {
+                    "contract " (short(v)) "/" (per)
+                }
+            }
+        }
+    }
+}
+
+/// The next round number at or above `x` (1, 2, 4, 5 or 8 × 10^k), for axis tops.
+pub fn nice(x: f64) -> f64 {
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 4.0, 5.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x)
+        .unwrap_or(10.0 * p)
+}
+
+fn fmt(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+fn axes(max: f64, ph: f64) -> Markup {
+    html! {
+        line.axis x1=(fmt(LEFT)) x2=(fmt(LEFT)) y1=(fmt(TOP)) y2=(fmt(TOP + ph)) {}
+        line.axis x1=(fmt(LEFT)) x2=(fmt(W - RIGHT)) y1=(fmt(TOP + ph)) y2=(fmt(TOP + ph)) {}
+        @for k in 0..=4 {
+            @let v = max * k as f64 / 4.0;
+            @let yy = TOP + ph * (1.0 - k as f64 / 4.0);
+            line.grid x1=(fmt(LEFT)) x2=(fmt(W - RIGHT)) y1=(fmt(yy)) y2=(fmt(yy)) {}
+            text.y x=(fmt(LEFT - 6.0)) y=(fmt(yy + 4.0)) text-anchor="end" { (short(v)) }
+        }
+    }
+}
+
+/// Horizontal bars, one per key (at most `limit`, the rest summed as "other").
+pub fn totals(rows: &[Total], what: &str, limit: usize) -> Markup {
+    let mut shown: Vec<(String, f64, u64)> = rows
+        .iter()
+        .take(limit)
+        .map(|t| (t.key.clone(), t.units, t.events))
+        .collect();
+    if rows.len() > limit {
+        let rest = &rows[limit..];
+        shown.push((
+            format!("{} others", rest.len()),
+            rest.iter().map(|t| t.units).sum(),
+            rest.iter().map(|t| t.events).sum(),
+        ));
+    }
+    let max = shown.iter().map(|s| s.1).fold(1.0, f64::max);
+    let row_h = 24.0;
+    let h = row_h * shown.len().max(1) as f64 + 8.0;
+    let w = 360.0;
+    let label_w = 110.0;
+    let total: f64 = shown.iter().map(|s| s.1).sum::<f64>().max(1.0);
+    html! {
+        svg.chart.totals xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (w) " " (h)}
+            role="img" aria-label={"Units by " (what)} {
+            @for (i, (key, units, events)) in shown.iter().enumerate() {
+                @let y = 4.0 + i as f64 * row_h;
+                @let bw = (w - label_w - 70.0) * units / max;
+                text.key x=(fmt(label_w - 6.0)) y=(fmt(y + 16.0)) text-anchor="end" {
+                    (truncate(key, 16))
+                }
+                rect.bar x=(fmt(label_w)) y=(fmt(y + 3.0)) width=(fmt(bw.max(0.5))) height="16"
+                    data-units=(units) {
+                    title { (key) ": " (short(*units)) " units, " (events) " calls" }
+                }
+                text.value x=(fmt(label_w + bw + 4.0)) y=(fmt(y + 16.0)) {
+                    (short(*units)) " (" (format!("{:.0}", 100.0 * units / total)) "%)"
+                }
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The month's cap burn-down: what is left of the cap, and the forecast to month end.
+pub fn burn_down(c: &CapBurn) -> Markup {
+    let (start, end) = (c.month_start, c.month_end);
+    let last = c.remaining.last().copied().unwrap_or((start, c.cap));
+    let end_left = c.cap - c.forecast_units;
+    let lo = c
+        .remaining
+        .iter()
+        .map(|r| r.1)
+        .fold(end_left.min(0.0), f64::min);
+    let hi = c.cap * 1.05;
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let x = |t: Millis| LEFT + pw * (t - start) as f64 / (end - start).max(1) as f64;
+    let y = |v: f64| TOP + ph * (hi - v) / (hi - lo).max(1.0);
+    let points: String = c
+        .remaining
+        .iter()
+        .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let days = (end - start) / DAY_MS;
+    html! {
+        svg.chart.burn xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (W) " " (H)}
+            role="img" aria-label={"Cap burn-down for " (c.month)} {
+            line.axis x1=(fmt(LEFT)) x2=(fmt(LEFT)) y1=(fmt(TOP)) y2=(fmt(TOP + ph)) {}
+            line.zero x1=(fmt(LEFT)) x2=(fmt(W - RIGHT)) y1=(fmt(y(0.0))) y2=(fmt(y(0.0))) {
+                title { "cap used up" }
+            }
+            text.y x=(fmt(LEFT - 6.0)) y=(fmt(y(c.cap) + 4.0)) text-anchor="end" { (short(c.cap)) }
+            text.y x=(fmt(LEFT - 6.0)) y=(fmt(y(0.0) + 4.0)) text-anchor="end" { "0" }
+            @for d in (0..days.saturating_sub(3)).step_by(5) {
+                text.x x=(fmt(x(start + d * DAY_MS))) y=(fmt(H - 8.0)) { (day(start + d * DAY_MS)) }
+            }
+            polyline.remaining points=(points) {
+                title { "left of the cap: " (short(last.1)) " at " (hour(last.0)) }
+            }
+            @if last.0 < end && c.forecast_ready {
+                line.forecast x1=(fmt(x(last.0))) y1=(fmt(y(last.1))) x2=(fmt(x(end)))
+                    y2=(fmt(y(end_left))) {
+                    title { "forecast at " (short(c.pace_per_hour)) " units/h: "
+                        (short(c.forecast_units)) " used by month end" }
+                }
+            }
+            circle.now cx=(fmt(x(last.0))) cy=(fmt(y(last.1))) r="3" {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuckets_into_days() {
+        let pts = [
+            Point {
+                t: 0,
+                units: 1.0,
+                events: 1,
+            },
+            Point {
+                t: HOUR_MS,
+                units: 2.0,
+                events: 1,
+            },
+            Point {
+                t: DAY_MS + 5,
+                units: 4.0,
+                events: 2,
+            },
+        ];
+        let b = rebucket(&pts, 0, 3 * DAY_MS, DAY_MS);
+        assert_eq!(b.len(), 3);
+        assert_eq!((b[0].units, b[0].events), (3.0, 2));
+        assert_eq!(b[1].units, 4.0);
+        assert_eq!(b[2].units, 0.0);
+    }
+
+    #[test]
+    fn axis_tops_are_round() {
+        assert_eq!(nice(18_900.0), 20_000.0);
+        assert_eq!(nice(6_300.0), 8_000.0);
+        assert_eq!(nice(1.0), 1.0);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let t = [Total {
+            key: "<script>alert(1)</script>".into(),
+            units: 3.0,
+            events: 1,
+        }];
+        let s = totals(&t, "product", 8).into_string();
+        assert!(!s.contains("<script>"), "{s}");
+        assert!(s.contains("&lt;script&gt;"), "{s}");
+    }
+}

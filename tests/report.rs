@@ -1,0 +1,405 @@
+//! `overage report` against ground truth: a labelled scenario (`overage simulate`, with
+//! duplicates, disorder and garbage) replayed with a short allowed lateness so that many events
+//! arrive late; every client × day × product number in the JSON and CSV reports must equal the
+//! truth exactly. Then `--url` against a running service on a real broker must give the same
+//! report as `--events` over the same events; and progress shows on a large input.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use overage::report::Report;
+use overage::simulate::{Truth, UsageTruth};
+use util::{eventually, free_port, unique, Broker, Overage};
+
+fn overage(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_overage"))
+        .args(args)
+        .output()
+        .expect("run overage");
+    assert!(
+        out.status.success(),
+        "overage {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+struct Scenario {
+    dir: tempfile::TempDir,
+    truth: Truth,
+}
+
+impl Scenario {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+/// Three days of the standard scenario (32 clients), and a config whose allowed lateness (1 s)
+/// is far below the stream's disorder (20 s), so that thousands of events are late.
+fn scenario(days: &str, seed: &str) -> Scenario {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    overage(&["simulate", "--out", &out, "--days", days, "--seed", seed]);
+    std::fs::write(
+        dir.path().join("overage.toml"),
+        "contracts = \"contracts.toml\"\n[input]\nallowed_lateness = \"1s\"\n",
+    )
+    .unwrap();
+    let truth = Truth::load(&dir.path().join("truth.json")).unwrap();
+    Scenario { dir, truth }
+}
+
+type Cells = BTreeMap<(String, String, String), (f64, u64)>;
+
+fn truth_cells(t: &Truth) -> Cells {
+    let mut m = Cells::new();
+    for (client, days) in &t.faults.applied_by_day_product {
+        for (day, products) in days {
+            for (product, &UsageTruth { units, events }) in products {
+                m.insert(
+                    (client.clone(), day.clone(), product.clone()),
+                    (units, events),
+                );
+            }
+        }
+    }
+    m
+}
+
+fn report_cells(r: &Report) -> Cells {
+    let mut m = Cells::new();
+    for c in &r.clients {
+        for d in &c.days {
+            let old = m.insert(
+                (c.client_id.clone(), d.day.clone(), d.product.clone()),
+                (d.units, d.events),
+            );
+            assert!(old.is_none(), "one row per client, day and product");
+        }
+    }
+    m
+}
+
+fn assert_same(got: &Cells, want: &Cells, what: &str) {
+    assert!(!want.is_empty());
+    for (k, v) in want {
+        assert_eq!(got.get(k), Some(v), "{what}: {k:?}");
+    }
+    for k in got.keys() {
+        assert!(want.contains_key(k), "{what}: unexpected row {k:?}");
+    }
+}
+
+#[test]
+fn report_equals_the_ground_truth_exactly() {
+    let s = scenario("3", "42");
+    assert!(s.truth.faults.duplicates > 100, "the input has duplicates");
+    let json = s.path("report.json");
+    let base = [
+        "report",
+        "--config",
+        &s.arg("overage.toml"),
+        "--events",
+        &s.arg("events.jsonl"),
+    ];
+    let mut args = base.to_vec();
+    let json_arg = json.display().to_string();
+    args.extend(["--format", "json", "--output", &json_arg]);
+    overage(&args);
+    let r: Report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        r.input["late"] > 1000,
+        "late events in the input: {:?}",
+        r.input
+    );
+    assert!(r.input["duplicate"] > 100, "{:?}", r.input);
+    assert_eq!(r.input["duplicate"], s.truth.faults.duplicates);
+
+    let want = truth_cells(&s.truth);
+    assert_same(&report_cells(&r), &want, "json");
+    // per client: totals, events, and the per-product totals
+    assert_eq!(r.clients.len(), s.truth.usage.len());
+    for c in &r.clients {
+        assert_eq!(c.units, s.truth.usage[&c.client_id], "{}", c.client_id);
+        let events = s
+            .truth
+            .clients
+            .iter()
+            .find(|t| t.client_id == c.client_id)
+            .unwrap()
+            .events;
+        assert_eq!(c.events, events, "{}", c.client_id);
+        for p in &c.by_product {
+            let (u, e) = want
+                .iter()
+                .filter(|((id, _, prod), _)| *id == c.client_id && *prod == p.key)
+                .fold((0.0, 0), |(u, e), (_, v)| (u + v.0, e + v.1));
+            assert_eq!((p.units, p.events), (u, e), "{} {}", c.client_id, p.key);
+        }
+        let origins: f64 = c.by_origin.iter().map(|o| o.units).sum();
+        assert_eq!(origins, c.units, "origins add up for {}", c.client_id);
+        // per day, against the older per-day truth too
+        for (day, units) in &s.truth.usage_by_day[&c.client_id] {
+            let got: f64 = c
+                .days
+                .iter()
+                .filter(|d| d.day == *day)
+                .map(|d| d.units)
+                .sum();
+            assert_eq!(got, *units, "{} {day}", c.client_id);
+        }
+    }
+
+    // CSV: the same numbers, parsed back with a CSV reader
+    let mut args = base.to_vec();
+    args.extend(["--format", "csv"]);
+    let out = overage(&args);
+    let mut rd = csv::Reader::from_reader(out.stdout.as_slice());
+    assert_eq!(
+        rd.headers().unwrap(),
+        vec!["client_id", "day", "product", "units", "events"]
+    );
+    let mut got = Cells::new();
+    for rec in rd.records() {
+        let rec = rec.unwrap();
+        got.insert(
+            (rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned()),
+            (rec[3].parse().unwrap(), rec[4].parse().unwrap()),
+        );
+    }
+    assert_same(&got, &want, "csv");
+
+    // one client, one day (a bare-date --to includes the day)
+    let (client, day) = want
+        .keys()
+        .map(|(c, d, _)| (c.clone(), d.clone()))
+        .nth(want.len() / 2)
+        .unwrap();
+    let mut args = base.to_vec();
+    args.extend([
+        "--client", &client, "--from", &day, "--to", &day, "--format", "json",
+    ]);
+    let r: Report = serde_json::from_slice(&overage(&args).stdout).unwrap();
+    assert_eq!(r.clients.len(), 1);
+    let one: Cells = want
+        .iter()
+        .filter(|((c, d, _), _)| *c == client && *d == day)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_same(&report_cells(&r), &one, "one client, one day");
+
+    // and the HTML page of the whole scenario renders (the browser test looks at it closely)
+    let html = s.path("report.html");
+    let mut args = base.to_vec();
+    let html_arg = html.display().to_string();
+    args.extend(["--output", &html_arg]);
+    overage(&args);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("svg class=\"chart usage\""));
+}
+
+#[test]
+fn bad_periods_and_unknown_clients_are_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    std::fs::write(
+        &events,
+        "{\"ts\":\"2026-09-10T10:00:00Z\",\"client_id\":\"a\"}\n",
+    )
+    .unwrap();
+    let e = events.display().to_string();
+    for (args, needle) in [
+        (vec!["--month", "2026-9x"], "--month `2026-9x`"),
+        (vec!["--from", "tomorrow"], "--from `tomorrow`"),
+        (vec!["--from", "2026-09-10", "--to", "2026-09-01"], "empty"),
+        (vec!["--client", "nobody"], "client `nobody` has no events"),
+    ] {
+        let mut all = vec!["report", "--events", &e];
+        all.extend(args);
+        let out = Command::new(env!("CARGO_BIN_EXE_overage"))
+            .args(&all)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{all:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{all:?}: {err}");
+    }
+    let help = overage(&["report", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in ["--events", "--url", "--month", "Examples:", "--format"] {
+        assert!(help.contains(needle), "{needle} in {help}");
+    }
+}
+
+/// The events of a scenario file as Kafka messages keyed by client (garbage dropped: a report
+/// compares usage, and garbage has no client to key it by).
+fn keyed(path: &Path) -> (Vec<(String, Vec<u8>)>, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut msgs = vec![];
+    let mut kept = String::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(id) = v.get("client_id").and_then(|c| c.as_str()) else {
+            continue;
+        };
+        if overage::time::parse_rfc3339(v["ts"].as_str().unwrap_or("")).is_none()
+            && !v["ts"].is_i64()
+        {
+            continue;
+        }
+        msgs.push((id.to_owned(), line.as_bytes().to_vec()));
+        kept += line;
+        kept.push('\n');
+    }
+    (msgs, kept)
+}
+
+#[test]
+fn url_mode_gives_the_same_report_as_events() {
+    let s = scenario("1", "7");
+    let (msgs, kept) = keyed(&s.path("events.jsonl"));
+    std::fs::write(s.path("kept.jsonl"), kept).unwrap();
+    let broker = Broker::start();
+    let topic = unique("events");
+    broker.create_topic(&topic, 2);
+    broker.produce(&topic, &msgs);
+    let token = "report-test-token-0123456789abcdef";
+    std::fs::write(s.path("token"), token).unwrap();
+    let config = s.path("service.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "contracts = \"contracts.toml\"\n[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\n\
+             group_id = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\napi_token_file = \"token\"\n",
+            broker.bootstrap(),
+            unique("group"),
+            free_port()
+        ),
+    )
+    .unwrap();
+
+    // the reference: the same events through --events, all of them applied
+    let r_events: Report = serde_json::from_slice(
+        &overage(&[
+            "report",
+            "--contracts",
+            &s.arg("contracts.toml"),
+            "--events",
+            &s.arg("kept.jsonl"),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let applied = r_events.input["accepted"] + r_events.input["late"];
+    assert!(applied > 10_000);
+
+    let service = Overage::start(&config, &[]);
+    eventually(Duration::from_secs(120), "every event applied", || {
+        let (_, text) = service.get("/metrics")?;
+        let count = |o: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("overage_events_total{{outcome=\"{o}\"}}"))
+                        .and_then(|r| r.trim().parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        };
+        (count("accepted") + count("late") == applied).then_some(())
+    });
+    let url = format!("http://127.0.0.1:{}", service.http);
+    let run = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_overage"));
+        c.args(["report", "--url", &url, "--format", "json"])
+            .env_remove("OVERAGE_API_TOKEN");
+        if let Some(t) = token {
+            c.env("OVERAGE_API_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let denied = run(None);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let out = run(Some(token));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r_url: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r_url.clients.len(), r_events.clients.len());
+    assert_same(
+        &report_cells(&r_url),
+        &report_cells(&r_events),
+        "url vs events",
+    );
+    assert_same(
+        &report_cells(&r_url),
+        &truth_cells(&s.truth),
+        "url vs truth",
+    );
+    for (a, b) in r_url.clients.iter().zip(&r_events.clients) {
+        assert_eq!(a.client_id, b.client_id);
+        assert_eq!((a.units, a.events), (b.units, b.events), "{}", a.client_id);
+        assert_eq!(a.by_product, b.by_product, "{}", a.client_id);
+        assert_eq!(a.by_origin, b.by_origin, "{}", a.client_id);
+        assert_eq!(a.hours, b.hours, "{}", a.client_id);
+        assert_eq!(a.contract, b.contract, "{}", a.client_id);
+    }
+}
+
+#[test]
+fn progress_lines_show_on_a_large_input() {
+    let s = scenario("1", "3");
+    let out = Command::new(env!("CARGO_BIN_EXE_overage"))
+        .args([
+            "report",
+            "--contracts",
+            &s.arg("contracts.toml"),
+            "--events",
+            &s.arg("events.jsonl"),
+            "--progress",
+            "always",
+            "--format",
+            "csv",
+            "--output",
+            &s.arg("r.csv"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(lines.len() >= 3, "progress lines on stderr: {err}");
+    assert!(lines.last().unwrap().contains("(100%)"), "{err}");
+    // and none unless asked (stderr is not a terminal here)
+    let out = overage(&[
+        "report",
+        "--contracts",
+        &s.arg("contracts.toml"),
+        "--events",
+        &s.arg("events.jsonl"),
+        "--format",
+        "csv",
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("progress: "));
+}
