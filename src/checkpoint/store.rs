@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -94,9 +95,21 @@ impl Store {
                 }
                 Location::Memory => (Arc::new(InMemory::new()), Path::default()),
                 Location::Url(url) => {
-                    let (s, root) = object_store::parse_url_opts(&url, cfg.options.iter())
-                        .map_err(store_error)?;
-                    (Arc::from(s), root)
+                    // from_env: credentials and region the usual way (AWS_ACCESS_KEY_ID,
+                    // AWS_REGION, web identity on EKS...); `options` on top, each key checked.
+                    let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                    for (k, v) in &cfg.options {
+                        let key: AmazonS3ConfigKey = k.parse().map_err(|_| {
+                            config_error(format!(
+                                "unknown object-store option `{k}` (see object_store's \
+                                 AmazonS3ConfigKey: aws_region, aws_endpoint, aws_allow_http...)"
+                            ))
+                        })?;
+                        b = b.with_config(key, v);
+                    }
+                    let root =
+                        Path::from_url_path(url.path()).map_err(|e| config_error(e.to_string()))?;
+                    (Arc::new(b.build().map_err(store_error)?), root)
                 }
             };
         Ok(Some(Store {
@@ -229,5 +242,23 @@ mod tests {
         a.put_mark("t", 0, 1234).await.unwrap();
         assert_eq!(a.get_mark("t", 0).await.unwrap(), Some(1234));
         assert!(dir.path().join("ck/group-a/t/0.ckpt").exists());
+    }
+
+    #[test]
+    fn s3_options_are_checked_by_name() {
+        let cfg = |k: &str| CheckpointConfig {
+            store: Some("s3://bucket/prefix".into()),
+            options: [(k.to_owned(), "x".to_owned())].into(),
+            ..Default::default()
+        };
+        let err = Store::open(&cfg("aws_regoin"), "g")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown object-store option `aws_regoin`"),
+            "{err}"
+        );
+        let s = Store::open(&cfg("aws_region"), "g").unwrap().unwrap();
+        assert_eq!(s.key("t", 1, "ckpt").as_ref(), "prefix/g/t/1.ckpt");
     }
 }

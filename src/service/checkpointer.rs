@@ -132,7 +132,10 @@ impl CheckpointMetrics {
 /// A partition's state as found in the store on assignment.
 pub enum Loaded {
     /// Carry on from here.
-    Restored { engine: Engine, next_offset: i64 },
+    Restored {
+        engine: Box<Engine>,
+        next_offset: i64,
+    },
     /// No usable snapshot (the reason was reported): apply the fallback.
     Fallback,
 }
@@ -241,7 +244,7 @@ impl Checkpointer {
                     },
                 );
                 Loaded::Restored {
-                    engine,
+                    engine: Box::new(engine),
                     next_offset: meta.next_offset,
                 }
             }

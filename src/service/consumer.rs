@@ -192,7 +192,7 @@ impl Context {
                         tracing::error!("seeking {}:{} to its checkpoint: {e}", p.0, p.1);
                     }
                     let firing = engine.firing();
-                    self.shared.shards().insert(p.clone(), engine);
+                    self.shared.shards().insert(p.clone(), *engine);
                     if !firing.is_empty() {
                         let _ = self.router.blocking_send(Routed::Restored(firing, p));
                     }
@@ -201,6 +201,12 @@ impl Context {
                     self.shared.shards().remove(&p);
                     if ck.config().fallback == Fallback::Replay {
                         let _ = replay.add_partition_offset(&p.0, p.1, Offset::Offset(since));
+                        // Rebuilding from history recomputes transitions someone was already
+                        // paged for (or that are stale now): send only those after now.
+                        let now = wall_now() - ms(cfg.input.allowed_lateness);
+                        let mut mute = self.mute();
+                        let m = mute.entry(p.clone()).or_insert(now);
+                        *m = (*m).max(now);
                     }
                 }
             }
