@@ -170,9 +170,11 @@ fn prometheus_scrapes_rules_evaluate_alerts_page_and_dashboards_have_data() {
         format!(
             "contracts = \"contracts.toml\"\n[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\n\
              group_id = \"{}\"\n[input]\nmax_future_skew = \"0s\"\n\
+             [state.checkpoint]\nstore = \"{}\"\ninterval = \"1s\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\n[alerts.alertmanager]\nurls = [\"{}\"]\n",
             broker.bootstrap(),
             unique("group"),
+            dir.path().join("checkpoints").display(),
             am.url()
         ),
     )
