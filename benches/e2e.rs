@@ -3,7 +3,10 @@
 //! processing latency at half the sustainable rate.
 //!
 //! Issue targets: overage's throughput at least 0.9x the bare consumer's; p99 processing
-//! latency (message consumed to alert emitted) under 1 s at half the sustainable rate.
+//! latency (message consumed to alert emitted) under 1 s at half the sustainable rate;
+//! checkpointing costs at most 10% of the throughput: a third run reads the same topic with
+//! `[state.checkpoint] store = <tempdir>, interval = "1s"` (far more often than production's
+//! default, to bound the cost from above).
 //!
 //! `cargo bench --bench e2e [-- MESSAGES]` (default 400,000). Needs tansu (scripts/test
 //! installs it). Under `cargo test` it runs a small smoke version.
@@ -62,20 +65,29 @@ fn bare(broker: &Broker, topic: &str, n: usize) -> f64 {
     first.map_or(0.0, |f| f.elapsed().as_secs_f64())
 }
 
-fn config(dir: &std::path::Path, broker: &Broker, topic: &str) -> std::path::PathBuf {
+/// `overage run`'s config; with `checkpoints`, snapshots every second into that directory.
+fn config(
+    dir: &std::path::Path,
+    broker: &Broker,
+    topic: &str,
+    checkpoints: Option<&std::path::Path>,
+) -> std::path::PathBuf {
     let path = dir.join("overage.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{}\"\n\n\
-             [input]\nmax_future_skew = \"0s\"\n\n[alerts]\nlog = false\n\n\
-             [http]\nlisten = \"127.0.0.1:{}\"\n",
-            broker.bootstrap(),
-            unique("overage"),
-            free_port()
-        ),
-    )
-    .expect("config");
+    let mut text = format!(
+        "[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{}\"\n\n\
+         [input]\nmax_future_skew = \"0s\"\n\n[alerts]\nlog = false\n\n\
+         [http]\nlisten = \"127.0.0.1:{}\"\n",
+        broker.bootstrap(),
+        unique("overage"),
+        free_port()
+    );
+    if let Some(store) = checkpoints {
+        text += &format!(
+            "\n[state.checkpoint]\nstore = \"{}\"\ninterval = \"1s\"\n",
+            store.display()
+        );
+    }
+    std::fs::write(&path, text).expect("config");
     path
 }
 
@@ -94,10 +106,25 @@ fn handled(o: &Overage) -> Option<f64> {
     )
 }
 
-/// Seconds from the first to the last of `n` events applied by `overage run`.
-fn overage(broker: &Broker, topic: &str, n: usize) -> f64 {
+/// What the checkpointing run did: snapshots written, their last size, the longest stall.
+struct Checkpoints {
+    written: f64,
+    last_bytes: f64,
+    max_stall: Option<f64>,
+}
+
+/// Seconds from the first to the last of `n` events applied by `overage run`; with
+/// `checkpoints`, every second into a temporary directory, and what they cost.
+fn overage(
+    broker: &Broker,
+    topic: &str,
+    n: usize,
+    checkpoints: bool,
+) -> (f64, Option<Checkpoints>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = Overage::start(&config(dir.path(), broker, topic), &[]);
+    let store = dir.path().join("checkpoints");
+    let store = checkpoints.then_some(store.as_path());
+    let o = Overage::start(&config(dir.path(), broker, topic, store), &[]);
     eventually(Duration::from_secs(60), "first event", || {
         (accepted(&o)? > 0.0).then_some(())
     });
@@ -105,15 +132,29 @@ fn overage(broker: &Broker, topic: &str, n: usize) -> f64 {
     eventually(Duration::from_secs(600), "all events", || {
         (accepted(&o)? >= n as f64).then_some(())
     });
-    first.elapsed().as_secs_f64()
+    let seconds = first.elapsed().as_secs_f64();
+    let ck = checkpoints.then(|| Checkpoints {
+        written: o
+            .metric("overage_checkpoint_writes_total{result=\"ok\"}")
+            .unwrap_or(0.0),
+        last_bytes: o.metric("overage_checkpoint_last_bytes").unwrap_or(0.0),
+        max_stall: quantile(&o, "overage_checkpoint_stall_seconds", 1.0),
+    });
+    (seconds, ck)
 }
 
 /// p99 of `overage_processing_seconds` from its buckets (upper bound of the bucket).
 fn p99(o: &Overage) -> Option<f64> {
+    quantile(o, "overage_processing_seconds", 0.99)
+}
+
+/// Quantile `q` of histogram `name` from its buckets (upper bound of the bucket).
+fn quantile(o: &Overage, name: &str, q: f64) -> Option<f64> {
     let (_, text) = o.get("/metrics")?;
+    let prefix = format!("{name}_bucket{{le=\"");
     let mut buckets: Vec<(f64, f64)> = text
         .lines()
-        .filter_map(|l| l.strip_prefix("overage_processing_seconds_bucket{le=\""))
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
         .filter_map(|r| {
             let (le, rest) = r.split_once("\"}")?;
             let le = if le == "+Inf" {
@@ -128,7 +169,7 @@ fn p99(o: &Overage) -> Option<f64> {
     let total = buckets.last()?.1;
     buckets
         .iter()
-        .find(|(_, c)| *c >= 0.99 * total)
+        .find(|(_, c)| *c >= q * total)
         .map(|(le, _)| *le)
 }
 
@@ -137,7 +178,7 @@ fn latency_at(broker: &Broker, rate: f64, seconds: f64, lines: &[Vec<u8>]) -> Op
     let topic = unique("latency");
     broker.create_topic(&topic, PARTITIONS);
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = Overage::start(&config(dir.path(), broker, &topic), &[]);
+    let o = Overage::start(&config(dir.path(), broker, &topic, None), &[]);
     eventually(Duration::from_secs(30), "ready", || {
         (o.get("/readyz")?.0 == 200).then_some(())
     });
@@ -183,14 +224,30 @@ fn main() {
     );
 
     let bare_s = bare(&broker, &topic, n);
-    let overage_s = overage(&broker, &topic, n);
+    let (overage_s, _) = overage(&broker, &topic, n, false);
+    let (ckpt_s, ck) = overage(&broker, &topic, n, true);
     let (bare_rate, overage_rate) = (n as f64 / bare_s, n as f64 / overage_s);
+    let ckpt_rate = n as f64 / ckpt_s;
     println!("bare librdkafka consumer: {bare_rate:>10.0} msgs/s ({bare_s:.2}s)");
     println!("overage run:              {overage_rate:>10.0} msgs/s ({overage_s:.2}s)");
     println!(
         "ratio:                    {:>10.2} (target >= 0.90)",
         overage_rate / bare_rate
     );
+    println!("overage run, checkpoints: {ckpt_rate:>10.0} msgs/s ({ckpt_s:.2}s)");
+    println!(
+        "ratio to without:         {:>10.2} (target >= 0.90)",
+        ckpt_rate / overage_rate
+    );
+    if let Some(ck) = ck {
+        println!(
+            "snapshots written:        {:>10.0} (interval 1s, {PARTITIONS} partitions; last {:.0} kB; longest stall <= {})",
+            ck.written,
+            ck.last_bytes / 1e3,
+            ck.max_stall
+                .map_or("not measured".into(), |s| format!("{:.1} ms", s * 1e3))
+        );
+    }
 
     let half = overage_rate / 2.0;
     let seconds = if benching { 10.0 } else { 2.0 };
@@ -203,6 +260,10 @@ fn main() {
     }
     if benching && overage_rate < 0.9 * bare_rate {
         eprintln!("below the throughput target");
+        std::process::exit(1);
+    }
+    if benching && ckpt_rate < 0.9 * overage_rate {
+        eprintln!("checkpoints cost more than the target");
         std::process::exit(1);
     }
 }
