@@ -254,12 +254,20 @@ fn load(files: &Files) -> Result<(Config, Contracts)> {
     Ok((config, contracts))
 }
 
-fn cmd_replay(a: ReplayArgs) -> Result<()> {
-    let (mut config, contracts) = load(&a.files)?;
-    if let Some(f) = a.format {
+/// Recorded events through a fresh engine, as `replay` and `report --events` both do: the
+/// config's decoding and future-timestamp check, progress on stderr, the summary at the end.
+fn run_replay(
+    files: &Files,
+    format: Option<Format>,
+    inputs: &[String],
+    progress: replay::ProgressMode,
+    alerts: &mut dyn std::io::Write,
+) -> Result<(Engine, replay::Summary)> {
+    let (mut config, contracts) = load(files)?;
+    if let Some(f) = format {
         config.input.format = f;
     }
-    let inputs: Vec<Input> = a.inputs.iter().map(|s| Input::parse(s)).collect();
+    let inputs: Vec<Input> = inputs.iter().map(|s| Input::parse(s)).collect();
     replay::check_inputs(&inputs)?;
     let decoder = Decoder::new(
         config.input.format,
@@ -269,26 +277,30 @@ fn cmd_replay(a: ReplayArgs) -> Result<()> {
     let mut engine = Engine::new(&config, Arc::new(contracts));
     let skew = ms(config.input.max_future_skew);
     let future_limit = (skew > 0).then(|| wall_now() + skew);
-
-    let mode = if a.no_progress {
-        replay::ProgressMode::Never
-    } else {
-        replay::ProgressMode::Auto
-    };
-    let display = replay::ProgressDisplay::new(&inputs, mode);
-    let progress = |n: u64| display.update(n);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let display = replay::ProgressDisplay::new(&inputs, progress);
+    let update = |n: u64| display.update(n);
     let summary = replay::replay(
         &mut engine,
         &decoder,
         &inputs,
         future_limit,
-        &mut out,
-        display.active().then_some(&progress as replay::Progress),
+        alerts,
+        display.active().then_some(&update as replay::Progress),
     )?;
     display.finish();
     eprintln!("{}", summary.human());
+    Ok((engine, summary))
+}
+
+fn cmd_replay(a: ReplayArgs) -> Result<()> {
+    let mode = if a.no_progress {
+        replay::ProgressMode::Never
+    } else {
+        replay::ProgressMode::Auto
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let (_, summary) = run_replay(&a.files, a.format, &a.inputs, mode, &mut out)?;
     if let Some(path) = &a.summary_json {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -333,32 +345,13 @@ fn cmd_report(a: ReportArgs) -> Result<()> {
             (format!("url: {url}"), Default::default(), data)
         }
         None => {
-            let (mut config, contracts) = load(&a.files)?;
-            if let Some(f) = a.input_format {
-                config.input.format = f;
-            }
-            let inputs: Vec<Input> = a.events.iter().map(|s| Input::parse(s)).collect();
-            replay::check_inputs(&inputs)?;
-            let decoder = Decoder::new(
-                config.input.format,
-                config.input.max_event_bytes,
-                config.input.kong.clone(),
-            );
-            let mut engine = Engine::new(&config, Arc::new(contracts));
-            let skew = ms(config.input.max_future_skew);
-            let future_limit = (skew > 0).then(|| wall_now() + skew);
-            let display = replay::ProgressDisplay::new(&inputs, a.progress);
-            let progress = |n: u64| display.update(n);
-            let summary = replay::replay(
-                &mut engine,
-                &decoder,
-                &inputs,
-                future_limit,
+            let (engine, _) = run_replay(
+                &a.files,
+                a.input_format,
+                &a.events,
+                a.progress,
                 &mut std::io::sink(),
-                display.active().then_some(&progress as replay::Progress),
             )?;
-            display.finish();
-            eprintln!("{}", summary.human());
             let ids = if a.clients.is_empty() {
                 report::engine_clients(&engine)
             } else {
