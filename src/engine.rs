@@ -433,11 +433,27 @@ impl Engine {
             return Outcome::Overflow;
         };
         let late = ev.ts < self.watermark;
-        let country = ev.origin_country.as_ref().map(|c| self.labels.intern(c));
+        // A client mostly repeats its product and country: checking the last ones against the
+        // label table costs a compare instead of a hash lookup.
+        let Some([last_product, last_country]) = self.clients[idx as usize]
+            .as_ref()
+            .map(|c| c.rollup.last_labels)
+        else {
+            return Outcome::Overflow;
+        };
+        let labels = &mut self.labels;
+        let mut intern = |last: u32, s: &str| {
+            if (last as usize) < labels.len() && labels.name(last) == s {
+                last
+            } else {
+                labels.intern(s)
+            }
+        };
+        let country = ev.origin_country.as_ref().map(|c| intern(last_country, c));
         let product = ev
             .product
             .as_ref()
-            .map_or(rollup::NONE, |p| self.labels.intern(p));
+            .map_or(rollup::NONE, |p| intern(last_product, p));
         let rollup_origin = country
             .or_else(|| ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)))
             .unwrap_or(rollup::NONE);
@@ -457,6 +473,7 @@ impl Engine {
         };
         c.usage.add(ev.ts, ev.units);
         c.rollup.add(ev.ts, product, rollup_origin, ev.units);
+        c.rollup.last_labels = [product, country.unwrap_or(rollup::NONE)];
         c.last_seen = c.last_seen.max(ev.ts);
         c.first_seen = c.first_seen.min(ev.ts);
         if late {

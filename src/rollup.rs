@@ -50,10 +50,26 @@ pub struct AlertRecord {
     pub summary: Box<str>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rollup {
     rows: Vec<Row>,
     alerts: Vec<AlertRecord>,
+    /// Label ids of the last product and country seen (a lookup cache for the engine).
+    pub last_labels: [u32; 2],
+}
+
+fn no_labels() -> [u32; 2] {
+    [NONE; 2]
+}
+
+impl Default for Rollup {
+    fn default() -> Self {
+        Rollup {
+            rows: Vec::new(),
+            alerts: Vec::new(),
+            last_labels: no_labels(),
+        }
+    }
 }
 
 impl Rollup {
