@@ -26,6 +26,16 @@ fn pipeline(c: &mut Criterion) {
     let config = Config::default();
     let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
 
+    // Every line through the engine, then the end of input; the alerts of the flush.
+    let replay_all = |engine: &mut Engine| {
+        let mut out = Vec::new();
+        for l in &lines {
+            engine.ingest(&decoder, black_box(l), None, &mut out);
+            out.clear();
+        }
+        engine.flush(&mut out);
+        out.len()
+    };
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(EVENTS as u64));
     g.sample_size(20);
@@ -40,13 +50,8 @@ fn pipeline(c: &mut Criterion) {
         b.iter_batched(
             || Engine::new(&config, contracts.clone()),
             |mut engine| {
-                let mut out = Vec::new();
-                for l in &lines {
-                    engine.ingest(&decoder, black_box(l), None, &mut out);
-                    out.clear();
-                }
-                engine.flush(&mut out);
-                black_box((engine.stats().events(), out.len()))
+                let alerts = replay_all(&mut engine);
+                black_box((engine.stats().events(), alerts))
             },
             BatchSize::LargeInput,
         )
@@ -55,12 +60,7 @@ fn pipeline(c: &mut Criterion) {
         b.iter_batched(
             || Engine::new(&config, contracts.clone()),
             |mut engine| {
-                let mut out = Vec::new();
-                for l in &lines {
-                    engine.ingest(&decoder, black_box(l), None, &mut out);
-                    out.clear();
-                }
-                engine.flush(&mut out);
+                replay_all(&mut engine);
                 let period = report::Period::default();
                 let clients: Vec<report::ClientReport> = report::engine_clients(&engine)
                     .iter()

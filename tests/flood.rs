@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use util::{
-    events, eventually, free_port, http_get, rss_bytes, unique, Broker, Overage, CONTRACTS,
-};
+use util::{events, eventually, free_port, metric, rss_bytes, unique, Broker, Overage, CONTRACTS};
 
 /// Per partition engine; the topic has one partition.
 const MAX_CLIENTS: u64 = 10_000;
@@ -34,12 +32,6 @@ const PER_CLIENT_BYTES: u64 = 2048;
 /// reaches 474 MiB (300,002 clients tracked), far over the bound. The test prints its figures
 /// with `--nocapture`.
 const GROWTH_ALLOWANCE: u64 = 64 << 20;
-
-fn metric(port: u16, series: &str) -> Option<f64> {
-    let (_, text) = http_get(port, "/metrics")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
-}
 
 #[test]
 fn a_client_id_flood_stays_within_max_clients_and_contracted_clients_stay_exact() {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
+use super::metrics::register;
 use super::state::Partition;
 use crate::checkpoint::{self, CheckpointError, Meta, Store};
 use crate::config::{CheckpointConfig, Config};
@@ -43,21 +44,15 @@ pub struct CheckpointMetrics {
 
 impl CheckpointMetrics {
     pub fn new(r: &Registry) -> CheckpointMetrics {
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-            if let Err(e) = r.register(Box::new(c.clone())) {
-                tracing::error!("metric registration failed: {e}");
-            }
-            c
-        }
         let hist = |name: &str, help: &str, buckets: Vec<f64>| {
-            reg(
+            register(
                 r,
                 Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
                     .expect("static metric"),
             )
         };
         let m = CheckpointMetrics {
-            writes: reg(
+            writes: register(
                 r,
                 IntCounterVec::new(
                     Opts::new(
@@ -78,7 +73,7 @@ impl CheckpointMetrics {
                 "Time consumption paused to take one snapshot (copy, or the whole write on revoke and shutdown).",
                 vec![1e-4, 1e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
             ),
-            bytes: reg(
+            bytes: register(
                 r,
                 IntGauge::new(
                     "overage_checkpoint_last_bytes",
@@ -86,7 +81,7 @@ impl CheckpointMetrics {
                 )
                 .expect("static metric"),
             ),
-            last_success: reg(
+            last_success: register(
                 r,
                 IntGauge::new(
                     "overage_checkpoint_last_success_timestamp_seconds",
@@ -94,7 +89,7 @@ impl CheckpointMetrics {
                 )
                 .expect("static metric"),
             ),
-            restores: reg(
+            restores: register(
                 r,
                 IntCounterVec::new(
                     Opts::new(
@@ -110,7 +105,7 @@ impl CheckpointMetrics {
                 "Time to load and decode one partition snapshot.",
                 vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
             ),
-            alerts_suppressed: reg(
+            alerts_suppressed: register(
                 r,
                 prometheus::IntCounter::new(
                     "overage_alerts_replay_suppressed_total",

@@ -173,12 +173,7 @@ impl Context {
         let contracts = self.shared.contracts();
         let mut replay = TopicPartitionList::new();
         let since = wall_now() - ms(ck.config().replay_history);
-        let partitions: Vec<Partition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        for p in partitions {
+        for p in partitions(tpl) {
             if let Some(mark) = ck.mark(&p) {
                 self.mute().insert(p.clone(), mark);
             }
@@ -235,11 +230,7 @@ impl Context {
 
     /// Write the state of revoked partitions for their next owner, then let it go.
     fn on_revoke(&self, tpl: &TopicPartitionList) {
-        let revoked: Vec<Partition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
+        let revoked = partitions(tpl);
         tracing::info!(partitions = ?revoked, "partitions revoked");
         if let Some(ck) = self.checkpoints().as_mut() {
             self.barrier();
@@ -345,6 +336,14 @@ impl ConsumerContext for Context {
         }
         self.update_assigned(consumer);
     }
+}
+
+/// The partitions a rebalance is about.
+fn partitions(tpl: &TopicPartitionList) -> Vec<Partition> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 /// Where rejected messages are copied, if configured.

@@ -43,7 +43,7 @@ pub struct Metrics {
     pub checkpoints: super::checkpointer::CheckpointMetrics,
 }
 
-fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+pub(super) fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     // Names are static and unique, so registration cannot fail but for a programming error,
     // which the tests catch; never panic in the service for it.
     if let Err(e) = r.register(Box::new(c.clone())) {

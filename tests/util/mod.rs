@@ -234,10 +234,15 @@ impl Overage {
 
     /// A counter or gauge value from `/metrics` (exact series, e.g. `overage_events_total{outcome="accepted"}`).
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let (_, text) = self.get("/metrics")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
+        metric(self.http, series)
     }
+}
+
+/// [`Overage::metric`] by HTTP port (for threads that do not own the process).
+pub fn metric(port: u16, series: &str) -> Option<f64> {
+    let (_, text) = http_get(port, "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
 }
 
 impl Drop for Overage {
