@@ -10,8 +10,12 @@
 //! | `units` | billable units that day (exact: duplicates excluded, late events included) |
 //! | `events` | calls that day |
 //!
-//! Values are written as they are (no spreadsheet-formula escaping): the file is for
-//! programs; open it in a spreadsheet with "text" columns if client ids are untrusted.
+//! Client ids and product names come from the events, so from the API's callers: a text cell
+//! that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading
+//! `'`, as OWASP advises against CSV injection, so that a spreadsheet shows it as text instead
+//! of running it as a formula. Numbers are written as they are.
+
+use std::borrow::Cow;
 
 use super::{Report, ReportError};
 
@@ -23,9 +27,9 @@ pub fn write(r: &Report, w: &mut dyn std::io::Write) -> Result<(), ReportError> 
     for c in &r.clients {
         for d in &c.days {
             out.write_record([
-                c.client_id.as_str(),
+                &text_cell(&c.client_id),
                 d.day.as_str(),
-                d.product.as_str(),
+                &text_cell(&d.product),
                 &d.units.to_string(),
                 &d.events.to_string(),
             ])?;
@@ -33,6 +37,15 @@ pub fn write(r: &Report, w: &mut dyn std::io::Write) -> Result<(), ReportError> 
     }
     out.flush()?;
     Ok(())
+}
+
+/// A text cell a spreadsheet will not evaluate.
+fn text_cell(s: &str) -> Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +69,30 @@ mod tests {
         assert_eq!(&rows[0][1], "2026-09-10");
         let units: f64 = rows.iter().map(|r| r[3].parse::<f64>().unwrap()).sum();
         assert_eq!(units, 370.0);
+    }
+
+    #[test]
+    fn formula_like_cells_are_escaped() {
+        for (id, want) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("a=b", "a=b"),
+            ("msft-bing", "msft-bing"),
+        ] {
+            let mut d = sample();
+            d.client_id = id.into();
+            let p = Period::default();
+            let r = report(&p, "test".into(), Default::default(), vec![build(&d, &p)]);
+            let mut buf = Vec::new();
+            write(&r, &mut buf).unwrap();
+            let mut rd = ::csv::Reader::from_reader(buf.as_slice());
+            let row = rd.records().next().unwrap().unwrap();
+            assert_eq!(&row[0], want, "{id:?}");
+            assert_eq!(&row[2], "search", "product names are escaped only when they need it");
+        }
     }
 }
