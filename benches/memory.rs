@@ -10,7 +10,7 @@ use std::sync::Arc;
 use overage::client::Client;
 use overage::config::Config;
 use overage::contract::Contracts;
-use overage::decode::{Decoder, Format};
+use overage::decode::Decoder;
 use overage::engine::Engine;
 
 mod common;
@@ -35,7 +35,7 @@ fn main() {
         .unwrap_or(if benching { 1_000_000 } else { 20_000 });
     let mut config = Config::default();
     config.state.max_clients = clients + 1;
-    let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
+    let decoder = Decoder::canonical(64 * 1024);
     let mut engine = Engine::new(&config, Arc::new(Contracts::default()));
     let mut out = Vec::new();
     let before = rss_bytes();

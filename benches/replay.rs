@@ -9,7 +9,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use overage::config::Config;
-use overage::decode::{decode_canonical, Decoder, Format};
+use overage::decode::{decode_canonical, Decoder};
 use overage::engine::Engine;
 use overage::report;
 
@@ -24,7 +24,7 @@ fn pipeline(c: &mut Criterion) {
     let lines = common::lines(EVENTS, CLIENTS, SPAN_MS, 1);
     let contracts = common::contracts(CLIENTS);
     let config = Config::default();
-    let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
+    let decoder = Decoder::canonical(64 * 1024);
 
     // Every line through the engine, then the end of input; the alerts of the flush.
     let replay_all = |engine: &mut Engine| {

@@ -41,7 +41,7 @@ log = {"request": {"id": "req-1", "method": "GET", "uri": "/2/tweets/search/rece
 anon = dict(log); del anon["consumer"]
 anon2 = json.loads(json.dumps(anon)); anon2["request"]["headers"]["apikey"] = ["key-9", "key-10"]
 noroute = json.loads(json.dumps(log)); del noroute["route"]; noroute["started_at"] = "2026-09-10T14:20:01Z"
-k = "decode_kong"
+k = "decode_gateway"
 w(k, "single", json.dumps(log, indent=2))
 w(k, "batch", json.dumps([log, 17, anon, noroute]))
 w(k, "anonymous_header", json.dumps(anon2))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::BaselineParams;
-use crate::decode::{kong::KongOptions, Format};
+use crate::decode::{kong::KongOptions, mapping::Mapping, Format};
 use crate::time::Millis;
 use crate::window::{is_supported_window, MAX_LATENESS};
 
@@ -263,7 +263,8 @@ pub const ENV_PREFIX: &str = "OVERAGE_";
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputConfig {
-    /// `json` (canonical events) or `kong`.
+    /// `json` (canonical events), `kong`, `apisix`, `tyk`, or `mapping` (any JSON log, by
+    /// the paths in `[input.mapping]`).
     pub format: Format,
     /// Larger messages are rejected as `too_large` before parsing.
     pub max_event_bytes: usize,
@@ -280,6 +281,15 @@ pub struct InputConfig {
     /// Upper bound on remembered event ids (memory: about 16 bytes each).
     pub dedupe_max_ids: usize,
     pub kong: KongOptions,
+    /// Where event fields are in the log: all of them with `format = "mapping"`, or overrides
+    /// of a gateway format's built-in paths.
+    pub mapping: Mapping,
+}
+
+impl InputConfig {
+    pub fn decoder(&self) -> crate::decode::Decoder {
+        crate::decode::Decoder::new(self.format, self.max_event_bytes, &self.kong, &self.mapping)
+    }
 }
 
 impl Default for InputConfig {
@@ -292,6 +302,7 @@ impl Default for InputConfig {
             dedupe_horizon: Duration::from_secs(600),
             dedupe_max_ids: 4_000_000,
             kong: KongOptions::default(),
+            mapping: Mapping::default(),
         }
     }
 }
@@ -767,6 +778,21 @@ impl Config {
                 "input.dedupe_horizon",
                 "horizon and dedupe_max_ids must be positive".into(),
             );
+        }
+        match i.format.mapping(&i.kong) {
+            None if !i.mapping.is_empty() => {
+                return fail(
+                    "input.mapping",
+                    "applies to gateway formats (kong, apisix, tyk, mapping), not to format = \"json\""
+                        .into(),
+                );
+            }
+            None => {}
+            Some(base) => {
+                if let Err((key, message)) = i.mapping.over(base).validate() {
+                    return fail(&format!("input.mapping.{key}"), message);
+                }
+            }
         }
         if self.kafka.topics.is_empty() || self.kafka.topics.iter().any(String::is_empty) {
             return fail("kafka.topics", "list at least one topic".into());

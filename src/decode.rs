@@ -3,10 +3,20 @@
 //! This is the only place that trusts nothing. Every way an input can be wrong maps to one
 //! [`Reject`] reason from a small fixed set, so that the service can count rejections in a
 //! bounded metric label and carry on; nothing here panics or allocates per field unless a JSON
-//! string had escapes. Two formats are built in: overage's canonical event JSON and the JSON
-//! that Kong Gateway's kafka-log / http-log plugins publish (see [`kong`]).
+//! string had escapes.
+//!
+//! Formats: overage's canonical event JSON (its own fast decoder, below), and gateway logs as
+//! they are written, each a built-in [`mapping::Mapping`] of event fields to paths in the log:
+//! Kong ([`kong`]), Apache APISIX ([`apisix`]) and Tyk ([`tyk`]); `[input.mapping]` overrides
+//! any of their fields or, with `format = "mapping"`, describes any other JSON log. Adding a
+//! gateway is one file with its mapping and one line in [`Format`] and [`Format::mapping`].
 
+pub mod apisix;
 pub mod kong;
+pub mod mapping;
+pub mod tyk;
+
+use std::sync::Arc;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -98,24 +108,63 @@ pub enum Format {
     /// overage's canonical access-event JSON, one object per message.
     #[default]
     Json,
-    /// Kong Gateway kafka-log / http-log JSON, one object or a batch array per message.
+    /// Kong Gateway kafka-log / http-log JSON (0.x to 3.x), one object or a batch array.
     Kong,
+    /// Apache APISIX kafka-logger JSON (default `meta_format`), one object or a batch array.
+    Apisix,
+    /// Tyk analytics records as Tyk Pump's Kafka pump writes them.
+    Tyk,
+    /// Any JSON log, by the paths in `[input.mapping]`.
+    Mapping,
 }
 
-/// Decodes raw messages into events. Cheap to clone; holds only options.
+impl Format {
+    /// The built-in mapping of a gateway format (`None` for canonical events), before
+    /// `[input.mapping]` overrides.
+    pub fn mapping(self, kong: &kong::KongOptions) -> Option<mapping::Mapping> {
+        match self {
+            Format::Json => None,
+            Format::Kong => Some(kong::mapping(kong)),
+            Format::Apisix => Some(apisix::mapping()),
+            Format::Tyk => Some(tyk::mapping()),
+            Format::Mapping => Some(mapping::Mapping::default()),
+        }
+    }
+}
+
+/// Decodes raw messages into events. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
     pub format: Format,
     pub max_event_bytes: usize,
-    pub kong: kong::KongOptions,
+    /// The compiled paths of a gateway format.
+    mapping: Option<Arc<mapping::Compiled>>,
 }
 
 impl Decoder {
-    pub fn new(format: Format, max_event_bytes: usize, kong: kong::KongOptions) -> Self {
+    /// A decoder for `format`; `overrides` (`[input.mapping]`) replace fields of a gateway
+    /// format's built-in mapping.
+    pub fn new(
+        format: Format,
+        max_event_bytes: usize,
+        kong: &kong::KongOptions,
+        overrides: &mapping::Mapping,
+    ) -> Self {
         Decoder {
             format,
             max_event_bytes,
-            kong,
+            mapping: format
+                .mapping(kong)
+                .map(|base| Arc::new(overrides.over(base).compile())),
+        }
+    }
+
+    /// Canonical events only.
+    pub fn canonical(max_event_bytes: usize) -> Self {
+        Decoder {
+            format: Format::Json,
+            max_event_bytes,
+            mapping: None,
         }
     }
 
@@ -126,9 +175,9 @@ impl Decoder {
             sink(Err(Reject::TooLarge));
             return;
         }
-        match self.format {
-            Format::Json => sink(decode_canonical(bytes)),
-            Format::Kong => kong::decode(&self.kong, bytes, sink),
+        match &self.mapping {
+            None => sink(decode_canonical(bytes)),
+            Some(m) => mapping::decode(m, bytes, sink),
         }
     }
 }
@@ -258,7 +307,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
 /// `ts` as found: a valid instant, or a reason it is not one. Wrong types are a timestamp
 /// problem (`bad_timestamp`), not a malformed message.
 #[derive(Default)]
-pub(crate) enum RawTs {
+enum RawTs {
     #[default]
     Missing,
     Invalid,
@@ -320,7 +369,7 @@ impl<'de> Deserialize<'de> for RawTs {
 
 /// `units` as found. Anything that is not a number is `bad_units`.
 #[derive(Default)]
-pub(crate) enum RawUnits {
+enum RawUnits {
     #[default]
     Missing,
     Invalid,
@@ -464,7 +513,7 @@ mod tests {
 
     #[test]
     fn size_limit_applies_before_parsing() {
-        let d = Decoder::new(Format::Json, 16, Default::default());
+        let d = Decoder::canonical(16);
         let mut got = vec![];
         d.decode(br#"{"ts":1,"client_id":"abc"}"#, |r| got.push(r.err()));
         assert_eq!(got, vec![Some(Reject::TooLarge)]);

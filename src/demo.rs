@@ -19,7 +19,7 @@ use rand_distr::{Distribution, Poisson};
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::contract::Contracts;
-use crate::decode::{Decoder, Format};
+use crate::decode::Decoder;
 use crate::engine::Engine;
 use crate::time::{format_rfc3339, Millis, DAY_MS, HOUR_MS, MINUTE_MS};
 
@@ -334,7 +334,7 @@ pub fn run_engine_only(duration: Millis) -> Vec<Alert> {
     let mut config = Config::default();
     config.input.max_future_skew = Duration::ZERO;
     let mut engine = Engine::new(&config, contracts());
-    let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
+    let decoder = Decoder::canonical(64 * 1024);
     let start = 1_787_551_200_000; // 2026-08-24T06:00:00Z
     let mut traffic = Traffic::new(start, 7);
     let mut out: Vec<Alert> = Vec::new();

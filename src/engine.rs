@@ -424,7 +424,7 @@ impl Engine {
         if let Some(eid) = &ev.event_id {
             if self
                 .dedupe
-                .check_and_insert(ev.ts, dedupe::key(&ev.client_id, eid))
+                .check_and_insert(ev.ts, dedupe::key(&ev.client_id, eid), self.watermark)
             {
                 return Outcome::Duplicate;
             }

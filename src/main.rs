@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use overage::config::{ms, Config};
 use overage::contract::Contracts;
-use overage::decode::{Decoder, Format};
+use overage::decode::Format;
 use overage::engine::Engine;
 use overage::replay::{self, Input};
 use overage::time::{duration_label, wall_now};
@@ -269,11 +269,7 @@ fn run_replay(
     }
     let inputs: Vec<Input> = inputs.iter().map(|s| Input::parse(s)).collect();
     replay::check_inputs(&inputs)?;
-    let decoder = Decoder::new(
-        config.input.format,
-        config.input.max_event_bytes,
-        config.input.kong.clone(),
-    );
+    let decoder = config.input.decoder();
     let mut engine = Engine::new(&config, Arc::new(contracts));
     let skew = ms(config.input.max_future_skew);
     let future_limit = (skew > 0).then(|| wall_now() + skew);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use overage::alert::{Alert, AlertKind, Severity, State};
 use overage::config::Config;
 use overage::contract::Contracts;
-use overage::decode::{Decoder, Format};
+use overage::decode::Decoder;
 use overage::engine::{Engine, Outcome};
 use overage::time::{parse_rfc3339, Millis, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use rand::rngs::SmallRng;
@@ -89,7 +89,7 @@ fn none(_: Millis, _: u64) -> String {
 }
 
 fn run(engine: &mut Engine, events: &[Ev]) -> Vec<Alert> {
-    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let decoder = Decoder::canonical(65536);
     let mut out = vec![];
     for e in events {
         engine.ingest(&decoder, e.line.as_bytes(), None, &mut out);
@@ -287,7 +287,7 @@ fn duplicates_count_once_and_late_events_count_in_totals_only() {
     assert_eq!(total, 10.0 * events.len() as f64);
 
     // an event ten minutes behind the newest is late: in the totals, not in the windows
-    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let decoder = Decoder::canonical(65536);
     let late = ev(start + 50 * MINUTE_MS, "jumper", 999_999, 500.0, "");
     let mut out = vec![];
     let windowed_before = e
@@ -311,7 +311,7 @@ fn duplicates_count_once_and_late_events_count_in_totals_only() {
 #[test]
 fn bad_input_is_counted_by_reason_and_good_input_still_applies() {
     let mut e = engine(&Config::default());
-    let decoder = Decoder::new(Format::Json, 200, Default::default());
+    let decoder = Decoder::canonical(200);
     let mut out = vec![];
     let inputs: [&[u8]; 7] = [
         b"garbage",
@@ -347,7 +347,7 @@ fn client_table_is_bounded_and_contracted_clients_stay() {
     let mut cfg = Config::default();
     cfg.state.max_clients = 100;
     let mut e = engine(&cfg);
-    let decoder = Decoder::new(Format::Json, 65536, Default::default());
+    let decoder = Decoder::canonical(65536);
     let mut out = vec![];
     let start = t0();
     e.ingest(

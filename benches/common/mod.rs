@@ -78,10 +78,10 @@ pub fn contracts(clients: usize) -> Arc<Contracts> {
 /// hourly rollups, the seasonal baselines, the origin tables and the scope counters all hold
 /// data, as do the dedupe ids of the last minutes. No contracts (as in the memory bench).
 pub fn populated_engine(clients: usize, rounds: i64) -> overage::engine::Engine {
-    use overage::decode::{Decoder, Format};
+    use overage::decode::Decoder;
     let mut config = overage::config::Config::default();
     config.state.max_clients = clients + 1;
-    let decoder = Decoder::new(Format::Json, 64 * 1024, Default::default());
+    let decoder = Decoder::canonical(64 * 1024);
     let mut engine = overage::engine::Engine::new(&config, Arc::new(Contracts::default()));
     let mut out = Vec::new();
     let mut line = String::with_capacity(256);

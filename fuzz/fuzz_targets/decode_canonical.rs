@@ -25,7 +25,7 @@ fn check(ev: &Event<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let decoder = Decoder::new(Format::Json, MAX_EVENT_BYTES, Default::default());
+    let decoder = Decoder::canonical(MAX_EVENT_BYTES);
     let mut results = 0;
     decoder.decode(data, |r| {
         results += 1;

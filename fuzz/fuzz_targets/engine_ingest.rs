@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use overage::config::Config;
 use overage::contract::Contracts;
-use overage::decode::{Decoder, Format, Reject};
+use overage::decode::{Format, Reject};
 use overage::engine::Engine;
 
 const CONTRACTS: &str = r#"
@@ -67,11 +67,7 @@ fuzz_target!(|data: &[u8]| {
         cfg.input.format = Format::Kong;
     }
     let future_limit = (mode & 2 == 2).then_some(NOW + 300_000);
-    let decoder = Decoder::new(
-        cfg.input.format,
-        cfg.input.max_event_bytes,
-        cfg.input.kong.clone(),
-    );
+    let decoder = cfg.input.decoder();
     let mut engine = Engine::new(&cfg, contracts());
     let mut out = Vec::new();
     for message in body.split(|&b| b == b'\n') {

@@ -31,8 +31,9 @@ use crate::time::Millis;
 pub use store::Store;
 
 pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
-/// Version of the body encoding this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
+/// are also kept by arrival.
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,11 +151,7 @@ mod tests {
     fn engine_with_data() -> Engine {
         let cfg = Config::default();
         let mut e = Engine::new(&cfg, Arc::new(Contracts::default()));
-        let decoder = crate::decode::Decoder::new(
-            cfg.input.format,
-            cfg.input.max_event_bytes,
-            cfg.input.kong.clone(),
-        );
+        let decoder = cfg.input.decoder();
         let mut out = vec![];
         for i in 0..500 {
             let line = format!(
@@ -196,11 +193,7 @@ mod tests {
             assert_eq!(format!("{c:?}"), format!("{restored:?}"));
         }
         // the dedupe ids came along: a redelivered event is still recognised
-        let decoder = crate::decode::Decoder::new(
-            cfg.input.format,
-            cfg.input.max_event_bytes,
-            cfg.input.kong.clone(),
-        );
+        let decoder = cfg.input.decoder();
         let again = r#"{"ts":"2026-09-10T10:08:19Z","client_id":"c2","event_id":"e499","units":2}"#;
         r.ingest(&decoder, again.as_bytes(), None, &mut vec![]);
         assert_eq!(r.stats().count("duplicate"), 1);
@@ -231,5 +224,11 @@ mod tests {
         let err = decode(&newer).unwrap_err();
         assert!(matches!(err, CheckpointError::Incompatible { .. }));
         assert!(err.to_string().contains("newer"), "{err}");
+
+        // version 1 kept dedupe ids by event time only; its bodies must not be misread
+        let mut v1 = good.clone();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let err = decode(&v1).unwrap_err();
+        assert!(err.to_string().contains("version 1") && err.to_string().contains("older"), "{err}");
     }
 }

@@ -1,19 +1,20 @@
-//! Kong Gateway's log JSON (kafka-log / http-log plugins) as access events.
+//! Kong Gateway's log JSON (kafka-log / http-log / file-log plugins) as access events.
 //!
 //! Providers that front their API with Kong already publish one JSON document per request, so
 //! overage reads it as is rather than asking for a translation job. The billed client is the
-//! Kong consumer (its `custom_id`, `username` or `id`, in a configurable order), falling back to
-//! a request header such as the API key when no consumer was authenticated. The service name is
-//! the product, the route's first path the endpoint. With batching enabled Kong sends a JSON
-//! array of such documents in one message.
-
-use std::borrow::Cow;
-use std::collections::HashMap;
+//! Kong consumer (its `custom_id`, `username` or `id`, in a configurable order; 0.x logged only
+//! `authenticated_entity.consumer_id`), falling back to a request header such as the API key
+//! when no consumer was authenticated. The product is the service's name (else its host or id;
+//! 0.x: the API's name), the endpoint the route's first path (else its name, 0.x the API's first
+//! URI, else the request path). Kong 0.x wrote sizes as strings, later versions as numbers; both
+//! are read. With batching enabled Kong sends a JSON array of such documents in one message.
+//!
+//! This is a built-in [`Mapping`]: `[input.mapping]` overrides any field of it, e.g. `units`
+//! from a response header.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::{CowStr, Event, RawTs, Reject, MAX_CLIENT_ID_BYTES};
+use super::mapping::{Mapping, Paths, TimeFormat, Units};
 
 /// Where the billed client id comes from, tried in order.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -47,184 +48,59 @@ impl Default for KongOptions {
     }
 }
 
-#[derive(Deserialize)]
-struct KongLog<'a> {
-    #[serde(borrow, default)]
-    consumer: Option<Consumer<'a>>,
-    #[serde(borrow, default)]
-    request: Option<Request<'a>>,
-    #[serde(default)]
-    response: Option<Response>,
-    #[serde(borrow, default)]
-    route: Option<Route<'a>>,
-    #[serde(borrow, default)]
-    service: Option<Service<'a>>,
-    #[serde(borrow, default)]
-    client_ip: Option<CowStr<'a>>,
-    #[serde(default)]
-    started_at: RawTs,
-}
-
-#[derive(Deserialize)]
-struct Consumer<'a> {
-    #[serde(borrow, default)]
-    id: Option<CowStr<'a>>,
-    #[serde(borrow, default)]
-    username: Option<CowStr<'a>>,
-    #[serde(borrow, default)]
-    custom_id: Option<CowStr<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Request<'a> {
-    #[serde(borrow, default)]
-    id: Option<CowStr<'a>>,
-    #[serde(borrow, default)]
-    uri: Option<CowStr<'a>>,
-    /// Parsed only when a header fallback is configured.
-    #[serde(borrow, default)]
-    headers: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Response {
-    #[serde(default)]
-    status: Option<u16>,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Route<'a> {
-    #[serde(borrow, default)]
-    name: Option<CowStr<'a>>,
-    #[serde(borrow, default)]
-    paths: Option<Vec<CowStr<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Service<'a> {
-    #[serde(borrow, default)]
-    name: Option<CowStr<'a>>,
-}
-
-pub(super) fn decode<'a>(
-    opts: &KongOptions,
-    bytes: &'a [u8],
-    mut sink: impl FnMut(Result<Event<'a>, Reject>),
-) {
-    // A message is one log object or, with batching, an array of them. (Dispatch on the first
-    // byte: serde would also read an array positionally into the struct.)
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    match first {
-        Some(b'{') => sink(
-            serde_json::from_slice::<KongLog<'a>>(bytes)
-                .map_err(|_| Reject::Malformed)
-                .and_then(|log| to_event(opts, log)),
-        ),
-        Some(b'[') => match serde_json::from_slice::<Vec<&'a RawValue>>(bytes) {
-            // An empty batch holds no event, but the message must still end in an outcome
-            // (counted, dead-lettered), not vanish.
-            Ok(items) if items.is_empty() => sink(Err(Reject::Malformed)),
-            Ok(items) => {
-                for item in items {
-                    let r = match item.get().as_bytes().first() {
-                        Some(b'{') => serde_json::from_str::<KongLog<'a>>(item.get())
-                            .map_err(|_| Reject::Malformed)
-                            .and_then(|log| to_event(opts, log)),
-                        _ => Err(Reject::Malformed),
-                    };
-                    sink(r);
-                }
+/// The paths Kong's log has, for these options.
+pub fn mapping(opts: &KongOptions) -> Mapping {
+    let mut client: Vec<String> = opts
+        .client_id_from
+        .iter()
+        .map(|s| {
+            match s {
+                ClientSource::ConsumerCustomId => "consumer.custom_id",
+                ClientSource::ConsumerUsername => "consumer.username",
+                ClientSource::ConsumerId => "consumer.id",
             }
-            Err(_) => sink(Err(Reject::Malformed)),
-        },
-        _ => sink(Err(Reject::Malformed)),
-    }
-}
-
-fn to_event<'a>(opts: &KongOptions, log: KongLog<'a>) -> Result<Event<'a>, Reject> {
-    let client_id = client_id(opts, &log)?;
-    if client_id.len() > MAX_CLIENT_ID_BYTES {
-        return Err(Reject::BadClientId);
-    }
-    let ts = match log.started_at {
-        RawTs::Ok(ts) => ts,
-        RawTs::Missing | RawTs::Invalid => return Err(Reject::BadTimestamp),
-    };
-    let endpoint = log
-        .route
-        .as_ref()
-        .and_then(|r| {
-            r.paths
-                .as_ref()
-                .and_then(|p| p.first())
-                .map(|p| p.0.clone())
+            .to_owned()
         })
-        .or_else(|| {
-            log.route
-                .as_ref()
-                .and_then(|r| r.name.as_ref().map(|n| n.0.clone()))
-        })
-        .or_else(|| {
-            let uri = log.request.as_ref()?.uri.as_ref()?;
-            Some(match &uri.0 {
-                Cow::Borrowed(s) => Cow::Borrowed(s.split('?').next().unwrap_or(s)),
-                Cow::Owned(s) => Cow::Owned(s.split('?').next().unwrap_or(s).to_owned()),
-            })
-        });
-    let (status, bytes) = log.response.map_or((None, None), |r| (r.status, r.size));
-    Ok(Event {
-        ts,
-        client_id,
-        event_id: log.request.and_then(|r| r.id).map(|c| c.0),
-        units: 1.0,
-        product: log.service.and_then(|s| s.name).map(|c| c.0),
-        endpoint,
-        status,
-        bytes,
-        origin_ip: log.client_ip.map(|c| c.0),
+        .collect();
+    if opts.client_id_from.contains(&ClientSource::ConsumerId) {
+        // 0.x: the consumer's id, as a string; 1.x+: the credential, naming its consumer
+        client.push("authenticated_entity.consumer_id.id".into());
+        client.push("authenticated_entity.consumer_id".into());
+    }
+    if let Some(h) = &opts.client_id_header {
+        client.push(format!("request.headers.{h}"));
+    }
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    Mapping {
+        client_id: Some(Paths::of(&client)),
+        ts: Some(Paths::of(&["started_at"])),
+        ts_format: Some(TimeFormat::Auto),
+        event_id: Some(Paths::of(&["request.id"])),
+        units: Some(Units::Constant(1.0)),
+        product: Some(Paths::of(&[
+            "service.name",
+            "service.host",
+            "service.id",
+            "api.name",
+        ])),
+        endpoint: Some(Paths::of(&[
+            "route.paths",
+            "route.name",
+            "api.uris",
+            "request.uri",
+        ])),
+        status: Some(Paths::of(&["response.status"])),
+        bytes: Some(Paths::of(&["response.size"])),
+        origin_ip: Some(Paths::of(&["client_ip"])),
         origin_country: None,
         origin_asn: None,
-    })
-}
-
-fn client_id<'a>(opts: &KongOptions, log: &KongLog<'a>) -> Result<Cow<'a, str>, Reject> {
-    if let Some(c) = &log.consumer {
-        for source in &opts.client_id_from {
-            let field = match source {
-                ClientSource::ConsumerCustomId => &c.custom_id,
-                ClientSource::ConsumerUsername => &c.username,
-                ClientSource::ConsumerId => &c.id,
-            };
-            if let Some(v) = field.as_ref().filter(|v| !v.0.is_empty()) {
-                return Ok(v.0.clone());
-            }
-        }
     }
-    if let (Some(header), Some(raw)) = (
-        &opts.client_id_header,
-        log.request.as_ref().and_then(|r| r.headers),
-    ) {
-        let headers: HashMap<Cow<'a, str>, serde_json::Value> =
-            serde_json::from_str(raw.get()).map_err(|_| Reject::Malformed)?;
-        // Kong logs repeated headers as arrays; the first value is the one the gateway used.
-        let value = headers.get(header.as_str()).and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()).map(str::to_owned),
-            _ => None,
-        });
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            return Ok(Cow::Owned(v));
-        }
-    }
-    Err(Reject::MissingClientId)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Decoder, Format};
+    use crate::decode::{Decoder, Event, Format, Reject};
 
     const LOG: &str = r#"{
       "request": {"id": "req-1", "method": "GET", "uri": "/2/tweets/search/recent?q=x",
@@ -239,7 +115,7 @@ mod tests {
     }"#;
 
     fn decode_all(opts: KongOptions, input: &str) -> Vec<Result<Event<'_>, Reject>> {
-        let d = Decoder::new(Format::Kong, 0, opts);
+        let d = Decoder::new(Format::Kong, 0, &opts, &Mapping::default());
         let mut out = vec![];
         d.decode(input.as_bytes(), |r| out.push(r));
         out

@@ -37,7 +37,6 @@ use super::router::Routed;
 use super::state::{Partition, Shared};
 use crate::alert::Alert;
 use crate::config::{ms, Fallback, KafkaConfig};
-use crate::decode::Decoder;
 use crate::engine::Engine;
 use crate::time::{wall_now, Millis};
 
@@ -414,11 +413,7 @@ pub fn run(
         },
         None => None,
     };
-    let decoder = Decoder::new(
-        cfg.input.format,
-        cfg.input.max_event_bytes,
-        cfg.input.kong.clone(),
-    );
+    let decoder = cfg.input.decoder();
     let skew = ms(cfg.input.max_future_skew);
     let lateness = ms(cfg.input.allowed_lateness);
     let mut contracts = shared.contracts();

@@ -356,11 +356,7 @@ monthly_cap = 100000
             Arc::new(Contracts::parse(CONTRACTS, std::path::Path::new("contracts.toml")).unwrap());
         let shared = Shared::new(config.clone(), contracts.clone());
         let mut engine = Engine::new(&config, contracts);
-        let decoder = crate::decode::Decoder::new(
-            crate::decode::Format::Json,
-            config.input.max_event_bytes,
-            config.input.kong.clone(),
-        );
+        let decoder = crate::decode::Decoder::canonical(config.input.max_event_bytes);
         let mut out = vec![];
         for (i, (ts, product)) in [
             ("2026-09-10T10:05:00Z", "search"),
