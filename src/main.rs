@@ -62,6 +62,10 @@ struct SimulateArgs {
     /// Multiplies every client's traffic (and contracts and caps with it).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Write the events as a gateway logs them (beside them, `overage.toml` reads them back:
+    /// `overage replay --config DIR/overage.toml ...`).
+    #[arg(long, value_enum, default_value_t = overage::simulate::shapes::Shape::Json)]
+    format: overage::simulate::shapes::Shape,
 }
 
 #[derive(Args)]
@@ -491,7 +495,7 @@ fn cmd_simulate(a: SimulateArgs) -> Result<()> {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let truth = overage::simulate::write_scenario(&params, &a.out)?;
+    let truth = overage::simulate::write_scenario_as(&params, &a.out, a.format)?;
     eprintln!(
         "wrote {} events ({} lines) for {} clients, {} planted anomalies, to {} in {:.1}s",
         truth.faults.events,

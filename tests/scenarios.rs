@@ -4,7 +4,9 @@
 //! Unit tests show each detector does what it was written to do; this test shows the whole
 //! pipeline (decode, dedupe, windows, baselines, detectors, hysteresis, replay's accounting)
 //! catches every planted incident, quickly, without a single false or repeated page on a month
-//! of realistic traffic with duplicates, disorder and garbage. Run with `--nocapture` to see
+//! of realistic traffic with duplicates, disorder, garbage and a gateway outage whose backlog
+//! arrives 90 minutes late with retries among it. The same month written as Kong and APISIX
+//! logs raises exactly the same alerts. Run with `--nocapture` to see
 //! the report table. Set `OVERAGE_SCENARIO_DIR` to keep the generated files for inspection and
 //! `OVERAGE_SCENARIO_SEED` to try another seed (the default, 42, is the one that must pass).
 
@@ -13,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use overage::score::{self, Report};
-use overage::simulate::{self, reason, SimParams, Truth};
+use overage::simulate::{self, reason, shapes::Shape, SimParams, Truth};
 
 /// Sudden-jump incidents (contracted and not) must be caught within this median delay.
 const MAX_MEDIAN_JUMP_DELAY_S: f64 = 600.0;
@@ -33,8 +35,14 @@ fn replay(dir: &Path) -> (PathBuf, serde_json::Value) {
     let alerts = dir.join("alerts.jsonl");
     let summary = dir.join("summary.json");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_overage"))
-        .arg("replay")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_overage"));
+    cmd.arg("replay");
+    // a gateway shape comes with the config that reads it
+    let config = dir.join("overage.toml");
+    if config.exists() {
+        cmd.arg("--config").arg(config);
+    }
+    let out = cmd
         .arg("--contracts")
         .arg(dir.join("contracts.toml"))
         .arg("--summary-json")
@@ -166,4 +174,32 @@ fn standard_month_is_detected_exactly() {
     check_summary(&truth, &summary, &mut problems);
     check_quality(&report, &mut problems);
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    assert!(
+        truth.faults.backlog_events > 300 && truth.faults.backlog_duplicates > 10,
+        "the backlog with retries is part of the month: {} events, {} retries",
+        truth.faults.backlog_events,
+        truth.faults.backlog_duplicates
+    );
+
+    let canonical = std::fs::read(&alerts_path).unwrap();
+    for shape in [Shape::Kong, Shape::Apisix] {
+        let sub = dir.join(format!("{shape:?}").to_lowercase());
+        let t = simulate::write_scenario_as(&params, &sub, shape).unwrap();
+        assert_eq!(t, truth, "{shape:?}: the same scenario");
+        let (alerts, summary) = replay(&sub);
+        let count = |k: &str| summary["events"][k].as_u64().unwrap_or(0);
+        let garbage: u64 = truth.faults.rejected.values().sum();
+        assert_eq!(count("malformed"), garbage, "{shape:?}: garbage is malformed");
+        assert_eq!(count("duplicate"), truth.faults.duplicates, "{shape:?}");
+        assert_eq!(count("accepted") + count("late"), truth.faults.events, "{shape:?}");
+        assert_eq!(summary["usage"], serde_json::to_value(&truth.usage).unwrap(), "{shape:?}");
+        let shaped = std::fs::read(&alerts).unwrap();
+        assert!(
+            shaped == canonical,
+            "{shape:?}: alerts differ from canonical JSON's ({} vs {} bytes); see {}",
+            shaped.len(),
+            canonical.len(),
+            sub.display()
+        );
+    }
 }

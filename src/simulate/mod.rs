@@ -13,8 +13,12 @@
 //! broker at wall-clock pace; [`write_scenario`] drains it into `events.jsonl` next to
 //! `contracts.toml` and `truth.json`.
 //!
+//! [`shapes`] renders the same stream as Kong or APISIX logs.
+//!
 //! Everything is a deterministic function of [`SimParams`]: traffic and faults use separate
 //! random streams, so changing the fault rates does not change the traffic.
+
+pub mod shapes;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -249,9 +253,15 @@ pub struct Faults {
     pub events: u64,
     /// Re-deliveries of an event (identical line, same `event_id`).
     pub duplicates: u64,
+    /// Events of the gateway-outage backlog (delivered late), and how many of the duplicates
+    /// are their retries.
+    #[serde(default)]
+    pub backlog_events: u64,
+    #[serde(default)]
+    pub backlog_duplicates: u64,
     /// Garbage lines by the rejection reason the decoder reports for them.
     pub rejected: BTreeMap<String, u64>,
-    /// The configured bound, and the largest inversion actually produced.
+    /// The configured bound, and the largest inversion actually produced (the backlog aside).
     pub max_disorder_ms: i64,
     pub observed_max_disorder_ms: i64,
     /// What must be applied despite these faults, per client, UTC day (`YYYY-MM-DD`) and
@@ -673,6 +683,33 @@ pub struct Scenario {
     pub planned: Vec<Planned>,
     /// The client whose monthly cap runs out, if the run spans a month boundary.
     pub cap_client: Option<usize>,
+    /// A gateway outage whose events arrive late, with producer retries among them.
+    pub backlog: Option<Backlog>,
+}
+
+/// A well-behaved client's gateway is down for `[start_ms, end_ms)`; it delivers that backlog
+/// `delay_ms` after the outage ends (20x faster than real time), and retries
+/// [`Backlog::RETRY_RATE`] of it. Far beyond the allowed lateness and the event-time dedupe
+/// horizon, so usage stays exact only if late redeliveries are still recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backlog {
+    pub client: usize,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub delay_ms: i64,
+}
+
+impl Backlog {
+    pub const RETRY_RATE: f64 = 0.05;
+
+    fn holds(&self, client: usize, ts: i64) -> bool {
+        client == self.client && (self.start_ms..self.end_ms).contains(&ts)
+    }
+
+    /// When an event of the outage is delivered.
+    fn delivery(&self, ts: i64) -> i64 {
+        self.end_ms + self.delay_ms + (ts - self.start_ms) / 20
+    }
 }
 
 /// Compact constructor arguments for one client (everything else has a default).
@@ -710,6 +747,7 @@ impl Scenario {
             clients: b.clients,
             planned: b.planned,
             cap_client: None,
+            backlog: None,
         };
         sc.cap_client = sc
             .clients
@@ -717,7 +755,27 @@ impl Scenario {
             .position(|c| c.role == Role::CapExhaustion)
             .filter(|&i| sc.planned.iter().any(|a| a.client == i));
         sc.finish_clients();
+        sc.backlog = sc.plan_backlog();
         Ok(sc)
+    }
+
+    /// Three hours of the first well-behaved contracted client on the third day (09:00-12:00
+    /// UTC), delivered 90 minutes late; none in runs shorter than four days.
+    fn plan_backlog(&self) -> Option<Backlog> {
+        if self.params.days < 4 {
+            return None;
+        }
+        let client = self
+            .clients
+            .iter()
+            .position(|c| c.role == Role::WellBehavedContracted)?;
+        let day = self.start_ms - self.start_ms.rem_euclid(DAY_MS) + 2 * DAY_MS;
+        Some(Backlog {
+            client,
+            start_ms: day + 9 * HOUR_MS,
+            end_ms: day + 12 * HOUR_MS,
+            delay_ms: 90 * MINUTE_MS,
+        })
     }
 
     /// Hourly noise and bursts, drawn after the incidents are placed so bursts can keep clear
@@ -1653,6 +1711,8 @@ const F_OFFSET: u8 = 2;
 const F_MICROS: u8 = 1 << 2;
 const F_NO_UNITS: u8 = 1 << 3;
 const F_NO_ASN: u8 = 1 << 4;
+/// Delivered late, in the backlog of a gateway outage.
+const F_BACKLOG: u8 = 1 << 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Garbage {
@@ -1863,7 +1923,7 @@ impl Generator {
                 self.faults.lines += 1;
                 return Some(match p.item {
                     Item::Event(e) => {
-                        if self.max_emitted_ts > e.ts {
+                        if self.max_emitted_ts > e.ts && e.flags & F_BACKLOG == 0 {
                             let d = self.max_emitted_ts - e.ts;
                             self.faults.observed_max_disorder_ms =
                                 self.faults.observed_max_disorder_ms.max(d);
@@ -2152,12 +2212,28 @@ impl Generator {
         let p = &self.sc.params;
         let (max_dis, dup_rate, bad_rate) = (p.max_disorder_ms, p.duplicate_rate, p.malformed_rate);
         let rng = &mut self.fault_rng;
-        let key = e.ts + rng.gen_range(0..=max_dis);
-        let dup = (rng.gen::<f64>() < dup_rate).then(|| {
-            (key + rng.gen_range(500..5000))
-                .min(e.ts + max_dis)
-                .max(key)
-        });
+        let mut e = e;
+        let backlog = self.sc.backlog.filter(|b| b.holds(e.client as usize, e.ts));
+        // the same draws either way, so the rest of the stream does not depend on the backlog
+        let jitter = rng.gen_range(0..=max_dis);
+        let retry = rng.gen::<f64>();
+        let retry_delay = rng.gen_range(500..5000);
+        let (key, dup) = match backlog {
+            Some(b) => {
+                e.flags |= F_BACKLOG;
+                self.faults.backlog_events += 1;
+                let key = b.delivery(e.ts) + jitter;
+                let dup = (retry < Backlog::RETRY_RATE).then_some(key + retry_delay);
+                self.faults.backlog_duplicates += u64::from(dup.is_some());
+                (key, dup)
+            }
+            None => {
+                let key = e.ts + jitter;
+                let dup = (retry < dup_rate)
+                    .then(|| (key + retry_delay).min(e.ts + max_dis).max(key));
+                (key, dup)
+            }
+        };
         let garbage = (rng.gen::<f64>() < bad_rate).then(|| GarbageRec {
             base: e,
             kind: Garbage::ALL[rng.gen_range(0..Garbage::ALL.len())],
@@ -2475,6 +2551,16 @@ fn push_rfc3339(buf: &mut Vec<u8>, ts: i64, offset_min: i32, micros: Option<u16>
 
 /// Generate the scenario into `dir`: `events.jsonl`, `contracts.toml` and `truth.json`.
 pub fn write_scenario(p: &SimParams, dir: &Path) -> Result<Truth, SimError> {
+    write_scenario_as(p, dir, shapes::Shape::Json)
+}
+
+/// [`write_scenario`] with the events in a gateway's shape, and beside them `overage.toml`,
+/// the `[input]` section that reads them.
+pub fn write_scenario_as(
+    p: &SimParams,
+    dir: &Path,
+    shape: shapes::Shape,
+) -> Result<Truth, SimError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SimError::Io { path, source }
@@ -2484,16 +2570,28 @@ pub fn write_scenario(p: &SimParams, dir: &Path) -> Result<Truth, SimError> {
 
     let contracts = dir.join("contracts.toml");
     std::fs::write(&contracts, sc.contracts_toml()).map_err(io(&contracts))?;
+    if let Some(toml) = shape.input_toml() {
+        let config = dir.join("overage.toml");
+        std::fs::write(&config, toml).map_err(io(&config))?;
+    }
 
     let events = dir.join("events.jsonl");
     let file = File::create(&events).map_err(io(&events))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut gen = sc.generator();
     let mut line = Vec::with_capacity(512);
+    let mut shaped = shapes::Writer::new(shape);
+    let mut result = Ok(());
+    let mut emit = |msg: &[u8]| {
+        if result.is_ok() {
+            result = out.write_all(msg).and_then(|()| out.write_all(b"\n"));
+        }
+    };
     while gen.next_line(&mut line).is_some() {
-        line.push(b'\n');
-        out.write_all(&line).map_err(io(&events))?;
+        shaped.line(&line, &mut emit);
     }
+    shaped.flush(&mut emit);
+    result.map_err(io(&events))?;
     out.flush().map_err(io(&events))?;
     let truth = gen.finish();
 
