@@ -6,12 +6,17 @@
 //!
 //! `pipeline/report` is what `overage report --events` adds on top of the replay: building every
 //! client's report from the rollups and rendering it as JSON, CSV and HTML.
+//!
+//! `decode/*` decodes the same events as each input format writes them (Kong logs, APISIX
+//! batches of 4, as `overage simulate --format` renders them), with the config that reads them,
+//! side by side with canonical JSON; `decode/kong_replay` is the whole replay of the Kong logs.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use overage::config::Config;
 use overage::decode::{decode_canonical, Decoder};
 use overage::engine::Engine;
 use overage::report;
+use overage::simulate::shapes::{Shape, Writer};
 
 mod common;
 
@@ -80,5 +85,63 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The bench lines as `shape` writes them, and the decoder for them.
+fn shaped(lines: &[Vec<u8>], shape: Shape) -> (Vec<Vec<u8>>, Decoder) {
+    let mut out = Vec::new();
+    let mut w = Writer::new(shape);
+    let mut emit = |m: &[u8]| out.push(m.to_vec());
+    for l in lines {
+        w.line(l, &mut emit);
+    }
+    w.flush(&mut emit);
+    let config = match shape.input_toml() {
+        Some(toml) => Config::parse(toml, std::path::Path::new("bench.toml")).expect("valid"),
+        None => Config::default(),
+    };
+    (out, config.input.decoder())
+}
+
+fn formats(c: &mut Criterion) {
+    let lines = common::lines(EVENTS, CLIENTS, SPAN_MS, 1);
+    let contracts = common::contracts(CLIENTS);
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(20);
+    for shape in [Shape::Json, Shape::Kong, Shape::Apisix] {
+        let (messages, decoder) = shaped(&lines, shape);
+        let name = format!("{shape:?}").to_lowercase();
+        g.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for m in &messages {
+                    decoder.decode(black_box(m), |r| n += usize::from(r.is_ok()));
+                }
+                assert_eq!(n, EVENTS);
+                n
+            })
+        });
+        if shape == Shape::Kong {
+            let config = Config::parse(shape.input_toml().unwrap_or_default(), "b.toml".as_ref())
+                .expect("valid");
+            g.bench_function("kong_replay", |b| {
+                b.iter_batched(
+                    || Engine::new(&config, contracts.clone()),
+                    |mut engine| {
+                        let mut out = Vec::new();
+                        for m in &messages {
+                            engine.ingest(&decoder, black_box(m), None, &mut out);
+                            out.clear();
+                        }
+                        engine.flush(&mut out);
+                        black_box(engine.stats().events())
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, formats);
 criterion_main!(benches);

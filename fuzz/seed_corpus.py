@@ -51,6 +51,16 @@ w(k, "empty_batch", "[]")
 w(k, "custom_id_empty", json.dumps({**log, "consumer": {"custom_id": "", "id": "c1"}}))
 w(k, "started_at_bad", json.dumps({**log, "started_at": {"x": 1}}))
 w(k, "invalid_utf8", b'{"consumer":{"username":"\xc3\x28"},"started_at":1789050000000}')
+# the gateways' documented logs (tests/fixtures/gateways), and shapes that exercise mappings
+fixtures = os.path.join(os.path.dirname(root), "..", "tests", "fixtures", "gateways")
+for name in sorted(os.listdir(fixtures)):
+    if name.endswith(".json"):
+        w(k, "fixture_" + name[:-5], open(os.path.join(fixtures, name), "rb").read())
+w(k, "kong_string_sizes_units", json.dumps({**log, "response": {"status": "200", "size": "434",
+    "headers": {"x-records-returned": ["7", "8"]}}}))
+w(k, "mapping_generic", json.dumps({"consumer": None, "request_headers": {"x-api-key": "k"},
+    "start_time": "1789050000.5", "n": "3", "tags": ["a", "9"], "asn": "AS8075",
+    "who": [{"name": "w"}], "path": "/x?y=1", "response_code": "-"}))
 
 def ev(i, client, units=10, **kw):
     d = {"ts": T0 + i * 6000, "client_id": client, "event_id": "%s-%d" % (client, i), "units": units}

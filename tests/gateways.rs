@@ -6,7 +6,10 @@ use overage::config::Config;
 use overage::decode::{Event, Reject};
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/gateways/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/gateways/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -43,13 +46,25 @@ fn check(e: &Event<'_>, want: &Want) {
     let got = Want {
         client_id: Box::leak(e.client_id.to_string().into_boxed_str()),
         ts: Box::leak(overage::time::format_rfc3339(e.ts).into_boxed_str()),
-        event_id: e.event_id.as_ref().map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+        event_id: e
+            .event_id
+            .as_ref()
+            .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
         units: e.units,
-        product: e.product.as_ref().map(|s| &*Box::leak(s.to_string().into_boxed_str())),
-        endpoint: e.endpoint.as_ref().map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+        product: e
+            .product
+            .as_ref()
+            .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+        endpoint: e
+            .endpoint
+            .as_ref()
+            .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
         status: e.status,
         bytes: e.bytes,
-        origin_ip: e.origin_ip.as_ref().map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+        origin_ip: e
+            .origin_ip
+            .as_ref()
+            .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
     };
     assert_eq!(&got, want);
 }
@@ -173,10 +188,16 @@ fn kong_batches_and_broken_payloads() {
     assert_eq!(out[1].as_ref().unwrap().client_id, "foo");
     assert_eq!(out[2].as_ref().err(), Some(&Reject::MissingClientId));
     let truncated = &fixture("kong-3.x.json")[..200];
-    assert_eq!(decode_with(KONG, truncated)[0].as_ref().err(), Some(&Reject::Malformed));
+    assert_eq!(
+        decode_with(KONG, truncated)[0].as_ref().err(),
+        Some(&Reject::Malformed)
+    );
     let bad_size = fixture("kong-3.x.json").replace("\"size\": 9982", "\"size\": \"lots\"");
     assert_ne!(bad_size, fixture("kong-3.x.json"));
-    assert_eq!(decode_with(KONG, &bad_size)[0].as_ref().err(), Some(&Reject::Malformed));
+    assert_eq!(
+        decode_with(KONG, &bad_size)[0].as_ref().err(),
+        Some(&Reject::Malformed)
+    );
 }
 
 const APISIX: &str = "[input]\nformat = \"apisix\"\n";
@@ -203,9 +224,16 @@ fn apisix_kafka_logger_entry_and_batch() {
     assert_eq!(out.len(), 2);
     let second = out[1].as_ref().unwrap();
     assert_eq!(second.client_id, "rose");
-    assert_eq!(second.endpoint.as_deref(), Some("/get"), "query string stripped");
+    assert_eq!(
+        second.endpoint.as_deref(),
+        Some("/get"),
+        "query string stripped"
+    );
     assert_eq!(second.bytes, Some(513));
-    assert_eq!(overage::time::format_rfc3339(second.ts), "2023-11-10T06:02:46.423Z");
+    assert_eq!(
+        overage::time::format_rfc3339(second.ts),
+        "2023-11-10T06:02:46.423Z"
+    );
 }
 
 #[test]
@@ -226,7 +254,10 @@ fn apisix_anonymous_calls_use_the_configured_fallback() {
 
 #[test]
 fn tyk_kafka_pump_record() {
-    let e = one("[input]\nformat = \"tyk\"\n", &fixture("tyk-kafka-pump.json"));
+    let e = one(
+        "[input]\nformat = \"tyk\"\n",
+        &fixture("tyk-kafka-pump.json"),
+    );
     check(
         &e,
         &Want {
@@ -308,7 +339,10 @@ fn mapping_config_errors_are_precise() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("input.mapping.client_id") && e.contains("required"), "{e}");
+    assert!(
+        e.contains("input.mapping.client_id") && e.contains("required"),
+        "{e}"
+    );
 
     let e = Config::parse(
         "[input.mapping]\nunits = \"x\"\n",
@@ -316,5 +350,8 @@ fn mapping_config_errors_are_precise() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("input.mapping") && e.contains("not to format = \"json\""), "{e}");
+    assert!(
+        e.contains("input.mapping") && e.contains("not to format = \"json\""),
+        "{e}"
+    );
 }

@@ -189,10 +189,22 @@ fn standard_month_is_detected_exactly() {
         let (alerts, summary) = replay(&sub);
         let count = |k: &str| summary["events"][k].as_u64().unwrap_or(0);
         let garbage: u64 = truth.faults.rejected.values().sum();
-        assert_eq!(count("malformed"), garbage, "{shape:?}: garbage is malformed");
+        assert_eq!(
+            count("malformed"),
+            garbage,
+            "{shape:?}: garbage is malformed"
+        );
         assert_eq!(count("duplicate"), truth.faults.duplicates, "{shape:?}");
-        assert_eq!(count("accepted") + count("late"), truth.faults.events, "{shape:?}");
-        assert_eq!(summary["usage"], serde_json::to_value(&truth.usage).unwrap(), "{shape:?}");
+        assert_eq!(
+            count("accepted") + count("late"),
+            truth.faults.events,
+            "{shape:?}"
+        );
+        assert_eq!(
+            summary["usage"],
+            serde_json::to_value(&truth.usage).unwrap(),
+            "{shape:?}"
+        );
         let shaped = std::fs::read(&alerts).unwrap();
         assert!(
             shaped == canonical,

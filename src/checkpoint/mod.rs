@@ -229,6 +229,9 @@ mod tests {
         let mut v1 = good.clone();
         v1[8..10].copy_from_slice(&1u16.to_le_bytes());
         let err = decode(&v1).unwrap_err();
-        assert!(err.to_string().contains("version 1") && err.to_string().contains("older"), "{err}");
+        assert!(
+            err.to_string().contains("version 1") && err.to_string().contains("older"),
+            "{err}"
+        );
     }
 }

@@ -87,7 +87,9 @@ impl<'de> Visitor<'de> for PathsVisitor {
         f.write_str("a field path such as \"consumer.username\", or a list of them")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Paths, E> {
-        FieldPath::parse(v).map(|p| Paths(vec![p])).map_err(E::custom)
+        FieldPath::parse(v)
+            .map(|p| Paths(vec![p]))
+            .map_err(E::custom)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Paths, A::Error> {
         let mut paths = vec![];
@@ -247,13 +249,19 @@ impl Mapping {
             (Field::OriginAsn, self.origin_asn.as_ref()),
         ]
         .into_iter()
-        .flat_map(|(f, p)| p.into_iter().flat_map(move |p| p.0.iter().map(move |p| (f, p))))
+        .flat_map(|(f, p)| {
+            p.into_iter()
+                .flat_map(move |p| p.0.iter().map(move |p| (f, p)))
+        })
     }
 
     /// Cross-field rules; the error names the `[input.mapping]` key.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.client_id.is_none() {
-            return Err(("client_id", "required: the path(s) of the billed client".into()));
+            return Err((
+                "client_id",
+                "required: the path(s) of the billed client".into(),
+            ));
         }
         if self.ts.is_none() {
             return Err(("ts", "required: the path(s) of the request time".into()));
@@ -264,7 +272,10 @@ impl Mapping {
                 distinct.push(p);
             }
             if distinct.len() > MAX_PATHS {
-                return Err((field.name(), format!("more than {MAX_PATHS} distinct paths")));
+                return Err((
+                    field.name(),
+                    format!("more than {MAX_PATHS} distinct paths"),
+                ));
             }
         }
         Ok(())
@@ -381,7 +392,10 @@ impl Node {
     }
 
     fn key(&self, k: &str) -> Option<&Node> {
-        self.keys.iter().find(|(key, _)| &**key == k).map(|(_, n)| n)
+        self.keys
+            .iter()
+            .find(|(key, _)| &**key == k)
+            .map(|(_, n)| n)
     }
 }
 
@@ -543,13 +557,13 @@ struct Found<'c, 'a> {
 impl<'a> Found<'_, 'a> {
     /// The first present value among the field's paths.
     fn take(&mut self, f: Field) -> Option<Val<'a>> {
-        self.m.fields[f as usize].iter().find_map(|&s| {
-            match &self.slots[s] {
+        self.m.fields[f as usize]
+            .iter()
+            .find_map(|&s| match &self.slots[s] {
                 Some(Val::Str(v)) if v.is_empty() || v.as_ref() == "-" => None,
                 Some(_) => self.slots[s].clone(),
                 None => None,
-            }
-        })
+            })
     }
 
     fn text(&mut self, f: Field) -> Option<Cow<'a, str>> {
@@ -642,9 +656,7 @@ impl<'a> Found<'_, 'a> {
     }
 
     fn event(mut self) -> Result<Event<'a>, Reject> {
-        let client_id = self
-            .text(Field::ClientId)
-            .ok_or(Reject::MissingClientId)?;
+        let client_id = self.text(Field::ClientId).ok_or(Reject::MissingClientId)?;
         if client_id.len() > MAX_CLIENT_ID_BYTES {
             return Err(Reject::BadClientId);
         }
@@ -718,7 +730,10 @@ mod tests {
                 "extra":{"deep":[1,{"a":2}]}}"#,
         )
         .unwrap();
-        assert_eq!(e.client_id, "key-9", "null consumer falls back to the header");
+        assert_eq!(
+            e.client_id, "key-9",
+            "null consumer falls back to the header"
+        );
         assert!(matches!(e.client_id, Cow::Borrowed(_)));
         assert_eq!(e.ts, 1_789_050_000_250);
         assert_eq!(e.event_id.as_deref(), Some("r-1"));
@@ -758,14 +773,20 @@ mod tests {
             ("auto", "1789050000000", 1_789_050_000_000),
             ("auto", "\"2026-09-10T14:20:00Z\"", 1_789_050_000_000),
             ("auto", "\"1789050000000\"", 1_789_050_000_000),
-            ("rfc3339", "\"2026-09-10T16:20:00.123456789+02:00\"", 1_789_050_000_123),
+            (
+                "rfc3339",
+                "\"2026-09-10T16:20:00.123456789+02:00\"",
+                1_789_050_000_123,
+            ),
             ("epoch_s", "1789050000.5", 1_789_050_000_500),
             ("epoch_s", "\"1789050000\"", 1_789_050_000_000),
             ("epoch_ms", "1789050000000", 1_789_050_000_000),
             ("epoch_us", "1789050000000123", 1_789_050_000_000),
             ("epoch_ns", "1789050000000123456", 1_789_050_000_000),
         ] {
-            let m = mapping(&format!("client_id = \"c\"\nts = \"t\"\nts_format = \"{format}\""));
+            let m = mapping(&format!(
+                "client_id = \"c\"\nts = \"t\"\nts_format = \"{format}\""
+            ));
             let doc = format!(r#"{{"c":"x","t":{value}}}"#);
             assert_eq!(one(&m, &doc).map(|e| e.ts), Ok(want), "{format} {value}");
         }
@@ -787,11 +808,17 @@ mod tests {
         let mut m = mapping(ENVOY);
         let base = r#"{"consumer":"c","start_time":1789050000000"#;
         let doc = |extra: &str| format!("{base}{extra}}}");
-        assert_eq!(one(&m, &doc("")).unwrap().units, 1.0, "absent counts one call");
+        assert_eq!(
+            one(&m, &doc("")).unwrap().units,
+            1.0,
+            "absent counts one call"
+        );
         let d = doc(r#","response_headers":{"x-records-returned":[7,9]}"#);
         assert_eq!(one(&m, &d).unwrap().units, 7.0);
         for bad in [r#""many""#, "-3", "true"] {
-            let d = doc(&format!(r#","response_headers":{{"x-records-returned":{bad}}}"#));
+            let d = doc(&format!(
+                r#","response_headers":{{"x-records-returned":{bad}}}"#
+            ));
             assert_eq!(one(&m, &d).err(), Some(Reject::BadUnits), "{bad}");
         }
         m.units = Some(Units::Constant(2.5));
@@ -816,22 +843,37 @@ mod tests {
         let long = format!(r#"{{"consumer":"{}","start_time":1}}"#, "x".repeat(257));
         assert_eq!(one(&m, &long).err(), Some(Reject::BadClientId));
         assert_eq!(
-            one(&m, r#"{"consumer":"c","start_time":1,"response_code":"abc"}"#).err(),
+            one(
+                &m,
+                r#"{"consumer":"c","start_time":1,"response_code":"abc"}"#
+            )
+            .err(),
             Some(Reject::Malformed)
         );
         assert_eq!(
-            one(&m, r#"{"consumer":"c","start_time":1,"response_code":70000}"#).err(),
+            one(
+                &m,
+                r#"{"consumer":"c","start_time":1,"response_code":70000}"#
+            )
+            .err(),
             Some(Reject::Malformed)
         );
         // "-" is how many gateways write an empty value: absent, not an error
         let e = one(&m, r#"{"consumer":"c","start_time":1,"response_code":"-"}"#).unwrap();
         assert_eq!(e.status, None);
-        let out = decode_all(&m, r#"[{"consumer":"c","start_time":1}, 3, {"start_time":1}]"#);
+        let out = decode_all(
+            &m,
+            r#"[{"consumer":"c","start_time":1}, 3, {"start_time":1}]"#,
+        );
         assert_eq!(out.len(), 3);
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().err(), Some(&Reject::Malformed));
         assert_eq!(out[2].as_ref().err(), Some(&Reject::MissingClientId));
-        assert_eq!(decode_all(&m, "[]").len(), 1, "an empty batch is one rejection");
+        assert_eq!(
+            decode_all(&m, "[]").len(),
+            1,
+            "an empty batch is one rejection"
+        );
     }
 
     #[test]
@@ -849,10 +891,7 @@ mod tests {
             assert!(e.contains(want), "{toml}: {e}");
         }
         assert_eq!(Mapping::default().validate().unwrap_err().0, "client_id");
-        assert_eq!(
-            mapping("client_id = \"a\"").validate().unwrap_err().0,
-            "ts"
-        );
+        assert_eq!(mapping("client_id = \"a\"").validate().unwrap_err().0, "ts");
         let many: Vec<String> = (0..70).map(|i| format!("\"p{i}\"")).collect();
         let m = mapping(&format!("client_id = [{}]\nts = \"t\"", many.join(",")));
         assert_eq!(m.validate().unwrap_err().0, "client_id");

@@ -92,7 +92,10 @@ mod tests {
             let mut rd = ::csv::Reader::from_reader(buf.as_slice());
             let row = rd.records().next().unwrap().unwrap();
             assert_eq!(&row[0], want, "{id:?}");
-            assert_eq!(&row[2], "search", "product names are escaped only when they need it");
+            assert_eq!(
+                &row[2], "search",
+                "product names are escaped only when they need it"
+            );
         }
     }
 }

@@ -2229,8 +2229,8 @@ impl Generator {
             }
             None => {
                 let key = e.ts + jitter;
-                let dup = (retry < dup_rate)
-                    .then(|| (key + retry_delay).min(e.ts + max_dis).max(key));
+                let dup =
+                    (retry < dup_rate).then(|| (key + retry_delay).min(e.ts + max_dis).max(key));
                 (key, dup)
             }
         };

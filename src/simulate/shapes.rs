@@ -20,9 +20,7 @@ use crate::decode::{decode_canonical, Event};
 pub const APISIX_BATCH: usize = 4;
 
 /// The format `overage simulate` writes its events in.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
     /// Canonical access events.
@@ -151,18 +149,28 @@ fn kong(e: &Event<'_>, n: u64) -> Value {
     if let Some(ep) = &e.endpoint {
         request.insert("uri".into(), json!(with_query(ep, n)));
         if n % 2 == 0 {
-            log.insert("route".into(), json!({"paths": [ep], "hosts": null, "id": "r-1"}));
+            log.insert(
+                "route".into(),
+                json!({"paths": [ep], "hosts": null, "id": "r-1"}),
+            );
         }
     }
     log.insert("request".into(), Value::Object(request));
-    let size = e
-        .bytes
-        .map(|v| if n % 2 == 0 { json!(v.to_string()) } else { json!(v) });
+    let size = e.bytes.map(|v| {
+        if n % 2 == 0 {
+            json!(v.to_string())
+        } else {
+            json!(v)
+        }
+    });
     let mut headers = Map::new();
     units_header(e, &mut headers);
     log.insert("response".into(), response(e, size, Some(headers)));
     if let Some(p) = &e.product {
-        log.insert("service".into(), json!({"name": p, "host": "upstream.internal"}));
+        log.insert(
+            "service".into(),
+            json!({"name": p, "host": "upstream.internal"}),
+        );
     }
     common(e, &mut log, "client_ip");
     Value::Object(log)
@@ -185,9 +193,15 @@ fn apisix(e: &Event<'_>) -> Value {
     log.insert("start_time".into(), json!(e.ts));
     log.insert("consumer".into(), json!({"username": e.client_id}));
     log.insert("request".into(), Value::Object(request));
-    log.insert("response".into(), response(e, e.bytes.map(|b| json!(b)), None));
+    log.insert(
+        "response".into(),
+        response(e, e.bytes.map(|b| json!(b)), None),
+    );
     log.insert("route_id".into(), json!("r-1"));
-    log.insert("service_id".into(), json!(e.product.as_deref().unwrap_or("")));
+    log.insert(
+        "service_id".into(),
+        json!(e.product.as_deref().unwrap_or("")),
+    );
     common(e, &mut log, "client_ip");
     Value::Object(log)
 }
