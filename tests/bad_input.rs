@@ -570,8 +570,9 @@ fn kong_batches_mixing_good_and_bad_entries_apply_the_good_ones() {
         ),
         (
             Some(
+                // a consumer name that is no value (a number would be a numeric id)
                 whole
-                    .replace(r#""username":"alpha""#, r#""username":7"#)
+                    .replace(r#""username":"alpha""#, r#""username":{"first":"al"}"#)
                     .into_bytes(),
             ),
             "malformed",

@@ -406,7 +406,8 @@ enum Val<'a> {
     U(u64),
     I(i64),
     F(f64),
-    Bool,
+    /// A boolean, or an object where a value was expected: present but unusable.
+    Other,
 }
 
 /// Walks one document along the trie, filling slots.
@@ -448,6 +449,9 @@ impl<'de: 'a, 'n, 's, 'a> Visitor<'de> for Walk<'n, 's, 'a> {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        if self.node.keys.is_empty() {
+            self.set(Val::Other);
         }
         Ok(())
     }
@@ -503,7 +507,7 @@ impl<'de: 'a, 'n, 's, 'a> Visitor<'de> for Walk<'n, 's, 'a> {
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         let _ = v;
-        self.set(Val::Bool);
+        self.set(Val::Other);
         Ok(())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
@@ -566,14 +570,17 @@ impl<'a> Found<'_, 'a> {
             })
     }
 
-    fn text(&mut self, f: Field) -> Option<Cow<'a, str>> {
-        match self.take(f)? {
-            Val::Str(s) => Some(s),
-            Val::U(n) => Some(Cow::Owned(n.to_string())),
-            Val::I(n) => Some(Cow::Owned(n.to_string())),
-            Val::F(n) => Some(Cow::Owned(n.to_string())),
-            Val::Bool => None,
-        }
+    /// A text field; numbers are written as text (numeric ids), objects and booleans are not
+    /// text: `malformed`, never a silent fall-back to the next path.
+    fn text(&mut self, f: Field) -> Result<Option<Cow<'a, str>>, Reject> {
+        Ok(match self.take(f) {
+            None => None,
+            Some(Val::Str(s)) => Some(s),
+            Some(Val::U(n)) => Some(Cow::Owned(n.to_string())),
+            Some(Val::I(n)) => Some(Cow::Owned(n.to_string())),
+            Some(Val::F(n)) => Some(Cow::Owned(n.to_string())),
+            Some(Val::Other) => return Err(Reject::Malformed),
+        })
     }
 
     /// An optional integer field: absent is fine, present but not an integer in range is not.
@@ -610,7 +617,7 @@ impl<'a> Found<'_, 'a> {
             Val::I(n) => Some(*n as f64),
             Val::F(x) => Some(*x),
             Val::Str(s) => s.trim().parse::<f64>().ok(),
-            Val::Bool => None,
+            Val::Other => None,
         };
         let epoch = |scale: f64| {
             number(&v)
@@ -646,7 +653,7 @@ impl<'a> Found<'_, 'a> {
             Some(Val::I(n)) => n as f64,
             Some(Val::F(x)) => x,
             Some(Val::Str(s)) => s.trim().parse::<f64>().map_err(|_| Reject::BadUnits)?,
-            Some(Val::Bool) => return Err(Reject::BadUnits),
+            Some(Val::Other) => return Err(Reject::BadUnits),
         };
         if u.is_finite() && u >= 0.0 {
             Ok(u)
@@ -656,13 +663,13 @@ impl<'a> Found<'_, 'a> {
     }
 
     fn event(mut self) -> Result<Event<'a>, Reject> {
-        let client_id = self.text(Field::ClientId).ok_or(Reject::MissingClientId)?;
+        let client_id = self.text(Field::ClientId)?.ok_or(Reject::MissingClientId)?;
         if client_id.len() > MAX_CLIENT_ID_BYTES {
             return Err(Reject::BadClientId);
         }
         let ts = self.ts()?;
         let units = self.units()?;
-        let endpoint = self.text(Field::Endpoint).map(|e| match e {
+        let endpoint = self.text(Field::Endpoint)?.map(|e| match e {
             Cow::Borrowed(s) => Cow::Borrowed(s.split('?').next().unwrap_or(s)),
             Cow::Owned(s) => match s.split_once('?') {
                 Some((path, _)) => Cow::Owned(path.to_owned()),
@@ -672,14 +679,14 @@ impl<'a> Found<'_, 'a> {
         Ok(Event {
             ts,
             client_id,
-            event_id: self.text(Field::EventId),
+            event_id: self.text(Field::EventId)?,
             units,
-            product: self.text(Field::Product),
+            product: self.text(Field::Product)?,
             endpoint,
             status: self.integer(Field::Status)?,
             bytes: self.integer(Field::Bytes)?,
-            origin_ip: self.text(Field::OriginIp),
-            origin_country: self.text(Field::OriginCountry),
+            origin_ip: self.text(Field::OriginIp)?,
+            origin_country: self.text(Field::OriginCountry)?,
             origin_asn: self.integer(Field::OriginAsn)?,
         })
     }
@@ -858,6 +865,16 @@ mod tests {
             .err(),
             Some(Reject::Malformed)
         );
+        // present but not a value: malformed, not a silent fall-back to the next path
+        for bad in [r#"{"a":1}"#, "true", r#"[{"a":1}]"#] {
+            let doc = format!(
+                r#"{{"consumer":{bad},"request_headers":{{"x-api-key":"k"}},"start_time":1}}"#
+            );
+            assert_eq!(one(&m, &doc).err(), Some(Reject::Malformed), "{bad}");
+        }
+        // numeric ids are ids
+        let e = one(&m, r#"{"consumer":7,"start_time":1}"#).unwrap();
+        assert_eq!(e.client_id, "7");
         // "-" is how many gateways write an empty value: absent, not an error
         let e = one(&m, r#"{"consumer":"c","start_time":1,"response_code":"-"}"#).unwrap();
         assert_eq!(e.status, None);
