@@ -35,6 +35,16 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 pub const MIN_TS: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
 pub const MAX_TS: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 
+/// Largest `units` one call may carry. No API returns a trillion records in one response; a
+/// larger value is a corrupt or hostile message, and accepting it would saturate the f32
+/// windows (to infinity, and from there NaN ratios) for that client, so it is `bad_units`.
+pub const MAX_UNITS: f64 = 1e12;
+
+/// Whether `u` is a number of units one call can carry: finite, `0..=MAX_UNITS`.
+pub fn units_ok(u: f64) -> bool {
+    (0.0..=MAX_UNITS).contains(&u)
+}
+
 /// One API call, as the detectors see it. Strings borrow from the input buffer when they can.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
@@ -63,7 +73,7 @@ pub enum Reject {
     BadTimestamp,
     /// `ts` further in the future than the configured skew allows.
     FutureTimestamp,
-    /// `units` negative, not finite or not a number.
+    /// `units` negative, above [`MAX_UNITS`], not finite or not a number.
     BadUnits,
     /// The message is larger than `max_event_bytes`.
     TooLarge,
@@ -218,7 +228,7 @@ impl<'a> RawEvent<'a> {
         };
         let units = match self.units {
             RawUnits::Missing => 1.0,
-            RawUnits::Ok(u) if u.is_finite() && u >= 0.0 => u,
+            RawUnits::Ok(u) if units_ok(u) => u,
             RawUnits::Ok(_) | RawUnits::Invalid => return Err(Reject::BadUnits),
         };
         Ok(Event {
@@ -473,6 +483,14 @@ mod tests {
             (r#"{"ts":true,"client_id":"a"}"#, Reject::BadTimestamp),
             (r#"{"ts":{"a":1},"client_id":"a"}"#, Reject::BadTimestamp),
             (r#"{"ts":1,"client_id":"a","units":-1}"#, Reject::BadUnits),
+            (
+                r#"{"ts":1,"client_id":"a","units":2.5e44}"#,
+                Reject::BadUnits,
+            ),
+            (
+                r#"{"ts":1,"client_id":"a","units":1000000000001}"#,
+                Reject::BadUnits,
+            ),
             (r#"{"ts":1,"client_id":"a","units":"5"}"#, Reject::BadUnits),
             (r#"{"ts":1,"client_id":"a","units":[5]}"#, Reject::BadUnits),
         ];

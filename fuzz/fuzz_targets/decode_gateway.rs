@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use overage::decode::kong::{ClientSource, KongOptions};
 use overage::decode::mapping::{Mapping, Paths, TimeFormat, Units};
-use overage::decode::{Decoder, Format, MAX_CLIENT_ID_BYTES, MAX_TS, MIN_TS};
+use overage::decode::{units_ok, Decoder, Format, MAX_CLIENT_ID_BYTES, MAX_TS, MIN_TS};
 
 fn decoders() -> Vec<Decoder> {
     let none = Mapping::default();
@@ -21,11 +21,17 @@ fn decoders() -> Vec<Decoder> {
         client_id_header: Some("apikey".into()),
     };
     let units = Mapping {
-        units: Some(Units::From(Paths::of(&["response.headers.x-records-returned"]))),
+        units: Some(Units::From(Paths::of(&[
+            "response.headers.x-records-returned",
+        ]))),
         ..Mapping::default()
     };
     let generic = Mapping {
-        client_id: Some(Paths::of(&["consumer", "request_headers.x-api-key", "who.0.name"])),
+        client_id: Some(Paths::of(&[
+            "consumer",
+            "request_headers.x-api-key",
+            "who.0.name",
+        ])),
         ts: Some(Paths::of(&["start_time", "t"])),
         ts_format: Some(TimeFormat::EpochS),
         units: Some(Units::From(Paths::of(&["n", "tags.1"]))),
@@ -39,7 +45,12 @@ fn decoders() -> Vec<Decoder> {
         Decoder::new(Format::Kong, 64 * 1024, &kong_header, &units),
         Decoder::new(Format::Apisix, 64 * 1024, &KongOptions::default(), &none),
         Decoder::new(Format::Tyk, 64 * 1024, &KongOptions::default(), &none),
-        Decoder::new(Format::Mapping, 64 * 1024, &KongOptions::default(), &generic),
+        Decoder::new(
+            Format::Mapping,
+            64 * 1024,
+            &KongOptions::default(),
+            &generic,
+        ),
     ]
 }
 
@@ -54,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!ev.client_id.is_empty(), "accepted an empty client_id");
                 assert!(ev.client_id.len() <= MAX_CLIENT_ID_BYTES);
                 assert!((MIN_TS..=MAX_TS).contains(&ev.ts), "time out of range");
-                assert!(ev.units.is_finite() && ev.units >= 0.0, "bad units accepted");
+                assert!(units_ok(ev.units), "bad units accepted: {}", ev.units);
                 if i == 0 {
                     assert_eq!(ev.units, 1.0, "a Kong log line is one call by default");
                 }

@@ -23,7 +23,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::{CowStr, Event, Reject, MAX_CLIENT_ID_BYTES, MAX_TS, MIN_TS};
+use super::{units_ok, CowStr, Event, Reject, MAX_CLIENT_ID_BYTES, MAX_TS, MAX_UNITS, MIN_TS};
 use crate::time::{parse_rfc3339, Millis};
 
 /// Most distinct paths one mapping may read (they are slots filled per event).
@@ -135,10 +135,12 @@ impl<'de> Deserialize<'de> for Units {
                 f.write_str("a number of units per call, or the field path(s) holding it")
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Units, E> {
-                if v.is_finite() && v >= 0.0 {
+                if units_ok(v) {
                     Ok(Units::Constant(v))
                 } else {
-                    Err(E::custom("units per call must be a number >= 0"))
+                    Err(E::custom(format_args!(
+                        "units per call must be a number from 0 to {MAX_UNITS:e}"
+                    )))
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Units, E> {
@@ -655,7 +657,7 @@ impl<'a> Found<'_, 'a> {
             Some(Val::Str(s)) => s.trim().parse::<f64>().map_err(|_| Reject::BadUnits)?,
             Some(Val::Other) => return Err(Reject::BadUnits),
         };
-        if u.is_finite() && u >= 0.0 {
+        if units_ok(u) {
             Ok(u)
         } else {
             Err(Reject::BadUnits)
@@ -822,7 +824,7 @@ mod tests {
         );
         let d = doc(r#","response_headers":{"x-records-returned":[7,9]}"#);
         assert_eq!(one(&m, &d).unwrap().units, 7.0);
-        for bad in [r#""many""#, "-3", "true"] {
+        for bad in [r#""many""#, "-3", "true", "1e13", r#""2e40""#] {
             let d = doc(&format!(
                 r#","response_headers":{{"x-records-returned":{bad}}}"#
             ));
