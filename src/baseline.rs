@@ -12,7 +12,13 @@
 //!   weekly peaks are known after a week: the warm-up before this baseline may alert;
 //! - it is robust to the anomalies it exists to catch: an hour above `clip ×` the expectation is
 //!   learned as `clip ×` the expectation, and the owner freezes learning entirely while an alert
-//!   on this client's consumption is firing, so an incident never becomes the new normal.
+//!   on this client's consumption is firing, so an incident never becomes the new normal;
+//! - and to drops, which are not anomalies it alerts on but would make the next normal day look
+//!   like one: an hour far below the expectation (a public holiday, an outage, an onboarding
+//!   ramp) is not learned unless the drop lasts two days; a day far from its prediction moves no
+//!   weekday factor; and the first week's factors are taken robustly (a day far from the median
+//!   of its kind, weekdays or weekend, counts as that median), so one holiday in the first week
+//!   does not make the same weekday look like a jump for weeks.
 //!
 //! After a long silence the client is relearned from scratch rather than compared with a
 //! baseline from another era.
@@ -70,7 +76,16 @@ pub struct Seasonal {
     last_hour: i32,
     /// Hours since the client last had traffic (for the reset after a long silence).
     quiet_hours: u32,
+    /// Consecutive hours far below the expectation (not learned until they last two days).
+    low_hours: u16,
 }
+
+/// An hour below this fraction of its expectation is a drop, not learned...
+const DROP_FRACTION: f32 = 0.3;
+/// ...unless the drop has lasted this long: then it is the client's new normal.
+const DROP_ACCEPT_HOURS: u16 = 48;
+/// A day whose total is outside `[1/x, x] ×` its prediction teaches no weekday factor.
+const OUTLIER_DAY: f64 = 2.0;
 
 impl Default for Seasonal {
     fn default() -> Self {
@@ -84,6 +99,7 @@ impl Default for Seasonal {
             learned_hours: 0,
             last_hour: i32::MIN,
             quiet_hours: 0,
+            low_hours: 0,
         }
     }
 }
@@ -156,7 +172,16 @@ impl Seasonal {
         let n = self.learned_hours as f32;
         let season = self.hour_of_day[h] * self.weekday[d];
         if self.learned_hours >= 24 && self.level > 0.0 {
-            rate = rate.min(p.clip * self.level * season);
+            let expected = self.level * season;
+            if rate < DROP_FRACTION * expected {
+                self.low_hours = self.low_hours.saturating_add(1);
+                if self.low_hours < DROP_ACCEPT_HOURS {
+                    return;
+                }
+            } else {
+                self.low_hours = 0;
+            }
+            rate = rate.min(p.clip * expected);
         }
         let a_level = p.alpha_level.max(1.0 / (n + 1.0));
         self.level += a_level * (rate / season.max(1e-3) - self.level);
@@ -178,7 +203,6 @@ impl Seasonal {
         if frozen || total <= 0.0 {
             return;
         }
-        let factor = |day: f64| ((day * 7.0 / total) as f32).clamp(0.05, 4.0 * p.clip);
         if !self.weekdays_known {
             // Seven complete days are in: set every weekday at once, and the level to that
             // week's mean, which the unseasonal first week could only approximate.
@@ -186,6 +210,12 @@ impl Seasonal {
             if self.learned_hours < 7 * 24 + partial_first_day {
                 return;
             }
+            let week = robust_week(&week);
+            let total: f64 = week.iter().sum();
+            if total <= 0.0 {
+                return;
+            }
+            let factor = |day: f64| ((day * 7.0 / total) as f32).clamp(0.05, 4.0 * p.clip);
             for (slot, &day) in self.weekday.iter_mut().zip(week.iter()) {
                 *slot = factor(day);
             }
@@ -193,6 +223,12 @@ impl Seasonal {
             self.level = (total / (7.0 * 24.0 * 60.0)) as f32;
             self.weekdays_known = true;
         } else {
+            let predicted = self.level as f64 * 24.0 * 60.0 * self.weekday[d] as f64;
+            let ratio = week[d] / predicted.max(f64::MIN_POSITIVE);
+            if !(1.0 / OUTLIER_DAY..=OUTLIER_DAY).contains(&ratio) {
+                return;
+            }
+            let factor = |day: f64| ((day * 7.0 / total) as f32).clamp(0.05, 4.0 * p.clip);
             let weeks = (self.learned_hours / (24 * 7)) as f32;
             let a = p.alpha_weekday.max(1.0 / weeks.max(1.0));
             self.weekday[d] += a * (factor(week[d]) - self.weekday[d]);
@@ -219,6 +255,25 @@ impl Seasonal {
         }
         total
     }
+}
+
+/// A first week with its outlier days (a holiday, a ramp) replaced by the median of their kind:
+/// weekdays (Monday to Friday) and weekend days are alike among themselves, not with each other.
+fn robust_week(week: &[f64; 7]) -> [f64; 7] {
+    let median = |xs: &mut Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    let work = median(&mut week[..5].to_vec());
+    let rest = median(&mut week[5..].to_vec());
+    let mut out = *week;
+    for (d, x) in out.iter_mut().enumerate() {
+        let m = if d < 5 { work } else { rest.max(*x) };
+        if m > 0.0 && !(m / OUTLIER_DAY..=m * OUTLIER_DAY).contains(x) {
+            *x = m;
+        }
+    }
+    out
 }
 
 /// Scale `xs` to mean 1, keeping the shape.

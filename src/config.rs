@@ -459,7 +459,9 @@ impl Default for OverContractConfig {
     fn default() -> Self {
         OverContractConfig {
             enabled: true,
-            windows: vec![WindowPair::mins(5, 15), WindowPair::mins(60, 360)],
+            // the long windows are at least the contract's hour: an hourly batch job within
+            // its contract never fires
+            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
             min_events: 10.0,
         }
     }
@@ -487,7 +489,7 @@ impl Default for BaselineJumpConfig {
             contracted: false,
             alert_at: 1.8,
             page_at: 4.0,
-            windows: vec![WindowPair::mins(5, 15), WindowPair::mins(60, 360)],
+            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
             min_events: 30.0,
         }
     }

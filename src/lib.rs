@@ -19,6 +19,9 @@
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
 //! - [`checkpoint`]: a partition's state and offset, encoded and kept in a durable store.
 //! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
+//! - [`simulate`], [`score`], [`peers`] and [`quality`]: labelled scenarios (a hand-written
+//!   month, or a fleet sampled from distributions), graded against their truth side by side
+//!   with the Prometheus rules users would write instead.
 //! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
 //!   rollups, over recorded events or a running service's usage API.
 //!
@@ -39,6 +42,8 @@ pub mod demo;
 pub mod detect;
 pub mod engine;
 pub mod intern;
+pub mod peers;
+pub mod quality;
 pub mod replay;
 pub mod report;
 pub mod rollup;

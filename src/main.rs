@@ -62,6 +62,11 @@ struct SimulateArgs {
     /// Multiplies every client's traffic (and contracts and caps with it).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Instead of the standard 32-client scenario, a fleet of N clients sampled from
+    /// distributions (rates, units, timezones, holidays, ramps, growth, batch jobs), a third
+    /// of them with an incident swept by magnitude, duration and time of day.
+    #[arg(long, value_name = "N")]
+    fleet: Option<u32>,
     /// Write the events as a gateway logs them (beside them, `overage.toml` reads them back:
     /// `overage replay --config DIR/overage.toml ...`).
     #[arg(long, value_enum, default_value_t = overage::simulate::shapes::Shape::Json)]
@@ -71,14 +76,33 @@ struct SimulateArgs {
 #[derive(Args)]
 struct ScoreArgs {
     /// truth.json written by `overage simulate`.
-    #[arg(long, value_name = "FILE")]
-    truth: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "fleet")]
+    truth: Option<PathBuf>,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Instead of files: for each of --seeds, simulate a fleet of N clients in process, run
+    /// overage (as --config sets it) and the Prometheus rules users would write instead
+    /// (static and z-score) on the same events, and print them side by side.
+    #[arg(long, value_name = "N", conflicts_with_all = ["truth", "alerts"])]
+    fleet: Option<u32>,
+    /// Seeds of the fleets (comma separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        requires = "fleet"
+    )]
+    seeds: Vec<u64>,
+    /// Days each fleet runs.
+    #[arg(long, default_value_t = 28, requires = "fleet")]
+    days: u32,
+    /// overage's configuration for --fleet (default: the built-in defaults).
+    #[arg(long, value_name = "FILE", requires = "fleet")]
+    config: Option<PathBuf>,
     /// Alert transitions, one JSON object per line (the stdout of `overage replay`).
-    #[arg(value_name = "ALERTS")]
-    alerts: PathBuf,
+    #[arg(value_name = "ALERTS", required_unless_present = "fleet")]
+    alerts: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -492,6 +516,7 @@ fn cmd_simulate(a: SimulateArgs) -> Result<()> {
         seed: a.seed,
         days: a.days,
         scale: a.scale,
+        fleet: a.fleet,
         ..Default::default()
     };
     let started = std::time::Instant::now();
@@ -509,11 +534,62 @@ fn cmd_simulate(a: SimulateArgs) -> Result<()> {
 }
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
-    let report = overage::score::score_files(&a.truth, &a.alerts)?;
+    if let Some(n) = a.fleet {
+        return score_fleet(&a, n);
+    }
+    let (Some(truth), Some(alerts)) = (&a.truth, &a.alerts) else {
+        anyhow::bail!("--truth and ALERTS are required without --fleet");
+    };
+    let report = overage::score::score_files(truth, alerts)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{report}");
+    }
+    Ok(())
+}
+
+fn score_fleet(a: &ScoreArgs, n: u32) -> Result<()> {
+    let cfg = a
+        .config
+        .as_deref()
+        .map(Config::load)
+        .transpose()?
+        .unwrap_or_default();
+    let mut runs = Vec::new();
+    for &seed in &a.seeds {
+        let started = std::time::Instant::now();
+        let p = overage::simulate::SimParams {
+            seed,
+            days: a.days,
+            fleet: Some(n),
+            ..Default::default()
+        };
+        let c = overage::quality::compare(&p, &cfg)?;
+        eprintln!(
+            "seed {seed}: {} clients, {} anomalies, {} lines in {:.1}s",
+            c.truth.clients.len(),
+            c.truth.anomalies.len(),
+            c.lines,
+            started.elapsed().as_secs_f64()
+        );
+        if a.json {
+            println!("{}", serde_json::to_string(&c.overage)?);
+        } else {
+            println!("## seed {seed}: overage\n\n{}", c.overage);
+        }
+        runs.push(c);
+    }
+    let rows = overage::quality::rows(&runs);
+    if a.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        println!(
+            "## {} seeds x {n} clients x {} days\n\n{}",
+            a.seeds.len(),
+            a.days,
+            overage::quality::table(&rows)
+        );
     }
     Ok(())
 }

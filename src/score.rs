@@ -16,8 +16,14 @@
 //!   than once outside all of its client's anomaly windows (on a well-behaved client: more
 //!   than once at all);
 //! - **precision** is matching firings over all firings; **recall** detected over anomalies.
-//!
-//! `resolved` transitions are counted but not scored.
+//! - a **false page** is a false firing of severity `critical`; false firings are also given
+//!   per 1,000 client-days, so fleets of different sizes compare;
+//! - a **re-fire** is every firing of one alert (kind and severity) inside an anomaly's window
+//!   after its first: one overage should be one alert, however long;
+//! - a **stuck** alert is still firing 6 h after its anomaly ended (or after it fired, for a
+//!   false one), or never resolves although the run went on that long;
+//! - when the truth says when an anomaly became clearly detectable, delays are measured from
+//!   there, and grouped by kind and magnitude.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -34,6 +40,9 @@ pub const LATE_GRACE_MS: i64 = 2 * HOUR_MS;
 /// How long before an anomaly's start an alert about it still counts (an anomaly's start is a
 /// modelling choice; a detector a few minutes ahead of it is not wrong).
 pub const EARLY_GRACE_MS: i64 = 10 * MINUTE_MS;
+/// An alert still firing this long after its anomaly ended (or after it fired, if false) is
+/// stuck.
+pub const STUCK_AFTER_MS: i64 = 6 * HOUR_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
@@ -178,6 +187,8 @@ pub struct AnomalyResult {
     pub expect: Vec<String>,
     pub start: String,
     pub end: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magnitude: Option<f64>,
     pub detected: bool,
     /// Seconds from the anomaly's start to the first detecting firing (negative if it came in
     /// the early grace).
@@ -195,6 +206,21 @@ pub struct FalseFiring {
     pub at: String,
     /// The client's scenario role, `well_behaved`, or `unknown` for clients not in the truth.
     pub client_role: String,
+    /// The legitimate behaviours the fleet gave that client (holiday, ramp, heavy_tail, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_traits: Vec<String>,
+}
+
+/// An alert that did not resolve in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stuck {
+    pub client_id: String,
+    pub fingerprint: String,
+    pub fired: String,
+    /// When it resolved, if it did.
+    pub resolved: Option<String>,
+    /// The anomaly it was about, or `false` for a false firing.
+    pub context: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,8 +244,18 @@ pub struct Report {
     pub false_firings: usize,
     pub precision: f64,
     pub false_by_kind: BTreeMap<String, usize>,
+    /// False firings of severity `critical`.
+    pub false_pages: usize,
+    /// Clients with traffic × days of the run.
+    pub client_days: f64,
+    pub false_per_1000_client_days: f64,
+    /// Firings of an alert inside one anomaly's window after its first.
+    pub refires: usize,
+    pub stuck: Vec<Stuck>,
     pub flaps: Vec<Flap>,
     pub by_kind: Vec<GroupStats>,
+    /// By expected kind and magnitude (`over_contract 4x`, `out_of_contract_product 15%`).
+    pub by_magnitude: Vec<GroupStats>,
     pub by_scenario: Vec<GroupStats>,
     pub results: Vec<AnomalyResult>,
     pub false_list: Vec<FalseFiring>,
@@ -311,6 +347,13 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
     for a in &truth.anomalies {
         by_client.entry(a.client_id.as_str()).or_default().push(a);
     }
+    let traits_of = |client: &str| -> Vec<String> {
+        truth
+            .clients
+            .iter()
+            .find(|c| c.client_id == client)
+            .map_or_else(Vec::new, |c| c.traits.clone())
+    };
     let role_of = |client: &str| -> String {
         if truth.is_well_behaved(client) {
             "well_behaved".to_owned()
@@ -335,8 +378,9 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
             expect: a.expect.clone(),
             start: format_rfc3339(a.start_ms),
             end: format_rfc3339(a.end_ms),
+            magnitude: a.magnitude,
             detected: first.is_some(),
-            delay_s: first.map(|f| (f.at_ms - a.start_ms) as f64 / 1000.0),
+            delay_s: first.map(|f| (f.at_ms - a.detectable()) as f64 / 1000.0),
             detected_by: first.map(|f| format!("{} {}", f.alert, f.severity)),
         });
     }
@@ -362,6 +406,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
                 severity: f.severity.clone(),
                 at: f.at.clone(),
                 client_role: role_of(&f.client_id),
+                client_traits: traits_of(&f.client_id),
             });
         }
     }
@@ -402,7 +447,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
                 alert,
                 fingerprint: identity.clone(),
                 firings: outside,
-                context: "outside anomalies".to_owned(),
+                context: OUTSIDE.to_owned(),
             });
         }
     }
@@ -427,7 +472,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
                     });
                     (
                         first.is_some(),
-                        first.map(|f| (f.at_ms - a.start_ms) as f64 / 1000.0),
+                        first.map(|f| (f.at_ms - a.detectable()) as f64 / 1000.0),
                     )
                 })
                 .collect();
@@ -453,8 +498,65 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
         })
         .collect();
 
+    let mut magnitudes: Vec<(usize, String, i64)> = Vec::new();
+    let magnitude_key = |r: &AnomalyResult| -> (usize, String, i64) {
+        let k = r.expect.first().cloned().unwrap_or_default();
+        let m = r.magnitude.map_or(0, |m| (m * 100.0).round() as i64);
+        (kind_rank(&k).0, k, m)
+    };
+    for r in &results {
+        let key = magnitude_key(r);
+        if !magnitudes.contains(&key) {
+            magnitudes.push(key);
+        }
+    }
+    magnitudes.sort();
+    let by_magnitude = magnitudes
+        .iter()
+        .map(|key| {
+            let rows: Vec<(bool, Option<f64>)> = results
+                .iter()
+                .filter(|r| magnitude_key(r) == *key)
+                .map(|r| (r.detected, r.delay_s))
+                .collect();
+            let (_, k, m) = key;
+            let name = match (*m, k.as_str()) {
+                (0, _) => k.clone(),
+                (m, kind::OVER_CONTRACT | kind::BASELINE_JUMP | kind::CAP_FORECAST) => {
+                    format!("{k} {}x", m as f64 / 100.0)
+                }
+                (m, _) => format!("{k} {m}%"),
+            };
+            group_stats(&name, &rows)
+        })
+        .collect();
+
+    let refires = flaps
+        .iter()
+        .filter(|f| f.context != OUTSIDE)
+        .map(|f| f.firings - 1)
+        .sum();
+    let stuck = stuck_alerts(truth, alerts, &by_client);
+    let false_pages = false_list
+        .iter()
+        .filter(|f| f.severity == "critical")
+        .count();
+    let days = (truth.end_ms - truth.start_ms) as f64 / (24 * HOUR_MS) as f64;
+    let active = truth.clients.iter().filter(|c| c.events > 0).count();
+    let client_days = days * active as f64;
+
     let detected = results.iter().filter(|r| r.detected).count();
     Report {
+        false_pages,
+        client_days,
+        false_per_1000_client_days: if client_days > 0.0 {
+            false_list.len() as f64 * 1000.0 / client_days
+        } else {
+            0.0
+        },
+        refires,
+        stuck,
+        by_magnitude,
         anomalies: results.len(),
         detected,
         recall: ratio(detected, results.len()),
@@ -470,6 +572,55 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
         results,
         false_list,
     }
+}
+
+const OUTSIDE: &str = "outside anomalies";
+
+/// Alerts that stayed firing [`STUCK_AFTER_MS`] past their anomaly's end (or their own start,
+/// when they match no anomaly).
+fn stuck_alerts(
+    truth: &Truth,
+    alerts: &[AlertRecord],
+    by_client: &BTreeMap<&str, Vec<&Anomaly>>,
+) -> Vec<Stuck> {
+    let mut by_identity: BTreeMap<String, Vec<&AlertRecord>> = BTreeMap::new();
+    for a in alerts {
+        by_identity.entry(a.identity()).or_default().push(a);
+    }
+    let mut out = Vec::new();
+    for (identity, mut list) in by_identity {
+        list.sort_by_key(|a| (a.at_ms, !a.is_firing()));
+        for (i, f) in list.iter().enumerate() {
+            if !f.is_firing() {
+                continue;
+            }
+            let resolved = list[i + 1..]
+                .iter()
+                .find(|r| !r.is_firing())
+                .map(|r| r.at_ms);
+            let anomaly = by_client.get(f.client_id.as_str()).and_then(|l| {
+                l.iter().find(|a| {
+                    (a.expect.contains(&f.alert) || a.allow.contains(&f.alert))
+                        && in_match_window(a, f.at_ms)
+                })
+            });
+            let due = anomaly.map_or(f.at_ms, |a| a.end_ms.max(f.at_ms)) + STUCK_AFTER_MS;
+            let late = match resolved {
+                Some(r) => r > due,
+                None => truth.end_ms > due,
+            };
+            if late {
+                out.push(Stuck {
+                    client_id: f.client_id.clone(),
+                    fingerprint: identity.clone(),
+                    fired: f.at.clone(),
+                    resolved: resolved.map(format_rfc3339),
+                    context: anomaly.map_or_else(|| "false".to_owned(), |a| a.scenario.clone()),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `9m30s`, `45s`, `2h05m`: delays as people read them.
@@ -527,13 +678,28 @@ impl fmt::Display for Report {
             self.resolved,
             self.flaps.len()
         )?;
+        writeln!(
+            f,
+            "false firings: {:.2} per 1,000 client-days ({:.0} client-days), {} of them pages; \
+             re-fires inside anomalies: {}; stuck alerts: {}",
+            self.false_per_1000_client_days,
+            self.client_days,
+            self.false_pages,
+            self.refires,
+            self.stuck.len()
+        )?;
         writeln!(f)?;
         write_groups(f, "alert kind", &self.by_kind)?;
+        if self.by_magnitude.iter().any(|g| g.name.contains(' ')) {
+            writeln!(f)?;
+            write_groups(f, "kind and magnitude", &self.by_magnitude)?;
+        }
         writeln!(f)?;
         write_groups(f, "scenario", &self.by_scenario)?;
         writeln!(
             f,
-            "(delay: from the anomaly's start to its first firing; negative when ahead of it)"
+            "(delay: from when the anomaly is clearly detectable (else its start) to its first \
+             firing; negative when ahead of it)"
         )?;
         let missed: Vec<&AnomalyResult> = self.results.iter().filter(|r| !r.detected).collect();
         if !missed.is_empty() {
@@ -561,12 +727,31 @@ impl fmt::Display for Report {
             for x in self.false_list.iter().take(SHOWN) {
                 writeln!(
                     f,
-                    "  {} {} {} [{}] ({})",
-                    x.at, x.client_id, x.alert, x.severity, x.client_role
+                    "  {} {} {} [{}] ({}{}{})",
+                    x.at,
+                    x.client_id,
+                    x.alert,
+                    x.severity,
+                    x.client_role,
+                    if x.client_traits.is_empty() { "" } else { "; " },
+                    x.client_traits.join(", ")
                 )?;
             }
             if self.false_list.len() > SHOWN {
                 writeln!(f, "  ... and {} more", self.false_list.len() - SHOWN)?;
+            }
+        }
+        if !self.stuck.is_empty() {
+            writeln!(f, "\nstuck:")?;
+            for x in self.stuck.iter().take(25) {
+                writeln!(
+                    f,
+                    "  {} fired {} resolved {} ({})",
+                    x.fingerprint,
+                    x.fired,
+                    x.resolved.as_deref().unwrap_or("never"),
+                    x.context
+                )?;
             }
         }
         if !self.flaps.is_empty() {
@@ -608,6 +793,8 @@ mod tests {
             start: String::new(),
             end: String::new(),
             description: String::new(),
+            magnitude: None,
+            detectable_ms: None,
         }
     }
 
@@ -618,6 +805,7 @@ mod tests {
             contracted: true,
             events: 1,
             cap_crossings: Default::default(),
+            traits: Vec::new(),
         };
         Truth {
             params: SimParams::default(),

@@ -149,16 +149,18 @@ fn a_jump_fires_once_and_resolves_once() {
     assert_eq!(resolve.state, State::Resolved);
     assert_eq!(fire.fingerprint, resolve.fingerprint);
     assert_eq!(resolve.since, fire.at);
-    // 2.5x on a client making only 10 calls a minute: the excess over 1.5x must be
-    // significant, which takes a little longer than for busier clients
+    // the contract is per hour: at 2.5x the hour reaches 1.5x after 20 minutes (22 without
+    // its 3 most intense minutes), and a short burst before that proves nothing
     let delay = at(fire) - jump;
     assert!(
-        delay > 3 * MINUTE_MS && delay <= 12 * MINUTE_MS,
+        (20 * MINUTE_MS..=25 * MINUTE_MS).contains(&delay),
         "delay {delay}"
     );
+    // it holds while the contract's hour is over 1.35x (46 minutes after the end here), then
+    // resolves after 10 minutes clear: one alert for the episode, not one per dip
     let clear = at(resolve) - end_jump;
     assert!(
-        clear > 0 && clear <= 30 * MINUTE_MS,
+        clear > 0 && clear <= 60 * MINUTE_MS,
         "resolved {clear} ms after the end"
     );
     assert_eq!(

@@ -17,7 +17,8 @@ use std::time::Instant;
 use overage::score::{self, Report};
 use overage::simulate::{self, reason, shapes::Shape, SimParams, Truth};
 
-/// Sudden-jump incidents (contracted and not) must be caught within this median delay.
+/// Sudden-jump incidents (contracted and not) must be caught within this median delay of
+/// becoming clearly detectable (the contract's hour 1.5x over, significantly).
 const MAX_MEDIAN_JUMP_DELAY_S: f64 = 600.0;
 
 fn workdir() -> (Option<tempfile::TempDir>, PathBuf) {

@@ -33,7 +33,7 @@ pub use store::Store;
 pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
 /// are also kept by arrival.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]

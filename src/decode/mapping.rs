@@ -901,7 +901,7 @@ mod tests {
             ("client_id = \"a..b\"", "`a..b` is not a field path"),
             ("client_id = \"\"", "is not a field path"),
             ("client_id = []", "at least one"),
-            ("units = -1", ">= 0"),
+            ("units = -1", "from 0 to"),
             ("units = \"x.\"", "`x.` is not a field path"),
             ("ts_format = \"epoch_days\"", "epoch_days"),
             ("clientid = \"a\"", "clientid"),

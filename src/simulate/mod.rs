@@ -18,6 +18,7 @@
 //! Everything is a deterministic function of [`SimParams`]: traffic and faults use separate
 //! random streams, so changing the fault rates does not change the traffic.
 
+pub mod fleet;
 pub mod shapes;
 
 use std::cmp::{Ordering, Reverse};
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Gamma, Normal, Poisson};
+use rand_distr::{Distribution, Gamma, LogNormal, Normal, Poisson};
 use serde::{Deserialize, Serialize};
 
 use crate::time::{format_rfc3339, month_of, month_start, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -80,6 +81,9 @@ pub struct SimParams {
     pub max_disorder_ms: i64,
     /// Garbage lines per event (spread over the decoder's rejection reasons).
     pub malformed_rate: f64,
+    /// A fleet of this many sampled clients ([`fleet`]) instead of the standard scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<u32>,
 }
 
 impl Default for SimParams {
@@ -92,6 +96,7 @@ impl Default for SimParams {
             duplicate_rate: 0.005,
             max_disorder_ms: 20_000,
             malformed_rate: 0.0005,
+            fleet: None,
         }
     }
 }
@@ -229,6 +234,21 @@ pub struct Anomaly {
     pub end: String,
     #[serde(default)]
     pub description: String,
+    /// How far over: the multiple of the contract (or of the client's usual rate) for volume
+    /// incidents, the share of calls for scope and origin incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magnitude: Option<f64>,
+    /// When the incident becomes clearly detectable (enough calls at the new level to tell it
+    /// from noise); delays are measured from here. `start_ms` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectable_ms: Option<i64>,
+}
+
+impl Anomaly {
+    /// Where delays are measured from.
+    pub fn detectable(&self) -> i64 {
+        self.detectable_ms.unwrap_or(self.start_ms)
+    }
 }
 
 /// Per-client facts, for reports and debugging.
@@ -242,6 +262,10 @@ pub struct ClientTruth {
     /// First month-to-date cap crossing per month (`YYYY-MM` → event time), if any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cap_crossings: BTreeMap<String, i64>,
+    /// Legitimate behaviours the fleet sampled for it (`holiday`, `ramp`, `growth`, `batch`,
+    /// `heavy_tail`, ...), to tell which kind of client a false alert came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traits: Vec<String>,
 }
 
 /// Delivery faults injected into the stream.
@@ -429,6 +453,13 @@ pub struct ClientSpec {
     pub peak_per_min: f64,
     pub units_mean: f64,
     pub units_cv: f64,
+    /// Heavy-tailed units: lognormal with this σ (and mean `units_mean`) instead of a gamma
+    /// with `units_cv`.
+    pub units_sigma: Option<f64>,
+    /// An hourly batch job: all of an hour's calls in its first this many minutes (0: spread).
+    pub batch_minutes: u32,
+    /// Legitimate behaviours, for the truth (see [`ClientTruth::traits`]).
+    pub traits: Vec<&'static str>,
     /// Offset of the client's local time from UTC, minutes.
     pub tz_minutes: i32,
     pub diurnal: Diurnal,
@@ -472,6 +503,31 @@ impl ClientSpec {
         OK_SHARE * per_call
     }
 
+    /// Units per effective Poisson call, `E[u²]/E[u]`: how much noisier a sum of this
+    /// client's units is than a count of its calls.
+    pub fn units_dispersion(&self) -> f64 {
+        let (mut e1, mut e2) = (0.0, 0.0);
+        for c in &self.calls {
+            let (m1, m2) = match c.units {
+                CallUnits::One => (1.0, 1.0),
+                CallUnits::Records => {
+                    let m = self.units_mean;
+                    match self.units_sigma {
+                        Some(s) => (m, m * m * (s * s).exp()),
+                        None => (m, m * m * (1.0 + self.units_cv * self.units_cv)),
+                    }
+                }
+            };
+            e1 += c.weight * m1;
+            e2 += c.weight * m2;
+        }
+        if e1 > 0.0 {
+            e2 / e1
+        } else {
+            1.0
+        }
+    }
+
     /// The contracted rate in events per minute, if contracted.
     pub fn contract_events_per_min(&self) -> Option<f64> {
         let c = self.contract.as_ref()?;
@@ -493,6 +549,14 @@ impl ClientSpec {
             return 0.0;
         }
         let mut rate = self.seasonal(t);
+        if self.batch_minutes > 0 {
+            let minute = t.rem_euclid(HOUR_MS) / MINUTE_MS;
+            rate = if minute < self.batch_minutes as i64 {
+                rate * 60.0 / self.batch_minutes as f64
+            } else {
+                0.0
+            };
+        }
         let h = (t.div_euclid(HOUR_MS) - self.first_hour) as usize;
         if let Some(&n) = self.hourly_noise.get(h) {
             rate *= n as f64;
@@ -671,6 +735,8 @@ pub struct Planned {
     pub start_ms: i64,
     pub end_ms: i64,
     pub description: String,
+    pub magnitude: Option<f64>,
+    pub detectable_ms: Option<i64>,
 }
 
 /// Client specifications and planned incidents of a run.
@@ -681,8 +747,9 @@ pub struct Scenario {
     pub end_ms: i64,
     pub clients: Vec<ClientSpec>,
     pub planned: Vec<Planned>,
-    /// The client whose monthly cap runs out, if the run spans a month boundary.
-    pub cap_client: Option<usize>,
+    /// The clients whose monthly cap runs out, with when their pace changed (the truth's
+    /// `cap_exceeded` incident is their first crossing after it).
+    pub cap_clients: Vec<(usize, i64)>,
     /// A gateway outage whose events arrive late, with producer retries among them.
     pub backlog: Option<Backlog>,
 }
@@ -727,6 +794,14 @@ struct Proto {
 }
 
 impl Scenario {
+    /// The scenario `p` asks for: a fleet of `p.fleet` sampled clients, or the standard one.
+    pub fn new(p: &SimParams) -> Result<Scenario, SimError> {
+        match p.fleet {
+            Some(n) => Scenario::fleet(p, n as usize),
+            None => Scenario::standard(p),
+        }
+    }
+
     /// The standard scenario: ~30 clients over `p.days` from `p.start_ms`.
     pub fn standard(p: &SimParams) -> Result<Scenario, SimError> {
         p.validate()?;
@@ -746,15 +821,21 @@ impl Scenario {
             end_ms: end,
             clients: b.clients,
             planned: b.planned,
-            cap_client: None,
+            cap_clients: Vec::new(),
             backlog: None,
         };
-        sc.cap_client = sc
+        sc.cap_clients = sc
             .clients
             .iter()
             .position(|c| c.role == Role::CapExhaustion)
-            .filter(|&i| sc.planned.iter().any(|a| a.client == i));
+            .and_then(|i| {
+                let a = sc.planned.iter().find(|a| a.client == i)?;
+                Some((i, a.start_ms))
+            })
+            .into_iter()
+            .collect();
         sc.finish_clients();
+        sc.mark_detectable(false);
         sc.backlog = sc.plan_backlog();
         Ok(sc)
     }
@@ -906,6 +987,9 @@ impl Builder {
             bursts: Vec::new(),
             hourly_noise: Vec::new(),
             first_hour: 0,
+            units_sigma: None,
+            batch_minutes: 0,
+            traits: Vec::new(),
         });
         self.clients.len() - 1
     }
@@ -993,6 +1077,8 @@ impl Builder {
             start_ms: start,
             end_ms: end,
             description,
+            magnitude: None,
+            detectable_ms: None,
         });
     }
 
@@ -1646,6 +1732,8 @@ impl Builder {
                     "consumption creeping from {from}x to {to}x of contract over 7 days; \
                      starts when the 30-minute average reaches 1.6x"
                 ),
+                magnitude: None,
+                detectable_ms: None,
             });
         }
     }
@@ -1678,6 +1766,8 @@ impl Builder {
             end_ms: end.min(month_end),
             description: "pace doubled at the month boundary: on course to exceed the monthly cap"
                 .into(),
+            magnitude: None,
+            detectable_ms: None,
         });
         // the cap_exceeded incident is added once generation knows the crossing event
     }
@@ -1822,7 +1912,7 @@ pub type SimLine = (i64, Option<Arc<str>>, Vec<u8>);
 pub struct Generator {
     sc: Scenario,
     rngs: Vec<SmallRng>,
-    units: Vec<Option<Gamma<f64>>>,
+    units: Vec<UnitSampler>,
     call_cum: Vec<Vec<f64>>,
     origin_cum: Vec<Vec<f64>>,
     fault_rng: SmallRng,
@@ -1836,6 +1926,36 @@ pub struct Generator {
     faults: Faults,
     max_emitted_ts: i64,
     scratch: Vec<EventRec>,
+}
+
+/// Records per call: a gamma (pages of search results), or a lognormal for heavy-tailed
+/// clients (mostly small pages, now and then a bulk export).
+enum UnitSampler {
+    Gamma(Gamma<f64>),
+    LogNormal(LogNormal<f64>),
+    Constant,
+}
+
+/// Largest call of a heavy-tailed client (a bulk export), far beyond a page.
+const MAX_BULK: f64 = 50_000.0;
+
+impl UnitSampler {
+    fn new(c: &ClientSpec) -> UnitSampler {
+        if let Some(sigma) = c.units_sigma {
+            let mu = c.units_mean.max(1e-6).ln() - sigma * sigma / 2.0;
+            return LogNormal::new(mu, sigma).map_or(UnitSampler::Constant, UnitSampler::LogNormal);
+        }
+        let shape = 1.0 / (c.units_cv * c.units_cv).max(1e-6);
+        Gamma::new(shape, c.units_mean / shape).map_or(UnitSampler::Constant, UnitSampler::Gamma)
+    }
+
+    fn sample(&self, rng: &mut SmallRng, mean: f64) -> u32 {
+        match self {
+            UnitSampler::Gamma(g) => g.sample(rng).round().clamp(0.0, MAX_PAGE) as u32,
+            UnitSampler::LogNormal(l) => l.sample(rng).round().clamp(0.0, MAX_BULK) as u32,
+            UnitSampler::Constant => mean.round() as u32,
+        }
+    }
 }
 
 fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
@@ -1872,14 +1992,7 @@ impl Generator {
             rngs: (0..n)
                 .map(|i| SmallRng::seed_from_u64(stream_seed(seed, i, 2)))
                 .collect(),
-            units: sc
-                .clients
-                .iter()
-                .map(|c| {
-                    let shape = 1.0 / (c.units_cv * c.units_cv).max(1e-6);
-                    Gamma::new(shape, c.units_mean / shape).ok()
-                })
-                .collect(),
+            units: sc.clients.iter().map(UnitSampler::new).collect(),
             call_cum: sc
                 .clients
                 .iter()
@@ -1965,20 +2078,17 @@ impl Generator {
                 start: format_rfc3339(a.start_ms),
                 end: format_rfc3339(a.end_ms),
                 description: a.description.clone(),
+                magnitude: a.magnitude,
+                detectable_ms: a.detectable_ms,
             })
             .collect();
-        if let Some(ci) = sc.cap_client {
+        for &(ci, first) in &sc.cap_clients {
             let c = &sc.clients[ci];
-            let first = sc
-                .planned
-                .iter()
-                .find(|a| a.client == ci)
-                .map(|a| a.start_ms);
             let crossing = self.accounts[ci]
                 .cap_crossings
                 .values()
                 .copied()
-                .find(|&t| first.is_some_and(|f| t >= f));
+                .find(|&t| t >= first);
             if let Some(t) = crossing {
                 let end = (sc.end_ms - REPORT_GRACE_MS).max(t);
                 anomalies.push(Anomaly {
@@ -1996,6 +2106,8 @@ impl Generator {
                     description: "month-to-date units exceed the monthly cap (start: the event \
                                   that crossed it)"
                         .into(),
+                    magnitude: None,
+                    detectable_ms: None,
                 });
             }
         }
@@ -2033,6 +2145,7 @@ impl Generator {
                 contracted: c.contract.is_some(),
                 events: a.events,
                 cap_crossings: a.cap_crossings.clone(),
+                traits: c.traits.iter().map(|t| t.to_string()).collect(),
             });
         }
         let well_behaved = sc
@@ -2136,10 +2249,7 @@ impl Generator {
                     }
                     1
                 }
-                _ => match &self.units[ci] {
-                    Some(g) => g.sample(rng).round().clamp(0.0, MAX_PAGE) as u32,
-                    None => c.units_mean.round() as u32,
-                },
+                _ => self.units[ci].sample(rng, c.units_mean),
             }
         };
         if rng.gen::<f64>() < 0.02 {
@@ -2566,7 +2676,7 @@ pub fn write_scenario_as(
         move |source| SimError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let sc = Scenario::standard(p)?;
+    let sc = Scenario::new(p)?;
 
     let contracts = dir.join("contracts.toml");
     std::fs::write(&contracts, sc.contracts_toml()).map_err(io(&contracts))?;

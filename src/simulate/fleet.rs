@@ -1,0 +1,669 @@
+//! The fleet: a few hundred clients sampled from distributions, not written one by one.
+//!
+//! A scenario written client by client contains the behaviours its author thought of, and a
+//! detector tuned on it passes. Real fleets are wider: rates over three orders of magnitude,
+//! units per call from constant to heavy-tailed, every timezone, weekends from dead to busy,
+//! Monday peaks, public holidays, onboarding ramps, legitimate growth, hourly batch jobs. Here
+//! each client draws those from distributions, and about two in five carry one incident whose
+//! magnitude (1.6x to 10x, 5% to 100% of calls), duration (hours to days) and time of day are
+//! swept, so quality is measured over a population and its tails rather than a handful of
+//! stories.
+//!
+//! Each incident's truth also says *when it becomes clearly detectable*: the first moment the
+//! excess could be told from noise by anyone looking at the exact rates (a 3-sigma compound
+//! Poisson excess of at least 1.5x, or ten calls breaking scope). Delay is measured from there,
+//! so a 1.6x overage on a client making two calls an hour is not "late" for needing a day.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+/// Share of the fleet that carries an incident.
+const ANOMALOUS_SHARE: f64 = 0.4;
+/// Share of the fleet under contract.
+const CONTRACTED_SHARE: f64 = 0.6;
+/// "Clearly over": the point estimate a human would call an overage.
+const CLEAR_RATIO: f64 = 1.5;
+/// Standard deviations of compound-Poisson excess that make an excess clear.
+const CLEAR_SIGMAS: f64 = 3.0;
+/// Calls breaking scope (or from a new origin) that make a violation clear.
+const CLEAR_CALLS: f64 = 10.0;
+
+const ORIGINS: [Origin; 15] = [
+    US_AWS, US_GCP, US_AZURE, GB, IE, NL, DE, FR, JP, CA, IN, SG, AU, BR, NG,
+];
+
+/// A new network in a known country, for `new_origin` by ASN.
+const US_HETZNER: Origin = origin("US", 213230, 5, 161);
+
+/// Incidents a fleet plants, by what they exercise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Incident {
+    /// Flat at `m ×` contract, day and night.
+    Jump,
+    /// The client's own pattern scaled so its daily peak is `m ×` contract: over by day,
+    /// under at night, for days.
+    NightDip,
+    /// 5-10% of contract more every day until about 2x.
+    Creep,
+    Product,
+    Endpoint,
+    Origin,
+    /// Pace up 2.5-4x mid-month or just before a month boundary, blowing the monthly cap.
+    CapPace,
+    /// Uncontracted: `m ×` its own pattern.
+    OwnJump,
+    /// Uncontracted: a share of calls from a country or network never used before.
+    NewOrigin,
+}
+
+impl Scenario {
+    /// A fleet of `n` sampled clients over `p.days` from `p.start_ms`.
+    pub fn fleet(p: &SimParams, n: usize) -> Result<Scenario, SimError> {
+        p.validate()?;
+        if !(1..=60_000).contains(&n) {
+            return Err(SimError::Params(format!(
+                "fleet must be 1..=60000 clients, got {n}"
+            )));
+        }
+        if p.days < 14 {
+            return Err(SimError::Params(format!(
+                "a fleet needs at least 14 days (a week to learn baselines, then incidents), got {}",
+                p.days
+            )));
+        }
+        let start = p.start_ms - p.start_ms.rem_euclid(MINUTE_MS);
+        let end = start + p.days as i64 * DAY_MS;
+        let mut f = Fleet {
+            b: Builder {
+                p: p.clone(),
+                start,
+                end,
+                clients: Vec::new(),
+                planned: Vec::new(),
+            },
+            caps: Vec::new(),
+        };
+        for i in 0..n {
+            let mut rng = SmallRng::seed_from_u64(stream_seed(p.seed, i, 10));
+            f.client(i, &mut rng);
+        }
+        let mut sc = Scenario {
+            params: p.clone(),
+            start_ms: start,
+            end_ms: end,
+            clients: f.b.clients,
+            planned: f.b.planned,
+            cap_clients: f.caps,
+            backlog: None,
+        };
+        sc.finish_clients();
+        sc.mark_detectable(true);
+        sc.backlog = sc.plan_backlog();
+        Ok(sc)
+    }
+
+    /// Set each planned incident's `detectable_ms` from the exact rates (noise included). With
+    /// `drop`, the ones that are not detectable by three quarters of their span are dropped
+    /// (with their effect: an unlabelled incident would count as a false alert); without, they
+    /// are kept and measured from their start.
+    pub(super) fn mark_detectable(&mut self, drop: bool) {
+        let mut keep = Vec::with_capacity(self.planned.len());
+        for a in std::mem::take(&mut self.planned) {
+            match detectable(&self.clients[a.client], &a) {
+                Some(t) if t <= a.end_ms - (a.end_ms - a.start_ms) / 4 => keep.push(Planned {
+                    detectable_ms: Some(t),
+                    ..a
+                }),
+                _ if !drop => keep.push(a),
+                _ => {
+                    let c = &mut self.clients[a.client];
+                    c.episodes.retain(|e| e.start_ms != a.start_ms);
+                    c.role = if c.contract.is_some() {
+                        Role::WellBehavedContracted
+                    } else {
+                        Role::WellBehavedUncontracted
+                    };
+                    self.cap_clients.retain(|&(ci, _)| ci != a.client);
+                }
+            }
+        }
+        self.planned = keep;
+    }
+}
+
+struct Fleet {
+    b: Builder,
+    caps: Vec<(usize, i64)>,
+}
+
+fn log_uniform(rng: &mut SmallRng, lo: f64, hi: f64) -> f64 {
+    (rng.gen_range(lo.ln()..hi.ln())).exp()
+}
+
+fn choose<T: Copy>(rng: &mut SmallRng, xs: &[T]) -> T {
+    xs[rng.gen_range(0..xs.len())]
+}
+
+impl Fleet {
+    fn client(&mut self, i: usize, rng: &mut SmallRng) {
+        let b = &mut self.b;
+        let contracted = rng.gen_bool(CONTRACTED_SHARE);
+        let incident = rng.gen_bool(ANOMALOUS_SHARE).then(|| {
+            if contracted {
+                choose(
+                    rng,
+                    &[
+                        Incident::Jump,
+                        Incident::Jump,
+                        Incident::NightDip,
+                        Incident::Creep,
+                        Incident::Product,
+                        Incident::Endpoint,
+                        Incident::Origin,
+                        Incident::CapPace,
+                    ],
+                )
+            } else {
+                choose(
+                    rng,
+                    &[Incident::OwnJump, Incident::OwnJump, Incident::NewOrigin],
+                )
+            }
+        });
+        let mut traits = Vec::new();
+
+        // traffic: 1 to ~1,600 calls an hour at the weekly peak, log-uniform
+        let peak_per_hour = log_uniform(rng, 1.0, 1600.0);
+        let (calls, units_mean, units_cv, units_sigma) = match rng.gen_range(0..20) {
+            0..=5 => (vec![w(USER_LOOKUP, 0.7), w(COUNTS, 0.3)], 1.0, 0.0, None),
+            6..=14 => {
+                let mix = choose(
+                    rng,
+                    &[
+                        mix_search_timeline,
+                        mix_search_only,
+                        mix_broad,
+                        mix_timeline,
+                    ],
+                )();
+                (
+                    mix,
+                    log_uniform(rng, 5.0, 200.0),
+                    rng.gen_range(0.3..1.2),
+                    None,
+                )
+            }
+            _ => {
+                traits.push("heavy_tail");
+                let mix = choose(rng, &[mix_search_only, mix_search_timeline])();
+                (
+                    mix,
+                    log_uniform(rng, 5.0, 100.0),
+                    0.0,
+                    Some(rng.gen_range(0.8..1.6)),
+                )
+            }
+        };
+        let n_origins = rng.gen_range(1..=3);
+        let mut origins: Vec<Origin> = Vec::new();
+        while origins.len() < n_origins {
+            let o = choose(rng, &ORIGINS);
+            if origins.iter().all(|x| x.country != o.country) {
+                origins.push(ow(o, rng.gen_range(0.2..1.0)));
+            }
+        }
+        let tz_h = rng.gen_range(-10..=12) as f64;
+        let diurnal = if rng.gen_bool(0.5) {
+            Diurnal::Smooth {
+                floor: rng.gen_range(0.05..0.5),
+            }
+        } else {
+            Diurnal::Office {
+                floor: rng.gen_range(0.03..0.3),
+            }
+        };
+        let monday = rng.gen_range(1.0..1.4);
+        if monday > 1.2 {
+            traits.push("monday_peak");
+        }
+        let weekend = rng.gen_range(0.3..1.0);
+        let mut weekly = [monday, 1.0, 1.0, 1.0, 1.0, weekend, weekend];
+        for d in weekly.iter_mut().skip(1).take(4) {
+            *d = rng.gen_range(0.95..1.05);
+        }
+        let ts = choose(
+            rng,
+            &[
+                TsStyle::EpochMillis,
+                TsStyle::Utc,
+                TsStyle::Offset(tz_h as i32 * 60),
+            ],
+        );
+        let id = format!("fleet-{i:04}");
+        b.clients.push(ClientSpec {
+            id: Arc::from(id.as_str()),
+            role: if contracted {
+                Role::WellBehavedContracted
+            } else {
+                Role::WellBehavedUncontracted
+            },
+            contract: None,
+            peak_per_min: peak_per_hour / 60.0 * b.p.scale,
+            units_mean,
+            units_cv,
+            units_sigma,
+            batch_minutes: 0,
+            traits: Vec::new(),
+            tz_minutes: (tz_h * 60.0) as i32,
+            diurnal,
+            weekly,
+            noise_sigma: rng.gen_range(0.04..0.12),
+            calls,
+            origins,
+            ts_style: ts,
+            active_from_ms: i64::MIN,
+            ramp_ms: 0,
+            episodes: Vec::new(),
+            bursts: Vec::new(),
+            hourly_noise: Vec::new(),
+            first_hour: 0,
+        });
+        let ci = b.clients.len() - 1;
+
+        // legitimate behaviours
+        let days = b.p.days as i64;
+        if rng.gen_bool(0.35) && days > 2 {
+            traits.push("holiday");
+            for _ in 0..rng.gen_range(1..=2) {
+                let local_midnight = b.day(rng.gen_range(1..days - 1)) - tz_h as i64 * HOUR_MS;
+                b.clients[ci].episodes.push(Episode {
+                    start_ms: local_midnight,
+                    end_ms: local_midnight + DAY_MS,
+                    effect: Effect::Multiply {
+                        factor: rng.gen_range(0.05..0.15),
+                    },
+                });
+            }
+        }
+        if rng.gen_bool(0.12) {
+            traits.push("ramp");
+            let c = &mut b.clients[ci];
+            c.active_from_ms = b.start + rng.gen_range(0..3 * DAY_MS / MINUTE_MS) * MINUTE_MS;
+            c.ramp_ms = rng.gen_range(DAY_MS..3 * DAY_MS);
+        }
+        let mut growth = 1.0;
+        if rng.gen_bool(0.12) && incident.is_none() {
+            traits.push("growth");
+            let per_day = rng.gen_range(0.005..0.015);
+            growth = 1.0 + per_day * days as f64;
+            b.clients[ci].episodes.push(Episode {
+                start_ms: b.start,
+                end_ms: b.end,
+                effect: Effect::Creep {
+                    from: 1.0,
+                    to: growth,
+                    over_ms: b.end - b.start,
+                },
+            });
+        }
+        if rng.gen_bool(0.08) {
+            traits.push("batch");
+            b.clients[ci].batch_minutes = rng.gen_range(5..=20);
+        }
+        b.clients[ci].traits = traits;
+
+        // the contract: the weekly peak (noise-free, at the end of any growth) at 45-100% of it
+        if contracted {
+            let peak_ratio = match incident {
+                Some(Incident::CapPace) => rng.gen_range(0.2..0.35),
+                Some(Incident::Creep) => rng.gen_range(0.6..0.9),
+                _ => rng.gen_range(0.45..1.0),
+            } / growth;
+            let plan = choose(rng, &["enterprise", "pro", "academic", "startup"]);
+            let mix_products: Vec<&'static str> = {
+                let mut v: Vec<&'static str> =
+                    b.clients[ci].calls.iter().map(|c| c.product).collect();
+                v.dedup();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let mix_endpoints: Vec<&'static str> =
+                b.clients[ci].calls.iter().map(|c| c.endpoint).collect();
+            let countries: Vec<&'static str> =
+                b.clients[ci].origins.iter().map(|o| o.country).collect();
+            let k = b.contract(ci, plan, peak_ratio);
+            let wants_products = matches!(incident, Some(Incident::Product));
+            let wants_endpoints = matches!(incident, Some(Incident::Endpoint));
+            if wants_products || (!wants_endpoints && rng.gen_bool(0.5)) {
+                k.products = Some(mix_products);
+            } else if wants_endpoints || rng.gen_bool(0.3) {
+                k.endpoints = Some(mix_endpoints);
+            }
+            if matches!(incident, Some(Incident::Origin)) || rng.gen_bool(0.4) {
+                k.origin_countries = Some(countries);
+            }
+            if !matches!(incident, Some(Incident::CapPace)) && rng.gen_bool(0.3) {
+                b.generous_cap(ci, rng.gen_range(1.5..3.0) * growth);
+            }
+        }
+
+        if let Some(incident) = incident {
+            self.plant(ci, incident, rng);
+        }
+    }
+
+    /// A time on day `d` (from the run's first UTC midnight) at the client's local hour `h`.
+    fn local(&self, ci: usize, d: i64, h: f64) -> i64 {
+        let tz = self.b.clients[ci].tz_minutes as i64 * MINUTE_MS;
+        self.b.day(d) - tz + (h * HOUR_MS as f64) as i64
+    }
+
+    fn plant(&mut self, ci: usize, incident: Incident, rng: &mut SmallRng) {
+        let days = self.b.p.days as i64;
+        let hours = |h: i64| h * HOUR_MS;
+        let (expect, allow, role): (&'static str, Vec<&'static str>, Role) = match incident {
+            Incident::Jump | Incident::NightDip | Incident::Creep => (
+                kind::OVER_CONTRACT,
+                vec![kind::CAP_FORECAST, kind::CAP_EXCEEDED],
+                if incident == Incident::Creep {
+                    Role::SlowCreepContracted
+                } else {
+                    Role::SuddenJumpContracted
+                },
+            ),
+            Incident::Product => (
+                kind::OUT_OF_CONTRACT_PRODUCT,
+                vec![],
+                Role::OutOfContractProduct,
+            ),
+            Incident::Endpoint => (
+                kind::OUT_OF_CONTRACT_ENDPOINT,
+                vec![],
+                Role::OutOfContractEndpoint,
+            ),
+            Incident::Origin => (
+                kind::OUT_OF_CONTRACT_ORIGIN,
+                vec![],
+                Role::OutOfContractOrigin,
+            ),
+            Incident::CapPace => (
+                kind::CAP_FORECAST,
+                vec![kind::CAP_EXCEEDED],
+                Role::CapExhaustion,
+            ),
+            Incident::OwnJump => (kind::BASELINE_JUMP, vec![], Role::SuddenJumpUncontracted),
+            Incident::NewOrigin => (kind::NEW_ORIGIN, vec![], Role::NewOrigin),
+        };
+        let c = &self.b.clients[ci];
+        let contract_peak = c.contract.as_ref().map(|k| {
+            let max_week = c.weekly.iter().cloned().fold(0.0, f64::max);
+            c.peak_per_min * max_week * 60.0 * c.mean_units_per_event() / k.units_per_hour
+        });
+        let (start, end, effect, magnitude, description) = match incident {
+            Incident::Jump => {
+                let m = choose(rng, &[1.6, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0]);
+                let dur = hours(choose(rng, &[2, 6, 24, 72]));
+                let start =
+                    self.b.day(rng.gen_range(2..days - 4)) + rng.gen_range(0..24 * 60) * MINUTE_MS;
+                (
+                    start,
+                    start + dur,
+                    Effect::ContractMultiple { factor: m },
+                    m,
+                    format!("flat at {m}x contract for {}h", dur / HOUR_MS),
+                )
+            }
+            Incident::NightDip => {
+                let m = choose(rng, &[2.0, 3.0, 4.0]);
+                let d = rng.gen_range(2..days - 7);
+                let start = self.local(ci, d, rng.gen_range(8.0..10.0));
+                let end = self.local(ci, d + rng.gen_range(2..=5), rng.gen_range(12.0..16.0));
+                let factor = m / contract_peak.unwrap_or(1.0);
+                (
+                    start,
+                    end,
+                    Effect::Multiply { factor },
+                    m,
+                    format!("daily peak at {m}x contract, under it at night"),
+                )
+            }
+            Incident::Creep => {
+                let p0 = contract_peak.unwrap_or(0.8);
+                let per_day = rng.gen_range(0.05..0.10);
+                let over = ((2.0 - p0) / per_day).ceil() as i64;
+                let d = rng.gen_range(1..(days - over - 1).max(2));
+                let start = self.local(ci, d, 0.0);
+                let end = (start + over * DAY_MS).min(self.b.end - 2 * REPORT_GRACE_MS);
+                (
+                    start,
+                    end,
+                    Effect::Creep {
+                        from: p0,
+                        to: p0 + per_day * over as f64,
+                        over_ms: over * DAY_MS,
+                    },
+                    2.0,
+                    format!("grows {:.0}% of contract a day", per_day * 100.0),
+                )
+            }
+            Incident::Product | Incident::Endpoint | Incident::Origin | Incident::NewOrigin => {
+                let share = if incident == Incident::NewOrigin {
+                    choose(rng, &[0.2, 0.35, 0.5])
+                } else {
+                    choose(rng, &[0.05, 0.15, 0.3, 1.0])
+                };
+                let d = rng.gen_range(2..days - 5);
+                let start = self.local(ci, d, rng.gen_range(8.0..11.0));
+                let end = self.local(ci, d + rng.gen_range(0..=3), rng.gen_range(12.0..16.0));
+                let c = &mut self.b.clients[ci];
+                let effect = if matches!(incident, Incident::Product | Incident::Endpoint) {
+                    c.calls.push(FIREHOSE);
+                    Effect::CallShare {
+                        index: c.calls.len() - 1,
+                        share,
+                    }
+                } else {
+                    let known: Vec<&str> = c.origins.iter().map(|o| o.country).collect();
+                    let new = if incident == Incident::NewOrigin && rng.gen_bool(0.4) {
+                        // a network never used, in a country the client already calls from
+                        Origin {
+                            country: c.origins[0].country,
+                            ..US_HETZNER
+                        }
+                    } else {
+                        *ORIGINS
+                            .iter()
+                            .find(|o| !known.contains(&o.country))
+                            .unwrap_or(&NG)
+                    };
+                    c.origins.push(ow(new, 0.0));
+                    Effect::OriginShare {
+                        index: c.origins.len() - 1,
+                        share,
+                    }
+                };
+                (
+                    start,
+                    end,
+                    effect,
+                    share,
+                    format!("{:.0}% of calls out of scope", share * 100.0),
+                )
+            }
+            Incident::CapPace => {
+                // before the month boundary, or in the middle of the next month
+                let boundary = month_start(month_of(self.b.start) + 1);
+                let across = rng.gen_bool(0.5) && boundary - 4 * DAY_MS > self.b.start;
+                let start = if across {
+                    boundary - rng.gen_range(1..4) * DAY_MS - rng.gen_range(0..24) * HOUR_MS
+                } else {
+                    boundary
+                        + rng.gen_range(6..12.min(days - 10).max(7)) * DAY_MS
+                        + rng.gen_range(0..24) * HOUR_MS
+                };
+                let m = rng.gen_range(2.5..4.0);
+                // a cap 1.2x the month at the usual pace: only the pace change blows it
+                self.b.generous_cap(ci, 1.2);
+                self.caps.push((ci, start));
+                (
+                    start,
+                    self.b.end - 2 * REPORT_GRACE_MS,
+                    Effect::Multiply { factor: m },
+                    m,
+                    format!("pace {m:.1}x from here, past the monthly cap"),
+                )
+            }
+            Incident::OwnJump => {
+                let m = choose(rng, &[2.0, 2.5, 3.0, 4.0, 6.0, 10.0]);
+                let dur = hours(choose(rng, &[3, 6, 24, 72]));
+                // after the first week, which the baseline needs to learn the client
+                let start =
+                    self.b.day(rng.gen_range(9..days - 4)) + rng.gen_range(0..24 * 60) * MINUTE_MS;
+                (
+                    start,
+                    start + dur,
+                    Effect::Multiply { factor: m },
+                    m,
+                    format!("{m}x its usual pattern for {}h", dur / HOUR_MS),
+                )
+            }
+        };
+        let c = &mut self.b.clients[ci];
+        if start < c.active_from_ms.max(self.b.start) + c.ramp_ms + DAY_MS {
+            // not during an onboarding ramp: keep the client well-behaved
+            self.caps.retain(|&(x, _)| x != ci);
+            return;
+        }
+        c.role = role;
+        let before = self.b.planned.len();
+        self.b
+            .plan(ci, expect, allow, start, end, Some(effect), description);
+        if let Some(a) = self.b.planned.get_mut(before) {
+            a.magnitude = Some(magnitude);
+        } else {
+            let c = &mut self.b.clients[ci];
+            c.role = if c.contract.is_some() {
+                Role::WellBehavedContracted
+            } else {
+                Role::WellBehavedUncontracted
+            };
+            self.caps.retain(|&(x, _)| x != ci);
+        }
+    }
+}
+
+/// When `a` becomes clearly detectable on `c`, if it does before its end.
+fn detectable(c: &ClientSpec, a: &Planned) -> Option<i64> {
+    let units = c.mean_units_per_event();
+    let dispersion = c.units_dispersion();
+    let normal = {
+        let mut n = c.clone();
+        n.episodes.retain(|e| e.start_ms != a.start_ms);
+        n
+    };
+    let contract = c
+        .contract
+        .as_ref()
+        .map(|k| k.units_per_hour / 60.0)
+        .unwrap_or(0.0);
+    let volume = a.expect == kind::OVER_CONTRACT || a.expect == kind::BASELINE_JUMP;
+    let reference_at = |t: i64| {
+        if a.expect == kind::OVER_CONTRACT {
+            contract
+        } else {
+            normal.rate_at(t) * units
+        }
+    };
+    // the trailing window (the contract's hour, or six for clients too small to tell in one)
+    // reaches back before the start
+    let mut t = if volume {
+        a.start_ms - 6 * HOUR_MS
+    } else {
+        a.start_ms
+    };
+    let mut hist: std::collections::VecDeque<(f64, f64)> = Default::default();
+    let (mut obs, mut exp) = (0.0, 0.0);
+    let (mut bad, mut total) = (0.0, 0.0);
+    let mut used = 0.0;
+    let month_of_start = month_of(a.start_ms);
+    let cap = c.contract.as_ref().and_then(|k| k.monthly_cap);
+    if a.expect == kind::CAP_FORECAST {
+        // units used this month before the change, at the usual pace
+        let mut s = month_start(month_of_start)
+            .max(c.active_from_ms)
+            .max(a.start_ms - 40 * DAY_MS);
+        while s < a.start_ms {
+            used += normal.rate_at(s) * units;
+            s += MINUTE_MS;
+        }
+    }
+    let mut month = month_of_start;
+    while t < a.end_ms {
+        let rate = c.rate_at(t);
+        match a.expect {
+            kind::OVER_CONTRACT | kind::BASELINE_JUMP => {
+                let reference = reference_at(t);
+                let o = rate * units;
+                hist.push_back((o, reference));
+                obs += o;
+                exp += reference;
+                // the last hour (six for clients too small to tell in one)
+                let span = if reference * 60.0 / dispersion < 30.0 {
+                    360
+                } else {
+                    60
+                };
+                while hist.len() > span {
+                    if let Some((o, e)) = hist.pop_front() {
+                        obs -= o;
+                        exp -= e;
+                    }
+                }
+                if t >= a.start_ms
+                    && exp > 0.0
+                    && obs >= CLEAR_RATIO * exp
+                    && (obs - exp) / (exp * dispersion).sqrt() >= CLEAR_SIGMAS
+                {
+                    return Some(t + MINUTE_MS);
+                }
+            }
+            kind::CAP_FORECAST => {
+                let m = month_of(t);
+                if m != month {
+                    month = m;
+                    used = 0.0;
+                }
+                used += rate * units;
+                let remaining = (month_start(m + 1) - t - MINUTE_MS) as f64 / MINUTE_MS as f64;
+                if cap.is_some_and(|cap| used + rate * units * remaining > cap) {
+                    // the new pace, averaged over the day shape, must really blow the cap
+                    let day: f64 = (0..24 * 60)
+                        .map(|k| c.rate_at(t + k * MINUTE_MS) * units)
+                        .sum();
+                    if cap.is_some_and(|cap| used + day * remaining / (24.0 * 60.0) > cap) {
+                        return Some(t + MINUTE_MS);
+                    }
+                }
+            }
+            _ => {
+                let share = c
+                    .share_at(
+                        t,
+                        a.expect != kind::OUT_OF_CONTRACT_PRODUCT
+                            && a.expect != kind::OUT_OF_CONTRACT_ENDPOINT,
+                    )
+                    .map_or(0.0, |(_, s)| s);
+                bad += rate * share;
+                total += rate;
+                if bad >= CLEAR_CALLS && total > 0.0 {
+                    return Some(t + MINUTE_MS);
+                }
+            }
+        }
+        t += MINUTE_MS;
+    }
+    None
+}

@@ -1,0 +1,148 @@
+//! Detection quality on fleets: several seeds of a few hundred sampled clients over four weeks,
+//! overage side by side with the Prometheus rules users would write instead.
+//!
+//! A scenario written one client at a time proves little (the last one contained none of the
+//! holidays, heavy tails, night dips and batch jobs an independent fleet found false pages
+//! in). Here every client is sampled from distributions and every incident's magnitude,
+//! duration and time of day is swept ([`overage::simulate::fleet`]). The first test holds
+//! overage far ahead of both peer rules and no worse than the last measurement; the second
+//! (ignored until it passes) holds the pager's targets: every planted incident caught, no
+//! false page, no re-fire inside an episode, no alert stuck after its episode. Run with
+//! `--nocapture` for the per-seed reports and the side-by-side table (the README's figures
+//! come from `overage score --fleet 300 --seeds 1,2,3`, the same code).
+//!
+//! `OVERAGE_FLEET_SEEDS` (comma separated) and `OVERAGE_FLEET_CLIENTS` override the defaults.
+
+use overage::config::Config;
+use overage::quality::{compare, rows, table, Comparison};
+use overage::simulate::SimParams;
+
+fn seeds() -> Vec<u64> {
+    std::env::var("OVERAGE_FLEET_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3])
+}
+
+fn clients() -> u32 {
+    std::env::var("OVERAGE_FLEET_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300)
+}
+
+fn run() -> Vec<Comparison> {
+    let cfg = Config::default();
+    let seeds = seeds();
+    // one thread per seed: the fleets are independent
+    let handles: Vec<_> = seeds
+        .iter()
+        .map(|&seed| {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let p = SimParams {
+                    seed,
+                    days: 28,
+                    fleet: Some(clients()),
+                    ..SimParams::default()
+                };
+                compare(&p, &cfg).expect("the fleet runs")
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn fleet_quality_beats_the_peer_rules() {
+    let runs = run();
+    for (seed, c) in seeds().iter().zip(&runs) {
+        println!("## seed {seed}\n{}", c.overage);
+    }
+    let [ours, static_rule, zscore] = rows(&runs);
+    println!(
+        "{}",
+        table(&[ours.clone(), static_rule.clone(), zscore.clone()])
+    );
+
+    // the fleets are what they claim to be: enough clients and incidents of every kind
+    for c in &runs {
+        assert!(c.truth.clients.len() >= 300 || clients() < 300);
+        assert!(
+            c.overage.by_kind.len() >= 7,
+            "too few incident kinds planted: {:?}",
+            c.overage
+                .by_kind
+                .iter()
+                .map(|g| &g.name)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // overage is ahead of the rules users would write instead, on every count
+    assert!(
+        ours.recall() > static_rule.recall() && ours.recall() > zscore.recall(),
+        "recall {:.2} vs {:.2} / {:.2}",
+        ours.recall(),
+        static_rule.recall(),
+        zscore.recall()
+    );
+    assert!(ours.false_firings * 10 < static_rule.false_firings.min(zscore.false_firings));
+    assert!(ours.false_pages * 5 < static_rule.false_pages);
+    assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
+    // and no worse than what this build measured (the seeds are fixed, so these are exact
+    // regressions, not noise): recall 0.78, 7.5 false firings per 1,000 client-days
+    assert!(ours.recall() >= 0.77, "recall {:.3}", ours.recall());
+    assert!(
+        ours.false_per_1000_client_days() <= 8.0,
+        "{:.2} false firings per 1,000 client-days",
+        ours.false_per_1000_client_days()
+    );
+}
+
+/// The pager's targets (issue 10), not met yet: `cargo test --release --test fleet --
+/// --ignored --nocapture` lists what stands between this build and them.
+#[test]
+#[ignore = "the targets of an open issue: recall 1.00, 0 false pages, 0 re-fires, 0 stuck"]
+fn fleet_meets_the_pager_targets() {
+    let runs = run();
+    let [ours, ..] = rows(&runs);
+    let mut problems = Vec::new();
+    for (seed, c) in seeds().iter().zip(&runs) {
+        let r = &c.overage;
+        for m in r.results.iter().filter(|m| !m.detected) {
+            problems.push(format!(
+                "seed {seed}: missed {} {} ({:?}, magnitude {:?}) {}..{}",
+                m.client_id, m.scenario, m.expect, m.magnitude, m.start, m.end
+            ));
+        }
+        for f in r.false_list.iter().filter(|f| f.severity == "critical") {
+            problems.push(format!(
+                "seed {seed}: false page {} {} at {} ({}; {})",
+                f.client_id,
+                f.alert,
+                f.at,
+                f.client_role,
+                f.client_traits.join(", ")
+            ));
+        }
+        for s in &r.stuck {
+            problems.push(format!(
+                "seed {seed}: stuck {} fired {} resolved {:?} ({})",
+                s.fingerprint, s.fired, s.resolved, s.context
+            ));
+        }
+    }
+    // at most 1 false warning per 10,000 client-days
+    let allowed = (ours.client_days / 10_000.0).floor() as usize;
+    if ours.false_firings > allowed {
+        problems.push(format!(
+            "{} false firings over {:.0} client-days (at most {allowed})",
+            ours.false_firings, ours.client_days
+        ));
+    }
+    if ours.refires > 0 {
+        problems.push(format!("{} re-fires inside episodes", ours.refires));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
