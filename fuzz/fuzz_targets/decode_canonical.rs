@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         // serde_json's default float parser (no `float_roundtrip`, which costs decoding speed)
         // may land one ulp away from the shortest representation it printed; units are
         // billing counts, where 1e-15 relative is far below anything a report shows.
-        let tolerance = ev.units.abs() * 1e-15;
+        let tolerance = ev.units.abs() * 1e-15 + f64::MIN_POSITIVE; // (and subnormals)
         assert!(
             (again.units - ev.units).abs() <= tolerance,
             "units {} came back as {} through {line}",
