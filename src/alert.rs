@@ -111,12 +111,19 @@ pub enum Verdict {
     Hold(Reading),
     /// Below the resolve threshold.
     Clear(Reading),
+    /// Below the resolve threshold by the numbers, on too few calls to be sure (a small
+    /// client's night): a firing alert resolves on these only after [`WEAK_RESOLVE_EVALS`] in a
+    /// row, so it neither resolves on a lull nor stays firing forever on a silent client.
+    Weak(Reading),
 }
+
+/// Evaluations (minutes) of [`Verdict::Weak`] or `Clear` in a row that resolve a firing alert.
+pub const WEAK_RESOLVE_EVALS: u16 = 240;
 
 impl Verdict {
     pub fn reading(&self) -> &Reading {
         match self {
-            Verdict::Fire(r) | Verdict::Hold(r) | Verdict::Clear(r) => r,
+            Verdict::Fire(r) | Verdict::Hold(r) | Verdict::Clear(r) | Verdict::Weak(r) => r,
         }
     }
 }
@@ -128,6 +135,9 @@ pub struct Slot {
     pub severity: Severity,
     /// Evaluations in a row with `Fire` (pending) or, once firing, with `Clear`.
     pub streak: u16,
+    /// Once firing, evaluations in a row with `Clear` or `Weak`.
+    #[serde(default)]
+    pub below: u16,
     /// `Some(since)` once firing.
     pub firing_since: Option<Millis>,
     pub last: Reading,
@@ -149,6 +159,7 @@ impl Slot {
             kind,
             severity,
             streak: 0,
+            below: 0,
             firing_since: None,
             last: reading,
         }
@@ -175,7 +186,17 @@ impl Slot {
             (None, _) => Step::Dropped,
             (Some(_), Verdict::Clear(_)) => {
                 self.streak += 1;
-                if self.streak >= resolve_after.max(1) {
+                self.below = self.below.saturating_add(1);
+                if self.streak >= resolve_after.max(1) || self.below >= WEAK_RESOLVE_EVALS {
+                    Step::Resolved
+                } else {
+                    Step::Nothing
+                }
+            }
+            (Some(_), Verdict::Weak(_)) => {
+                self.streak = 0;
+                self.below = self.below.saturating_add(1);
+                if self.below >= WEAK_RESOLVE_EVALS {
                     Step::Resolved
                 } else {
                     Step::Nothing
@@ -183,6 +204,7 @@ impl Slot {
             }
             (Some(_), _) => {
                 self.streak = 0;
+                self.below = 0;
                 Step::Nothing
             }
         }
@@ -305,6 +327,39 @@ mod tests {
         assert_eq!(s.step(Verdict::Clear(r(0.5)), 7, 1, 3), Step::Nothing);
         assert_eq!(s.step(Verdict::Clear(r(0.5)), 8, 1, 3), Step::Resolved);
         assert_eq!(s.firing_since, Some(1));
+    }
+
+    #[test]
+    fn too_few_calls_to_tell_resolves_only_after_hours() {
+        let mut s = Slot::new(AlertKind::OverContract, Severity::Warning, r(2.0));
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 0, 1, 10), Step::Fired);
+        // a quiet night: below the band by the numbers, proving nothing
+        for t in 1..WEAK_RESOLVE_EVALS as i64 {
+            assert_eq!(
+                s.step(Verdict::Weak(r(0.2)), t, 1, 10),
+                Step::Nothing,
+                "{t}"
+            );
+        }
+        // the morning's calls are over again: the same episode, no new alert
+        assert_eq!(s.step(Verdict::Hold(r(1.4)), 500, 1, 10), Step::Nothing);
+        for t in 501..500 + WEAK_RESOLVE_EVALS as i64 {
+            assert_eq!(
+                s.step(Verdict::Weak(r(0.2)), t, 1, 10),
+                Step::Nothing,
+                "{t}"
+            );
+        }
+        // a client that stays silent resolves in the end
+        assert_eq!(
+            s.step(
+                Verdict::Weak(r(0.0)),
+                500 + WEAK_RESOLVE_EVALS as i64,
+                1,
+                10
+            ),
+            Step::Resolved
+        );
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!   learned as `clip ×` the expectation, and the owner freezes learning entirely while an alert
 //!   on this client's consumption is firing, so an incident never becomes the new normal;
 //! - and to drops, which are not anomalies it alerts on but would make the next normal day look
-//!   like one: an hour far below the expectation (a public holiday, an outage, an onboarding
-//!   ramp) is not learned unless the drop lasts two days; a day far from its prediction moves no
+//!   like one: once the first week has taught the shape, an hour far below the expectation (a
+//!   public holiday, an outage) is not learned unless the drop lasts two days; a day far from
+//!   its prediction moves no
 //!   weekday factor; and the first week's factors are taken robustly (a day far from the median
 //!   of its kind, weekdays or weekend, counts as that median), so one holiday in the first week
 //!   does not make the same weekday look like a jump for weeks.
@@ -78,6 +79,11 @@ pub struct Seasonal {
     quiet_hours: u32,
     /// Consecutive hours far below the expectation (not learned until they last two days).
     low_hours: u16,
+    /// What the hours it was given added up to, for the current day and for the last of each
+    /// weekday (0 = Monday): the same measure the level learns, so the weekday factors do not
+    /// mix a call-based level with unit-based days.
+    today: f32,
+    days: [f32; 7],
 }
 
 /// An hour below this fraction of its expectation is a drop, not learned...
@@ -100,6 +106,8 @@ impl Default for Seasonal {
             last_hour: i32::MIN,
             quiet_hours: 0,
             low_hours: 0,
+            today: 0.0,
+            days: [0.0; 7],
         }
     }
 }
@@ -122,6 +130,12 @@ impl Seasonal {
         self.learned_hours >= p.warmup_hours && self.level > 0.0 && self.weekdays_known
     }
 
+    /// Whether two days have taught it the client's daily shape: enough to say an hour is far
+    /// above the usual for that hour (a firing alert's hold), not yet to alert on.
+    pub fn has_shape(&self) -> bool {
+        self.learned_hours >= 48 && self.level > 0.0
+    }
+
     pub fn learned_hours(&self) -> u32 {
         self.learned_hours
     }
@@ -130,17 +144,9 @@ impl Seasonal {
         self.level
     }
 
-    /// Learn one completed hour with `units` consumed. With `frozen` the hour only passes.
-    /// At the last hour of a day, `week` gives the totals of the seven days ending with it,
-    /// indexed by weekday (0 = Monday), to learn the weekday factors.
-    pub fn learn_hour(
-        &mut self,
-        hour: i64,
-        units: f64,
-        frozen: bool,
-        week: Option<[f64; 7]>,
-        p: &BaselineParams,
-    ) {
+    /// Learn one completed hour with `units` consumed. With `frozen` the hour only passes. The
+    /// last hour of a day also teaches the weekday factors, from the last seven days' totals.
+    pub fn learn_hour(&mut self, hour: i64, units: f64, frozen: bool, p: &BaselineParams) {
         self.last_hour = hour as i32;
         if units <= 0.0 {
             self.quiet_hours += 1;
@@ -157,6 +163,7 @@ impl Seasonal {
         }
         let h = hour_of_day(hour);
         let d = day_of_week(hour);
+        self.today += units as f32;
         if frozen {
             self.day_frozen = true;
         } else {
@@ -164,7 +171,8 @@ impl Seasonal {
         }
         self.learned_hours += 1;
         if h == 23 {
-            self.close_day(d, week, p);
+            self.days[d] = std::mem::take(&mut self.today);
+            self.close_day(d, p);
         }
     }
 
@@ -173,7 +181,9 @@ impl Seasonal {
         let season = self.hour_of_day[h] * self.weekday[d];
         if self.learned_hours >= 24 && self.level > 0.0 {
             let expected = self.level * season;
-            if rate < DROP_FRACTION * expected {
+            // (Only once the first week has taught the shape: before that, a night hour the
+            // first day's running means got wrong would look like a drop and never be fixed.)
+            if self.weekdays_known && rate < DROP_FRACTION * expected {
                 self.low_hours = self.low_hours.saturating_add(1);
                 if self.low_hours < DROP_ACCEPT_HOURS {
                     return;
@@ -196,9 +206,9 @@ impl Seasonal {
         }
     }
 
-    fn close_day(&mut self, d: usize, week: Option<[f64; 7]>, p: &BaselineParams) {
+    fn close_day(&mut self, d: usize, p: &BaselineParams) {
         let frozen = std::mem::take(&mut self.day_frozen);
-        let Some(week) = week else { return };
+        let week: [f64; 7] = self.days.map(f64::from);
         let total: f64 = week.iter().sum();
         if frozen || total <= 0.0 {
             return;
@@ -302,22 +312,11 @@ mod tests {
         diurnal * weekly
     }
 
-    /// Learn hours of a rate (units per minute) given relative to MONDAY_H, computing day
-    /// totals the way the engine does from its day ring.
+    /// Learn hours of a rate (units per minute) given relative to MONDAY_H.
     fn learn(b: &mut Seasonal, hours: std::ops::Range<i64>, rate: impl Fn(i64) -> f64) {
         let p = BaselineParams::default();
-        let day_total = |d: i64| (d * 24..d * 24 + 24).map(|h| rate(h) * 60.0).sum::<f64>();
         for h in hours {
-            let week = (h % 24 == 23).then(|| {
-                let d = h / 24;
-                let mut w = [0.0; 7];
-                for x in (d - 6..=d).filter(|&x| x >= 0) {
-                    // MONDAY_H is a Monday, so day x is weekday x % 7
-                    w[(x % 7) as usize] = day_total(x);
-                }
-                w
-            });
-            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, week, &p);
+            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, &p);
         }
     }
 
@@ -394,7 +393,7 @@ mod tests {
         learn(&mut frozen, 0..24 * 10, |_| 100.0);
         let before = frozen.rate_at((MONDAY_H + 24 * 10) * HOUR_MS, &p);
         for h in 24 * 10..24 * 10 + 10 {
-            frozen.learn_hour(MONDAY_H + h, 500.0 * 60.0, true, None, &p);
+            frozen.learn_hour(MONDAY_H + h, 500.0 * 60.0, true, &p);
         }
         let after = frozen.rate_at((MONDAY_H + 24 * 10 + 10) * HOUR_MS, &p);
         assert!((after - before).abs() < 1e-3, "{before} vs {after}");

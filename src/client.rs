@@ -182,18 +182,36 @@ impl Usage {
 /// client) neither hides nor fakes an excess. Hours are folded in order, at the first
 /// evaluation after they complete (or when their slot is needed), so the value read at an
 /// evaluation depends only on events before it, not on arrival order.
+///
+/// A heavy tail (a client whose calls are mostly small pages and now and then a bulk export)
+/// has a second moment that a week of a small client's calls does not show: the sample `E[u²]`
+/// is dominated by calls that have not happened yet. Its log-moments are estimable from a few
+/// dozen calls, so the factor is also taken from a lognormal fit of the nonzero units, weighted
+/// in as the log-variance says the tail is heavy (see [`Dispersion::factor`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dispersion {
     hour: [i32; 2],
     s1: [f32; 2],
     s2: [f32; 2],
     n: [u32; 2],
+    /// Σ ln u, Σ (ln u)², count, over calls with units > 0.
+    l1: [f32; 2],
+    l2: [f32; 2],
+    nz: [u32; 2],
     folded: [bool; 2],
     long_s1: f32,
     long_s2: f32,
     long_n: f32,
+    long_l1: f32,
+    long_l2: f32,
+    long_nz: f32,
     long_hour: i32,
 }
+
+/// Log-variance from which units count as heavy-tailed (a lognormal σ of 1), and the further
+/// log-variance over which the lognormal fit takes over entirely (σ ≈ 1.6).
+const HEAVY_LOG_VAR: f32 = 1.0;
+const HEAVY_LOG_VAR_SPAN: f32 = 1.5;
 
 /// Weight kept per hour by the long-run estimate (half-life ≈ a week: heavy-tailed units need
 /// many calls before their second moment shows, and a day of a small client's calls is few).
@@ -215,12 +233,21 @@ impl Dispersion {
             self.s1[i] = 0.0;
             self.s2[i] = 0.0;
             self.n[i] = 0;
+            self.l1[i] = 0.0;
+            self.l2[i] = 0.0;
+            self.nz[i] = 0;
             self.folded[i] = false;
         }
         let u = units as f32;
         self.s1[i] += u;
         self.s2[i] += u * u;
         self.n[i] += 1;
+        if u > 0.0 {
+            let l = u.ln();
+            self.l1[i] += l;
+            self.l2[i] += l * l;
+            self.nz[i] += 1;
+        }
     }
 
     fn fold(&mut self, i: usize) {
@@ -233,6 +260,9 @@ impl Dispersion {
         self.long_s1 = self.long_s1 * keep + self.s1[i];
         self.long_s2 = self.long_s2 * keep + self.s2[i];
         self.long_n = self.long_n * keep + self.n[i] as f32;
+        self.long_l1 = self.long_l1 * keep + self.l1[i];
+        self.long_l2 = self.long_l2 * keep + self.l2[i];
+        self.long_nz = self.long_nz * keep + self.nz[i] as f32;
         self.long_hour = self.hour[i];
         self.folded[i] = true;
     }
@@ -270,19 +300,42 @@ impl Dispersion {
         }
     }
 
-    /// Units per "effective Poisson event": `E[u²]/E[u]`.
+    /// `(Σ ln u, Σ (ln u)², n)` over nonzero units, from the same span as [`Self::moments`].
+    fn log_moments(&self) -> (f32, f32, f32) {
+        if self.long_n > 0.0 {
+            (self.long_l1, self.long_l2, self.long_nz)
+        } else {
+            let n: u32 = self.nz.iter().sum();
+            (self.l1.iter().sum(), self.l2.iter().sum(), n as f32)
+        }
+    }
+
+    /// Units per "effective Poisson event": `E[u²]/E[u]`, from the sample moments, or from a
+    /// lognormal fit (`exp(μ + 1.5σ²)` over nonzero units, which zero-unit calls do not change)
+    /// when that is larger and the log-variance says the tail is heavy.
     pub fn factor(&self) -> f64 {
         let (s1, s2, _) = self.moments();
-        if s1 > 0.0 {
-            (s2 / s1).max(1e-3) as f64
-        } else {
-            1.0
+        let moment = if s1 > 0.0 { (s2 / s1).max(1e-3) } else { 1.0 };
+        let (l1, l2, nz) = self.log_moments();
+        if nz < 2.0 {
+            return moment as f64;
         }
+        let mu = l1 / nz;
+        let var = (l2 / nz - mu * mu).max(0.0);
+        let weight = ((var - HEAVY_LOG_VAR) / HEAVY_LOG_VAR_SPAN).clamp(0.0, 1.0);
+        let fitted = (mu + 1.5 * var).exp();
+        (moment.max(weight * fitted)) as f64
     }
 }
 
 /// Exponentially decayed call counters for scope checks, all relative to one anchor time, so
 /// that adding is a multiply-add and the result does not depend on arrival order.
+///
+/// Shares use the configured half-life (30 minutes: they follow what the client does now).
+/// Whether enough calls broke the contract to be sure uses counters that forget
+/// [`LONG_HALF_LIVES`] times slower, so a client making a few calls an hour can still reach
+/// `min_events` violating calls (with the short half-life it never could: its decayed count
+/// stays below one call).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scope {
     anchor: Millis,
@@ -290,6 +343,8 @@ pub struct Scope {
     pub bad_product: f32,
     pub bad_endpoint: f32,
     pub bad_origin: f32,
+    /// The same violations with the long half-life: product, endpoint, origin.
+    pub bad_long: [f32; 3],
     /// Most recent out-of-contract product / endpoint / origin (interned ids).
     pub last_product: u32,
     pub last_endpoint: u32,
@@ -297,6 +352,9 @@ pub struct Scope {
     /// Where the client's calls come from, for `new_origin`.
     pub origins: Origins,
 }
+
+/// How many times longer the half-life of [`Scope::bad_long`] is.
+pub const LONG_HALF_LIVES: f64 = 16.0;
 
 /// Which scope rule an event broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,36 +375,49 @@ impl Scope {
         ((ts - self.anchor) as f64 / half_life as f64).exp2() as f32
     }
 
+    /// Weight of an event at `ts` (relative to the anchor) in the long counters; called only
+    /// for violating events, after [`Scope::weight`] placed the anchor.
+    #[inline]
+    pub fn long_weight(&self, ts: Millis, half_life: Millis) -> f32 {
+        ((ts - self.anchor) as f64 / (half_life as f64 * LONG_HALF_LIVES)).exp2() as f32
+    }
+
     /// Move the anchor to `t`, scaling every counter.
     pub fn decay_to(&mut self, t: Millis, half_life: Millis) -> f32 {
-        let f = if self.anchor == 0 {
-            0.0
+        let (f, f_long) = if self.anchor == 0 {
+            (0.0, 0.0)
         } else {
-            (-((t - self.anchor) as f64) / half_life as f64).exp2() as f32
+            let x = -((t - self.anchor) as f64) / half_life as f64;
+            (x.exp2() as f32, (x / LONG_HALF_LIVES).exp2() as f32)
         };
         self.total *= f;
         self.bad_product *= f;
         self.bad_endpoint *= f;
         self.bad_origin *= f;
+        self.bad_long.iter_mut().for_each(|b| *b *= f_long);
         self.origins.scale(f);
         self.anchor = t;
         f
     }
 
+    /// Count one call of weight `w`; a violating one also with `w_long` in the long counters.
     #[inline]
-    pub fn add(&mut self, w: f32, breach: Option<Breach>) {
+    pub fn add(&mut self, w: f32, breach: Option<(Breach, f32)>) {
         self.total += w;
         match breach {
-            Some(Breach::Product(id)) => {
+            Some((Breach::Product(id), w_long)) => {
                 self.bad_product += w;
+                self.bad_long[0] += w_long;
                 self.last_product = id;
             }
-            Some(Breach::Endpoint(id)) => {
+            Some((Breach::Endpoint(id), w_long)) => {
                 self.bad_endpoint += w;
+                self.bad_long[1] += w_long;
                 self.last_endpoint = id;
             }
-            Some(Breach::Origin(id)) => {
+            Some((Breach::Origin(id), w_long)) => {
                 self.bad_origin += w;
+                self.bad_long[2] += w_long;
                 self.last_origin = id;
             }
             None => {}
@@ -355,13 +426,15 @@ impl Scope {
 }
 
 /// The origins a client's traffic comes from: a small table of (origin, first seen, decayed
-/// calls), decayed with the [`Scope`] it belongs to. When full, the least used entry is replaced.
+/// calls, calls since first seen), decayed with the [`Scope`] it belongs to. When full, the
+/// least used entry is replaced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Origins {
     len: u8,
     ids: [u32; ORIGIN_SLOTS],
     first_seen: [i32; ORIGIN_SLOTS],
     calls: [f32; ORIGIN_SLOTS],
+    count: [u16; ORIGIN_SLOTS],
 }
 
 impl Origins {
@@ -370,6 +443,7 @@ impl Origins {
         let n = self.len as usize;
         if let Some(i) = self.ids[..n].iter().position(|&x| x == id) {
             self.calls[i] += w;
+            self.count[i] = self.count[i].saturating_add(1);
             return;
         }
         let minute = (ts / crate::time::MINUTE_MS) as i32;
@@ -384,6 +458,7 @@ impl Origins {
         self.ids[i] = id;
         self.first_seen[i] = minute;
         self.calls[i] = w;
+        self.count[i] = 1;
     }
 
     /// Scale counts (on re-anchoring the scope).
@@ -400,6 +475,15 @@ impl Origins {
                 self.calls[i],
             )
         })
+    }
+
+    /// Calls from `id` since it was first seen (saturating), if it is in the table.
+    pub fn count(&self, id: u32) -> Option<u16> {
+        let n = self.len as usize;
+        self.ids[..n]
+            .iter()
+            .position(|&x| x == id)
+            .map(|i| self.count[i])
     }
 }
 
@@ -483,6 +567,40 @@ mod tests {
     }
 
     #[test]
+    fn heavy_tails_get_their_dispersion_from_a_lognormal_fit() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, LogNormal};
+        let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
+        // two calls an hour for four days, lognormal σ = 1.6 with mean 20: the true E[u²]/E[u]
+        // is 20·e^(σ²) ≈ 258, which ~200 calls rarely show in their sample moments
+        let sigma: f64 = 1.6;
+        let ln = LogNormal::new(20f64.ln() - sigma * sigma / 2.0, sigma).unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut d = Dispersion::default();
+        for h in 0..96 {
+            for k in 0..2 {
+                d.add(
+                    t + h * HOUR_MS + k * 1000,
+                    ln.sample(&mut rng).round().max(1.0),
+                );
+            }
+        }
+        d.fold_complete(t + 96 * HOUR_MS);
+        let truth = 20.0 * (sigma * sigma).exp();
+        assert!(
+            d.factor() > 0.5 * truth && d.factor() < 3.0 * truth,
+            "{} vs {truth}",
+            d.factor()
+        );
+        // light tails keep their sample moments (10s and 30s: 25, as computed)
+        let mut e = Dispersion::default();
+        for i in 0..100 {
+            e.add(t + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
+        }
+        assert!((e.factor() - 25.0).abs() < 1e-3, "{}", e.factor());
+    }
+
+    #[test]
     fn decayed_counts_halve_per_half_life_whatever_the_order() {
         let hl = 15 * 60_000;
         let t0 = 1_789_050_000_000;
@@ -491,7 +609,8 @@ mod tests {
         let times = [t0, t0 + 10_000, t0 + 50_000, t0 + 20_000];
         for &t in &times {
             let w = a.weight(t, hl);
-            a.add(w, Some(Breach::Product(1)));
+            let wl = a.long_weight(t, hl);
+            a.add(w, Some((Breach::Product(1), wl)));
         }
         for &t in times.iter().rev() {
             let w = b.weight(t, hl);

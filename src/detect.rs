@@ -14,9 +14,11 @@
 //! client is not made to wait hours to prove it is above 1.5x.
 //!
 //! One overage is one alert: once firing, an alert holds while the first pair's long window is
-//! in the hysteresis band, and (for `over_contract`, once the client's own baseline is known)
-//! while the client is still well above its usual rate for the hour, so an overage that dips
-//! under the contract at night does not resolve and page again in the morning.
+//! in the hysteresis band, for up to four hours while that window has too few calls to show it
+//! is clearly below the band (a small client's night proves nothing), and, for `over_contract` once two days have
+//! taught the client's daily shape, while the client is still well above its usual rate for
+//! the hour, so an overage that dips under the contract at night does not resolve and page
+//! again in the morning.
 
 use statrs::distribution::{DiscreteCDF, Poisson};
 
@@ -141,6 +143,24 @@ pub fn significant(observed: f64, null_mean: f64, d: f64, alpha: f64) -> bool {
     }
 }
 
+/// Is `observed` units clearly *below* `null_mean`? The mirror of [`significant`], used to
+/// resolve: a window with too few calls to tell (a small client's night) does not resolve an
+/// alert, it keeps it as it is.
+pub fn clearly_below(observed: f64, null_mean: f64, d: f64, alpha: f64) -> bool {
+    let k = (observed / d).floor();
+    let lambda = null_mean / d;
+    if lambda <= 0.0 {
+        return false;
+    }
+    match Poisson::new(lambda) {
+        Ok(p) => p.cdf(k.max(0.0) as u64) < alpha,
+        Err(_) => false,
+    }
+}
+
+/// One-sided level of [`clearly_below`] when resolving volume alerts.
+const CLEAR_ALPHA: f64 = 0.05;
+
 /// One window pair's numbers at a boundary.
 struct PairSums {
     /// Short window ratio, long window ratio without its most intense minutes.
@@ -242,8 +262,32 @@ fn judge(
     }
     // Resolving is decided on the first pair's long window (the contract's hour), and that is
     // the reading a transition carries, so a resolve never quotes numbers it did not use.
+    // In the band by units and by calls at the mean units per call: a heavy-tailed client's
+    // units alone swing into the band by chance, hour after hour, long after its overage ended.
+    // (Minute call counts saturate at 255; a client near that is far too busy for chance swings,
+    // and its units alone decide.)
+    let in_band = |s: &PairSums| {
+        let r = &s.reading;
+        let minutes = (r.window / crate::time::MINUTE_MS).max(1) as f64;
+        let by_calls = if s.calls >= 200.0 * minutes {
+            r.ratio
+        } else {
+            s.calls * units.mean() / r.expected.max(f64::MIN_POSITIVE)
+        };
+        r.ratio.min(by_calls) >= hold_at
+    };
     match sums.first() {
-        Some(s) if hold || s.reading.ratio >= hold_at => Verdict::Hold(s.reading),
+        Some(s) if hold || in_band(s) => Verdict::Hold(s.reading),
+        Some(s)
+            if !clearly_below(
+                s.reading.observed,
+                hold_at * s.reading.expected,
+                units.factor(),
+                CLEAR_ALPHA,
+            ) =>
+        {
+            Verdict::Weak(s.reading)
+        }
         Some(s) => Verdict::Clear(s.reading),
         None => Verdict::Clear(Reading {
             observed: 0.0,
@@ -264,10 +308,12 @@ pub fn over_contract(
     thresholds: [f64; 2],
     p: &Params,
 ) -> [Verdict; 2] {
-    let hold = c.baseline.is_warm(&p.baseline) && {
+    // Judged in calls (the baseline's own measure): a heavy-tailed client's units swing past
+    // 1.5x its usual hour by chance, and would hold an alert long after its overage ended.
+    let hold = c.baseline.has_shape() && {
         let hour = crate::time::HOUR_MS;
-        let usual = c.baseline.expected(t, hour, &p.baseline);
-        usual > 0.0 && c.windows.sum(t, hour).0 >= SEASONAL_HOLD * usual
+        let usual_calls = c.baseline.expected(t, hour, &p.baseline) / c.units.mean().max(1e-9);
+        usual_calls > 0.0 && c.windows.calls(t, hour) >= SEASONAL_HOLD * usual_calls
     };
     windowed(
         &c.windows,
@@ -345,8 +391,21 @@ pub fn cap_forecast(c: &Client, t: Millis, cap: f64, p: &Params) -> Option<Verdi
     let used = used_before(c, month, t);
     let (recent, covered) = c.windows.sum(t, p.cap_pace);
     let span = covered.min(history).max(1);
-    let pace = recent / span as f64;
     let remaining = (month_start(month + 1) - t).max(0);
+    let mut pace = recent / span as f64;
+    // A pace change shows in a week's average only after days; the last day against the
+    // learned baseline for it shows it within hours, without mistaking a busy weekday or the
+    // afternoon peak for a new pace (the baseline knows those). Only a day significantly
+    // above the usual counts (3σ, compound Poisson), so a heavy-tailed day is not a new pace.
+    if c.baseline.is_warm(&p.baseline) {
+        let day = crate::time::DAY_MS;
+        let usual = c.baseline.expected(t, day, &p.baseline);
+        let observed = c.windows.sum(t, day).0;
+        if usual > 0.0 && observed - usual > 3.0 * (usual * c.units.factor()).sqrt() {
+            let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
+            pace = pace.max(observed / usual * level);
+        }
+    }
     let projected = used + pace * remaining as f64;
     let r = Reading {
         observed: projected,
@@ -364,10 +423,13 @@ pub fn cap_forecast(c: &Client, t: Millis, cap: f64, p: &Params) -> Option<Verdi
     })
 }
 
-/// Sustained share of calls breaking a scope rule (decayed counts, already anchored at `t`).
-pub fn scope_share(bad: f32, total: f32, item: u32, p: &Params) -> Verdict {
+/// Sustained share of calls breaking a scope rule (decayed counts, already anchored at `t`):
+/// `bad` and `total` with the half-life, `bad_long` forgetting more slowly (it says whether
+/// enough calls broke the contract, however slowly the client calls).
+pub fn scope_share(bad: f32, bad_long: f32, total: f32, item: u32, p: &Params) -> Verdict {
     count_share(
         bad as f64,
+        bad_long as f64,
         total as f64,
         item,
         p.scope_min_events,
@@ -376,7 +438,10 @@ pub fn scope_share(bad: f32, total: f32, item: u32, p: &Params) -> Verdict {
     )
 }
 
+/// `share` is `part / total`; `count` (of the same calls, over a longer span) must reach
+/// `min_events` to fire.
 fn count_share(
+    part: f64,
     count: f64,
     total: f64,
     item: u32,
@@ -384,7 +449,7 @@ fn count_share(
     min_share: f64,
     window: Millis,
 ) -> Verdict {
-    let share = if total > 0.0 { count / total } else { 0.0 };
+    let share = if total > 0.0 { part / total } else { 0.0 };
     let r = Reading {
         observed: count,
         expected: total,
@@ -404,8 +469,9 @@ fn count_share(
     }
 }
 
-/// `new_origin`: the largest share of recent calls from an origin that is not established (first
-/// seen after the client's own learning period, and less than `learn_after` ago).
+/// `new_origin`: the largest share of recent calls from an origin (a country, or a network) that
+/// is not established (first seen after the client's own learning period, and less than
+/// `learn_after` ago), with at least `min_events` calls since it was first seen.
 pub fn new_origin(c: &Client, t: Millis, p: &Params) -> Verdict {
     let s: &Scope = &c.scope;
     let settled_by = c.first_seen + p.no_learn_after;
@@ -417,6 +483,7 @@ pub fn new_origin(c: &Client, t: Millis, p: &Params) -> Verdict {
     match newest {
         Some((id, _, calls)) => count_share(
             calls as f64,
+            s.origins.count(id).unwrap_or(0) as f64,
             s.total as f64,
             id,
             p.no_min_events,
@@ -528,6 +595,15 @@ mod tests {
     }
 
     #[test]
+    fn clearly_below_needs_enough_calls_to_tell() {
+        // 50 units against a band of 135 is clearly below on unit calls...
+        assert!(clearly_below(50.0, 135.0, 1.0, 0.05));
+        // ...not on a handful of 30-unit calls, nor with nothing expected
+        assert!(!clearly_below(50.0, 135.0, 30.0, 0.05));
+        assert!(!clearly_below(0.0, 0.0, 1.0, 0.05));
+    }
+
+    #[test]
     fn significance_uses_dispersion() {
         // 1300 units against a null of 1000: clear with unit calls, noise with 100-unit calls
         assert!(significant(1300.0, 1000.0, 1.0, 1e-3));
@@ -562,12 +638,37 @@ mod tests {
     #[test]
     fn scope_share_has_a_hysteresis_band() {
         let p = Params::default();
-        assert!(matches!(scope_share(20.0, 200.0, 1, &p), Verdict::Fire(_)));
-        assert!(matches!(scope_share(7.0, 200.0, 1, &p), Verdict::Hold(_)));
-        assert!(matches!(scope_share(3.0, 200.0, 1, &p), Verdict::Clear(_)));
         assert!(matches!(
-            scope_share(20.0, 10_000.0, 1, &p),
+            scope_share(20.0, 40.0, 200.0, 1, &p),
+            Verdict::Fire(_)
+        ));
+        assert!(matches!(
+            scope_share(7.0, 40.0, 200.0, 1, &p),
+            Verdict::Hold(_)
+        ));
+        assert!(matches!(
+            scope_share(3.0, 40.0, 200.0, 1, &p),
             Verdict::Clear(_)
+        ));
+        assert!(matches!(
+            scope_share(20.0, 40.0, 10_000.0, 1, &p),
+            Verdict::Clear(_)
+        ));
+    }
+
+    #[test]
+    fn a_slow_client_reaches_the_count_on_the_long_counters() {
+        let p = Params::default();
+        // a few calls an hour: under one violating call with the short half-life, a dozen with
+        // the long one; a quarter of its calls
+        assert!(matches!(
+            scope_share(0.8, 12.0, 3.2, 1, &p),
+            Verdict::Fire(_)
+        ));
+        // the same share with too few violating calls yet only holds
+        assert!(matches!(
+            scope_share(0.8, 4.0, 3.2, 1, &p),
+            Verdict::Hold(_)
         ));
     }
 
@@ -580,7 +681,9 @@ mod tests {
         c.scope.total = 130.0;
         assert!(matches!(new_origin(&c, T0, &p), Verdict::Clear(_)));
         // one first seen an hour ago with 30 of 130 calls is new
-        c.scope.origins.add(2, T0 - HOUR_MS, 30.0);
+        for _ in 0..30 {
+            c.scope.origins.add(2, T0 - HOUR_MS, 1.0);
+        }
         assert!(matches!(new_origin(&c, T0, &p), Verdict::Fire(r) if r.item == Some(2)));
         // and a day later it is established
         assert!(matches!(

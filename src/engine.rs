@@ -462,10 +462,10 @@ impl Engine {
         } else {
             self.breach(idx, ev, product, country)
         };
-        let origin = if late {
-            None
+        let origins = if late {
+            [None, None]
         } else {
-            self.origin_id(ev, country)
+            self.origin_ids(ev, country)
         };
         let half_life = self.p.half_life;
         let Some(c) = self.clients[idx as usize].as_mut() else {
@@ -482,8 +482,9 @@ impl Engine {
         c.windows.add(ev.ts, ev.units as f32);
         c.units.add(ev.ts, ev.units);
         let w = c.scope.weight(ev.ts, half_life);
+        let breach = breach.map(|b| (b, c.scope.long_weight(ev.ts, half_life)));
         c.scope.add(w, breach);
-        if let Some(o) = origin {
+        for o in origins.into_iter().flatten() {
             c.scope.origins.add(o, ev.ts, w);
         }
         let boundary = minute_of(ev.ts) + 1;
@@ -616,11 +617,16 @@ impl Engine {
         None
     }
 
-    fn origin_id(&self, ev: &Event<'_>, country: Option<u32>) -> Option<u32> {
+    /// The origins `new_origin` tracks for an event: its country and its network, each on its
+    /// own, so a new network in a known country is as new as a new country.
+    fn origin_ids(&self, ev: &Event<'_>, country: Option<u32>) -> [Option<u32>; 2] {
         if !self.p.new_origin {
-            return None;
+            return [None, None];
         }
-        country.or_else(|| ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)))
+        [
+            country,
+            ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)),
+        ]
     }
 
     /// Evaluate every boundary the watermark has passed.
@@ -893,19 +899,28 @@ fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
         return;
     };
     let current = hour_of(t - 1);
+    // Hours older than the hour ring hold nothing it can tell; a run of them longer than the
+    // relearn-after-silence span is that silence, so the baseline starts afresh where the ring
+    // begins rather than learning years of empty hours one by one (an ancient late event can
+    // set `first_seen` that far back, and an engine must not stall on it).
+    let oldest = current - crate::window::HOUR_SLOTS as i64 + 1;
+    if h < oldest - p.baseline.reset_after_hours as i64 {
+        c.baseline = crate::baseline::Seasonal::default();
+        c.baseline.start(oldest);
+        h = oldest;
+    }
     let frozen = c.volume_alert_firing();
     // An hour is complete once t has passed its end.
+    // The usual rate is learned as calls × mean units per call: call counts are Poisson, while
+    // the units of a heavy-tailed client swing by whole multiples hour to hour, and clipping
+    // those swings would bias its baseline low (and every ordinary hour would look like a jump).
+    let mean_units = c.units.mean();
     while h < current || (h == current && t % crate::time::HOUR_MS == 0) {
-        let units = c.windows.hours.get(h) as f64;
-        let week = (crate::time::hour_of_day(h) == 23).then(|| {
-            let d = h.div_euclid(24);
-            let mut w = [0.0; 7];
-            for day in d - 6..=d {
-                w[crate::time::day_of_week(day * 24)] = c.windows.days.get(day) as f64;
-            }
-            w
-        });
-        c.baseline.learn_hour(h, units, frozen, week, &p.baseline);
+        let units = match c.windows.hour_calls(h) {
+            Some(calls) => calls * mean_units,
+            None => c.windows.hours.get(h) as f64,
+        };
+        c.baseline.learn_hour(h, units, frozen, &p.baseline);
         h += 1;
     }
 }
@@ -951,21 +966,21 @@ fn collect_verdicts(
             out.push((
                 AlertKind::OutOfContractProduct,
                 Severity::Warning,
-                detect::scope_share(s.bad_product, s.total, s.last_product, p),
+                detect::scope_share(s.bad_product, s.bad_long[0], s.total, s.last_product, p),
             ));
         }
         if contract.is_some_and(|k| k.endpoints.is_some()) {
             out.push((
                 AlertKind::OutOfContractEndpoint,
                 Severity::Warning,
-                detect::scope_share(s.bad_endpoint, s.total, s.last_endpoint, p),
+                detect::scope_share(s.bad_endpoint, s.bad_long[1], s.total, s.last_endpoint, p),
             ));
         }
         if compiled.is_some_and(|k| k.countries.is_some()) {
             out.push((
                 AlertKind::OutOfContractOrigin,
                 Severity::Warning,
-                detect::scope_share(s.bad_origin, s.total, s.last_origin, p),
+                detect::scope_share(s.bad_origin, s.bad_long[2], s.total, s.last_origin, p),
             ));
         }
     }

@@ -174,6 +174,13 @@ impl Windows {
         self.hour_calls.add(h, 1);
     }
 
+    /// Calls in hour `h`, unless the count saturated (a client of more than 65,535 calls an
+    /// hour, whose hourly units are then a precise enough measure on their own).
+    pub fn hour_calls(&self, h: i64) -> Option<f64> {
+        let n = self.hour_calls.get(h);
+        (n < u16::MAX).then_some(n as f64)
+    }
+
     /// Calls in the window ending at `t` (as [`Windows::sum`] composes it; windows longer than
     /// a day count their last day only, a lower bound). Saturates at 255 a minute.
     pub fn calls(&self, t: Millis, window: Millis) -> f64 {

@@ -505,3 +505,29 @@ fn outcome_labels_match_reject_reasons() {
     }
     assert_eq!(e.stats().events(), Reject::ALL.len() as u64);
 }
+
+#[test]
+fn an_event_from_another_era_does_not_make_the_engine_learn_every_hour_between() {
+    // Without a future limit (replay of a file) the decoder accepts years 0000-9999. A client
+    // first seen in 9999 and then in 2026 (a late event) has 70 million hours between the two;
+    // its baseline must start afresh near the present instead of learning each of them.
+    let events = [
+        ev(
+            parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap(),
+            "a",
+            0,
+            1.0,
+            "",
+        ),
+        ev(t0(), "a", 1, 10.0, ""),
+    ];
+    let mut e = engine(&Config::default());
+    run(&mut e, &events);
+    assert_eq!(e.stats().count(Outcome::Late.as_str()), 1);
+    let c = e.client("a").expect("tracked");
+    assert!(
+        c.baseline.learned_hours() <= 32,
+        "learned {} hours",
+        c.baseline.learned_hours()
+    );
+}

@@ -17,9 +17,12 @@ use std::time::Instant;
 use overage::score::{self, Report};
 use overage::simulate::{self, reason, shapes::Shape, SimParams, Truth};
 
-/// Sudden-jump incidents (contracted and not) must be caught within this median delay of
-/// becoming clearly detectable (the contract's hour 1.5x over, significantly).
-const MAX_MEDIAN_JUMP_DELAY_S: f64 = 600.0;
+/// Every sudden jump (3x, contracted and not) must be caught within this delay of becoming
+/// clearly detectable (the contract's or the usual hour 1.5x over, significantly): the pager
+/// target for jumps of 2.5x and more, for each jump rather than a median that could hide two
+/// late ones. (A learned baseline alerts at 1.8x, tested against that threshold, so the
+/// uncontracted jumps take 15-25 minutes; contracted ones 3-5.)
+const MAX_JUMP_DELAY_S: f64 = 1800.0;
 
 fn workdir() -> (Option<tempfile::TempDir>, PathBuf) {
     match std::env::var_os("OVERAGE_SCENARIO_DIR") {
@@ -128,12 +131,18 @@ fn check_quality(report: &Report, problems: &mut Vec<String>) {
     if !report.flaps.is_empty() {
         problems.push(format!("{} flaps", report.flaps.len()));
     }
-    let jumps = report.median_delay_s(|r| r.scenario.starts_with("sudden_jump"));
-    match jumps {
-        Some(d) if d <= MAX_MEDIAN_JUMP_DELAY_S => {}
-        other => problems.push(format!(
-            "median delay of sudden jumps {other:?}s, want <= {MAX_MEDIAN_JUMP_DELAY_S}s"
-        )),
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.scenario.starts_with("sudden_jump"))
+    {
+        match r.delay_s {
+            Some(d) if d <= MAX_JUMP_DELAY_S => {}
+            other => problems.push(format!(
+                "{} {}: delay {other:?}s, want <= {MAX_JUMP_DELAY_S}s",
+                r.client_id, r.scenario
+            )),
+        }
     }
 }
 

@@ -346,7 +346,7 @@ impl Fleet {
                 k.origin_countries = Some(countries);
             }
             if !matches!(incident, Some(Incident::CapPace)) && rng.gen_bool(0.3) {
-                b.generous_cap(ci, rng.gen_range(1.5..3.0) * growth);
+                b.usual_cap(ci, rng.gen_range(1.5..3.0) * growth);
             }
         }
 
@@ -506,7 +506,7 @@ impl Fleet {
                 };
                 let m = rng.gen_range(2.5..4.0);
                 // a cap 1.2x the month at the usual pace: only the pace change blows it
-                self.b.generous_cap(ci, 1.2);
+                self.b.usual_cap(ci, 1.2);
                 self.caps.push((ci, start));
                 (
                     start,

@@ -1031,6 +1031,20 @@ impl Builder {
         }
     }
 
+    /// A monthly cap of `times ×` the client's usual month: its pattern alone, without the
+    /// ramp, holidays or incidents of the run (a cap measured on an onboarding week would be
+    /// blown by the client's ordinary traffic).
+    fn usual_cap(&mut self, i: usize, times: f64) {
+        let c = &self.clients[i];
+        let u = c.mean_units_per_event();
+        let week: f64 = (0..7 * 24 * 60)
+            .map(|m| c.seasonal(self.start + m * MINUTE_MS) * u)
+            .sum();
+        if let Some(k) = self.clients[i].contract.as_mut() {
+            k.monthly_cap = Some(nice_up(week * 31.0 / 7.0 * times));
+        }
+    }
+
     fn day(&self, d: i64) -> i64 {
         self.start - self.start.rem_euclid(DAY_MS) + d * DAY_MS
     }
