@@ -346,7 +346,8 @@ pub fn baseline_jump(c: &Client, t: Millis, p: &Params) -> Option<[Verdict; 2]> 
         p,
         p.bj_min_events,
         |end, dur| b.expected(end, dur, &p.baseline),
-        // a learned baseline is itself uncertain: test against halfway to the threshold
+        // a learned baseline is itself uncertain (and a small client's is noisy): the excess
+        // must be significant against the threshold itself, not against the baseline
         |threshold| threshold,
         false,
     ))
