@@ -542,11 +542,21 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     };
     let report = overage::score::score_files(truth, alerts)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out(&serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!("{report}");
+        out(&report.to_string())?;
     }
     Ok(())
+}
+
+/// One block of output on stdout. A reader that went away (`| head`) ends the output quietly
+/// instead of panicking as `println!` does on a closed pipe.
+fn out(text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    match writeln!(o, "{text}").and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn score_fleet(a: &ScoreArgs, n: u32) -> Result<()> {
@@ -574,22 +584,22 @@ fn score_fleet(a: &ScoreArgs, n: u32) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         if a.json {
-            println!("{}", serde_json::to_string(&c.overage)?);
+            out(&serde_json::to_string(&c.overage)?)?;
         } else {
-            println!("## seed {seed}: overage\n\n{}", c.overage);
+            out(&format!("## seed {seed}: overage\n\n{}", c.overage))?;
         }
         runs.push(c);
     }
     let rows = overage::quality::rows(&runs);
     if a.json {
-        println!("{}", serde_json::to_string(&rows)?);
+        out(&serde_json::to_string(&rows)?)?;
     } else {
-        println!(
+        out(&format!(
             "## {} seeds x {n} clients x {} days\n\n{}",
             a.seeds.len(),
             a.days,
             overage::quality::table(&rows)
-        );
+        ))?;
     }
     Ok(())
 }
