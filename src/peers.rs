@@ -158,30 +158,21 @@ impl<'a> Rule<'a> {
     }
 
     fn step(&mut self, at: Millis, cond: bool, out: &mut Vec<AlertRecord>) {
-        if cond {
-            self.pending += 1;
-            if !self.firing && self.pending >= FOR_EVALS {
-                self.firing = true;
-                out.push(AlertRecord::new(
-                    self.alert,
-                    true,
-                    self.client,
-                    at,
-                    self.severity,
-                ));
-            }
+        self.pending = if cond {
+            self.pending.saturating_add(1)
         } else {
-            self.pending = 0;
-            if self.firing {
-                self.firing = false;
-                out.push(AlertRecord::new(
-                    self.alert,
-                    false,
-                    self.client,
-                    at,
-                    self.severity,
-                ));
-            }
+            0
+        };
+        let firing = self.pending >= FOR_EVALS;
+        if firing != self.firing {
+            self.firing = firing;
+            out.push(AlertRecord::new(
+                self.alert,
+                firing,
+                self.client,
+                at,
+                self.severity,
+            ));
         }
     }
 }

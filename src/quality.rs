@@ -157,19 +157,19 @@ pub fn rows(cs: &[Comparison]) -> [Row; 3] {
             ..Row::default()
         },
     ];
-    let pick = |c: &Comparison, i: usize| -> Report {
+    fn pick(c: &Comparison, i: usize) -> &Report {
         match i {
-            0 => c.overage.clone(),
-            1 => c.static_rule.clone(),
-            _ => c.zscore_rule.clone(),
+            0 => &c.overage,
+            1 => &c.static_rule,
+            _ => &c.zscore_rule,
         }
-    };
+    }
     for (i, row) in rows.iter_mut().enumerate() {
-        let reports: Vec<Report> = cs.iter().map(|c| pick(c, i)).collect();
+        let reports: Vec<&Report> = cs.iter().map(|c| pick(c, i)).collect();
         for r in &reports {
             row.add(r);
         }
-        row.delays(&reports.iter().collect::<Vec<_>>());
+        row.delays(&reports);
     }
     rows
 }
