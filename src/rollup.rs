@@ -233,6 +233,41 @@ impl Rollup {
     }
 }
 
+impl Rollup {
+    /// Units in each hour of `[from, to)` (hours starting in the range), in hour order: every
+    /// event has exactly one product row, so the product rows of an hour sum to its total.
+    pub fn hour_totals(&self, from: Millis, to: Millis) -> impl Iterator<Item = (i32, f64)> + '_ {
+        let (from_h, to_h) = (
+            from.div_euclid(HOUR_MS) + i64::from(from.rem_euclid(HOUR_MS) != 0),
+            to.div_euclid(HOUR_MS) + i64::from(to.rem_euclid(HOUR_MS) != 0),
+        );
+        let lo = self.rows.partition_point(|r| (r.hour as i64) < from_h);
+        let hi = self.rows.partition_point(|r| (r.hour as i64) < to_h);
+        let rows = &self.rows[lo..hi];
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let hour = rows.get(i)?.hour;
+            let mut units = 0.0;
+            while let Some(r) = rows.get(i).filter(|r| r.hour == hour) {
+                if r.dim == Dim::Product {
+                    units += r.units;
+                }
+                i += 1;
+            }
+            Some((hour, units))
+        })
+    }
+
+    /// Excess units in `[from, to)`: the sum over its hours of the units above that hour's
+    /// allowance (`allowance(hour)`, hours since the epoch). This is what an overage invoice
+    /// counts: an hour under its allowance does not offset an hour over it.
+    pub fn excess(&self, from: Millis, to: Millis, allowance: impl Fn(i32) -> f64) -> f64 {
+        self.hour_totals(from, to)
+            .map(|(h, units)| (units - allowance(h)).max(0.0))
+            .sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +360,26 @@ mod tests {
             .parse::<By>()
             .unwrap_err()
             .contains("product, origin or hour"));
+    }
+
+    #[test]
+    fn excess_counts_each_hour_over_its_allowance() {
+        let t = parse_rfc3339("2026-09-10T10:00:00Z").unwrap();
+        let mut r = Rollup::default();
+        r.add(t + 5, 1, 7, 30.0);
+        r.add(t + 10, 2, 8, 30.0); // hour 10: 60
+        r.add(t + HOUR_MS, 1, 7, 20.0); // hour 11: 20, under: offsets nothing
+        r.add(t + 3 * HOUR_MS, 1, 7, 100.0); // hour 13: 100
+        let totals: Vec<(i32, f64)> = r.hour_totals(t, t + 4 * HOUR_MS).collect();
+        let h = (t / HOUR_MS) as i32;
+        assert_eq!(totals, vec![(h, 60.0), (h + 1, 20.0), (h + 3, 100.0)]);
+        assert_eq!(r.excess(t, t + 4 * HOUR_MS, |_| 50.0), 10.0 + 50.0);
+        // an hour counts when it starts in the range
+        assert_eq!(r.excess(t + 1, t + 4 * HOUR_MS, |_| 50.0), 50.0);
+        assert_eq!(r.excess(t, t + HOUR_MS, |_| 50.0), 10.0);
+        assert_eq!(
+            r.excess(t, t + 4 * HOUR_MS, |hh| if hh == h { 0.0 } else { 1e9 }),
+            60.0
+        );
     }
 }
