@@ -229,8 +229,43 @@ pub struct Alert {
     pub since: String,
     pub labels: BTreeMap<String, String>,
     pub fingerprint: String,
+    /// What the excess comes from, most unusual first (volume alerts, when firing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<DriverInfo>,
+    /// Units above the contract (`over_contract`) or the learned baseline (`baseline_jump`),
+    /// hour by hour, since the start of the hour the episode began in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excess_units: Option<f64>,
+    /// Units above the contract, hour by hour, in the month so far (contracted clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excess_units_month: Option<f64>,
     #[serde(skip)]
     pub at_ms: Millis,
+}
+
+/// One driver of an excess, as alerts carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// `product`, `endpoint`, `country` or `asn`.
+    pub dimension: String,
+    pub name: String,
+    /// The part of the excess it carries, its share of the client's units now, and usually.
+    pub excess_share: f64,
+    pub share: f64,
+    pub usual_share: f64,
+}
+
+impl DriverInfo {
+    /// `72% of the excess is product "firehose" (usually 0%)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.0}% of the excess is {} \"{}\" (usually {:.0}%)",
+            self.excess_share * 100.0,
+            self.dimension,
+            self.name,
+            self.usual_share * 100.0
+        )
+    }
 }
 
 /// Stable identity of an alert: the same client, kind and severity always give the same value.
@@ -279,8 +314,45 @@ impl Alert {
             since: format_rfc3339(slot.firing_since.unwrap_or(at)),
             labels,
             fingerprint: fingerprint(client_id, slot.kind, slot.severity),
+            drivers: Vec::new(),
+            excess_units: None,
+            excess_units_month: None,
             at_ms: at,
         }
+    }
+
+    /// The drivers in one sentence, if any: `72% of the excess is product "firehose"
+    /// (usually 0%); 70% of the excess is asn "AS8075" (usually 5%)`.
+    pub fn drivers_text(&self) -> Option<String> {
+        (!self.drivers.is_empty()).then(|| {
+            self.drivers
+                .iter()
+                .map(DriverInfo::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// The excess in one phrase, if measured: `41200 units over since 14:00Z, 96000 this month`.
+    pub fn excess_text(&self) -> Option<String> {
+        let episode = self.excess_units?;
+        let over = if self.alert == AlertKind::BaselineJump {
+            "above the usual"
+        } else {
+            "over contract"
+        };
+        let hour = self
+            .since
+            .get(..13)
+            .map_or(String::new(), |h| format!(" since {h}:00Z"));
+        Some(match self.excess_units_month {
+            Some(m) => format!(
+                "{} units {over}{hour}, {} this month",
+                fmt_units(episode),
+                fmt_units(m)
+            ),
+            None => format!("{} units {over}{hour}", fmt_units(episode)),
+        })
     }
 
     /// One human line, for logs and the demo.
@@ -289,14 +361,35 @@ impl Alert {
             State::Firing => "FIRING  ",
             State::Resolved => "RESOLVED",
         };
-        format!(
+        let mut line = format!(
             "{} {state} [{}] {} {}: {}",
             self.at,
             self.severity.as_str(),
             self.alert,
             self.client_id,
             self.summary
-        )
+        );
+        for extra in [self.excess_text(), self.drivers_text()]
+            .into_iter()
+            .flatten()
+        {
+            line.push_str(" | ");
+            line.push_str(&extra);
+        }
+        line
+    }
+}
+
+/// Units for people: `120000`, `1.2M`, `3.5k`.
+pub fn fmt_units(x: f64) -> String {
+    if x >= 10_000_000.0 {
+        format!("{:.1}M", x / 1e6)
+    } else if x >= 1_000_000.0 {
+        format!("{:.2}M", x / 1e6)
+    } else if x.fract() == 0.0 || x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Slot;
 use crate::baseline::Seasonal;
+use crate::drivers::Mix;
 use crate::rollup::Rollup;
 use crate::time::{month_of, month_start, Millis};
 use crate::window::Windows;
@@ -37,6 +38,8 @@ pub struct Client {
     pub units: Dispersion,
     pub baseline: Seasonal,
     pub scope: Scope,
+    /// Recent and usual units by product, endpoint and origin, to name an excess's drivers.
+    pub mix: Mix,
     /// Alerts pending or firing; empty for almost every client.
     pub alerts: Vec<Slot>,
     /// Hourly usage by product and origin, and recent alert transitions, for reports.
@@ -60,6 +63,7 @@ impl Client {
             units: Dispersion::default(),
             baseline: Seasonal::default(),
             scope: Scope::default(),
+            mix: Mix::default(),
             alerts: Vec::new(),
             rollup: Rollup::default(),
         }

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertKind, Reading, Severity, Slot, State, Step, Verdict};
+use crate::alert::{
+    fmt_units, round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
+};
 use crate::client::{Breach, Client};
 use crate::config::{ms, Config};
 use crate::contract::Contracts;
@@ -29,7 +31,10 @@ use crate::dedupe::{self, Dedupe};
 use crate::detect::{self, Params};
 use crate::intern::Interner;
 use crate::rollup::{self, AlertRecord, By, UsageRow};
-use crate::time::{duration_label, hour_of, minute_of, month_label, month_of, Millis, MINUTE_MS};
+use crate::time::{
+    duration_label, hour_of, minute_of, month_label, month_of, month_start, Millis, HOUR_MS,
+    MINUTE_MS,
+};
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,9 +440,13 @@ impl Engine {
         let late = ev.ts < self.watermark;
         // A client mostly repeats its product and country: checking the last ones against the
         // label table costs a compare instead of a hash lookup.
-        let Some([last_product, last_country]) = self.clients[idx as usize]
-            .as_ref()
-            .map(|c| c.rollup.last_labels)
+        let Some(([last_product, last_country], last_endpoints)) =
+            self.clients[idx as usize].as_ref().map(|c| {
+                let mut e = [u32::MAX; crate::drivers::SLOTS];
+                let known = c.mix.labels(crate::drivers::Dim::Endpoint);
+                e[..known.len()].copy_from_slice(known);
+                (c.rollup.last_labels, e)
+            })
         else {
             return Outcome::Overflow;
         };
@@ -454,18 +463,25 @@ impl Engine {
             .product
             .as_ref()
             .map_or(rollup::NONE, |p| intern(last_product, p));
-        let rollup_origin = country
-            .or_else(|| ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)))
-            .unwrap_or(rollup::NONE);
+        let endpoint = ev.endpoint.as_ref().map(|e| {
+            last_endpoints
+                .into_iter()
+                .find(|&id| (id as usize) < labels.len() && labels.name(id) == e)
+                .unwrap_or_else(|| labels.intern(e))
+        });
+        let asn = ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG));
+        let rollup_origin = country.or(asn).unwrap_or(rollup::NONE);
         let breach = if late {
             None
         } else {
-            self.breach(idx, ev, product, country)
+            self.breach(idx, ev, product, country, endpoint)
         };
-        let origins = if late {
+        // `new_origin` tracks a country and a network each on its own, so a new network in a
+        // known country is as new as a new country.
+        let origins = if late || !self.p.new_origin {
             [None, None]
         } else {
-            self.origin_ids(ev, country)
+            [country, asn]
         };
         let half_life = self.p.half_life;
         let Some(c) = self.clients[idx as usize].as_mut() else {
@@ -481,6 +497,18 @@ impl Engine {
         }
         c.windows.add(ev.ts, ev.units as f32);
         c.units.add(ev.ts, ev.units);
+        let learn_usual = !c.volume_alert_firing();
+        c.mix.add(
+            ev.ts,
+            ev.units as f32,
+            [
+                (product != rollup::NONE).then_some(product),
+                endpoint,
+                country,
+                asn,
+            ],
+            learn_usual,
+        );
         let w = c.scope.weight(ev.ts, half_life);
         let breach = breach.map(|b| (b, c.scope.long_weight(ev.ts, half_life)));
         c.scope.add(w, breach);
@@ -581,6 +609,7 @@ impl Engine {
         ev: &Event<'_>,
         product: u32,
         country: Option<u32>,
+        endpoint: Option<u32>,
     ) -> Option<Breach> {
         let ci = self.clients[idx as usize].as_ref()?.contract?;
         let compiled = &self.compiled[ci as usize];
@@ -594,10 +623,9 @@ impl Engine {
                 return Some(Breach::Origin(id));
             }
         }
-        if let Some(endpoint) = &ev.endpoint {
+        if let (Some(endpoint), Some(eid)) = (&ev.endpoint, endpoint) {
             let contract = self.contracts.by_index(ci as usize);
             if let Some(globs) = &contract.endpoints {
-                let eid = self.labels.intern(endpoint);
                 let ok = match self.endpoint_ok.get(&(ci, eid)) {
                     Some(&ok) => ok,
                     None => {
@@ -615,18 +643,6 @@ impl Engine {
             }
         }
         None
-    }
-
-    /// The origins `new_origin` tracks for an event: its country and its network, each on its
-    /// own, so a new network in a known country is as new as a new country.
-    fn origin_ids(&self, ev: &Event<'_>, country: Option<u32>) -> [Option<u32>; 2] {
-        if !self.p.new_origin {
-            return [None, None];
-        }
-        [
-            country,
-            ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG)),
-        ]
     }
 
     /// Evaluate every boundary the watermark has passed.
@@ -886,8 +902,58 @@ impl Engine {
                 ),
             ),
         };
-        Alert::new(state, id, slot, t, window, summary, labels)
+        let mut alert = Alert::new(state, id, slot, t, window, summary, labels);
+        let allowance: Option<Box<dyn Fn(i32) -> f64 + '_>> = match (slot.kind, contract) {
+            (AlertKind::OverContract, Some(k)) => {
+                let per_hour = k.rate_per_ms() * HOUR_MS as f64;
+                Some(Box::new(move |_| per_hour))
+            }
+            (AlertKind::BaselineJump, _) => Some(Box::new(|h: i32| {
+                c.baseline.rate_at(h as Millis * HOUR_MS, &self.p.baseline) * 60.0
+            })),
+            _ => None,
+        };
+        if let Some(allowance) = allowance {
+            let since = slot.firing_since.unwrap_or(t);
+            alert.excess_units = Some(round2(excess_until(c, since, t, &allowance)));
+            if slot.kind == AlertKind::OverContract {
+                let month = month_start(month_of(t));
+                alert.excess_units_month = Some(round2(excess_until(c, month, t, &allowance)));
+            }
+            if state == State::Firing {
+                alert.drivers = c
+                    .mix
+                    .drivers(r.observed, r.expected)
+                    .into_iter()
+                    .map(|d| DriverInfo {
+                        dimension: d.dim.as_str().to_owned(),
+                        name: self.label_name(d.label),
+                        excess_share: round2(d.excess_share),
+                        share: round2(d.share),
+                        usual_share: round2(d.usual_share),
+                    })
+                    .collect();
+            }
+        }
+        alert
     }
+}
+
+/// Units above `allowance` (per hour since the epoch), hour by hour, from the start of the hour
+/// of `from` to `t`: whole hours from the exact rollups, the hour in progress from the minute
+/// ring up to `t` (so the figure depends only on events before `t`).
+fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> f64) -> f64 {
+    let from = from.div_euclid(HOUR_MS) * HOUR_MS;
+    let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
+    let mut excess = c.rollup.excess(from, hour, allowance);
+    if hour >= from && t > hour {
+        let now = c
+            .windows
+            .minutes
+            .sum(hour.div_euclid(MINUTE_MS), t.div_euclid(MINUTE_MS));
+        excess += (now - allowance((hour / HOUR_MS) as i32)).max(0.0);
+    }
+    excess
 }
 
 /// Learn every hour the client has completed since it last learned.
@@ -990,18 +1056,5 @@ fn collect_verdicts(
             Severity::Warning,
             detect::new_origin(c, t, p),
         ));
-    }
-}
-
-/// Units for people: `120000`, `1.2M`, `3.5k`.
-fn fmt_units(x: f64) -> String {
-    if x >= 10_000_000.0 {
-        format!("{:.1}M", x / 1e6)
-    } else if x >= 1_000_000.0 {
-        format!("{:.2}M", x / 1e6)
-    } else if x.fract() == 0.0 || x >= 100.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
     }
 }

@@ -15,6 +15,7 @@
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
 //! - [`detect`]: pure detectors, state at a minute boundary → verdicts.
+//! - [`drivers`]: which product, endpoint or origin an excess comes from.
 //! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
 //! - [`checkpoint`]: a partition's state and offset, encoded and kept in a durable store.
@@ -40,6 +41,7 @@ pub mod decode;
 pub mod dedupe;
 pub mod demo;
 pub mod detect;
+pub mod drivers;
 pub mod engine;
 pub mod intern;
 pub mod peers;

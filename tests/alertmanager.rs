@@ -162,6 +162,9 @@ fn transition(state: State, client: &str, at: i64, since: i64) -> Alert {
         since: format_rfc3339(since),
         labels: BTreeMap::from([("plan".to_string(), "enterprise".to_string())]),
         fingerprint: fingerprint(client, AlertKind::OverContract, Severity::Critical),
+        drivers: Vec::new(),
+        excess_units: None,
+        excess_units_month: None,
         at_ms: at,
     }
 }

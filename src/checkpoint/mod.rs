@@ -33,7 +33,7 @@ pub use store::Store;
 pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
 /// are also kept by arrival.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -225,13 +225,17 @@ mod tests {
         assert!(matches!(err, CheckpointError::Incompatible { .. }));
         assert!(err.to_string().contains("newer"), "{err}");
 
-        // version 1 kept dedupe ids by event time only; its bodies must not be misread
-        let mut v1 = good.clone();
-        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
-        let err = decode(&v1).unwrap_err();
-        assert!(
-            err.to_string().contains("version 1") && err.to_string().contains("older"),
-            "{err}"
-        );
+        // every older body is laid out differently (v1: dedupe ids by event time only; v3:
+        // clients without their driver mix) and must be refused, not misread
+        for v in 1..FORMAT_VERSION {
+            let mut old = good.clone();
+            old[8..10].copy_from_slice(&v.to_le_bytes());
+            let err = decode(&old).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("version {v}"))
+                    && err.to_string().contains("older"),
+                "{err}"
+            );
+        }
     }
 }

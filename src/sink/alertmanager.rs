@@ -70,9 +70,14 @@ pub struct AlertmanagerConfig {
     pub queue_capacity: usize,
     /// `runbook_url` annotation; `{alert}` is replaced by the alert kind. Empty: no annotation.
     pub runbook_url: String,
-    /// `generatorURL` of each alert (e.g. the client's status page); `{client_id}` is replaced
-    /// by the percent-encoded client id.
+    /// `generatorURL` of each alert: the client's page on the instance that raised it, e.g.
+    /// `http://{hostname}:8080/clients/{client_id}`. In this and `dashboard_url`, `{client_id}`
+    /// is replaced by the percent-encoded client id, `{alert}` by the alert kind and
+    /// `{hostname}` by this instance's host name (the pod's name in Kubernetes).
     pub generator_url: Option<String>,
+    /// `dashboard_url` annotation: the per-client Grafana dashboard with the client selected,
+    /// e.g. `https://grafana.example/d/overage-client/overage-client?var-client_id={client_id}`.
+    pub dashboard_url: Option<String>,
 }
 
 impl Default for AlertmanagerConfig {
@@ -84,6 +89,7 @@ impl Default for AlertmanagerConfig {
             queue_capacity: 10_000,
             runbook_url: "https://overage.example/runbooks/{alert}".into(),
             generator_url: None,
+            dashboard_url: None,
         }
     }
 }
@@ -131,9 +137,14 @@ impl AlertmanagerConfig {
             let u = self.runbook_url.replace("{alert}", "over_contract");
             check_http_url(&u).map_err(|m| format!("runbook_url: {:?} {m}", self.runbook_url))?;
         }
-        if let Some(g) = &self.generator_url {
-            let u = g.replace("{client_id}", "client");
-            check_http_url(&u).map_err(|m| format!("generator_url: {g:?} {m}"))?;
+        for (field, template) in [
+            ("generator_url", &self.generator_url),
+            ("dashboard_url", &self.dashboard_url),
+        ] {
+            if let Some(g) = template {
+                let u = fill(g, "client", AlertKind::OverContract);
+                check_http_url(&u).map_err(|m| format!("{field}: {g:?} {m}"))?;
+            }
         }
         Ok(())
     }
@@ -378,7 +389,32 @@ fn description(a: &Alert) -> String {
     if a.state == State::Resolved {
         let _ = write!(d, "; resolved at {}", a.at);
     }
+    for extra in [a.excess_text(), a.drivers_text()].into_iter().flatten() {
+        let _ = write!(d, "; {extra}");
+    }
     d
+}
+
+/// A URL template with this alert's `{client_id}` (percent-encoded), `{alert}` and
+/// `{hostname}` filled in.
+fn fill(template: &str, client_id: &str, kind: AlertKind) -> String {
+    let mut u = template
+        .replace("{client_id}", &percent_encode(client_id))
+        .replace("{alert}", kind.as_str());
+    if u.contains("{hostname}") {
+        u = u.replace("{hostname}", &hostname());
+    }
+    u
+}
+
+/// This machine's host name: `HOSTNAME` (set in every Kubernetes pod), else the kernel's.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 fn to_postable(alert: &Alert, cfg: &AlertmanagerConfig, now: Millis) -> PostableAlert {
@@ -408,6 +444,18 @@ fn to_postable(alert: &Alert, cfg: &AlertmanagerConfig, now: Millis) -> Postable
             cfg.runbook_url.replace("{alert}", alert.alert.as_str()),
         );
     }
+    if let Some(d) = &cfg.dashboard_url {
+        annotations.insert(
+            "dashboard_url".into(),
+            fill(d, &alert.client_id, alert.alert),
+        );
+    }
+    if let Some(d) = alert.drivers_text() {
+        annotations.insert("drivers".into(), d);
+    }
+    if let Some(e) = alert.excess_text() {
+        annotations.insert("excess_units".into(), e);
+    }
     let (starts, ends) = active_range(alert, now, cfg.resend_interval);
     PostableAlert {
         labels,
@@ -417,7 +465,7 @@ fn to_postable(alert: &Alert, cfg: &AlertmanagerConfig, now: Millis) -> Postable
         generator_url: cfg
             .generator_url
             .as_ref()
-            .map(|g| g.replace("{client_id}", &percent_encode(&alert.client_id))),
+            .map(|g| fill(g, &alert.client_id, alert.alert)),
     }
 }
 
@@ -1044,6 +1092,9 @@ mod tests {
                 AlertKind::OverContract,
                 Severity::Critical,
             ),
+            drivers: Vec::new(),
+            excess_units: None,
+            excess_units_month: None,
             at_ms: at,
         }
     }
@@ -1073,7 +1124,18 @@ mod tests {
     fn firing_alert_maps_to_the_postable_json() {
         let mut c = cfg();
         c.generator_url = Some("https://status.example/clients/{client_id}".into());
+        c.dashboard_url =
+            Some("https://grafana.example/d/overage-client/x?var-client_id={client_id}".into());
         let mut a = alert(State::Firing, "msft bing/1", T0, T0 - 60_000);
+        a.drivers = vec![crate::alert::DriverInfo {
+            dimension: "product".into(),
+            name: "firehose".into(),
+            excess_share: 0.72,
+            share: 0.7,
+            usual_share: 0.0,
+        }];
+        a.excess_units = Some(242_000.0);
+        a.excess_units_month = Some(1_250_000.0);
         a.labels.insert("team-name".into(), "search".into());
         a.labels.insert("severity".into(), "spoofed".into());
         a.labels.insert("empty".into(), String::new());
@@ -1093,6 +1155,21 @@ mod tests {
         );
         let d = v["annotations"]["description"].as_str().expect("string");
         for part in ["362000", "120000", "3.02", "1h", "2026-09-10T14:19:00Z"] {
+            assert!(d.contains(part), "{d} lacks {part}");
+        }
+        assert_eq!(
+            v["annotations"]["dashboard_url"],
+            "https://grafana.example/d/overage-client/x?var-client_id=msft%20bing%2F1"
+        );
+        assert_eq!(
+            v["annotations"]["drivers"],
+            "72% of the excess is product \"firehose\" (usually 0%)"
+        );
+        assert_eq!(
+            v["annotations"]["excess_units"],
+            "242000 units over contract since 2026-09-10T14:00Z, 1.25M this month"
+        );
+        for part in ["firehose", "242000 units over contract"] {
             assert!(d.contains(part), "{d} lacks {part}");
         }
         assert_eq!(v["startsAt"], "2026-09-10T14:19:00Z");
@@ -1115,6 +1192,21 @@ mod tests {
     }
 
     #[test]
+    fn url_templates_name_this_instance_and_the_client() {
+        let u = fill(
+            "http://{hostname}:8080/clients/{client_id}#{alert}",
+            "a b",
+            AlertKind::NewOrigin,
+        );
+        let host = hostname();
+        assert!(!host.is_empty() && !host.contains('{'), "{host}");
+        assert_eq!(u, format!("http://{host}:8080/clients/a%20b#new_origin"));
+        let mut c = cfg();
+        c.dashboard_url = Some("grafana/{client_id}".into());
+        assert!(c.validate().unwrap_err().starts_with("dashboard_url:"));
+    }
+
+    #[test]
     fn no_generator_url_and_no_runbook_when_not_configured() {
         let mut c = cfg();
         c.runbook_url = String::new();
@@ -1122,6 +1214,9 @@ mod tests {
             .expect("serializes");
         assert!(v.get("generatorURL").is_none());
         assert!(v["annotations"].get("runbook_url").is_none());
+        for absent in ["dashboard_url", "drivers", "excess_units"] {
+            assert!(v["annotations"].get(absent).is_none(), "{absent}");
+        }
     }
 
     #[test]
