@@ -1,7 +1,8 @@
 //! The HTML report and the live status pages in a real browser (headless Chromium, Debian's
 //! `chromium`; `scripts/test` installs it): screenshots into `target/screenshots/`, the rendered
-//! DOM checked for the charts' data marks, the tables' rows and the alert list, and no console
-//! errors (a negative control page with a deliberate script error proves the check can fail).
+//! DOM checked for the charts' data marks (the report's charts, the status and client pages'
+//! sparklines), the tables' rows and the alert list, and no console errors (a negative control
+//! page with a deliberate script error proves the check can fail).
 
 mod util;
 
@@ -123,6 +124,38 @@ fn screenshot(url: &str, name: &str, height: u32) -> PathBuf {
 
 fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
+}
+
+/// The `<svg class="spark...">` elements of a rendered DOM, whole.
+fn sparklines(dom: &str) -> Vec<&str> {
+    dom.match_indices("<svg class=\"spark")
+        .map(|(at, _)| &dom[at..at + dom[at..].find("</svg>").map_or(0, |e| e + 6)])
+        .collect()
+}
+
+/// Point counts of the `<polyline class="{class}">` elements in `svg`.
+fn polyline_points(svg: &str, class: &str) -> Vec<usize> {
+    svg.match_indices(&format!("<polyline class=\"{class}\""))
+        .map(|(at, _)| {
+            let rest = &svg[at..svg[at..].find('>').map_or(svg.len(), |e| at + e)];
+            rest.split_once("points=\"")
+                .and_then(|(_, p)| p.split_once('"'))
+                .map_or(0, |(p, _)| p.split_whitespace().count())
+        })
+        .collect()
+}
+
+/// Asserts a sparkline's usage and contract lines are drawn, each with at least two points,
+/// and it says what it shows.
+fn assert_drawn(svg: &str) {
+    let usage = polyline_points(svg, "usage");
+    let reference = polyline_points(svg, "reference");
+    assert!(usage.len() == 1 && usage[0] >= 2, "usage line: {svg}");
+    assert!(
+        reference.len() == 1 && reference[0] >= 2,
+        "contract line: {svg}"
+    );
+    assert!(svg.contains("<title>"), "accessible summary: {svg}");
 }
 
 fn events_file(dir: &Path) -> PathBuf {
@@ -275,13 +308,26 @@ fn the_live_status_page_and_client_pages_render() {
         "alert, top-client and lag rows: {d}"
     );
     assert!(d.contains("<table class=\"lag\""), "{d}");
+    // a sparkline per top client (both contracted), five hours of usage against the contract
+    let sparks = sparklines(&d);
+    assert_eq!(sparks.len(), 2, "{d}");
+    for svg in &sparks {
+        assert_drawn(svg);
+        assert!(svg.contains("by its contract"), "{svg}");
+    }
     screenshot(&format!("{base}/"), "status.png", 1100);
 
     let d = dom(&format!("{base}/clients/jumper"));
     assert!(d.contains("<table class=\"windows\""), "{d}");
     assert!(d.contains("/clients/jumper/report?month=2026-08"), "{d}");
     assert!(d.contains("<table class=\"history\""), "{d}");
-    screenshot(&format!("{base}/clients/jumper"), "client.png", 1100);
+    // the larger chart of the same: a dot with its value per hour of data
+    let sparks = sparklines(&d);
+    assert_eq!(sparks.len(), 1, "{d}");
+    assert!(sparks[0].starts_with("<svg class=\"spark large\""), "{d}");
+    assert_drawn(sparks[0]);
+    assert!(count(sparks[0], "<circle class=\"point\"") >= 2, "{d}");
+    screenshot(&format!("{base}/clients/jumper"), "client.png", 1300);
 
     let url = format!("{base}/clients/jumper/report?month=2026-08");
     let d = dom(&url);

@@ -254,6 +254,121 @@ pub fn burn_down(c: &CapBurn) -> Markup {
     }
 }
 
+/// One hour of a sparkline: the units used (`None` before the client was first seen) and what
+/// they are measured against (`None` when nothing is: a learned baseline still learning).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SparkPoint {
+    /// Start of the hour (not always a clock hour: the last may be the 60 minutes up to now).
+    pub t: Millis,
+    pub units: Option<f64>,
+    pub reference: Option<f64>,
+}
+
+/// How big a sparkline is drawn: a table cell's, or a page's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SparkSize {
+    /// For a table row: no labels, the page's text says the numbers.
+    Cell,
+    /// For a client's page: the scale, where the span starts and ends, and a dot with its value
+    /// per hour.
+    Page,
+}
+
+/// Units per hour as a line against a reference line (a contract's flat rate, or what a learned
+/// baseline expects each hour), one point per hour at a fixed step, so a client first seen an
+/// hour ago is a short line at the right end rather than a stretched one. `label` is the
+/// accessible summary (`<title>` and `aria-label`); `reference` names the reference line.
+///
+/// Stroke and fill are presentation attributes, not page CSS, so the chart looks the same
+/// wherever it is embedded.
+pub fn sparkline(points: &[SparkPoint], size: SparkSize, label: &str, reference: &str) -> Markup {
+    let (w, h, left, right, top, bottom) = match size {
+        SparkSize::Cell => (120.0, 28.0, 2.0, 4.0, 3.0, 3.0),
+        SparkSize::Page => (W, 160.0, LEFT, RIGHT, TOP, 24.0),
+    };
+    let max = points
+        .iter()
+        .flat_map(|p| [p.units, p.reference])
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let max = match size {
+        SparkSize::Cell => max.max(1.0) * 1.1,
+        SparkSize::Page => nice(max.max(1.0) * 1.05),
+    };
+    let step = (w - left - right) / points.len().saturating_sub(1).max(1) as f64;
+    let x = |i: usize| left + i as f64 * step;
+    let y = |v: f64| top + (h - top - bottom) * (1.0 - (v / max).clamp(0.0, 1.0));
+    let line = |f: fn(&SparkPoint) -> Option<f64>| -> Vec<(usize, f64)> {
+        points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| f(p).filter(|v| v.is_finite()).map(|v| (i, v)))
+            .collect()
+    };
+    let used = line(|p| p.units);
+    let refs = line(|p| p.reference);
+    let coords = |pts: &[(usize, f64)]| {
+        pts.iter()
+            .map(|&(i, v)| format!("{},{}", fmt(x(i)), fmt(y(v))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let range = |pts: &[(usize, f64)]| {
+        let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        if (hi - lo).abs() < 0.5 {
+            short(hi)
+        } else {
+            format!("{} to {}", short(lo), short(hi))
+        }
+    };
+    let last = used.last().copied();
+    let class = match size {
+        SparkSize::Cell => "spark",
+        SparkSize::Page => "spark large",
+    };
+    html! {
+        svg class=(class) xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (w) " " (h)}
+            width=(if size == SparkSize::Cell { w.to_string() } else { "100%".to_owned() })
+            height=[(size == SparkSize::Cell).then_some(h)] role="img" aria-label=(label) {
+            title { (label) }
+            @if size == SparkSize::Page {
+                (axes(max, h - top - bottom))
+                @if let (Some(first), Some(end)) = (points.first(), points.last()) {
+                    text.x x=(fmt(left)) y=(fmt(h - 6.0)) { (hour(first.t)) }
+                    // the span's end: the last point is the hour up to it
+                    text.x x=(fmt(w - right)) y=(fmt(h - 6.0)) text-anchor="end" {
+                        (hour(end.t + HOUR_MS)) }
+                }
+            }
+            @if !refs.is_empty() {
+                polyline.reference points=(coords(&refs)) fill="none" stroke="#c53030"
+                    stroke-width="1.5" stroke-dasharray="4 3" {
+                    title { (reference) ": " (range(&refs)) " units per hour" }
+                }
+            }
+            @if !used.is_empty() {
+                polyline.usage points=(coords(&used)) fill="none" stroke="#3b6fb6"
+                    stroke-width=(if size == SparkSize::Cell { "1.5" } else { "2.5" })
+                    stroke-linejoin="round" {
+                    title { "units per hour: " (range(&used)) }
+                }
+            }
+            @if size == SparkSize::Page {
+                @for &(i, v) in &used {
+                    circle.point cx=(fmt(x(i))) cy=(fmt(y(v))) r="3" fill="#3b6fb6" {
+                        title { (hour(points[i].t)) ": " (short(v)) " units"
+                            @if let Some(r) = points[i].reference { " (" (reference) " " (short(r)) ")" } }
+                    }
+                }
+            } @else if let Some((i, v)) = last {
+                circle.now cx=(fmt(x(i))) cy=(fmt(y(v))) r="2" fill="#3b6fb6" {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +416,79 @@ mod tests {
         let s = totals(&t, "product", 8).into_string();
         assert!(!s.contains("<script>"), "{s}");
         assert!(s.contains("&lt;script&gt;"), "{s}");
+    }
+
+    fn spark(units: &[Option<f64>], reference: Option<f64>) -> Vec<SparkPoint> {
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| SparkPoint {
+                t: i as Millis * HOUR_MS,
+                units: u,
+                reference,
+            })
+            .collect()
+    }
+
+    /// `points="..."` of the polyline of `class`, as (x, y) pairs.
+    fn polyline(svg: &str, class: &str) -> Vec<(f64, f64)> {
+        let at = svg
+            .find(&format!("<polyline class=\"{class}\" points=\""))
+            .unwrap_or_else(|| panic!("no {class} line: {svg}"));
+        let rest = &svg[at..];
+        let start = rest.find("points=\"").unwrap() + 8;
+        let end = start + rest[start..].find('"').unwrap();
+        rest[start..end]
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sparkline_draws_usage_against_its_reference_hour_by_hour() {
+        // a client first seen in the third hour, at the contract, then at twice it
+        let mut units = vec![None, None];
+        units.extend([100.0, 100.0, 200.0].map(Some));
+        let s = sparkline(
+            &spark(&units, Some(100.0)),
+            SparkSize::Cell,
+            "<b>x</b> last 5 h",
+            "contract",
+        )
+        .into_string();
+        assert!(s.starts_with("<svg class=\"spark\""), "{s}");
+        assert!(
+            s.contains("<title>&lt;b&gt;x&lt;/b&gt; last 5 h</title>"),
+            "{s}"
+        );
+        let used = polyline(&s, "usage");
+        let refs = polyline(&s, "reference");
+        assert_eq!(used.len(), 3, "no points before the client existed: {s}");
+        assert_eq!(refs.len(), 5, "{s}");
+        // the hours keep their place: the first usage point is above the third reference one
+        assert_eq!(used[0].0, refs[2].0);
+        // at the reference, then above it (smaller y is higher)
+        assert_eq!(used[0].1, refs[2].1);
+        assert!(used[2].1 < refs[4].1, "{s}");
+        assert!(s.contains("contract: 100 units per hour"), "{s}");
+        assert!(s.contains("units per hour: 100 to 200"), "{s}");
+    }
+
+    #[test]
+    fn a_sparkline_without_reference_draws_usage_alone() {
+        let s = sparkline(
+            &spark(&[Some(1.0), Some(3.0)], None),
+            SparkSize::Page,
+            "y",
+            "learned baseline",
+        )
+        .into_string();
+        assert!(s.starts_with("<svg class=\"spark large\""), "{s}");
+        assert!(!s.contains("class=\"reference\""), "{s}");
+        assert_eq!(polyline(&s, "usage").len(), 2);
+        assert_eq!(s.matches("<circle class=\"point\"").count(), 2, "{s}");
     }
 }
