@@ -5,9 +5,17 @@
 //! if missing and runs the same traffic and service against it. A producer thread writes a dozen
 //! clients' traffic, with daily seasonality, in compressed time (by default one event-time
 //! minute per wall-clock second), keyed by client; after an hour of event time (a minute of
-//! wall time) one partner starts consuming 4x its contract. The real service consumes it as a
-//! consumer-group member, serves `/metrics` and the API on localhost, and prints alerts as they
-//! fire. Ctrl-C drains and stops it.
+//! wall time) one partner consumes 4x its contract for 40 minutes and then goes back to normal.
+//! The real service consumes it as a consumer-group member, serves `/metrics` and the API, and
+//! prints alerts as they change. The story is sized so that one run shows all of an incident in
+//! under three minutes at the default speed: the warning, the escalation to a page and both
+//! resolving (the page needs some 40 minutes at 4x before the contract's hour is at 2.5x, and
+//! resolving needs that hour back under the band and then the `resolve_after` quiet, about an
+//! hour after the overrun ends; [`STORY_ENDS_BY`]). Ctrl-C drains and stops it.
+//!
+//! The API is protected by `OVERAGE_API_TOKEN` as `overage run` protects it: `--http
+//! 0.0.0.0:...` must not open the status page and the API to the network just because this is
+//! the demo.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +44,25 @@ pub struct DemoClient {
     pub country: &'static str,
 }
 
-/// The partner that overruns, and when (event time after the start).
+/// The partner that overruns, when (event time after the start), and for how long.
 pub const OVERRUNNER: &str = "acme-analytics";
 pub const OVERRUN_AFTER: Millis = HOUR_MS;
+/// Long enough for the contract's hour to reach [`OVERRUNNER_PAGE_AT`] at 4x (about 38
+/// minutes, sustained), then back to normal, so that one run shows the page and its resolve.
+pub const OVERRUN_FOR: Millis = 40 * MINUTE_MS;
+/// The overrunner's contract thresholds: the default warning, and a page at 2.5x instead of
+/// the default 3x, so that the demo reaches the page some 8 minutes sooner (at 4x an hour
+/// window needs ~45 minutes to reach 3x) and can end its story within three minutes.
+pub const OVERRUNNER_ALERT_AT: f64 = 1.5;
+pub const OVERRUNNER_PAGE_AT: f64 = 2.5;
+/// Event time (after the start) by which both of the overrunner's alerts have resolved: the
+/// contract's hour falls back under the hold band ~45 minutes after the overrun ends, then
+/// `detect.resolve_after` (10 minutes) of quiet.
+pub const STORY_ENDS_BY: Millis = OVERRUN_AFTER + OVERRUN_FOR + HOUR_MS;
+// At the default speed (a minute a second) the story, with start-up, fits in three minutes.
+const _: () = assert!(STORY_ENDS_BY <= 170 * MINUTE_MS);
+/// The overrunner's rate while overrunning, as a multiple of its contract.
+pub const OVERRUN_FACTOR: f64 = 4.0;
 
 pub fn clients() -> Vec<DemoClient> {
     let c = |id, contract, calls, units, product, country| DemoClient {
@@ -71,9 +95,14 @@ pub fn contracts() -> Arc<Contracts> {
     for c in clients() {
         if let Some(per_hour) = c.contract_per_hour {
             text += &format!(
-                "[[contract]]\nclient_id = \"{}\"\nplan = \"partner\"\nbaseline = {{ units = {per_hour}, per = \"1h\" }}\n\n",
+                "[[contract]]\nclient_id = \"{}\"\nplan = \"partner\"\nbaseline = {{ units = {per_hour}, per = \"1h\" }}\n",
                 c.id
             );
+            if c.id == OVERRUNNER {
+                text +=
+                    &format!("alert_at = {OVERRUNNER_ALERT_AT}\npage_at = {OVERRUNNER_PAGE_AT}\n");
+            }
+            text += "\n";
         }
     }
     Arc::new(
@@ -115,9 +144,11 @@ impl Traffic {
         let mut out = vec![];
         for c in &self.clients {
             let mut rate = c.calls_per_minute * diurnal;
-            if c.id == OVERRUNNER && t - self.start >= OVERRUN_AFTER {
-                // 4x the contract: the contract allows 40 calls/min of 25 units
-                rate = 4.0 * c.contract_per_hour.unwrap_or(0.0) / 60.0 / c.units_per_call;
+            let since = t - self.start;
+            if c.id == OVERRUNNER && (OVERRUN_AFTER..OVERRUN_AFTER + OVERRUN_FOR).contains(&since) {
+                // the contract allows 40 calls/min of 25 units
+                rate =
+                    OVERRUN_FACTOR * c.contract_per_hour.unwrap_or(0.0) / 60.0 / c.units_per_call;
             }
             let n = Poisson::new(rate.max(0.01))
                 .map(|p| p.sample(&mut self.rng) as u64)
@@ -172,6 +203,8 @@ pub enum DemoError {
     CreateTopic(String, rdkafka::types::RDKafkaErrorCode),
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Topics of the demo's in-process cluster.
@@ -255,12 +288,26 @@ pub async fn run(
     config.kafka.alerts_topic = Some(alerts_topic);
     config.http.listen = opts.http;
     config.alerts.log = false;
+    // A given config was loaded with its token (`Config::load` reads the environment too).
+    if !given {
+        config.http.load_token(
+            std::env::var(crate::config::API_TOKEN_ENV).ok(),
+            std::path::Path::new("demo"),
+        )?;
+    }
 
     let start = (crate::time::wall_now() / DAY_MS - 1) * DAY_MS + 6 * HOUR_MS;
+    let speed = opts.speed.max(0.01);
+    let wall = |t: Millis| format!("{:.0} s", t as f64 / MINUTE_MS as f64 / speed);
+    let label = crate::time::duration_label;
+    let http = opts.http;
     println!(
-        "overage demo: {} ({brokers}), {} clients, {} contracted;\n\
-         {OVERRUNNER} goes to 4x its contract after {} of event time, at {} event-time minutes per second.\n\
-         metrics and API: http://{}/metrics, http://{}/api/v1/alerts, http://{}/api/v1/clients?sort=ratio\n\
+        "overage demo: {} ({brokers}), {} clients, {} contracted; event time from {} at speed {} (event-time minutes per second).\n\
+         {OVERRUNNER} goes to {OVERRUN_FACTOR}x its contract after {} of event time (~{} from now) for {}, then back to normal:\n\
+         expect over_contract FIRING [warning] (its contract warns at {OVERRUNNER_ALERT_AT}x over the last hour) some 20 minutes in,\n\
+         FIRING [critical] (it pages at {OVERRUNNER_PAGE_AT}x) some 40 minutes in, and both RESOLVED by {} of event time (~{} from now).\n\
+         metrics and API: http://{http}/metrics, http://{http}/api/v1/alerts, http://{http}/api/v1/clients?sort=ratio, status page http://{http}/\n\
+         {}\n\
          Ctrl-C to stop.\n",
         if cluster.is_some() {
             "an in-process Kafka cluster"
@@ -269,19 +316,29 @@ pub async fn run(
         },
         clients().len(),
         contracts().len(),
-        crate::time::duration_label(OVERRUN_AFTER),
+        format_rfc3339(start),
         opts.speed,
-        opts.http,
-        opts.http,
-        opts.http,
+        label(OVERRUN_AFTER),
+        wall(OVERRUN_AFTER),
+        label(OVERRUN_FOR),
+        label(STORY_ENDS_BY),
+        wall(STORY_ENDS_BY),
+        if config.http.is_protected() {
+            format!("the API and status page require the token from {}", crate::config::API_TOKEN_ENV)
+        } else {
+            format!("no API token ({} unset): the API and status page are open", crate::config::API_TOKEN_ENV)
+        },
     );
+    if let Some(warning) = config.http.exposure_warning() {
+        println!("WARNING: {warning}\n");
+    }
 
     // The traffic generator: a producer thread pacing minutes of events.
     let producer: BaseProducer = client_config(&brokers, &config)
         .set("linger.ms", "5")
         .create()?;
     let stop = shutdown.clone();
-    let tick = Duration::from_secs_f64(1.0 / opts.speed.max(0.01));
+    let tick = Duration::from_secs_f64(1.0 / speed);
     let duration = opts.duration;
     let generator = std::thread::spawn(move || {
         let mut traffic = Traffic::new(start, 7);
@@ -349,29 +406,46 @@ pub fn run_engine_only(duration: Millis) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::{AlertKind, Severity, State};
+
+    const START: Millis = 1_787_551_200_000; // run_engine_only's start
 
     #[test]
-    fn the_overrunning_partner_is_caught_and_nobody_else() {
-        let alerts = run_engine_only(6 * HOUR_MS);
-        let firing: Vec<&Alert> = alerts
+    fn the_partner_is_warned_paged_and_resolved_in_order_and_nobody_else_fires() {
+        let alerts = run_engine_only(STORY_ENDS_BY + HOUR_MS);
+        assert!(
+            alerts.iter().all(|a| a.client_id == OVERRUNNER),
+            "only the overrunner has transitions: {alerts:#?}"
+        );
+        let story: Vec<(Millis, State, Severity)> = alerts
             .iter()
-            .filter(|a| a.state == crate::alert::State::Firing)
+            .filter(|a| a.alert == AlertKind::OverContract)
+            .map(|a| {
+                let at = crate::time::parse_rfc3339(&a.at).unwrap_or(0) - START;
+                (at, a.state, a.severity)
+            })
             .collect();
-        assert!(!firing.is_empty());
-        assert!(
-            firing.iter().all(|a| a.client_id == OVERRUNNER),
-            "only the overrunner fires: {firing:#?}"
+        let kinds: Vec<(State, Severity)> = story.iter().map(|&(_, s, v)| (s, v)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (State::Firing, Severity::Warning),
+                (State::Firing, Severity::Critical),
+                (State::Resolved, Severity::Warning),
+                (State::Resolved, Severity::Critical),
+            ],
+            "{story:?}"
         );
-        let first = firing
-            .iter()
-            .find(|a| a.alert == crate::alert::AlertKind::OverContract)
-            .expect("over_contract");
-        let delay =
-            crate::time::parse_rfc3339(&first.at).unwrap_or(0) - 1_787_551_200_000 - OVERRUN_AFTER;
-        // the contract is per hour: 4x is 1.5x over the hour (and significant) some 20 minutes in
-        assert!(
-            delay > 0 && delay <= 25 * MINUTE_MS,
-            "caught after {delay} ms"
-        );
+        assert_eq!(alerts.len(), 4, "nothing but over_contract: {alerts:#?}");
+        // the hour window reaches 1.5x some 20 minutes into 4x (the banner says so), 2.5x
+        // some 40 minutes in, while the overrun still lasts
+        let (warned, paged, resolved) = (story[0].0, story[1].0, story[3].0);
+        let into = |t: Millis| (t - OVERRUN_AFTER) / MINUTE_MS;
+        assert!((15..=25).contains(&into(warned)), "warned {story:?}");
+        assert!((30..=45).contains(&into(paged)), "paged {story:?}");
+        assert!(paged < OVERRUN_AFTER + OVERRUN_FOR, "{story:?}");
+        // resolved after the return to normal, by the time the banner announces
+        assert!(resolved > OVERRUN_AFTER + OVERRUN_FOR, "{story:?}");
+        assert!(resolved <= STORY_ENDS_BY, "{story:?}");
     }
 }

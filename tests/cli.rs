@@ -194,38 +194,181 @@ fn replay_fails_clearly_on_a_missing_input() {
 
 #[test]
 fn demo_runs_kafka_to_alert_and_stops_cleanly() {
-    // Through the in-process Kafka cluster and the real service, time compressed: 90 minutes
-    // of event time in 18 s (the partner overruns after 60).
+    // Through the in-process Kafka cluster and the real service, time compressed.
     let out = run_demo(&[]);
     assert!(out.contains("an in-process Kafka cluster"), "{out}");
 }
 
-/// Run the demo for 90 minutes of event time at 5 minutes a second (18 s; the partner overruns
-/// after 60) with `extra` arguments, and check what it must show: the overrunner caught, nobody
-/// else firing, a clean stop. Returns its stdout.
+/// Event-time minutes per second the demo tests run at: the story (some 160 minutes of event
+/// time) in about 20 s.
+const DEMO_SPEED: f64 = 8.0;
+
+/// Run the demo at [`DEMO_SPEED`] for 10 minutes of event time past the end of its story, with
+/// `extra` arguments, and check what it must show: the overrunning partner warned, then paged,
+/// then both resolved, in that order, by the event time the banner announces and within that
+/// much wall time at this speed (plus start-up); nobody else firing; a clean stop. Returns its
+/// stdout.
 fn run_demo(extra: &[&str]) -> String {
-    let o = overage()
+    use overage::demo::{OVERRUNNER, STORY_ENDS_BY};
+    use overage::time::{parse_rfc3339, MINUTE_MS};
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let duration = format!("{}m", STORY_ENDS_BY / MINUTE_MS + 10);
+    let speed = DEMO_SPEED.to_string();
+    let began = Instant::now();
+    let mut child = overage()
+        .env_remove("OVERAGE_API_TOKEN")
         .arg("demo")
         .args(extra)
-        .args(["--speed", "5", "--duration", "90m", "--http", "127.0.0.1:0"])
-        .output()
+        .args(["--speed", &speed, "--duration", &duration])
+        .args(["--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    // each line with when it was printed
+    let lines: Vec<(Duration, String)> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| (began.elapsed(), l))
+        .collect();
+    let status = child.wait().unwrap();
+    let out: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let err = stderr.join().unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("demo stopped"), "{out}");
+    // the banner says what will happen, and when event time starts
     assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let firing: Vec<&str> = out.lines().filter(|l| l.contains("FIRING")).collect();
-    assert!(
-        firing
-            .iter()
-            .any(|l| l.contains("over_contract acme-analytics")),
+        out.contains(&format!("{OVERRUNNER} goes to 4x its contract")),
         "{out}"
     );
-    assert!(firing.iter().all(|l| l.contains("acme-analytics")), "{out}");
-    assert!(out.contains("demo stopped"), "{out}");
+    assert!(out.contains("both RESOLVED by"), "{out}");
+    let start = out
+        .split_once("event time from ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(parse_rfc3339)
+        .expect("the banner gives the event-time start");
+
+    // alert lines start with their event time (the banner's lines do not)
+    let is_alert = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(parse_rfc3339)
+            .is_some()
+    };
+    let firing: Vec<&str> = out
+        .lines()
+        .filter(|l| is_alert(l) && l.contains(" FIRING "))
+        .collect();
+    assert!(!firing.is_empty(), "{out}");
+    assert!(firing.iter().all(|l| l.contains(OVERRUNNER)), "{out}");
+    let story: Vec<(&Duration, &str)> = lines
+        .iter()
+        .filter(|(_, l)| is_alert(l) && l.contains(&format!("over_contract {OVERRUNNER}")))
+        .map(|(t, l)| (t, l.as_str()))
+        .collect();
+    let shape: Vec<&str> = story
+        .iter()
+        .map(|(_, l)| {
+            let state = if l.contains("FIRING") {
+                "FIRING"
+            } else {
+                "RESOLVED"
+            };
+            let severity = if l.contains("[critical]") {
+                "critical"
+            } else {
+                "warning"
+            };
+            match (state, severity) {
+                ("FIRING", "warning") => "warning fires",
+                ("FIRING", _) => "critical fires",
+                (_, "warning") => "warning resolves",
+                _ => "critical resolves",
+            }
+        })
+        .collect();
+    assert_eq!(
+        &shape[..2],
+        ["warning fires", "critical fires"],
+        "escalation first: {out}"
+    );
+    let mut resolved = shape[2..].to_vec();
+    resolved.sort();
+    assert_eq!(resolved, ["critical resolves", "warning resolves"], "{out}");
+    for (wall, line) in &story {
+        let at = line
+            .split_whitespace()
+            .next()
+            .and_then(parse_rfc3339)
+            .expect("an alert line starts with its event time");
+        assert!(
+            at - start <= STORY_ENDS_BY,
+            "later than announced: {line}\n{out}"
+        );
+        // a minute of event time is 1/DEMO_SPEED s of wall time; 15 s for start-up and lag
+        let budget =
+            Duration::from_secs_f64((at - start) as f64 / MINUTE_MS as f64 / DEMO_SPEED + 15.0);
+        assert!(
+            **wall <= budget,
+            "{line} printed after {wall:?}, budget {budget:?}\n{out}"
+        );
+    }
     out
+}
+
+#[test]
+fn the_demo_api_requires_the_token_when_one_is_set() {
+    use std::time::Duration;
+    let token = "demo-test-token-0123456789abcdef";
+    let port = util::free_port();
+    let mut child = overage()
+        .env("OVERAGE_API_TOKEN", token)
+        .args([
+            "demo",
+            "--speed",
+            "10",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // poll until the server answers; whatever happens, stop the demo before asserting
+    let answers = util::eventually(Duration::from_secs(30), "the demo's HTTP server", || {
+        let anonymous = http_get(port, "/api/v1/alerts", None)?;
+        Some((
+            anonymous,
+            http_get(
+                port,
+                "/api/v1/alerts",
+                Some("Bearer wrong-token-0123456789abcdef"),
+            ),
+            http_get(port, "/api/v1/alerts", Some(&format!("Bearer {token}"))),
+            http_get(port, "/", None),
+        ))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = std::io::read_to_string(child.stdout.take().unwrap()).unwrap_or_default();
+    let (anonymous, wrong, right, status_page) = answers;
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(wrong.unwrap_or_default().starts_with("HTTP/1.1 401"));
+    assert!(status_page.unwrap_or_default().starts_with("HTTP/1.1 401"));
+    let right = right.unwrap_or_default();
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    assert!(
+        banner.contains("require the token from OVERAGE_API_TOKEN"),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains(token),
+        "the token is never printed: {banner}"
+    );
 }
 
 #[test]
@@ -405,10 +548,14 @@ fn secrets_never_reach_the_output() {
         },
     );
     let wrong = util::eventually(std::time::Duration::from_secs(10), "http up", || {
-        http_get_with(http, "/api/v1/alerts", &format!("Bearer {}", SECRETS[4]))
+        http_get(
+            http,
+            "/api/v1/alerts",
+            Some(&format!("Bearer {}", SECRETS[4])),
+        )
     });
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
-    let right = http_get_with(http, "/api/v1/alerts", &format!("Bearer {token}")).unwrap();
+    let right = http_get(http, "/api/v1/alerts", Some(&format!("Bearer {token}"))).unwrap();
     assert!(right.starts_with("HTTP/1.1 200"), "{right}");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -423,15 +570,16 @@ fn secrets_never_reach_the_output() {
     assert_no_secrets("run's stdout", &std::fs::read_to_string(&stdout).unwrap());
 }
 
-/// GET with an `Authorization` header; the raw response.
-fn http_get_with(port: u16, path: &str, authorization: &str) -> Option<String> {
+/// GET, with an `Authorization` header if given; the raw response.
+fn http_get(port: u16, path: &str, authorization: Option<&str>) -> Option<String> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .ok()?;
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = String::new();

@@ -1,8 +1,10 @@
 //! `overage report` against ground truth: a labelled scenario (`overage simulate`, with
 //! duplicates, disorder and garbage) replayed with a short allowed lateness so that many events
 //! arrive late; every client × day × product number in the JSON and CSV reports must equal the
-//! truth exactly. Then `--url` against a running service on a real broker must give the same
-//! report as `--events` over the same events; and progress shows on a large input.
+//! truth exactly, and the units over contract must be the hourly excess of those numbers. Then
+//! `--url` against a running service on a real broker must give the same report as `--events`
+//! over the same events; the contract is compared over the hours the data covers, not the whole
+//! period asked for; and progress shows on a large input.
 
 mod util;
 
@@ -88,6 +90,39 @@ fn report_cells(r: &Report) -> Cells {
     m
 }
 
+/// Units over contract: per hour of the report's hourly series, the units above the contract's
+/// hourly rate, summed per day and over the period (an hour under the rate offsets nothing).
+fn assert_excess(c: &overage::report::ClientReport) {
+    let Some(k) = &c.contract else {
+        assert!(c.against_contract.is_none(), "{}", c.client_id);
+        return;
+    };
+    let a = c.against_contract.as_ref().expect("a contracted client");
+    let per_hour = k.units * 3_600_000.0 / k.per_ms as f64;
+    assert_eq!(a.allowance_per_hour, per_hour);
+    let mut days: BTreeMap<String, f64> = BTreeMap::new();
+    for p in &c.hours {
+        let day = overage::time::format_rfc3339(p.t)[..10].to_owned();
+        *days.entry(day).or_default() += (p.units - per_hour).max(0.0);
+    }
+    let got: BTreeMap<String, f64> = a
+        .days
+        .iter()
+        .map(|d| (d.day.clone(), d.over_contract))
+        .collect();
+    assert_eq!(got.len(), days.len(), "{}", c.client_id);
+    for (day, x) in &days {
+        assert!(
+            (got[day] - x).abs() < 1e-6,
+            "{} {day}: {} vs {x}",
+            c.client_id,
+            got[day]
+        );
+    }
+    let total: f64 = days.values().sum();
+    assert!((a.over_contract - total).abs() < 1e-6, "{}", c.client_id);
+}
+
 fn assert_same(got: &Cells, want: &Cells, what: &str) {
     assert!(!want.is_empty());
     for (k, v) in want {
@@ -146,6 +181,7 @@ fn report_equals_the_ground_truth_exactly() {
         }
         let origins: f64 = c.by_origin.iter().map(|o| o.units).sum();
         assert_eq!(origins, c.units, "origins add up for {}", c.client_id);
+        assert_excess(c);
         // per day, against the older per-day truth too
         for (day, units) in &s.truth.usage_by_day[&c.client_id] {
             let got: f64 = c
@@ -165,17 +201,53 @@ fn report_equals_the_ground_truth_exactly() {
     let mut rd = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(
         rd.headers().unwrap(),
-        vec!["client_id", "day", "product", "units", "events"]
+        vec![
+            "client_id",
+            "day",
+            "product",
+            "units",
+            "events",
+            "over_contract"
+        ]
     );
     let mut got = Cells::new();
+    let mut csv_excess: BTreeMap<String, f64> = BTreeMap::new();
     for rec in rd.records() {
         let rec = rec.unwrap();
         got.insert(
             (rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned()),
             (rec[3].parse().unwrap(), rec[4].parse().unwrap()),
         );
+        if !rec[5].is_empty() {
+            *csv_excess.entry(rec[0].to_owned()).or_default() += rec[5].parse::<f64>().unwrap();
+        }
     }
     assert_same(&got, &want, "csv");
+    // the excess column sums to each contracted client's total (once per day, not per product)
+    for c in &r.clients {
+        let want = c.against_contract.as_ref().map(|a| a.over_contract);
+        assert_eq!(
+            csv_excess.get(&c.client_id).copied(),
+            want,
+            "{}",
+            c.client_id
+        );
+    }
+
+    let over: Vec<&str> = r
+        .clients
+        .iter()
+        .filter(|c| {
+            c.against_contract
+                .as_ref()
+                .is_some_and(|a| a.over_contract > 0.0)
+        })
+        .map(|c| c.client_id.as_str())
+        .collect();
+    assert!(
+        !over.is_empty(),
+        "the scenario's incidents go over contract"
+    );
 
     // one client, one day (a bare-date --to includes the day)
     let (client, day) = want
@@ -361,7 +433,107 @@ fn url_mode_gives_the_same_report_as_events() {
         assert_eq!(a.by_origin, b.by_origin, "{}", a.client_id);
         assert_eq!(a.hours, b.hours, "{}", a.client_id);
         assert_eq!(a.contract, b.contract, "{}", a.client_id);
+        assert_eq!(a.covered, b.covered, "{}", a.client_id);
+        assert_eq!(a.against_contract, b.against_contract, "{}", a.client_id);
     }
+    assert!(
+        r_url.clients.iter().any(|c| c
+            .against_contract
+            .as_ref()
+            .is_some_and(|a| a.over_contract > 0.0)),
+        "some client is over contract, so the comparison compares something"
+    );
+}
+
+/// A client whose data starts on the 20th, reported for the whole month: 53 hours of data
+/// (2026-09-20T10:00 to 2026-09-22T15:00), 50 units an hour against 100 contracted, but 250 in
+/// three hours of the 21st and two products at 60 in one hour of the 22nd.
+#[test]
+fn the_contract_is_compared_over_the_hours_the_data_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = overage::time::parse_rfc3339("2026-09-20T10:00:00Z").unwrap();
+    let mut events = String::new();
+    let mut n = 0;
+    let mut event = |h: i64, units: u32, product: &str| {
+        n += 1;
+        events += &format!(
+            "{{\"ts\":{},\"client_id\":\"mid\",\"event_id\":\"e{n}\",\"units\":{units},\"product\":\"{product}\"}}\n",
+            start + h * 3_600_000 + 300_000
+        );
+    };
+    for h in 0..53 {
+        match h {
+            20..=22 => event(h, 250, "a"),
+            40 => {
+                event(h, 60, "a");
+                event(h, 60, "b");
+            }
+            _ => event(h, 50, "a"),
+        }
+    }
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("e.jsonl"), events).unwrap();
+    std::fs::write(
+        path("contracts.toml"),
+        "[[contract]]\nclient_id = \"mid\"\nbaseline = { units = 100, per = \"1h\" }\n",
+    )
+    .unwrap();
+    let (e, k) = (path("e.jsonl"), path("contracts.toml"));
+    let base = [
+        "report",
+        "--events",
+        &e,
+        "--contracts",
+        &k,
+        "--month",
+        "2026-09",
+    ];
+    let run = |format: &str| {
+        let mut args = base.to_vec();
+        args.extend(["--format", format]);
+        overage(&args).stdout
+    };
+    let r: Report = serde_json::from_slice(&run("json")).unwrap();
+    let c = &r.clients[0];
+    assert_eq!(r.from.as_deref(), Some("2026-09-01T00:00:00Z"));
+    let cov = c.covered.as_ref().unwrap();
+    assert_eq!(
+        (cov.from.as_str(), cov.to.as_str(), cov.hours),
+        ("2026-09-20T10:00:00Z", "2026-09-22T15:00:00Z", 53)
+    );
+    let units = 50.0 * 49.0 + 3.0 * 250.0 + 120.0;
+    assert_eq!(c.units, units);
+    let a = c.against_contract.as_ref().unwrap();
+    assert_eq!(a.contracted, 5300.0);
+    assert!((a.used_pct - 100.0 * units / 5300.0).abs() < 1e-9, "{a:?}");
+    let days: Vec<(&str, f64)> = a
+        .days
+        .iter()
+        .map(|d| (d.day.as_str(), d.over_contract))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-09-20", 0.0),
+            ("2026-09-21", 450.0),
+            ("2026-09-22", 20.0)
+        ]
+    );
+    assert_eq!(a.over_contract, 470.0);
+
+    let html = String::from_utf8(run("html")).unwrap();
+    assert!(html.contains("over the 53 h the data covers"), "{html}");
+    assert!(
+        html.contains(&format!(">{:.0}%</b>", 100.0 * units / 5300.0)),
+        "{html}"
+    );
+    assert!(html.contains(">470</b>"), "{html}");
+
+    let csv = run("csv");
+    let mut rd = csv::Reader::from_reader(csv.as_slice());
+    let excess: Vec<String> = rd.records().map(|r| r.unwrap()[5].to_owned()).collect();
+    // the 22nd has two products: its 20 once
+    assert_eq!(excess, ["0", "450", "20", ""]);
 }
 
 #[test]

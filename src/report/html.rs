@@ -73,13 +73,17 @@ pub fn page(r: &Report) -> Markup {
                     h2 { "Clients" }
                     table.clients {
                         thead { tr { th { "client" } th { "plan" } th.n { "units" } th.n { "calls" }
-                            th.n { "alerts" } } }
+                            th.n { "used vs contracted" } th.n { "over contract" } th.n { "alerts" } } }
                         tbody {
                             @for (i, c) in r.clients.iter().enumerate() {
                                 tr {
                                     td { a href={"#c" (i)} { (c.client_id) } }
                                     td { (c.contract.as_ref().and_then(|k| k.plan.as_deref()).unwrap_or("-")) }
-                                    td.n { (num(c.units)) } td.n { (c.events) } td.n { (c.alerts.len()) }
+                                    td.n { (num(c.units)) } td.n { (c.events) }
+                                    @if let Some(a) = &c.against_contract {
+                                        td.n { (format!("{:.0}%", a.used_pct)) } td.n.over { (num(a.over_contract)) }
+                                    } @else { td.n { "-" } td.n { "-" } }
+                                    td.n { (c.alerts.len()) }
                                 }
                             }
                         }
@@ -130,14 +134,15 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
             .and_then(parse_rfc3339)
             .or(c.hours.last().map(|p| p.t + HOUR_MS))
             .unwrap_or(from + DAY_MS);
-    // compare with the part of the period that has data (a month asked for mid-month)
-    let covered_to = c
-        .as_of
-        .as_deref()
-        .and_then(parse_rfc3339)
-        .map_or(to, |a| a.clamp(from + HOUR_MS, to));
-    let hours = ((covered_to - from) as f64 / HOUR_MS as f64).max(1.0);
-    let contracted = c.contract.as_ref().map(|k| k.over(covered_to - from));
+    // averages and the contract over the hours the data covers, not the whole period asked for
+    let hours = c.covered.as_ref().map_or(1, |k| k.hours.max(1)) as f64;
+    let over: Option<std::collections::BTreeMap<&str, f64>> =
+        c.against_contract.as_ref().map(|a| {
+            a.days
+                .iter()
+                .map(|d| (d.day.as_str(), d.over_contract))
+                .collect()
+        });
     let bucket = if svg::bucket_for(from, to) == HOUR_MS {
         "hour"
     } else {
@@ -150,13 +155,21 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
                 div.kpi { small { "units in period" } b { (num(c.units)) } }
                 div.kpi { small { "calls" } b { (c.events) } }
                 div.kpi { small { "average units / hour" } b { (num(c.units / hours)) } }
-                @if let (Some(k), Some(exp)) = (&c.contract, contracted) {
+                @if let Some(k) = &c.contract {
                     div.kpi { small { "contract" }
                         b { (num(k.units)) " / " (crate::time::duration_label(k.per_ms)) }
                         small { (k.plan.as_deref().unwrap_or("")) } }
-                    div.kpi { small { "used vs contracted, to " (format_rfc3339(covered_to)) }
-                        b class=(if c.units > exp { "bad" } else { "good" }) {
-                            (format!("{:.0}%", 100.0 * c.units / exp.max(1e-9))) } }
+                    @if let (Some(a), Some(cov)) = (&c.against_contract, &c.covered) {
+                        div.kpi.used { small { "used vs contracted" }
+                            b class=(if a.used_pct > 100.0 { "bad" } else { "good" }) {
+                                (format!("{:.0}%", a.used_pct)) }
+                            small { (num(c.units)) " of " (num(a.contracted)) " over the "
+                                (cov.hours) " h the data covers (" (cov.from) " to " (cov.to) ")" } }
+                        div.kpi.over { small { "units over contract" }
+                            b class=(if a.over_contract > 0.0 { "bad" } else { "good" }) {
+                                (num(a.over_contract)) }
+                            small { "above " (num(a.allowance_per_hour)) " per hour, summed per hour" } }
+                    }
                 } @else {
                     div.kpi { small { "contract" } b { "none" } small { "learned baseline only" } }
                 }
@@ -205,12 +218,25 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
             }
             h3 { "Per day and product" }
             table.days {
-                thead { tr { th { "day (UTC)" } th { "product" } th.n { "units" } th.n { "calls" } } }
+                thead { tr { th { "day (UTC)" } th { "product" } th.n { "units" } th.n { "calls" }
+                    @if over.is_some() { th.n title="units above the contract's hourly rate, summed per hour, for the whole day" { "over contract (day)" } } } }
                 tbody {
-                    @for d in &c.days {
-                        tr { td { (d.day) } td { (d.product) } td.n { (num(d.units)) } td.n { (d.events) } }
+                    @for (j, d) in c.days.iter().enumerate() {
+                        tr { td { (d.day) } td { (d.product) } td.n { (num(d.units)) } td.n { (d.events) }
+                            // the day's excess once, beside all its products: it is not per product
+                            @if let Some(over) = &over {
+                                @if j == 0 || c.days[j - 1].day != d.day {
+                                    td.n.over rowspan=(c.days[j..].iter().take_while(|x| x.day == d.day).count()) {
+                                        (num(over.get(d.day.as_str()).copied().unwrap_or(0.0))) }
+                                }
+                            }
+                        }
                     }
                     @if c.days.is_empty() { tr { td.empty colspan="4" { "no usage" } } }
+                }
+                @if let Some(a) = &c.against_contract {
+                    tfoot { tr { th colspan="2" { "period" } th.n { (num(c.units)) } th.n { (c.events) }
+                        th.n.over { (num(a.over_contract)) } } }
                 }
             }
         }
@@ -267,6 +293,49 @@ mod tests {
         ] {
             assert!(s.contains(needle), "missing {needle}");
         }
+    }
+
+    #[test]
+    fn contract_use_is_over_the_hours_covered_and_excess_is_per_day() {
+        let d = sample();
+        let p = Period::from_args(Some("2026-09"), None, None).unwrap();
+        let r = report(&p, "test".into(), Default::default(), vec![build(&d, &p)]);
+        let s = page(&r).into_string();
+        // 370 units of 26 h × 100, not of the month's 720 h
+        assert!(s.contains(">14%</b>"), "{s}");
+        assert!(
+            s.contains("370 of 2,600 over the 26 h the data covers"),
+            "{s}"
+        );
+        assert!(
+            s.contains("units over contract</small><b class=\"bad\">200</b>"),
+            "{s}"
+        );
+        // the day's excess once per day (rowspan over its products), and the period's total
+        assert!(
+            s.contains("<td class=\"n over\" rowspan=\"2\">0</td>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<td class=\"n over\" rowspan=\"1\">200</td>"),
+            "{s}"
+        );
+        assert!(s.contains("<th class=\"n over\">200</th>"), "{s}");
+        // and in the clients table of a multi-client report
+        let mut other = sample();
+        other.client_id = "other".into();
+        other.contract = None;
+        let r = report(
+            &p,
+            "test".into(),
+            Default::default(),
+            vec![build(&d, &p), build(&other, &p)],
+        );
+        let s = page(&r).into_string();
+        assert!(
+            s.contains("<td class=\"n\">14%</td><td class=\"n over\">200</td>"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -13,6 +13,15 @@
 //! ([`to_json`]) or a self-contained HTML page ([`html`], charts from [`svg`]).
 //!
 //! Periods are whole UTC hours: an hour counts when it starts inside `[from, to)`.
+//!
+//! Against the contract, a report counts only the hours its data covers ([`Coverage`]: from the
+//! first hour with usage in the period to the end of the last), not the whole period asked
+//! for: a month asked for mid-month, or a client that started on the 20th, would otherwise look
+//! far under its contract. The units over contract ([`AgainstContract`]) are the number the
+//! account team bills: per hour, the units above the contract's hourly rate, summed (an hour
+//! under the rate does not offset one over it). They are computed by [`crate::rollup::Rollup::
+//! excess`], the one implementation of that arithmetic, fed with the report's hourly rows
+//! whichever their source ([`excess_by_day`]), so `--events` and `--url` agree by construction.
 
 pub mod api;
 pub mod csv;
@@ -24,7 +33,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
-use crate::rollup::{AlertRecord, By, UsageRow};
+use crate::rollup::{AlertRecord, By, Rollup, UsageRow};
 use crate::time::{
     day_of, format_rfc3339, month_label, month_of, month_start, parse_rfc3339, Millis, DAY_MS,
     HOUR_MS,
@@ -280,6 +289,12 @@ pub struct ClientReport {
     pub days: Vec<DayRow>,
     /// Usage per hour (all products), for the charts.
     pub hours: Vec<Point>,
+    /// The hours the data covers in the period (`None` without usage).
+    #[serde(default)]
+    pub covered: Option<Coverage>,
+    /// Use against the contract over those hours (`None` without a contract or usage).
+    #[serde(default)]
+    pub against_contract: Option<AgainstContract>,
     pub cap: Option<CapBurn>,
     /// Alert transitions in the period, oldest first.
     pub alerts: Vec<AlertRow>,
@@ -299,6 +314,44 @@ pub struct DayRow {
     pub product: String,
     pub units: f64,
     pub events: u64,
+}
+
+/// The hours a client's data covers within the period: from the start of the first hour with
+/// usage to the end of the last (whole hours, as periods are).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// RFC 3339, and the same in epoch milliseconds.
+    pub from: String,
+    pub to: String,
+    pub from_ms: Millis,
+    pub to_ms: Millis,
+    pub hours: i64,
+}
+
+/// Use against the contract over the hours the data covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgainstContract {
+    /// The contract's rate per hour: what each hour is measured against.
+    pub allowance_per_hour: f64,
+    /// Contracted units over the covered hours (the allowance times their number).
+    pub contracted: f64,
+    /// Units used as a percentage of `contracted`.
+    pub used_pct: f64,
+    /// Units above the contract, summed per hour (an hour under its allowance does not offset
+    /// one over it): what an overage invoice counts.
+    pub over_contract: f64,
+    /// The same per UTC day with usage, oldest first.
+    pub days: Vec<DayExcess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayExcess {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Units used that day (all products).
+    pub units: f64,
+    /// Units above the contract that day, summed per hour.
+    pub over_contract: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -367,6 +420,73 @@ fn day_label(t: Millis) -> String {
     format_rfc3339(day_of(t) * DAY_MS)[..10].to_owned()
 }
 
+/// Units above `allowance_per_hour` in each hour, summed per UTC day (days since the epoch),
+/// from hourly rows of any breakdown (an hour's rows are added up first). The arithmetic is
+/// [`Rollup::excess`]'s: the rows are fed through a rollup per day (a day never spans the two
+/// months a rollup keeps), so a report and the engine count excess the same way.
+pub fn excess_by_day(rows: &[UsageRow], allowance_per_hour: f64) -> BTreeMap<i64, f64> {
+    let mut days: BTreeMap<i64, Rollup> = BTreeMap::new();
+    for r in rows {
+        let none = crate::rollup::NONE;
+        days.entry(day_of(r.hour))
+            .or_default()
+            .add(r.hour, none, none, r.units);
+    }
+    days.into_iter()
+        .map(|(day, rollup)| {
+            let excess = rollup.excess(day * DAY_MS, (day + 1) * DAY_MS, |_| allowance_per_hour);
+            (day, excess)
+        })
+        .collect()
+}
+
+fn coverage(hours: &BTreeMap<Millis, (f64, u64)>) -> Option<Coverage> {
+    let (&first, _) = hours.first_key_value()?;
+    let (&last, _) = hours.last_key_value()?;
+    let to = last + HOUR_MS;
+    Some(Coverage {
+        from: format_rfc3339(first),
+        to: format_rfc3339(to),
+        from_ms: first,
+        to_ms: to,
+        hours: (to - first) / HOUR_MS,
+    })
+}
+
+fn against_contract(
+    d: &ClientData,
+    covered: &Coverage,
+    units: f64,
+    days: &BTreeMap<(i64, &str), (f64, u64)>,
+) -> Option<AgainstContract> {
+    let k = d.contract.as_ref()?;
+    let allowance_per_hour = k.over(HOUR_MS);
+    let contracted = k.over(covered.to_ms - covered.from_ms);
+    let excess = excess_by_day(&d.products, allowance_per_hour);
+    let mut per_day: BTreeMap<i64, f64> = BTreeMap::new();
+    for (&(day, _), &(u, _)) in days {
+        *per_day.entry(day).or_default() += u;
+    }
+    Some(AgainstContract {
+        allowance_per_hour,
+        contracted,
+        used_pct: if contracted > 0.0 {
+            100.0 * units / contracted
+        } else {
+            0.0
+        },
+        over_contract: excess.values().sum(),
+        days: per_day
+            .into_iter()
+            .map(|(day, units)| DayExcess {
+                day: day_label(day * DAY_MS),
+                units,
+                over_contract: excess.get(&day).copied().unwrap_or(0.0),
+            })
+            .collect(),
+    })
+}
+
 /// Turn a client's data into its report over `period`.
 pub fn build(d: &ClientData, period: &Period) -> ClientReport {
     let (from, to) = period.bounds();
@@ -390,6 +510,10 @@ pub fn build(d: &ClientData, period: &Period) -> ClientReport {
         .as_ref()
         .and_then(|k| k.monthly_cap)
         .map(|cap| burn_down(d, period, cap));
+    let covered = coverage(&hours);
+    let against_contract = covered
+        .as_ref()
+        .and_then(|c| against_contract(d, c, units, &days));
     ClientReport {
         client_id: d.client_id.clone(),
         contract: d.contract.clone(),
@@ -411,6 +535,8 @@ pub fn build(d: &ClientData, period: &Period) -> ClientReport {
             .into_iter()
             .map(|(t, (units, events))| Point { t, units, events })
             .collect(),
+        covered,
+        against_contract,
         cap,
         alerts: d
             .alerts
@@ -618,6 +744,85 @@ mod tests {
         let cap = build(&young, &Period::default()).cap.unwrap();
         assert!(!cap.forecast_ready);
         assert_eq!(cap.forecast_units, cap.used);
+    }
+
+    #[test]
+    fn contract_use_counts_only_the_hours_the_data_covers() {
+        let d = sample();
+        // a whole month asked for; the data covers 00:00 on the 10th to 02:00 on the 11th
+        let month = Period::from_args(Some("2026-09"), None, None).unwrap();
+        for p in [Period::default(), month] {
+            let r = build(&d, &p);
+            let c = r.covered.as_ref().unwrap();
+            assert_eq!(c.hours, 26, "{p:?}");
+            assert_eq!(c.from, "2026-09-10T00:00:00Z");
+            assert_eq!(c.to, "2026-09-11T02:00:00Z");
+            let k = r.against_contract.as_ref().unwrap();
+            assert_eq!(k.allowance_per_hour, 100.0);
+            assert_eq!(k.contracted, 2600.0, "{p:?}");
+            assert!((k.used_pct - 100.0 * 370.0 / 2600.0).abs() < 1e-9, "{p:?}");
+        }
+        // a contract per day is prorated per hour
+        let mut daily = sample();
+        if let Some(k) = daily.contract.as_mut() {
+            k.units = 2400.0;
+            k.per_ms = DAY_MS;
+        }
+        let k = build(&daily, &Period::default()).against_contract.unwrap();
+        assert_eq!((k.allowance_per_hour, k.contracted), (100.0, 2600.0));
+        // no contract, no comparison; no usage, no coverage
+        let mut none = sample();
+        none.contract = None;
+        let r = build(&none, &Period::default());
+        assert!(r.against_contract.is_none() && r.covered.is_some());
+        let mut idle = sample();
+        idle.products.clear();
+        let r = build(&idle, &Period::default());
+        assert!(r.covered.is_none() && r.against_contract.is_none());
+    }
+
+    #[test]
+    fn units_over_contract_are_summed_per_hour_and_per_day() {
+        let d = sample();
+        let k = build(&d, &Period::default()).against_contract.unwrap();
+        // hour 0: 70 of 100 (its 30 unused offset nothing); hour 25: 300, 200 over
+        assert_eq!(k.over_contract, 200.0);
+        let days: Vec<(&str, f64, f64)> = k
+            .days
+            .iter()
+            .map(|x| (x.day.as_str(), x.units, x.over_contract))
+            .collect();
+        assert_eq!(
+            days,
+            [("2026-09-10", 70.0, 0.0), ("2026-09-11", 300.0, 200.0)]
+        );
+        // an hour's rows are added up before the allowance: two products at 60 are 20 over
+        let t = parse_rfc3339("2026-09-10T10:00:00Z").unwrap();
+        let row = |h: i64, k: &str, u: f64| UsageRow {
+            hour: t + h * HOUR_MS,
+            key: Some(k.into()),
+            units: u,
+            events: 1,
+        };
+        let by_product = [row(0, "a", 60.0), row(0, "b", 60.0), row(14, "a", 150.0)];
+        let by_hour = [
+            UsageRow {
+                key: None,
+                ..row(0, "", 120.0)
+            },
+            UsageRow {
+                key: None,
+                ..row(14, "", 150.0)
+            },
+        ];
+        let day = day_of(t);
+        let want = BTreeMap::from([(day, 20.0), (day + 1, 50.0)]);
+        assert_eq!(excess_by_day(&by_product, 100.0), want);
+        assert_eq!(excess_by_day(&by_hour, 100.0), want);
+        // any order (the API's rows, or a merge of several)
+        let mut shuffled = by_product.to_vec();
+        shuffled.reverse();
+        assert_eq!(excess_by_day(&shuffled, 100.0), want);
     }
 
     #[test]
