@@ -361,22 +361,27 @@ impl Alert {
             State::Firing => "FIRING  ",
             State::Resolved => "RESOLVED",
         };
-        let mut line = format!(
+        format!(
             "{} {state} [{}] {} {}: {}",
             self.at,
             self.severity.as_str(),
             self.alert,
             self.client_id,
-            self.summary
-        );
+            self.details()
+        )
+    }
+
+    /// The summary, then the excess and the drivers when there are any, `|`-separated.
+    pub fn details(&self) -> String {
+        let mut s = self.summary.clone();
         for extra in [self.excess_text(), self.drivers_text()]
             .into_iter()
             .flatten()
         {
-            line.push_str(" | ");
-            line.push_str(&extra);
+            s.push_str(" | ");
+            s.push_str(&extra);
         }
-        line
+        s
     }
 }
 

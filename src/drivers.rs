@@ -3,20 +3,21 @@
 //! When a client pages, the first question is "what changed". Each client keeps a small mix
 //! table per dimension (product, endpoint, country, network): for the few labels carrying most
 //! of its units, a *recent* amount (half-life half an hour, what it does now) and a *usual* amount
-//! (half-life three days, not learned while a volume alert fires, so an episode does not become
+//! (half-life a week, not learned while a volume alert fires, so an episode does not become
 //! its own norm). At an alert, the excess `observed − expected` is split by label:
 //! `share_now × observed − usual_share × expected`. A label that was 0% of the usual mix and is
 //! 75% now carries the excess; a client that grew evenly has its usual mix in the excess too,
-//! and no label stands out (the lift, share of the excess minus usual share, says so).
+//! and no label stands out. Drivers are ranked by how far their share moved from the usual.
 //!
-//! Memory is fixed: [`SLOTS`] labels per dimension, the least-used replaced by a newcomer.
+//! Memory is fixed: [`SLOTS`] labels per dimension (about 200 bytes a client), the least-used
+//! replaced by a newcomer.
 
 use serde::{Deserialize, Serialize};
 
 use crate::time::{Millis, HOUR_MS};
 
 /// Labels remembered per dimension.
-pub const SLOTS: usize = 3;
+pub const SLOTS: usize = 4;
 
 /// What an excess can be attributed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,9 +43,14 @@ impl Dim {
 }
 
 const RECENT_HALF_LIFE: Millis = HOUR_MS / 2;
-const USUAL_HALF_LIFE: Millis = 72 * HOUR_MS;
+const USUAL_HALF_LIFE: Millis = 7 * 24 * HOUR_MS;
 /// Drivers carrying less of the excess than this are not named.
 pub const MIN_EXCESS_SHARE: f64 = 0.1;
+/// How much more an endpoint's (a network's) share must move than its product's (country's)
+/// to be named before it: only a tie goes to the coarser label (a new product on a new
+/// endpoint moves both alike; a new endpoint of a known product moves the product less, by
+/// the product's usual share).
+const FINER_MARGIN: f64 = 0.01;
 /// Drivers named per alert.
 pub const MAX_DRIVERS: usize = 3;
 
@@ -58,6 +64,9 @@ pub struct Mix {
     len: [u8; 4],
     ids: [[u32; SLOTS]; 4],
     recent: [[f32; SLOTS]; 4],
+    /// Of `recent`, the part inherited from the label a newcomer replaced (an upper bound on
+    /// how much `recent` overstates it).
+    inherited: [[f32; SLOTS]; 4],
     usual: [[f32; SLOTS]; 4],
 }
 
@@ -75,9 +84,11 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// How much more of the excess this label carries than of the usual mix.
+    /// How far its share moved: a label new to the client moves by its whole share, one that
+    /// only carries the newcomer's calls along (the network a new country's calls arrive on)
+    /// by less, and labels of a client that grew evenly not at all.
     pub fn lift(&self) -> f64 {
-        self.excess_share - self.usual_share
+        self.share - self.usual_share
     }
 }
 
@@ -112,12 +123,16 @@ impl Mix {
                     self.len[d] += 1;
                     self.ids[d][n] = label;
                     self.recent[d][n] = 0.0;
+                    self.inherited[d][n] = 0.0;
                     self.usual[d][n] = 0.0;
                     n
                 }
                 None => {
-                    // The label least used now or usually gives way: a newcomer that carries
-                    // an excess soon outweighs it, a one-off call is replaced by the next one.
+                    // The label least used now or usually gives way, and the newcomer inherits
+                    // its recent amount, as in Space-Saving: with more labels than slots, a
+                    // newcomer that started from nothing would be the least used at the next
+                    // untracked call and never stay, however much of the excess it carries.
+                    // What it inherited is kept apart, and shares are read without it.
                     let score = |i: usize| {
                         self.recent[d][i] / self.total[0].max(f32::MIN_POSITIVE)
                             + self.usual[d][i] / self.total[1].max(f32::MIN_POSITIVE)
@@ -126,7 +141,7 @@ impl Mix {
                         .min_by(|&a, &b| score(a).total_cmp(&score(b)))
                         .unwrap_or(0);
                     self.ids[d][i] = label;
-                    self.recent[d][i] = 0.0;
+                    self.inherited[d][i] = self.recent[d][i];
                     self.usual[d][i] = 0.0;
                     i
                 }
@@ -151,6 +166,7 @@ impl Mix {
         self.total[1] *= fu;
         for d in 0..4 {
             self.recent[d].iter_mut().for_each(|x| *x *= fr);
+            self.inherited[d].iter_mut().for_each(|x| *x *= fr);
             self.usual[d].iter_mut().for_each(|x| *x *= fu);
         }
         self.anchor = t;
@@ -169,7 +185,7 @@ impl Mix {
         for dim in Dim::ALL {
             let d = dim as usize;
             for i in 0..self.len[d] as usize {
-                let share = self.recent[d][i] as f64 / rt;
+                let share = (self.recent[d][i] - self.inherited[d][i]).max(0.0) as f64 / rt;
                 let usual_share = if ut > 0.0 {
                     self.usual[d][i] as f64 / ut
                 } else {
@@ -188,9 +204,16 @@ impl Mix {
                 }
             }
         }
+        // A finer label (an endpoint of a product, a network of a country) is named first only
+        // if it moved more than the coarser one: a new product arriving on its own new endpoint,
+        // or a new country on a new network, is the product or the country.
+        let rank = |d: &Driver| match d.dim {
+            Dim::Endpoint | Dim::Asn => d.lift() - FINER_MARGIN,
+            Dim::Product | Dim::Country => d.lift(),
+        };
         out.sort_by(|a, b| {
-            b.lift()
-                .total_cmp(&a.lift())
+            rank(b)
+                .total_cmp(&rank(a))
                 .then(b.excess_share.total_cmp(&a.excess_share))
         });
         out.truncate(MAX_DRIVERS);
@@ -258,6 +281,25 @@ mod tests {
         let d = even.drivers(1800.0, 600.0);
         assert!(d.iter().all(|x| x.lift().abs() < 0.1), "{d:?}");
         assert!(Mix::default().drivers(10.0, 5.0).is_empty() && even.drivers(5.0, 10.0).is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_outranks_the_network_that_carries_it() {
+        // usually GB (10) on AS1 and DE (11) on AS2; now the excess comes from US (12) on AS1
+        let mut m = Mix::default();
+        for k in 0..7 * 24 * 60 {
+            let (c, a) = if k % 3 == 0 { (10, 1) } else { (11, 2) };
+            m.add(T0 + k * MIN, 10.0, [None, None, Some(c), Some(a)], true);
+        }
+        let t = T0 + 7 * 24 * 60 * MIN;
+        for k in 0..20 {
+            let ts = t + k * MIN;
+            m.add(ts, 10.0, [None, None, Some(11), Some(2)], false);
+            m.add(ts, 30.0, [None, None, Some(12), Some(1)], false);
+        }
+        let d = m.drivers(800.0, 200.0);
+        assert_eq!((d[0].dim, d[0].label), (Dim::Country, 12), "{d:?}");
+        assert!(d.iter().any(|x| (x.dim, x.label) == (Dim::Asn, 1)), "{d:?}");
     }
 
     #[test]

@@ -366,6 +366,15 @@ impl Engine {
         Some(c.rollup.query(from, to, by, |l| self.label_name(l)))
     }
 
+    /// Units `id` consumed above its contract, hour by hour, from `from` to `t` (the hour in
+    /// progress up to `t`); `None` without a contract.
+    pub fn units_over_contract(&self, id: &str, from: Millis, t: Millis) -> Option<f64> {
+        let c = self.client(id)?;
+        let k = self.contracts.by_index(c.contract? as usize);
+        let per_hour = k.rate_per_ms() * HOUR_MS as f64;
+        Some(excess_until(c, from, t, &|_| per_hour))
+    }
+
     /// A client's recent alert transitions, oldest first.
     pub fn alert_history(&self, id: &str) -> Option<&[AlertRecord]> {
         Some(self.client(id)?.rollup.alerts())
@@ -805,7 +814,7 @@ impl Engine {
                 state,
                 at: t,
                 ratio: alert.ratio,
-                summary: alert.summary.as_str().into(),
+                summary: alert.details().into(),
             });
             match state {
                 State::Firing => *self.stats.fired.entry(slot.kind).or_default() += 1,

@@ -84,6 +84,12 @@ fn record(a: &Alert) -> AlertRecord {
         a.severity.as_str(),
     );
     r.fingerprint.clone_from(&a.fingerprint);
+    r.top_driver = a
+        .drivers
+        .first()
+        .map(|d| format!("{}:{}", d.dimension, d.name));
+    r.excess_units = a.excess_units;
+    r.since_ms = crate::time::parse_rfc3339(&a.since);
     r
 }
 

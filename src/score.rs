@@ -75,6 +75,14 @@ pub struct AlertRecord {
     pub severity: String,
     #[serde(default)]
     pub fingerprint: String,
+    /// The first of the alert's `drivers`, as `dimension:name`.
+    #[serde(default)]
+    pub top_driver: Option<String>,
+    #[serde(default)]
+    pub excess_units: Option<f64>,
+    /// When its episode began (`since`).
+    #[serde(default)]
+    pub since_ms: Option<i64>,
     #[serde(skip)]
     pub at_ms: i64,
 }
@@ -89,6 +97,18 @@ struct RawAlert {
     severity: String,
     #[serde(default)]
     fingerprint: String,
+    #[serde(default)]
+    drivers: Vec<RawDriver>,
+    #[serde(default)]
+    excess_units: Option<f64>,
+    #[serde(default)]
+    since: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawDriver {
+    dimension: String,
+    name: String,
 }
 
 impl TryFrom<RawAlert> for AlertRecord {
@@ -104,6 +124,12 @@ impl TryFrom<RawAlert> for AlertRecord {
             at: r.at,
             severity: r.severity,
             fingerprint: r.fingerprint,
+            top_driver: r
+                .drivers
+                .first()
+                .map(|d| format!("{}:{}", d.dimension, d.name)),
+            excess_units: r.excess_units,
+            since_ms: r.since.as_deref().and_then(parse_rfc3339),
             at_ms,
         })
     }
@@ -119,6 +145,9 @@ impl AlertRecord {
             at: format_rfc3339(at_ms),
             severity: severity.to_owned(),
             fingerprint: format!("{client_id}/{alert}/{severity}"),
+            top_driver: None,
+            excess_units: None,
+            since_ms: None,
             at_ms,
         }
     }
@@ -195,6 +224,28 @@ pub struct AnomalyResult {
     pub delay_s: Option<f64>,
     /// Kind and severity of the first detecting firing.
     pub detected_by: Option<String>,
+    /// The label that carried the excess, if one did (truth), and the top driver the first
+    /// detecting firing named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<String>,
+}
+
+/// Excess units an alert reported against the truth's, over the same hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExcessCheck {
+    pub client_id: String,
+    pub at: String,
+    pub reported: f64,
+    pub truth: f64,
+}
+
+impl ExcessCheck {
+    /// Within 1% (and a unit, for rounding).
+    pub fn agrees(&self) -> bool {
+        (self.reported - self.truth).abs() <= 0.01 * self.truth + 1.0
+    }
 }
 
 /// A firing that matches no anomaly.
@@ -259,6 +310,15 @@ pub struct Report {
     pub by_scenario: Vec<GroupStats>,
     pub results: Vec<AnomalyResult>,
     pub false_list: Vec<FalseFiring>,
+    /// Detected incidents one label drove, and of them those whose first alert named it.
+    #[serde(default)]
+    pub attributable: usize,
+    #[serde(default)]
+    pub attributed: usize,
+    /// Every `over_contract` transition's excess units, against the truth (in-process scoring
+    /// only: the per-minute truth is not written to `truth.json`).
+    #[serde(default)]
+    pub excess_checks: Vec<ExcessCheck>,
 }
 
 impl Report {
@@ -382,8 +442,13 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
             detected: first.is_some(),
             delay_s: first.map(|f| (f.at_ms - a.detectable()) as f64 / 1000.0),
             detected_by: first.map(|f| format!("{} {}", f.alert, f.severity)),
+            driver: a.driver.clone(),
+            named: first.and_then(|f| f.top_driver.clone()),
         });
     }
+    let driven = || results.iter().filter(|r| r.detected && r.driver.is_some());
+    let attributable = driven().count();
+    let attributed = driven().filter(|r| r.named == r.driver).count();
 
     // matching and false firings
     let mut matching = 0;
@@ -571,7 +636,53 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
         by_scenario,
         results,
         false_list,
+        attributable,
+        attributed,
+        excess_checks: excess_checks(truth, alerts),
     }
+}
+
+/// Each `over_contract` transition's excess units against the truth's, where the truth has
+/// the client's minutes: the units above the contract's hour, hour by hour, from the start of
+/// the hour the episode began in up to the transition (the hour in progress up to it).
+fn excess_checks(truth: &Truth, alerts: &[AlertRecord]) -> Vec<ExcessCheck> {
+    let mut out = Vec::new();
+    for a in alerts {
+        if a.alert != kind::OVER_CONTRACT {
+            continue;
+        }
+        let (Some(reported), Some(since), Some(minutes), Some(per_hour)) = (
+            a.excess_units,
+            a.since_ms,
+            truth.minute_units.get(&a.client_id),
+            truth
+                .clients
+                .iter()
+                .find(|c| c.client_id == a.client_id)
+                .and_then(|c| c.contract_units_per_hour),
+        ) else {
+            continue;
+        };
+        let minute = |t: i64| ((t - truth.start_ms).div_euclid(60_000)).max(0) as usize;
+        let units = |from: i64, to: i64| -> f64 {
+            minutes
+                .get(minute(from).min(minutes.len())..minute(to).min(minutes.len()))
+                .map_or(0.0, |m| m.iter().sum())
+        };
+        let mut total = 0.0;
+        let mut h = since.div_euclid(HOUR_MS) * HOUR_MS;
+        while h < a.at_ms {
+            total += (units(h, (h + HOUR_MS).min(a.at_ms)) - per_hour).max(0.0);
+            h += HOUR_MS;
+        }
+        out.push(ExcessCheck {
+            client_id: a.client_id.clone(),
+            at: a.at.clone(),
+            reported,
+            truth: total,
+        });
+    }
+    out
 }
 
 const OUTSIDE: &str = "outside anomalies";
@@ -688,6 +799,17 @@ impl fmt::Display for Report {
             self.refires,
             self.stuck.len()
         )?;
+        if self.attributable > 0 || !self.excess_checks.is_empty() {
+            writeln!(
+                f,
+                "drivers: the first alert named the label behind {} of {} driven incidents; \
+                 excess units within 1% of the truth in {} of {} over_contract transitions",
+                self.attributed,
+                self.attributable,
+                self.excess_checks.iter().filter(|c| c.agrees()).count(),
+                self.excess_checks.len()
+            )?;
+        }
         writeln!(f)?;
         write_groups(f, "alert kind", &self.by_kind)?;
         if self.by_magnitude.iter().any(|g| g.name.contains(' ')) {
@@ -795,6 +917,7 @@ mod tests {
             description: String::new(),
             magnitude: None,
             detectable_ms: None,
+            driver: None,
         }
     }
 
@@ -803,6 +926,7 @@ mod tests {
             client_id: id.into(),
             role,
             contracted: true,
+            contract_units_per_hour: Some(100.0),
             events: 1,
             cap_crossings: Default::default(),
             traits: Vec::new(),
@@ -847,7 +971,63 @@ mod tests {
             usage: Default::default(),
             usage_by_day: Default::default(),
             faults: Faults::default(),
+            minute_units: Default::default(),
         }
+    }
+
+    #[test]
+    fn drivers_and_excess_units_are_checked_against_the_truth() {
+        let mut t = truth();
+        t.anomalies[0].driver = Some("product:firehose".into());
+        // "jumpy" at 5 units a minute for the 2h from 14:00, against 100 an hour: 200 over in
+        // each whole hour
+        let hour = T0 - T0 % HOUR_MS;
+        let mut minutes = vec![0.0; ((t.end_ms - t.start_ms) / MINUTE_MS) as usize];
+        let first = ((hour - t.start_ms) / MINUTE_MS) as usize;
+        minutes[first..first + 120]
+            .iter_mut()
+            .for_each(|m| *m = 5.0);
+        t.minute_units.insert("jumpy".into(), minutes);
+        let with = |mut a: AlertRecord, driver: Option<&str>, excess: f64| {
+            a.top_driver = driver.map(str::to_owned);
+            a.excess_units = Some(excess);
+            a.since_ms = Some(T0 + 9 * MINUTE_MS);
+            a
+        };
+        let firing = fire(kind::OVER_CONTRACT, "jumpy", T0 + 9 * MINUTE_MS);
+        let resolved = AlertRecord::new(
+            kind::OVER_CONTRACT,
+            false,
+            "jumpy",
+            T0 + 4 * HOUR_MS,
+            "warning",
+        );
+        // at 14:29, 29 minutes of the hour: 145 units, 45 over
+        let r = score(
+            &t,
+            &[
+                with(firing.clone(), Some("product:firehose"), 45.0),
+                with(resolved.clone(), None, 400.0),
+            ],
+        );
+        assert_eq!((r.attributable, r.attributed), (1, 1));
+        assert_eq!(r.excess_checks.len(), 2);
+        assert!(
+            r.excess_checks.iter().all(ExcessCheck::agrees),
+            "{:?}",
+            r.excess_checks
+        );
+        // the wrong label, and a total 2% off, are both caught
+        let r = score(
+            &t,
+            &[
+                with(firing, Some("country:US"), 45.0),
+                with(resolved, None, 408.0),
+            ],
+        );
+        assert_eq!((r.attributable, r.attributed), (1, 0));
+        assert_eq!(r.results[0].named.as_deref(), Some("country:US"));
+        assert!(!r.excess_checks[1].agrees(), "{:?}", r.excess_checks);
     }
 
     fn fire(kind: &str, client: &str, at: i64) -> AlertRecord {

@@ -6,6 +6,8 @@
 //! in). Here every client is sampled from distributions and every incident's magnitude,
 //! duration and time of day is swept ([`overage::simulate::fleet`]). The first test holds
 //! overage far ahead of both peer rules and no worse than the last measurement; the second
+//! holds what alerts say: the label that drove an excess named first, excess units equal to
+//! the simulator's own count; the third
 //! (ignored until it passes) holds the pager's targets: every planted incident caught, no
 //! false page, no re-fire inside an episode, no alert stuck after its episode. Run with
 //! `--nocapture` for the per-seed reports and the side-by-side table (the README's figures
@@ -29,6 +31,12 @@ fn clients() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300)
+}
+
+/// The fleets, run once for every test of this file (they take a minute or two).
+fn runs() -> &'static [Comparison] {
+    static RUNS: std::sync::OnceLock<Vec<Comparison>> = std::sync::OnceLock::new();
+    RUNS.get_or_init(run)
 }
 
 fn run() -> Vec<Comparison> {
@@ -55,18 +63,18 @@ fn run() -> Vec<Comparison> {
 
 #[test]
 fn fleet_quality_beats_the_peer_rules() {
-    let runs = run();
-    for (seed, c) in seeds().iter().zip(&runs) {
+    let runs = runs();
+    for (seed, c) in seeds().iter().zip(runs) {
         println!("## seed {seed}\n{}", c.overage);
     }
-    let [ours, static_rule, zscore] = rows(&runs);
+    let [ours, static_rule, zscore] = rows(runs);
     println!(
         "{}",
         table(&[ours.clone(), static_rule.clone(), zscore.clone()])
     );
 
     // the fleets are what they claim to be: enough clients and incidents of every kind
-    for c in &runs {
+    for c in runs {
         assert!(c.truth.clients.len() >= 300 || clients() < 300);
         assert!(
             c.overage.by_kind.len() >= 7,
@@ -92,7 +100,7 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.898, 3.53 false firings per 1,000 client-days, 15
-    // false pages, 128 re-fires
+    // false pages, 130 re-fires
     assert!(ours.recall() >= 0.89, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 3.6,
@@ -103,15 +111,50 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.refires <= 130, "{} re-fires", ours.refires);
 }
 
+#[test]
+fn alerts_name_what_drove_the_excess_and_bill_it_exactly() {
+    let runs = runs();
+    let (mut driven, mut named, mut checks) = (0, 0, 0);
+    for (seed, c) in seeds().iter().zip(runs) {
+        let r = &c.overage;
+        driven += r.attributable;
+        named += r.attributed;
+        for m in r
+            .results
+            .iter()
+            .filter(|m| m.detected && m.driver.is_some() && m.driver != m.named)
+        {
+            println!(
+                "seed {seed}: {} {:?} driven by {:?}, the first alert named {:?}",
+                m.client_id, m.expect, m.driver, m.named
+            );
+        }
+        // every over_contract transition's excess units, against the simulator's own sum of
+        // what it sent over the same hours
+        for x in &r.excess_checks {
+            assert!(x.agrees(), "seed {seed}: {x:?}");
+        }
+        checks += r.excess_checks.len();
+    }
+    assert!(driven >= 60, "only {driven} driven incidents were caught");
+    assert!(checks >= 300, "only {checks} excess figures checked");
+    // one miss in this build: a small client's new network caught 26 h in (seed 2,
+    // fleet-0181), when the usual mix had taken in a day of it and its country moved more
+    assert!(
+        named + 1 >= driven,
+        "{named} of {driven} driven incidents named"
+    );
+}
+
 /// The pager's targets (issue 10), not met yet: `cargo test --release --test fleet --
 /// --ignored --nocapture` lists what stands between this build and them.
 #[test]
 #[ignore = "the targets of an open issue: recall 1.00, 0 false pages, 0 re-fires, 0 stuck"]
 fn fleet_meets_the_pager_targets() {
-    let runs = run();
-    let [ours, ..] = rows(&runs);
+    let runs = runs();
+    let [ours, ..] = rows(runs);
     let mut problems = Vec::new();
-    for (seed, c) in seeds().iter().zip(&runs) {
+    for (seed, c) in seeds().iter().zip(runs) {
         let r = &c.overage;
         for m in r.results.iter().filter(|m| !m.detected) {
             problems.push(format!(

@@ -147,7 +147,7 @@ impl Context {
         for a in out.drain(..) {
             if self
                 .router
-                .blocking_send(Routed::Alert(a, partition.clone()))
+                .blocking_send(Routed::Alert(Box::new(a), partition.clone()))
                 .is_err()
             {
                 tracing::error!("alert router gone; transition lost");

@@ -26,7 +26,7 @@ use crate::time::Millis;
 #[derive(Debug)]
 pub enum Routed {
     /// A transition computed from partition `1`'s events.
-    Alert(Alert, Partition),
+    Alert(Box<Alert>, Partition),
     /// Every transition of the partition up to event time `through` precedes this.
     Mark {
         partition: Partition,
@@ -62,7 +62,7 @@ pub async fn run(
     let mut marked: HashMap<Partition, Millis> = HashMap::new();
     while let Some(item) = rx.recv().await {
         let (alert, partition) = match item {
-            Routed::Alert(a, p) => (a, p),
+            Routed::Alert(a, p) => (*a, p),
             Routed::Barrier(ack) => {
                 let _ = ack.send(());
                 continue;

@@ -14,7 +14,9 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::contract::Contracts;
 use crate::engine::{Engine, Stats};
-use crate::time::{duration_label, format_rfc3339, Millis, HOUR_MS, MINUTE_MS};
+use crate::time::{
+    duration_label, format_rfc3339, month_of, month_start, Millis, HOUR_MS, MINUTE_MS,
+};
 
 /// A topic partition: the unit of state ownership.
 pub type Partition = (String, i32);
@@ -250,6 +252,8 @@ pub struct UsageView {
     pub previous_month_units: f64,
     pub total_units: f64,
     pub total_events: u64,
+    /// Units above the contract this month, hour by hour (contracted clients).
+    pub over_contract_month: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +326,9 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
             previous_month_units: c.usage.prev_month_units,
             total_units: c.usage.total_units,
             total_events: c.usage.total_events,
+            over_contract_month: e
+                .units_over_contract(id, month_start(month_of(t)), t)
+                .map(crate::alert::round2),
         },
         alerts: c
             .alerts

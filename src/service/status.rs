@@ -339,7 +339,7 @@ pub async fn index(State(app): State<App>) -> Response {
                         td { a href={"/clients/" (seg(&a.client_id))} { (a.client_id) } }
                         td { (a.alert.as_str()) }
                         td class={"sev-" (a.severity.as_str())} { (a.severity.as_str()) }
-                        td { (a.since) } td.n { (format!("{:.2}", a.ratio)) } td { (a.summary) }
+                        td { (a.since) } td.n { (format!("{:.2}", a.ratio)) } td { (a.details()) }
                     }
                 } }
             }
@@ -410,6 +410,10 @@ pub async fn client_page(State(app): State<App>, Path(id): Path<String>) -> Resp
                     small { (format!("{:.0}% of cap {}", 100.0 * v.usage.month_units / cap.max(1e-9), num(cap))) }
                 } }
             div.kpi { small { "units last month" } b { (num(v.usage.previous_month_units)) } }
+            @if let Some(over) = v.usage.over_contract_month {
+                div.kpi #over-contract { small { "units over contract this month" }
+                    b class=(if over > 0.0 { "bad" } else { "good" }) { (num(over)) } }
+            }
             div.kpi #ratio { small { "last hour against " @if contracted { "contract" } @else { "learned baseline" } }
                 @match g.as_ref().map(|g| (g.learning(contracted), g.ratio)) {
                     Some((Some(days), _)) => b.muted { (learning(days)) },

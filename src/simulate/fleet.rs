@@ -543,6 +543,9 @@ impl Fleet {
             .plan(ci, expect, allow, start, end, Some(effect), description);
         if let Some(a) = self.b.planned.get_mut(before) {
             a.magnitude = Some(magnitude);
+            if matches!(incident, Incident::Jump | Incident::OwnJump) {
+                self.drive(ci, before, magnitude);
+            }
         } else {
             let c = &mut self.b.clients[ci];
             c.role = if c.contract.is_some() {
@@ -554,6 +557,102 @@ impl Fleet {
         }
     }
 }
+
+impl Fleet {
+    /// Half the volume incidents come from one label: a new product, a new endpoint, a new
+    /// country or a new network carries the excess (`(m - 1) / m` of the calls), so that alerts
+    /// can be checked to name it. Drawn from a stream of its own, so the rest of the fleet is
+    /// the same whether or not incidents are driven.
+    fn drive(&mut self, ci: usize, planned: usize, m: f64) {
+        let mut rng = SmallRng::seed_from_u64(stream_seed(self.b.p.seed, ci, 11));
+        if !rng.gen_bool(0.5) {
+            return;
+        }
+        let share = (m - 1.0) / m;
+        let c = &mut self.b.clients[ci];
+        let (effect, driver, also) = match rng.gen_range(0..4) {
+            0 => {
+                c.calls.push(FIREHOSE);
+                (
+                    Effect::CallShare {
+                        index: c.calls.len() - 1,
+                        share,
+                    },
+                    "product:firehose".to_owned(),
+                    [
+                        kind::OUT_OF_CONTRACT_PRODUCT,
+                        kind::OUT_OF_CONTRACT_ENDPOINT,
+                    ],
+                )
+            }
+            1 => {
+                // a bulk endpoint of a product the client already uses
+                c.calls.push(Call {
+                    endpoint: BULK_ENDPOINT,
+                    weight: 0.0,
+                    ..c.calls[0]
+                });
+                (
+                    Effect::CallShare {
+                        index: c.calls.len() - 1,
+                        share,
+                    },
+                    format!("endpoint:{BULK_ENDPOINT}"),
+                    [
+                        kind::OUT_OF_CONTRACT_ENDPOINT,
+                        kind::OUT_OF_CONTRACT_ENDPOINT,
+                    ],
+                )
+            }
+            k => {
+                let o = if k == 2 {
+                    let known: Vec<&str> = c.origins.iter().map(|o| o.country).collect();
+                    *ORIGINS
+                        .iter()
+                        .find(|o| !known.contains(&o.country))
+                        .unwrap_or(&NG)
+                } else {
+                    Origin {
+                        country: c.origins[0].country,
+                        ..US_HETZNER
+                    }
+                };
+                c.origins.push(ow(o, 0.0));
+                (
+                    Effect::OriginShare {
+                        index: c.origins.len() - 1,
+                        share,
+                    },
+                    if k == 2 {
+                        format!("country:{}", o.country)
+                    } else {
+                        format!("asn:AS{}", o.asn)
+                    },
+                    [kind::OUT_OF_CONTRACT_ORIGIN, kind::NEW_ORIGIN],
+                )
+            }
+        };
+        let Some(a) = self.b.planned.get_mut(planned) else {
+            return;
+        };
+        c.episodes.push(Episode {
+            start_ms: a.start_ms,
+            end_ms: a.end_ms,
+            effect,
+        });
+        a.description
+            .push_str(&format!(", {:.0}% of calls {driver}", share * 100.0));
+        a.driver = Some(driver);
+        for k in also {
+            if !a.allow.contains(&k) {
+                a.allow.push(k);
+            }
+        }
+    }
+}
+
+/// The endpoint a driven incident's bulk calls use.
+const BULK_ENDPOINT: &str = "/2/bulk/export";
 
 /// When `a` becomes clearly detectable on `c`, if it does before its end.
 fn detectable(c: &ClientSpec, a: &Planned) -> Option<i64> {

@@ -242,6 +242,10 @@ pub struct Anomaly {
     /// from noise); delays are measured from here. `start_ms` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectable_ms: Option<i64>,
+    /// What the excess of a volume incident comes from (`product:firehose`, `country:NG`,
+    /// `asn:AS24940`, `endpoint:/2/bulk`), when one label carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 impl Anomaly {
@@ -257,6 +261,9 @@ pub struct ClientTruth {
     pub client_id: String,
     pub role: Role,
     pub contracted: bool,
+    /// Contracted units per hour, if contracted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_units_per_hour: Option<f64>,
     /// Distinct valid events.
     pub events: u64,
     /// First month-to-date cap crossing per month (`YYYY-MM` → event time), if any.
@@ -311,6 +318,11 @@ pub struct Truth {
     /// Units per client per UTC day (`YYYY-MM-DD`).
     pub usage_by_day: BTreeMap<String, BTreeMap<String, f64>>,
     pub faults: Faults,
+    /// Units per minute of the run (duplicates excluded) of clients with an `over_contract`
+    /// incident, so scoring can check the excess units alerts report. In memory only: too
+    /// large for `truth.json`.
+    #[serde(skip)]
+    pub minute_units: BTreeMap<String, Vec<f64>>,
 }
 
 /// Exact usage of one client, day and product.
@@ -737,6 +749,7 @@ pub struct Planned {
     pub description: String,
     pub magnitude: Option<f64>,
     pub detectable_ms: Option<i64>,
+    pub driver: Option<String>,
 }
 
 /// Client specifications and planned incidents of a run.
@@ -1093,6 +1106,7 @@ impl Builder {
             description,
             magnitude: None,
             detectable_ms: None,
+            driver: None,
         });
     }
 
@@ -1748,6 +1762,7 @@ impl Builder {
                 ),
                 magnitude: None,
                 detectable_ms: None,
+                driver: None,
             });
         }
     }
@@ -1782,6 +1797,7 @@ impl Builder {
                 .into(),
             magnitude: None,
             detectable_ms: None,
+            driver: None,
         });
         // the cap_exceeded incident is added once generation knows the crossing event
     }
@@ -1914,6 +1930,8 @@ struct Account {
     month: i32,
     month_units: f64,
     cap_crossings: BTreeMap<String, i64>,
+    /// Units per minute from the run's start, for clients whose excess is scored (else empty).
+    by_minute: Vec<f64>,
 }
 
 /// An item of the stream: event time, the client it belongs to (the Kafka key a producer
@@ -2023,7 +2041,23 @@ impl Generator {
             next_id: 0,
             id_salt: splitmix(seed ^ 0x001d_5a17),
             next_minute: sc.start_ms,
-            accounts: vec![Account::default(); n],
+            accounts: (0..n)
+                .map(|ci| {
+                    let scored = sc
+                        .planned
+                        .iter()
+                        .any(|a| a.client == ci && a.expect == kind::OVER_CONTRACT);
+                    let minutes = ((sc.end_ms - sc.start_ms) / MINUTE_MS + 1) as usize;
+                    Account {
+                        by_minute: if scored {
+                            vec![0.0; minutes]
+                        } else {
+                            Vec::new()
+                        },
+                        ..Account::default()
+                    }
+                })
+                .collect(),
             faults,
             max_emitted_ts: i64::MIN,
             scratch: Vec::new(),
@@ -2094,6 +2128,7 @@ impl Generator {
                 description: a.description.clone(),
                 magnitude: a.magnitude,
                 detectable_ms: a.detectable_ms,
+                driver: a.driver.clone(),
             })
             .collect();
         for &(ci, first) in &sc.cap_clients {
@@ -2122,6 +2157,7 @@ impl Generator {
                         .into(),
                     magnitude: None,
                     detectable_ms: None,
+                    driver: None,
                 });
             }
         }
@@ -2157,6 +2193,7 @@ impl Generator {
                 client_id: c.id.to_string(),
                 role: c.role,
                 contracted: c.contract.is_some(),
+                contract_units_per_hour: c.contract.as_ref().map(|k| k.units_per_hour),
                 events: a.events,
                 cap_crossings: a.cap_crossings.clone(),
                 traits: c.traits.iter().map(|t| t.to_string()).collect(),
@@ -2181,6 +2218,13 @@ impl Generator {
             usage,
             usage_by_day,
             faults,
+            minute_units: sc
+                .clients
+                .iter()
+                .zip(&self.accounts)
+                .filter(|(_, a)| !a.by_minute.is_empty())
+                .map(|(c, a)| (c.id.to_string(), a.by_minute.clone()))
+                .collect(),
         }
     }
 
@@ -2301,6 +2345,13 @@ impl Generator {
         let u = e.units as f64;
         a.events += 1;
         a.units += u;
+        let minute = (e.ts - self.sc.start_ms).div_euclid(MINUTE_MS);
+        if let Some(m) = usize::try_from(minute)
+            .ok()
+            .and_then(|i| a.by_minute.get_mut(i))
+        {
+            *m += u;
+        }
         *a.by_day.entry(e.ts.div_euclid(DAY_MS)).or_insert(0.0) += u;
         let dc = a
             .by_day_call

@@ -249,7 +249,7 @@ impl AlertmanagerSink {
 /// What the delivery task is told.
 #[derive(Debug)]
 enum Command {
-    Transition(Alert),
+    Transition(Box<Alert>),
     /// Stop re-sending these firing alerts: another instance owns them now.
     Forget(Vec<String>),
 }
@@ -266,7 +266,7 @@ impl AlertmanagerHandle {
     /// Fails only once the sink has stopped.
     pub async fn send(&self, alert: Alert) -> Result<(), SinkError> {
         self.tx
-            .send(Command::Transition(alert))
+            .send(Command::Transition(Box::new(alert)))
             .await
             .map_err(|_| SinkError::Closed)?;
         let queued = self.tx.max_capacity().saturating_sub(self.tx.capacity());
@@ -909,7 +909,7 @@ impl Worker {
                     }
                     for command in buf.drain(..) {
                         match command {
-                            Command::Transition(alert) => self.state.ingest(alert),
+                            Command::Transition(alert) => self.state.ingest(*alert),
                             Command::Forget(fps) => fps.iter().for_each(|fp| self.state.forget(fp)),
                         }
                     }
