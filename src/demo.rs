@@ -63,6 +63,8 @@ pub const STORY_ENDS_BY: Millis = OVERRUN_AFTER + OVERRUN_FOR + HOUR_MS;
 const _: () = assert!(STORY_ENDS_BY <= 170 * MINUTE_MS);
 /// The overrunner's rate while overrunning, as a multiple of its contract.
 pub const OVERRUN_FACTOR: f64 = 4.0;
+/// The product its calls beyond the usual are for: one it never used before.
+pub const OVERRUN_PRODUCT: &str = "firehose";
 
 pub fn clients() -> Vec<DemoClient> {
     let c = |id, contract, calls, units, product, country| DemoClient {
@@ -143,26 +145,35 @@ impl Traffic {
         let diurnal = 0.7 + 0.3 * ((hour_of_day - 9.0) / 24.0 * std::f64::consts::TAU).sin();
         let mut out = vec![];
         for c in &self.clients {
-            let mut rate = c.calls_per_minute * diurnal;
+            let usual = c.calls_per_minute * diurnal;
+            let mut rate = usual;
             let since = t - self.start;
             if c.id == OVERRUNNER && (OVERRUN_AFTER..OVERRUN_AFTER + OVERRUN_FOR).contains(&since) {
                 // the contract allows 40 calls/min of 25 units
                 rate =
                     OVERRUN_FACTOR * c.contract_per_hour.unwrap_or(0.0) / 60.0 / c.units_per_call;
             }
+            // what the client does beyond its usual calls is a product it never used before,
+            // so the alert's drivers have something to name
+            let extra_share = (1.0 - usual / rate.max(1e-9)).max(0.0);
             let n = Poisson::new(rate.max(0.01))
                 .map(|p| p.sample(&mut self.rng) as u64)
                 .unwrap_or(0);
             for _ in 0..n {
                 let ts = t + self.rng.gen_range(0..MINUTE_MS);
                 let units = (c.units_per_call * self.rng.gen_range(0.5..1.5)).round();
+                let product = if self.rng.gen_bool(extra_share.min(1.0)) {
+                    OVERRUN_PRODUCT
+                } else {
+                    c.product
+                };
                 self.next_id += 1;
                 let line = format!(
                     r#"{{"ts":"{}","client_id":"{}","event_id":"demo-{}","units":{units},"product":"{}","origin_country":"{}"}}"#,
                     format_rfc3339(ts),
                     c.id,
                     self.next_id,
-                    c.product,
+                    product,
                     c.country
                 );
                 out.push((ts, c.id, line.into_bytes()));
@@ -447,5 +458,22 @@ mod tests {
         // resolved after the return to normal, by the time the banner announces
         assert!(resolved > OVERRUN_AFTER + OVERRUN_FOR, "{story:?}");
         assert!(resolved <= STORY_ENDS_BY, "{story:?}");
+        // the page says what drove it and how much is over
+        for a in alerts.iter().filter(|a| a.state == State::Firing) {
+            let top = &a.drivers[0];
+            assert_eq!(
+                (top.dimension.as_str(), top.name.as_str()),
+                ("product", OVERRUN_PRODUCT)
+            );
+            assert!(top.excess_share > 0.8 && top.usual_share < 0.05, "{a:?}");
+        }
+        let excess = |i: usize| alerts[i].excess_units.unwrap_or(0.0);
+        assert!(excess(1) > excess(0) && excess(0) > 0.0, "{alerts:#?}");
+        // the warning's episode: every hour from the one it fired in, 4x against the contract's
+        // 60000 for 40 minutes, at most 40 min x 3 x 1000 units over
+        assert!(
+            excess(2) > 60_000.0 && excess(2) <= 120_000.0,
+            "{alerts:#?}"
+        );
     }
 }

@@ -44,6 +44,8 @@ impl Dim {
 
 const RECENT_HALF_LIFE: Millis = HOUR_MS / 2;
 const USUAL_HALF_LIFE: Millis = 7 * 24 * HOUR_MS;
+/// Volume, against the usual, beyond which the usual mix learns as if at this volume.
+const SURGE: f32 = 2.0;
 /// Drivers carrying less of the excess than this are not named.
 pub const MIN_EXCESS_SHARE: f64 = 0.1;
 /// How much more an endpoint's (a network's) share must move than its product's (country's)
@@ -55,7 +57,7 @@ const FINER_MARGIN: f64 = 0.01;
 pub const MAX_DRIVERS: usize = 3;
 
 /// Recent and usual units per label, per dimension, decayed relative to one anchor so that
-/// adding is a multiply-add and the result does not depend on arrival order.
+/// adding is a multiply-add and the result barely depends on arrival order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mix {
     anchor: Millis,
@@ -106,12 +108,24 @@ impl Mix {
             self.decay_to(ts);
         }
         let dt = (ts - self.anchor) as f64;
-        let wr = units * (dt / RECENT_HALF_LIFE as f64).exp2() as f32;
-        let wu = if learn_usual {
-            units * (dt / USUAL_HALF_LIFE as f64).exp2() as f32
+        let (gr, gu) = (
+            (dt / RECENT_HALF_LIFE as f64).exp2() as f32,
+            (dt / USUAL_HALF_LIFE as f64).exp2() as f32,
+        );
+        let wr = units * gr;
+        // Units per ms now and usually: an hour at many times the usual volume (a surge not yet
+        // alerted on, a young client overrunning in its first hours) teaches the usual mix no
+        // more than an hour at SURGE times the usual would, so the mix of an excess does not
+        // become the norm before the alert that names it. (The damping reads the totals so far,
+        // so shares depend slightly on arrival order within the allowed lateness.)
+        let now = self.total[0] / gr / RECENT_HALF_LIFE as f32;
+        let usual = self.total[1] / gu / USUAL_HALF_LIFE as f32;
+        let damp = if usual > 0.0 && now > SURGE * usual {
+            SURGE * usual / now
         } else {
-            0.0
+            1.0
         };
+        let wu = if learn_usual { units * gu * damp } else { 0.0 };
         self.total[0] += wr;
         self.total[1] += wu;
         for (d, label) in labels.into_iter().enumerate() {
@@ -332,11 +346,21 @@ mod tests {
     }
 
     #[test]
-    fn arrival_order_does_not_change_the_shares() {
-        let events: Vec<(Millis, u32)> =
-            (0..500).map(|k| (T0 + k * 7_000, (k % 3) as u32)).collect();
+    fn arrival_order_barely_changes_the_shares() {
+        // a day in order, then an hour of three products that arrives in order or backwards
         let mut a = Mix::default();
-        let mut b = Mix::default();
+        for k in 0..24 * 60 {
+            a.add(
+                T0 + k * MIN,
+                2.0,
+                [Some(k as u32 % 3), None, None, None],
+                true,
+            );
+        }
+        let mut b = a.clone();
+        let t = T0 + 24 * 60 * MIN;
+        let events: Vec<(Millis, u32)> =
+            (0..500).map(|k| (t + k * 7_000, (k % 3) as u32)).collect();
         for &(ts, p) in &events {
             a.add(ts, 2.0, [Some(p), None, None, None], true);
         }
@@ -347,9 +371,8 @@ mod tests {
         assert_eq!(da.len(), db.len());
         for (x, y) in da.iter().zip(&db) {
             assert_eq!(x.label, y.label);
-            assert!(
-                (x.share - y.share).abs() < 1e-3 && (x.usual_share - y.usual_share).abs() < 1e-3
-            );
+            assert!((x.share - y.share).abs() < 1e-3, "{x:?} {y:?}");
+            assert!((x.usual_share - y.usual_share).abs() < 1e-2, "{x:?} {y:?}");
         }
     }
 }

@@ -107,8 +107,9 @@ struct ScoreArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Event-time minutes per wall-clock second (1: the partner overruns after about a minute
-    /// and is caught some ten seconds later).
+    /// Event-time minutes per wall-clock second (1: the partner overruns after a minute, is
+    /// warned about some 25 s later and paged some 40 s later, and both resolve by about 2 min
+    /// 40 s).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Stop after this much event time (e.g. `6h`) instead of at Ctrl-C.
@@ -168,7 +169,7 @@ Examples:
   overage report --events events.jsonl.gz --contracts contracts.toml \\
       --client msft-bing --month 2026-09 --format html --output bing-2026-09.html
 
-  # every client, one week, CSV (client_id,day,product,units,events) on stdout
+  # every client, one week, CSV (client_id,day,product,units,events,over_contract) on stdout
   overage report --events events.jsonl --from 2026-09-01 --to 2026-09-07 --format csv
 
   # from a running service's API (token from OVERAGE_API_TOKEN), JSON
