@@ -265,6 +265,14 @@ fn run_demo(extra: &[&str]) -> String {
         .collect();
     assert!(!firing.is_empty(), "{out}");
     assert!(firing.iter().all(|l| l.contains(OVERRUNNER)), "{out}");
+    // each page says what drove it and how much is over
+    for l in &firing {
+        assert!(
+            l.contains("units over contract since")
+                && l.contains("of the excess is product \"firehose\""),
+            "{l}"
+        );
+    }
     let story: Vec<(&Duration, &str)> = lines
         .iter()
         .filter(|(_, l)| is_alert(l) && l.contains(&format!("over_contract {OVERRUNNER}")))
