@@ -171,7 +171,11 @@ impl Slot {
 
     /// Advance the lifecycle. `fire_after` and `resolve_after` are counts of evaluations.
     pub fn step(&mut self, v: Verdict, at: Millis, fire_after: u16, resolve_after: u16) -> Step {
+        // A clear reading of a scope or origin alert names no item (nothing is out of scope any
+        // more): the alert keeps naming the one it fired for, so its resolve says what resolved.
+        let item = self.last.item;
         self.last = *v.reading();
+        self.last.item = self.last.item.or(item);
         match (self.firing_since, v) {
             (None, Verdict::Fire(_)) => {
                 self.streak += 1;
@@ -458,6 +462,19 @@ mod tests {
             ),
             Step::Resolved
         );
+    }
+
+    #[test]
+    fn a_resolve_names_the_item_it_fired_for() {
+        let fired = Reading {
+            item: Some(7),
+            ..r(0.3)
+        };
+        let mut s = Slot::new(AlertKind::NewOrigin, Severity::Warning, fired);
+        assert_eq!(s.step(Verdict::Fire(fired), 1, 1, 1), Step::Fired);
+        assert_eq!(s.step(Verdict::Clear(r(0.0)), 2, 1, 1), Step::Resolved);
+        assert_eq!(s.last.item, Some(7));
+        assert_eq!(s.last.ratio, 0.0);
     }
 
     #[test]
