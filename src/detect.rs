@@ -31,6 +31,8 @@ use crate::window::Windows;
 
 /// Hysteresis of count-based detectors: they clear below half their thresholds.
 const COUNT_CLEAR_FRACTION: f64 = 0.5;
+/// A long count below this (half a call) means the violation has stopped being seen at all.
+const SILENT_COUNT: f64 = 0.5;
 
 /// A firing `over_contract` holds while the last hour is at least this multiple of the
 /// client's learned rate for it (the night of an overage that is over the contract by day).
@@ -460,11 +462,16 @@ fn count_share(
     };
     if count >= min_events && share >= min_share {
         Verdict::Fire(r)
-    } else if share >= min_share * COUNT_CLEAR_FRACTION {
+    } else if share >= min_share * COUNT_CLEAR_FRACTION && count >= SILENT_COUNT {
         // No count condition: counts decay in time, the share does not, so a violation that
         // goes quiet at night is still the same violation in the morning. It clears when the
         // client's own calls dilute it.
         Verdict::Hold(r)
+    } else if share >= min_share * COUNT_CLEAR_FRACTION {
+        // A client that went silent keeps its last share forever: once even the long count
+        // has decayed to nothing, there is nothing left to tell, and the alert resolves after
+        // the weak span instead of holding (and being evaluated every minute) for good.
+        Verdict::Weak(r)
     } else {
         Verdict::Clear(r)
     }
@@ -690,6 +697,21 @@ mod tests {
         assert!(matches!(
             new_origin(&c, T0 + 24 * HOUR_MS, &p),
             Verdict::Clear(_)
+        ));
+    }
+
+    #[test]
+    fn a_scope_share_left_by_a_silent_client_fades_to_weak() {
+        let p = Params::from_config(&Config::default());
+        // a quarter of the calls out of scope, the violation still being seen: held
+        assert!(matches!(
+            scope_share(1.0, 4.0, 4.0, 1, &p),
+            Verdict::Hold(_) | Verdict::Fire(_)
+        ));
+        // the same share, nothing seen for many long half-lives: too little to tell
+        assert!(matches!(
+            scope_share(0.001, 0.1, 0.004, 1, &p),
+            Verdict::Weak(_)
         ));
     }
 }
