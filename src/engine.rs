@@ -447,8 +447,9 @@ impl Engine {
             return Outcome::Overflow;
         };
         let late = ev.ts < self.watermark;
-        // A client mostly repeats its product and country: checking the last ones against the
-        // label table costs a compare instead of a hash lookup.
+        // A client mostly repeats its product, country and endpoints: checking the last ones
+        // (and the endpoints in its mix) against the label table costs a compare instead of a
+        // hash lookup.
         let Some(([last_product, last_country], last_endpoints)) =
             self.clients[idx as usize].as_ref().map(|c| {
                 let mut e = [u32::MAX; crate::drivers::SLOTS];
@@ -460,24 +461,22 @@ impl Engine {
             return Outcome::Overflow;
         };
         let labels = &mut self.labels;
-        let mut intern = |last: u32, s: &str| {
-            if (last as usize) < labels.len() && labels.name(last) == s {
-                last
-            } else {
-                labels.intern(s)
-            }
+        let mut intern = |known: &[u32], s: &str| {
+            known
+                .iter()
+                .copied()
+                .find(|&id| (id as usize) < labels.len() && labels.name(id) == s)
+                .unwrap_or_else(|| labels.intern(s))
         };
-        let country = ev.origin_country.as_ref().map(|c| intern(last_country, c));
+        let country = ev
+            .origin_country
+            .as_ref()
+            .map(|c| intern(&[last_country], c));
         let product = ev
             .product
             .as_ref()
-            .map_or(rollup::NONE, |p| intern(last_product, p));
-        let endpoint = ev.endpoint.as_ref().map(|e| {
-            last_endpoints
-                .into_iter()
-                .find(|&id| (id as usize) < labels.len() && labels.name(id) == e)
-                .unwrap_or_else(|| labels.intern(e))
-        });
+            .map_or(rollup::NONE, |p| intern(&[last_product], p));
+        let endpoint = ev.endpoint.as_ref().map(|e| intern(&last_endpoints, e));
         let asn = ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG));
         let rollup_origin = country.or(asn).unwrap_or(rollup::NONE);
         let breach = if late {
@@ -954,15 +953,17 @@ impl Engine {
 fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> f64) -> f64 {
     let from = from.div_euclid(HOUR_MS) * HOUR_MS;
     let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
-    let mut excess = c.rollup.excess(from, hour, allowance);
-    if hour >= from && t > hour {
-        let now = c
+    let in_progress = (hour >= from && t > hour).then(|| {
+        let units = c
             .windows
             .minutes
             .sum(hour.div_euclid(MINUTE_MS), t.div_euclid(MINUTE_MS));
-        excess += (now - allowance((hour / HOUR_MS) as i32)).max(0.0);
-    }
-    excess
+        ((hour / HOUR_MS) as i32, units)
+    });
+    rollup::excess_over(
+        c.rollup.hour_totals(from, hour).chain(in_progress),
+        allowance,
+    )
 }
 
 /// Learn every hour the client has completed since it last learned.

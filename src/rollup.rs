@@ -258,14 +258,23 @@ impl Rollup {
         })
     }
 
-    /// Excess units in `[from, to)`: the sum over its hours of the units above that hour's
-    /// allowance (`allowance(hour)`, hours since the epoch). This is what an overage invoice
-    /// counts: an hour under its allowance does not offset an hour over it.
+    /// Excess units in `[from, to)` (see [`excess_over`]).
     pub fn excess(&self, from: Millis, to: Millis, allowance: impl Fn(i32) -> f64) -> f64 {
-        self.hour_totals(from, to)
-            .map(|(h, units)| (units - allowance(h)).max(0.0))
-            .sum()
+        excess_over(self.hour_totals(from, to), allowance)
     }
+}
+
+/// The sum over `(hour, units)` of the units above that hour's allowance (`allowance(hour)`,
+/// hours since the epoch). This is what an overage invoice counts: an hour under its allowance
+/// does not offset an hour over it.
+pub fn excess_over(
+    hours: impl IntoIterator<Item = (i32, f64)>,
+    allowance: impl Fn(i32) -> f64,
+) -> f64 {
+    hours
+        .into_iter()
+        .map(|(h, units)| (units - allowance(h)).max(0.0))
+        .sum()
 }
 
 #[cfg(test)]

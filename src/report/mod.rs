@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
-use crate::rollup::{AlertRecord, By, Rollup, UsageRow};
+use crate::rollup::{AlertRecord, By, UsageRow};
 use crate::time::{
     day_of, format_rfc3339, month_label, month_of, month_start, parse_rfc3339, Millis, DAY_MS,
     HOUR_MS,
@@ -421,21 +421,25 @@ fn day_label(t: Millis) -> String {
 }
 
 /// Units above `allowance_per_hour` in each hour, summed per UTC day (days since the epoch),
-/// from hourly rows of any breakdown (an hour's rows are added up first). The arithmetic is
-/// [`Rollup::excess`]'s: the rows are fed through a rollup per day (a day never spans the two
-/// months a rollup keeps), so a report and the engine count excess the same way.
+/// from hourly rows of any breakdown (an hour's rows are added up first), with the engine's
+/// arithmetic ([`crate::rollup::excess_over`]), so a report and an alert count excess alike.
 pub fn excess_by_day(rows: &[UsageRow], allowance_per_hour: f64) -> BTreeMap<i64, f64> {
-    let mut days: BTreeMap<i64, Rollup> = BTreeMap::new();
+    let mut hours: BTreeMap<i64, f64> = BTreeMap::new();
     for r in rows {
-        let none = crate::rollup::NONE;
-        days.entry(day_of(r.hour))
+        *hours.entry(r.hour.div_euclid(HOUR_MS)).or_default() += r.units;
+    }
+    let mut days: BTreeMap<i64, Vec<(i32, f64)>> = BTreeMap::new();
+    for (h, units) in hours {
+        days.entry(day_of(h * HOUR_MS))
             .or_default()
-            .add(r.hour, none, none, r.units);
+            .push((h as i32, units));
     }
     days.into_iter()
-        .map(|(day, rollup)| {
-            let excess = rollup.excess(day * DAY_MS, (day + 1) * DAY_MS, |_| allowance_per_hour);
-            (day, excess)
+        .map(|(day, hours)| {
+            (
+                day,
+                crate::rollup::excess_over(hours, |_| allowance_per_hour),
+            )
         })
         .collect()
 }

@@ -282,7 +282,8 @@ const VIEW_WINDOWS: [Millis; 5] = [
     24 * HOUR_MS,
 ];
 
-fn eval_time(e: &Engine) -> Millis {
+/// The time the engine's windows are complete to: its watermark, to the minute.
+pub(crate) fn eval_time(e: &Engine) -> Millis {
     e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS
 }
 

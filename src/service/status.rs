@@ -24,7 +24,7 @@ use axum::Json;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::http::App;
-use super::state::{readiness, Shared};
+use super::state::{eval_time, readiness, Shared};
 use crate::baseline::{BaselineParams, Seasonal};
 use crate::client::Client;
 use crate::engine::Engine;
@@ -32,7 +32,6 @@ use crate::report::svg::{short, sparkline, SparkPoint, SparkSize};
 use crate::report::{self, api::UsageResponse, html::num, html::CSS, Period};
 use crate::time::{
     format_rfc3339, hour_of, hour_of_day, month_label, month_of, wall_now, Millis, HOUR_MS,
-    MINUTE_MS,
 };
 
 /// Seconds between automatic refreshes of the status and client pages.
@@ -142,12 +141,6 @@ impl Glance {
     fn learning(&self, contracted: bool) -> Option<u32> {
         self.learning_days_left.filter(|_| !contracted)
     }
-}
-
-/// The time the engine's windows are complete to (its watermark, to the minute), as the views
-/// in `state` use it.
-fn eval_time(e: &Engine) -> Millis {
-    e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS
 }
 
 fn glance(e: &Engine, c: &Client) -> Glance {
@@ -541,6 +534,7 @@ mod tests {
     use crate::config::Config;
     use crate::contract::Contracts;
     use crate::engine::Engine;
+    use crate::time::MINUTE_MS;
 
     const CONTRACTS: &str = r#"
 [[contract]]
