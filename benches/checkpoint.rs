@@ -80,7 +80,7 @@ fn main() {
     let mut encoded = Vec::new();
     for (n, e) in &engines {
         let t = Instant::now();
-        let bytes = checkpoint::encode(&meta(), &e.state_ref()).expect("encodes");
+        let bytes = checkpoint::encode(&meta(), e.state()).expect("encodes");
         let took = t.elapsed();
         println!(
             "snapshot of {n} clients: {} bytes ({:.1} MiB), {:.0} bytes per client (one encode: {:.2}s)",
@@ -104,7 +104,7 @@ fn main() {
         g.bench_with_input(BenchmarkId::new("encode", label(*n)), e, |b, e| {
             b.iter_batched(
                 || (),
-                |()| checkpoint::encode(&meta(), &e.state_ref()).expect("encodes"),
+                |()| checkpoint::encode(&meta(), e.state()).expect("encodes"),
                 BatchSize::PerIteration,
             )
         });
@@ -131,7 +131,9 @@ fn main() {
     let (n, bytes) = encoded.iter().find(|(n, _)| *n == big).expect("big engine");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = CheckpointConfig {
-        store: Some(dir.path().display().to_string()),
+        store: Some(overage::config::StoreLocation::Dir(
+            dir.path().to_path_buf(),
+        )),
         ..Default::default()
     };
     let store = Store::open(&cfg, "bench")

@@ -144,15 +144,30 @@ struct Compiled {
 }
 
 pub struct Engine {
+    /// Everything a checkpoint keeps; the rest is rebuilt from config, contracts and `state`.
+    state: EngineState,
     p: Params,
     lateness: Millis,
     idle_timeout: Millis,
     max_clients: usize,
     contracts: Arc<Contracts>,
     compiled: Vec<Compiled>,
-    labels: Interner,
     endpoint_ok: AHashMap<(u32, u32), bool>,
+    /// Client id → slot in `state.clients`.
     index: AHashMap<Arc<str>, u32>,
+    stats: Stats,
+    verdicts: Vec<(AlertKind, Severity, Verdict)>,
+}
+
+/// What an engine must remember across a restart: its clients, label table, schedule, event
+/// time and dedupe ids. Configuration, contracts and counters are not part of it; they come
+/// from the process that restores it. The engine owns one and checkpoints serialize it as it
+/// is (borrowed, or cloned to be written while the engine goes on). Field order is the
+/// checkpoint format, pinned by a committed fixture: see [`crate::checkpoint`] before changing
+/// anything here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    labels: Interner,
     clients: Vec<Option<Client>>,
     free: Vec<u32>,
     /// Minute boundary → clients to evaluate there.
@@ -162,40 +177,6 @@ pub struct Engine {
     housekeeping_at: i64,
     sweep_cursor: usize,
     dedupe: Dedupe,
-    stats: Stats,
-    verdicts: Vec<(AlertKind, Severity, Verdict)>,
-}
-
-/// What an engine must remember across a restart: its clients, label table, schedule, event
-/// time and dedupe ids. Configuration, contracts and counters are not part of it; they come
-/// from the process that restores it. Field order is the checkpoint format: see
-/// [`crate::checkpoint`] before changing anything here.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EngineState {
-    labels: Interner,
-    clients: Vec<Option<Client>>,
-    free: Vec<u32>,
-    due: BTreeMap<i64, Vec<u32>>,
-    max_ts: Millis,
-    watermark: Millis,
-    housekeeping_at: i64,
-    sweep_cursor: usize,
-    dedupe: Dedupe,
-}
-
-/// [`EngineState`] borrowed from a live engine: serializes to the same bytes without a copy
-/// (used when the consumer can wait for the write: on revoke and at shutdown).
-#[derive(Serialize)]
-pub struct EngineStateRef<'a> {
-    labels: &'a Interner,
-    clients: &'a Vec<Option<Client>>,
-    free: &'a Vec<u32>,
-    due: &'a BTreeMap<i64, Vec<u32>>,
-    max_ts: Millis,
-    watermark: Millis,
-    housekeeping_at: i64,
-    sweep_cursor: usize,
-    dedupe: &'a Dedupe,
 }
 
 impl EngineState {
@@ -214,23 +195,25 @@ const ASN_FLAG: u32 = 1 << 31;
 impl Engine {
     pub fn new(cfg: &Config, contracts: Arc<Contracts>) -> Engine {
         let mut e = Engine {
+            state: EngineState {
+                labels: Interner::new(cfg.state.max_labels),
+                clients: Vec::new(),
+                free: Vec::new(),
+                due: BTreeMap::new(),
+                max_ts: Millis::MIN,
+                watermark: Millis::MIN,
+                housekeeping_at: i64::MIN,
+                sweep_cursor: 0,
+                dedupe: Dedupe::new(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids),
+            },
             p: Params::from_config(cfg),
             lateness: ms(cfg.input.allowed_lateness),
             idle_timeout: ms(cfg.state.idle_timeout),
             max_clients: cfg.state.max_clients,
             contracts: Arc::new(Contracts::default()),
             compiled: Vec::new(),
-            labels: Interner::new(cfg.state.max_labels),
             endpoint_ok: AHashMap::new(),
             index: AHashMap::new(),
-            clients: Vec::new(),
-            free: Vec::new(),
-            due: BTreeMap::new(),
-            max_ts: Millis::MIN,
-            watermark: Millis::MIN,
-            housekeeping_at: i64::MIN,
-            sweep_cursor: 0,
-            dedupe: Dedupe::new(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids),
             stats: Stats::default(),
             verdicts: Vec::with_capacity(16),
         };
@@ -240,54 +223,29 @@ impl Engine {
 
     /// A copy of the state to checkpoint while this engine goes on (see [`EngineState`]).
     pub fn snapshot(&self) -> EngineState {
-        EngineState {
-            labels: self.labels.clone(),
-            clients: self.clients.clone(),
-            free: self.free.clone(),
-            due: self.due.clone(),
-            max_ts: self.max_ts,
-            watermark: self.watermark,
-            housekeeping_at: self.housekeeping_at,
-            sweep_cursor: self.sweep_cursor,
-            dedupe: self.dedupe.clone(),
-        }
+        self.state.clone()
     }
 
-    /// The state to checkpoint, borrowed (same encoding as [`Engine::snapshot`]).
-    pub fn state_ref(&self) -> EngineStateRef<'_> {
-        EngineStateRef {
-            labels: &self.labels,
-            clients: &self.clients,
-            free: &self.free,
-            due: &self.due,
-            max_ts: self.max_ts,
-            watermark: self.watermark,
-            housekeeping_at: self.housekeeping_at,
-            sweep_cursor: self.sweep_cursor,
-            dedupe: &self.dedupe,
-        }
+    /// The state to checkpoint, borrowed (when the consumer can wait for the write: on revoke
+    /// and at shutdown).
+    pub fn state(&self) -> &EngineState {
+        &self.state
     }
 
     /// An engine that carries on from a checkpoint, under the current config and contracts.
-    pub fn restore(cfg: &Config, contracts: Arc<Contracts>, state: EngineState) -> Engine {
+    pub fn restore(cfg: &Config, contracts: Arc<Contracts>, mut state: EngineState) -> Engine {
         let mut e = Engine::new(cfg, Arc::new(Contracts::default()));
-        e.labels = state.labels.with_cap(cfg.state.max_labels);
+        state.labels = state.labels.with_cap(cfg.state.max_labels);
+        state.dedupe = state
+            .dedupe
+            .with_limits(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids);
         e.index = state
             .clients
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|c| (c.id.clone(), i as u32)))
             .collect();
-        e.clients = state.clients;
-        e.free = state.free;
-        e.due = state.due;
-        e.max_ts = state.max_ts;
-        e.watermark = state.watermark;
-        e.housekeeping_at = state.housekeeping_at;
-        e.sweep_cursor = state.sweep_cursor;
-        e.dedupe = state
-            .dedupe
-            .with_limits(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids);
+        e.state = state;
         e.set_contracts(contracts);
         e
     }
@@ -298,7 +256,7 @@ impl Engine {
         let mut out = Vec::new();
         for c in self.clients() {
             for slot in c.alerts.iter().filter(|s| s.is_firing()) {
-                let at = slot.firing_since.unwrap_or(self.watermark);
+                let at = slot.firing_since.unwrap_or(self.state.watermark);
                 out.push(self.describe(c, slot, State::Firing, at));
             }
         }
@@ -313,15 +271,15 @@ impl Engine {
                 products: c
                     .products
                     .as_ref()
-                    .map(|ps| ps.iter().map(|p| self.labels.intern(p)).collect()),
+                    .map(|ps| ps.iter().map(|p| self.state.labels.intern(p)).collect()),
                 countries: c
                     .origin_countries
                     .as_ref()
-                    .map(|cs| cs.iter().map(|c| self.labels.intern(c)).collect()),
+                    .map(|cs| cs.iter().map(|c| self.state.labels.intern(c)).collect()),
             })
             .collect();
         self.endpoint_ok.clear();
-        for c in self.clients.iter_mut().flatten() {
+        for c in self.state.clients.iter_mut().flatten() {
             c.contract = contracts.get(&c.id).map(|(i, _)| i as u32);
         }
         self.contracts = contracts;
@@ -340,11 +298,11 @@ impl Engine {
     }
 
     pub fn watermark(&self) -> Option<Millis> {
-        (self.watermark != Millis::MIN).then_some(self.watermark)
+        (self.state.watermark != Millis::MIN).then_some(self.state.watermark)
     }
 
     pub fn max_event_time(&self) -> Option<Millis> {
-        (self.max_ts != Millis::MIN).then_some(self.max_ts)
+        (self.state.max_ts != Millis::MIN).then_some(self.state.max_ts)
     }
 
     pub fn client_count(&self) -> usize {
@@ -353,11 +311,11 @@ impl Engine {
 
     pub fn client(&self, id: &str) -> Option<&Client> {
         let &i = self.index.get(id)?;
-        self.clients[i as usize].as_ref()
+        self.state.clients[i as usize].as_ref()
     }
 
     pub fn clients(&self) -> impl Iterator<Item = &Client> {
-        self.clients.iter().flatten()
+        self.state.clients.iter().flatten()
     }
 
     /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
@@ -387,7 +345,7 @@ impl Engine {
         } else if id != crate::intern::OVERFLOW && id & ASN_FLAG != 0 {
             format!("AS{}", id & !ASN_FLAG)
         } else {
-            self.labels.name(id).to_owned()
+            self.state.labels.name(id).to_owned()
         }
     }
 
@@ -436,22 +394,23 @@ impl Engine {
 
     fn apply_inner(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) -> Outcome {
         if let Some(eid) = &ev.event_id {
-            if self
-                .dedupe
-                .check_and_insert(ev.ts, dedupe::key(&ev.client_id, eid), self.watermark)
-            {
+            if self.state.dedupe.check_and_insert(
+                ev.ts,
+                dedupe::key(&ev.client_id, eid),
+                self.state.watermark,
+            ) {
                 return Outcome::Duplicate;
             }
         }
         let Some(idx) = self.client_index(&ev.client_id, ev.ts) else {
             return Outcome::Overflow;
         };
-        let late = ev.ts < self.watermark;
+        let late = ev.ts < self.state.watermark;
         // A client mostly repeats its product, country and endpoints: checking the last ones
         // (and the endpoints in its mix) against the label table costs a compare instead of a
         // hash lookup.
         let Some(([last_product, last_country], last_endpoints)) =
-            self.clients[idx as usize].as_ref().map(|c| {
+            self.state.clients[idx as usize].as_ref().map(|c| {
                 let mut e = [u32::MAX; crate::drivers::SLOTS];
                 let known = c.mix.labels(crate::drivers::Dim::Endpoint);
                 e[..known.len()].copy_from_slice(known);
@@ -460,7 +419,7 @@ impl Engine {
         else {
             return Outcome::Overflow;
         };
-        let labels = &mut self.labels;
+        let labels = &mut self.state.labels;
         let mut intern = |known: &[u32], s: &str| {
             known
                 .iter()
@@ -492,7 +451,7 @@ impl Engine {
             [country, asn]
         };
         let half_life = self.p.half_life;
-        let Some(c) = self.clients[idx as usize].as_mut() else {
+        let Some(c) = self.state.clients[idx as usize].as_mut() else {
             return Outcome::Overflow;
         };
         c.usage.add(ev.ts, ev.units);
@@ -525,13 +484,13 @@ impl Engine {
         }
         let boundary = minute_of(ev.ts) + 1;
         if c.schedule(boundary) {
-            self.due.entry(boundary).or_default().push(idx);
+            self.state.due.entry(boundary).or_default().push(idx);
         }
-        if ev.ts > self.max_ts {
-            self.max_ts = ev.ts;
+        if ev.ts > self.state.max_ts {
+            self.state.max_ts = ev.ts;
             let wm = ev.ts.saturating_sub(self.lateness);
-            if wm > self.watermark {
-                self.watermark = wm;
+            if wm > self.state.watermark {
+                self.state.watermark = wm;
                 self.advance(out);
             }
         }
@@ -541,18 +500,18 @@ impl Engine {
     /// The input has ended: evaluate everything up to the end of the newest event's minute, as
     /// if the allowed lateness had passed. Clients are not evaluated beyond the data.
     pub fn flush(&mut self, out: &mut Vec<Alert>) {
-        if self.max_ts == Millis::MIN {
+        if self.state.max_ts == Millis::MIN {
             return;
         }
-        self.watermark = (minute_of(self.max_ts) + 1) * MINUTE_MS;
+        self.state.watermark = (minute_of(self.state.max_ts) + 1) * MINUTE_MS;
         self.advance(out);
     }
 
     /// Move event time forward without an event (an idle input in the live service, whose
     /// caller knows no earlier event can still arrive).
     pub fn advance_to(&mut self, watermark: Millis, out: &mut Vec<Alert>) {
-        if watermark > self.watermark {
-            self.watermark = watermark;
+        if watermark > self.state.watermark {
+            self.state.watermark = watermark;
             self.advance(out);
         }
     }
@@ -567,14 +526,14 @@ impl Engine {
         let id: Arc<str> = Arc::from(id);
         let contract = self.contracts.get(&id).map(|(i, _)| i as u32);
         let client = Client::new(id.clone(), contract, ts);
-        let idx = match self.free.pop() {
+        let idx = match self.state.free.pop() {
             Some(i) => {
-                self.clients[i as usize] = Some(client);
+                self.state.clients[i as usize] = Some(client);
                 i
             }
             None => {
-                self.clients.push(Some(client));
-                (self.clients.len() - 1) as u32
+                self.state.clients.push(Some(client));
+                (self.state.clients.len() - 1) as u32
             }
         };
         self.index.insert(id, idx);
@@ -583,17 +542,17 @@ impl Engine {
 
     /// Make room by evicting the least recently seen evictable client among a sample.
     fn evict_one(&mut self) -> bool {
-        let n = self.clients.len();
+        let n = self.state.clients.len();
         let mut best: Option<(usize, Millis)> = None;
         for k in 0..EVICTION_SAMPLE.min(n) {
-            let i = (self.sweep_cursor + k * 7919) % n;
-            if let Some(c) = &self.clients[i] {
+            let i = (self.state.sweep_cursor + k * 7919) % n;
+            if let Some(c) = &self.state.clients[i] {
                 if c.evictable() && best.is_none_or(|(_, seen)| c.last_seen < seen) {
                     best = Some((i, c.last_seen));
                 }
             }
         }
-        self.sweep_cursor = (self.sweep_cursor + 1) % n.max(1);
+        self.state.sweep_cursor = (self.state.sweep_cursor + 1) % n.max(1);
         match best {
             Some((i, _)) => {
                 self.remove(i);
@@ -605,9 +564,9 @@ impl Engine {
     }
 
     fn remove(&mut self, i: usize) {
-        if let Some(c) = self.clients[i].take() {
+        if let Some(c) = self.state.clients[i].take() {
             self.index.remove(&c.id);
-            self.free.push(i as u32);
+            self.state.free.push(i as u32);
         }
     }
 
@@ -619,7 +578,7 @@ impl Engine {
         country: Option<u32>,
         endpoint: Option<u32>,
     ) -> Option<Breach> {
-        let ci = self.clients[idx as usize].as_ref()?.contract?;
+        let ci = self.state.clients[idx as usize].as_ref()?.contract?;
         let compiled = &self.compiled[ci as usize];
         if let (Some(allowed), true) = (&compiled.products, product != rollup::NONE) {
             if !allowed.contains(&product) {
@@ -655,8 +614,8 @@ impl Engine {
 
     /// Evaluate every boundary the watermark has passed.
     fn advance(&mut self, out: &mut Vec<Alert>) {
-        let target = self.watermark.div_euclid(MINUTE_MS);
-        while let Some(entry) = self.due.first_entry() {
+        let target = self.state.watermark.div_euclid(MINUTE_MS);
+        while let Some(entry) = self.state.due.first_entry() {
             let boundary = *entry.key();
             if boundary > target {
                 break;
@@ -666,13 +625,13 @@ impl Engine {
                 self.evaluate(idx, boundary, out);
             }
         }
-        if target > self.housekeeping_at {
-            let minutes = if self.housekeeping_at == i64::MIN {
+        if target > self.state.housekeeping_at {
+            let minutes = if self.state.housekeeping_at == i64::MIN {
                 1
             } else {
-                (target - self.housekeeping_at) as usize
+                (target - self.state.housekeeping_at) as usize
             };
-            self.housekeeping_at = target;
+            self.state.housekeeping_at = target;
             self.housekeeping(minutes);
         }
     }
@@ -680,17 +639,17 @@ impl Engine {
     /// Expire dedupe ids and sweep a slice of the table for idle clients, so that the whole
     /// table is swept about once an hour of event time.
     fn housekeeping(&mut self, minutes: usize) {
-        self.dedupe.expire(self.watermark);
-        let n = self.clients.len();
+        self.state.dedupe.expire(self.state.watermark);
+        let n = self.state.clients.len();
         if n == 0 {
             return;
         }
         let batch = (n * minutes / 60 + 1).min(n);
-        let cutoff = self.watermark.saturating_sub(self.idle_timeout);
+        let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
         for _ in 0..batch {
-            let i = self.sweep_cursor % n;
-            self.sweep_cursor = (i + 1) % n;
-            let idle = self.clients[i]
+            let i = self.state.sweep_cursor % n;
+            self.state.sweep_cursor = (i + 1) % n;
+            let idle = self.state.clients[i]
                 .as_ref()
                 .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
             if idle {
@@ -705,7 +664,7 @@ impl Engine {
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
         {
-            let Some(c) = self.clients[idx as usize].as_mut() else {
+            let Some(c) = self.state.clients[idx as usize].as_mut() else {
                 self.verdicts = verdicts;
                 return;
             };
@@ -728,13 +687,13 @@ impl Engine {
         }
         self.apply_verdicts(idx, t, &verdicts, out);
         self.verdicts = verdicts;
-        let Some(c) = self.clients[idx as usize].as_mut() else {
+        let Some(c) = self.state.clients[idx as usize].as_mut() else {
             return;
         };
         // Keep evaluating while anything is pending or firing, so alerts resolve even if the
         // client falls silent.
         if !c.alerts.is_empty() && c.schedule(boundary + 1) {
-            self.due.entry(boundary + 1).or_default().push(idx);
+            self.state.due.entry(boundary + 1).or_default().push(idx);
         }
     }
 
@@ -748,7 +707,7 @@ impl Engine {
         let (fire_after, resolve_after) = (self.p.fire_after, self.p.resolve_after);
         let mut transitions: Vec<(State, Slot)> = Vec::new();
         {
-            let Some(c) = self.clients[idx as usize].as_mut() else {
+            let Some(c) = self.state.clients[idx as usize].as_mut() else {
                 return;
             };
             for &(kind, severity, v) in verdicts {
@@ -801,7 +760,7 @@ impl Engine {
                 }
             }
         }
-        let Some(c) = self.clients[idx as usize].as_ref() else {
+        let Some(c) = self.state.clients[idx as usize].as_ref() else {
             return;
         };
         let mut records = Vec::with_capacity(transitions.len());
@@ -821,7 +780,7 @@ impl Engine {
             }
             out.push(alert);
         }
-        if let Some(c) = self.clients[idx as usize].as_mut() {
+        if let Some(c) = self.state.clients[idx as usize].as_mut() {
             for r in records {
                 c.rollup.record_alert(r);
             }

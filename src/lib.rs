@@ -26,7 +26,8 @@
 //! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
 //!   rollups, over recorded events or a running service's usage API.
 //!
-//! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids).
+//! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids), [`redact`] (what
+//! a secret looks like and how it is shown; a leaf every layer may use).
 //!
 //! Everything under `engine` is synchronous and clock-free: time is the events' time, so a
 //! replay of a file and the live service compute the same alerts.
@@ -46,6 +47,7 @@ pub mod engine;
 pub mod intern;
 pub mod peers;
 pub mod quality;
+pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod rollup;

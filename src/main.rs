@@ -436,8 +436,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         .options
         .iter()
         .map(|(k, v)| {
-            let shown = if overage::service::consumer::is_secret(k) {
-                "<redacted>"
+            let shown = if overage::redact::is_secret(k) {
+                overage::redact::REDACTED
             } else {
                 v
             };

@@ -7,7 +7,6 @@
 //! `service::consumer`). The consumer group is part of the key: two groups reading the same
 //! topic are two pipelines with their own state.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,46 +17,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 
 use super::CheckpointError;
-use crate::config::CheckpointConfig;
+use crate::config::{CheckpointConfig, StoreLocation};
 use crate::time::Millis;
-
-/// A parsed `state.checkpoint.store`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    Dir(PathBuf),
-    Memory,
-    /// Any other URL `object_store` understands (`s3://bucket/prefix`).
-    Url(url::Url),
-}
-
-/// Parse a store location, with a message for the config error if it is not one.
-pub fn parse(s: &str) -> Result<Location, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty; set a directory or an s3:// URL, or remove the key".into());
-    }
-    if s == "memory://" || s == "memory:///" {
-        return Ok(Location::Memory);
-    }
-    if let Some(dir) = s.strip_prefix("file://") {
-        return Ok(Location::Dir(PathBuf::from(dir)));
-    }
-    if !s.contains("://") {
-        return Ok(Location::Dir(PathBuf::from(s)));
-    }
-    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-    match url.scheme() {
-        "s3" | "s3a" => {
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err(format!("`{s}`: name a bucket (s3://bucket/prefix)"));
-            }
-            Ok(Location::Url(url))
-        }
-        other => Err(format!(
-            "unsupported scheme `{other}`: use a directory, file://, s3:// or memory://"
-        )),
-    }
-}
 
 #[derive(Clone)]
 pub struct Store {
@@ -77,41 +38,41 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open the configured store for consumer group `group` (a directory is created).
     pub fn open(cfg: &CheckpointConfig, group: &str) -> Result<Option<Store>, CheckpointError> {
-        let Some(name) = cfg.store.clone() else {
+        let Some(location) = &cfg.store else {
             return Ok(None);
         };
+        let name = location.to_string();
         let config_error = |m: String| CheckpointError::Config(name.clone(), m);
         let store_error = |source| CheckpointError::Store {
             store: name.clone(),
             source,
         };
-        let (inner, root): (Arc<dyn ObjectStore>, Path) =
-            match parse(&name).map_err(config_error)? {
-                Location::Dir(dir) => {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| config_error(format!("creating {}: {e}", dir.display())))?;
-                    let fs = LocalFileSystem::new_with_prefix(&dir).map_err(store_error)?;
-                    (Arc::new(fs), Path::default())
-                }
-                Location::Memory => (Arc::new(InMemory::new()), Path::default()),
-                Location::Url(url) => {
-                    // from_env: credentials and region the usual way (AWS_ACCESS_KEY_ID,
-                    // AWS_REGION, web identity on EKS...); `options` on top, each key checked.
-                    let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-                    for (k, v) in &cfg.options {
-                        let key: AmazonS3ConfigKey = k.parse().map_err(|_| {
-                            config_error(format!(
-                                "unknown object-store option `{k}` (see object_store's \
+        let (inner, root): (Arc<dyn ObjectStore>, Path) = match location {
+            StoreLocation::Dir(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| config_error(format!("creating {}: {e}", dir.display())))?;
+                let fs = LocalFileSystem::new_with_prefix(dir).map_err(store_error)?;
+                (Arc::new(fs), Path::default())
+            }
+            StoreLocation::Memory => (Arc::new(InMemory::new()), Path::default()),
+            StoreLocation::Url(url) => {
+                // from_env: credentials and region the usual way (AWS_ACCESS_KEY_ID,
+                // AWS_REGION, web identity on EKS...); `options` on top, each key checked.
+                let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                for (k, v) in &cfg.options {
+                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| {
+                        config_error(format!(
+                            "unknown object-store option `{k}` (see object_store's \
                                  AmazonS3ConfigKey: aws_region, aws_endpoint, aws_allow_http...)"
-                            ))
-                        })?;
-                        b = b.with_config(key, v);
-                    }
-                    let root =
-                        Path::from_url_path(url.path()).map_err(|e| config_error(e.to_string()))?;
-                    (Arc::new(b.build().map_err(store_error)?), root)
+                        ))
+                    })?;
+                    b = b.with_config(key, v);
                 }
-            };
+                let root =
+                    Path::from_url_path(url.path()).map_err(|e| config_error(e.to_string()))?;
+                (Arc::new(b.build().map_err(store_error)?), root)
+            }
+        };
         Ok(Some(Store {
             inner,
             root,
@@ -208,24 +169,11 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn locations_parse_or_say_why_not() {
-        assert_eq!(parse("/var/lib/x"), Ok(Location::Dir("/var/lib/x".into())));
-        assert_eq!(parse("file:///tmp/c"), Ok(Location::Dir("/tmp/c".into())));
-        assert_eq!(parse("memory://"), Ok(Location::Memory));
-        assert!(matches!(parse("s3://bucket/prefix"), Ok(Location::Url(_))));
-        assert!(parse("gopher://x")
-            .unwrap_err()
-            .contains("unsupported scheme"));
-        assert!(parse("s3:///nobucket").unwrap_err().contains("bucket"));
-        assert!(parse("  ").is_err());
-    }
-
     #[tokio::test]
     async fn a_directory_store_round_trips_and_keys_by_group() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = CheckpointConfig {
-            store: Some(dir.path().join("ck").display().to_string()),
+            store: Some(StoreLocation::Dir(dir.path().join("ck"))),
             ..Default::default()
         };
         let a = Store::open(&cfg, "group-a").unwrap().unwrap();
@@ -247,7 +195,7 @@ mod tests {
     #[test]
     fn s3_options_are_checked_by_name() {
         let cfg = |k: &str| CheckpointConfig {
-            store: Some("s3://bucket/prefix".into()),
+            store: Some("s3://bucket/prefix".parse().unwrap()),
             options: [(k.to_owned(), "x".to_owned())].into(),
             ..Default::default()
         };

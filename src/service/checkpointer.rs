@@ -375,7 +375,7 @@ impl Checkpointer {
             next_offset: t.next_offset,
             written_at: wall_now(),
         };
-        let r = checkpoint::encode(&meta, &engine.state_ref()).and_then(|bytes| {
+        let r = checkpoint::encode(&meta, engine.state()).and_then(|bytes| {
             let n = bytes.len();
             self.rt
                 .block_on(self.store.put(&meta.topic, meta.partition, bytes))

@@ -66,27 +66,6 @@ pub fn client_config(k: &KafkaConfig, settings: &[(&str, String)]) -> ClientConf
     c
 }
 
-/// Option keys whose values must never be logged or printed (`sasl.password`,
-/// `ssl.key.password`, `ssl.key.pem`, `ssl.keystore.password`, `sasl.kerberos.keytab`,
-/// `sasl.oauthbearer.client.secret`, ...). Errs on the side of hiding: `ssl.key.location`
-/// (a path) is hidden too.
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "key",
-        "token",
-        "credential",
-        "sasl.oauthbearer.config",
-        "sasl.oauthbearer.extensions",
-        "sasl.jaas.config",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
 /// Rebalance, error and statistics callbacks, and what they share with the poll loop (both
 /// run on the consumer thread: rebalances happen inside `poll`).
 pub struct Context {
@@ -549,28 +528,4 @@ pub fn run(
     }
     consumer.unsubscribe();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_recognised() {
-        for k in [
-            "sasl.password",
-            "ssl.key.password",
-            "ssl.key.pem",
-            "ssl.keystore.password",
-            "sasl.kerberos.keytab",
-            "sasl.oauthbearer.client.secret",
-            "SASL.OAUTHBEARER.CONFIG",
-            "sasl.oauthbearer.extensions",
-        ] {
-            assert!(is_secret(k), "{k}");
-        }
-        for k in ["bootstrap.servers", "security.protocol", "sasl.mechanism"] {
-            assert!(!is_secret(k), "{k}");
-        }
-    }
 }
