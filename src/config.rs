@@ -459,12 +459,14 @@ impl DetectConfig {
                 "must be in (0, 1]",
             ));
         }
-        self.over_contract.validate()?;
-        self.baseline_jump.validate()?;
-        crate::detect::volume::check_burst(
+        crate::detect::volume::check_windows(
             self.burst_tolerance,
-            &[&self.over_contract.windows, &self.baseline_jump.windows],
+            &[
+                ("detect.over_contract.windows", &self.over_contract.windows),
+                ("detect.baseline_jump.windows", &self.baseline_jump.windows),
+            ],
         )?;
+        self.baseline_jump.validate()?;
         self.baseline.validate()?;
         self.cap.validate()?;
         self.scope.validate()?;

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::volume::{check_pairs, pairs_ms, windowed, Judge, WindowPair};
+use super::volume::{pairs_ms, windowed, Judge, WindowPair};
 use super::{About, Allowance, Context, Detector, InvalidSetting, Shared, Verdicts};
 use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
 use crate::baseline::{BaselineParams, Seasonal};
@@ -49,8 +49,9 @@ impl Default for BaselineJumpConfig {
 }
 
 impl BaselineJumpConfig {
+    /// The thresholds (its windows are checked with the other volume detectors':
+    /// [`super::volume::check_windows`]).
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        check_pairs("detect.baseline_jump.windows", &self.windows)?;
         if !(self.alert_at > 1.0 && self.page_at > self.alert_at) {
             return Err(InvalidSetting::new(
                 "detect.baseline_jump.alert_at",

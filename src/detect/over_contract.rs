@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::volume::{check_pairs, pairs_ms, windowed, Judge, WindowPair};
-use super::{About, Allowance, Context, Detector, InvalidSetting, Shared, Verdicts};
+use super::volume::{pairs_ms, windowed, Judge, WindowPair};
+use super::{About, Allowance, Context, Detector, Shared, Verdicts};
 use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
 use crate::baseline::BaselineParams;
 use crate::client::Client;
@@ -24,7 +24,8 @@ use crate::time::{duration_label, Millis, HOUR_MS};
 #[serde(deny_unknown_fields, default)]
 pub struct OverContractConfig {
     pub enabled: bool,
-    /// Fires when any pair has both windows over the threshold, significantly.
+    /// Fires when any pair has both windows over the threshold, significantly (the rules of
+    /// windows are the volume detectors' own: [`super::volume::check_windows`]).
     pub windows: Vec<WindowPair>,
     /// Fewer calls than this in the long window never fire.
     pub min_events: f64,
@@ -39,12 +40,6 @@ impl Default for OverContractConfig {
             windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
             min_events: 10.0,
         }
-    }
-}
-
-impl OverContractConfig {
-    pub fn validate(&self) -> Result<(), InvalidSetting> {
-        check_pairs("detect.over_contract.windows", &self.windows)
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn pairs_ms(ps: &[WindowPair]) -> Vec<(Millis, Millis)> {
 }
 
 /// Every pair of `pairs` is made of supported windows, the short one shorter.
-pub(crate) fn check_pairs(field: &str, pairs: &[WindowPair]) -> Result<(), InvalidSetting> {
+fn check_pairs(field: &str, pairs: &[WindowPair]) -> Result<(), InvalidSetting> {
     for (n, p) in pairs.iter().enumerate() {
         let (s, l) = (ms(p.short), ms(p.long));
         let bad = |msg: &str| InvalidSetting::new(format!("{field}[{n}]"), msg);
@@ -58,13 +58,20 @@ pub(crate) fn check_pairs(field: &str, pairs: &[WindowPair]) -> Result<(), Inval
     Ok(())
 }
 
-/// `detect.burst_tolerance` fits the volume detectors' windows: whole minutes, no more than the
-/// rings can trim, and at most half the shortest long window (else nothing sustained is left).
-pub(crate) fn check_burst(burst: Duration, pairs: &[&[WindowPair]]) -> Result<(), InvalidSetting> {
+/// The volume detectors' windows, then `detect.burst_tolerance` against them: whole minutes,
+/// no more than the rings can trim, and at most half the shortest long window (else nothing
+/// sustained is left). `sections` are (field, pairs) of each volume detector.
+pub(crate) fn check_windows(
+    burst: Duration,
+    sections: &[(&str, &[WindowPair])],
+) -> Result<(), InvalidSetting> {
+    for (field, pairs) in sections {
+        check_pairs(field, pairs)?;
+    }
     let burst = burst.as_secs();
-    let shortest_long = pairs
+    let shortest_long = sections
         .iter()
-        .flat_map(|ps| ps.iter())
+        .flat_map(|(_, ps)| ps.iter())
         .map(|p| p.long.as_secs())
         .min()
         .unwrap_or(u64::MAX);
