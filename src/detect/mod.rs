@@ -248,4 +248,113 @@ mod tests {
         let raised: usize = d.all().map(|x| x.kinds().len()).sum();
         assert_eq!(raised, AlertKind::ALL.len());
     }
+
+    /// The alert prose is part of the interface (pages, Alertmanager, reports): each kind's
+    /// summary, word for word.
+    #[test]
+    fn every_kind_keeps_its_summary_word_for_word() {
+        use crate::time::{month_of, HOUR_MS};
+        let d = Detectors::default();
+        let contract = Contract {
+            client_id: "acme".into(),
+            plan: None,
+            baseline_units: 120_000.0,
+            per: HOUR_MS,
+            monthly_cap: Some(2_000_000.0),
+            products: None,
+            endpoints: None,
+            origin_countries: None,
+            alert_at: None,
+            page_at: None,
+            labels: Default::default(),
+            line: 1,
+        };
+        // 2026-09-10T14:00Z
+        let t: Millis = 1_789_048_800_000;
+        let hour = Reading {
+            observed: 370_000.0,
+            expected: 120_000.0,
+            ratio: 3.08,
+            window: HOUR_MS,
+            item: Some(7),
+        };
+        let month = Reading {
+            observed: 2_345_678.0,
+            expected: 2_000_000.0,
+            ratio: 1.1728,
+            window: crate::time::month_start(month_of(t)),
+            item: None,
+        };
+        let share = Reading {
+            observed: 12.0,
+            expected: 40.0,
+            ratio: 0.3,
+            window: 30 * crate::time::MINUTE_MS,
+            item: Some(7),
+        };
+        let cases = [
+            (
+                AlertKind::OverContract,
+                hour,
+                "1h",
+                "acme consumed 3.1x its contracted 120000 units/1h over the last 1h",
+            ),
+            (
+                AlertKind::BaselineJump,
+                hour,
+                "1h",
+                "acme consumed 3.1x its usual 120000 units for this hour and weekday over the last 1h",
+            ),
+            (
+                AlertKind::CapForecast,
+                month,
+                "2026-09",
+                "acme is on pace for 2.35M units in 2026-09, 117% of its monthly cap of 2.00M",
+            ),
+            (
+                AlertKind::CapExceeded,
+                month,
+                "2026-09",
+                "acme has used 2.35M units in 2026-09, over its monthly cap of 2.00M",
+            ),
+            (
+                AlertKind::OutOfContractProduct,
+                share,
+                "30m",
+                "acme is using product \"eu\", outside its contract (30% of recent calls)",
+            ),
+            (
+                AlertKind::OutOfContractEndpoint,
+                share,
+                "30m",
+                "acme is calling endpoint \"eu\", outside its contract (30% of recent calls)",
+            ),
+            (
+                AlertKind::OutOfContractOrigin,
+                share,
+                "30m",
+                "acme has traffic from eu, outside its contracted origins (30% of recent calls)",
+            ),
+            (
+                AlertKind::NewOrigin,
+                share,
+                "30m",
+                "acme has 30% of recent calls from eu, an origin not seen for it before",
+            ),
+        ];
+        for (kind, reading, window, summary) in cases {
+            let about = About {
+                client_id: "acme",
+                reading: &reading,
+                item: "eu",
+                contract: Some(&contract),
+            };
+            let owner = d.owner(kind).expect("registered");
+            assert_eq!(
+                owner.summary(kind, &about),
+                (window.to_owned(), summary.to_owned()),
+                "{kind:?}"
+            );
+        }
+    }
 }
