@@ -24,6 +24,10 @@
 //! After a long silence the client is relearned from scratch rather than compared with a
 //! baseline from another era.
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
 use crate::time::{day_of_week, hour_of_day, Millis, HOUR_MS, MINUTE_MS};
 
 /// Learning parameters (from `[detect.baseline]` in the config).
@@ -56,6 +60,79 @@ impl Default for BaselineParams {
             reset_after_hours: 72,
             min_expected_fraction: 0.25,
         }
+    }
+}
+
+/// `[detect.baseline]`: how every client's baseline learns (read by `baseline_jump`, by
+/// `over_contract`'s hold and by `cap_forecast`'s pace).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Learning before the baseline may alert; a week, so weekly peaks are known.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    pub alpha_level: f32,
+    pub alpha_hour: f32,
+    pub alpha_weekday: f32,
+    /// An hour above `clip ×` the expectation is learned as `clip ×` the expectation.
+    pub clip: f32,
+    /// Silence after which a client's baseline is relearned from scratch.
+    #[serde(with = "humantime_serde")]
+    pub reset_after: Duration,
+    /// Floor of the expectation, as a fraction of the client's average rate.
+    pub min_expected_fraction: f32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        let p = BaselineParams::default();
+        BaselineConfig {
+            warmup: Duration::from_secs(p.warmup_hours as u64 * 3600),
+            alpha_level: p.alpha_level,
+            alpha_hour: p.alpha_hour,
+            alpha_weekday: p.alpha_weekday,
+            clip: p.clip,
+            reset_after: Duration::from_secs(p.reset_after_hours as u64 * 3600),
+            min_expected_fraction: p.min_expected_fraction,
+        }
+    }
+}
+
+impl BaselineConfig {
+    pub fn params(&self) -> BaselineParams {
+        BaselineParams {
+            alpha_level: self.alpha_level,
+            alpha_hour: self.alpha_hour,
+            alpha_weekday: self.alpha_weekday,
+            clip: self.clip,
+            warmup_hours: (self.warmup.as_secs() / 3600) as u32,
+            reset_after_hours: (self.reset_after.as_secs() / 3600).max(1) as u32,
+            min_expected_fraction: self.min_expected_fraction,
+        }
+    }
+
+    /// The learning rules that make a baseline: `clip` above 1, the smoothing weights in (0, 1].
+    pub fn validate(&self) -> Result<(), crate::detect::InvalidSetting> {
+        use crate::detect::InvalidSetting;
+        if self.clip.is_nan() || self.clip <= 1.0 {
+            return Err(InvalidSetting::new(
+                "detect.baseline.clip",
+                "must be above 1",
+            ));
+        }
+        for (name, a) in [
+            ("alpha_level", self.alpha_level),
+            ("alpha_hour", self.alpha_hour),
+            ("alpha_weekday", self.alpha_weekday),
+        ] {
+            if !(a > 0.0 && a <= 1.0) {
+                return Err(InvalidSetting::new(
+                    format!("detect.baseline.{name}"),
+                    "must be in (0, 1]",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,10 +10,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::BaselineParams;
+pub use crate::baseline::BaselineConfig;
 use crate::decode::{kong::KongOptions, mapping::Mapping, Format};
 use crate::time::Millis;
-use crate::window::{is_supported_window, MAX_LATENESS};
+use crate::window::MAX_LATENESS;
+
+pub use crate::detect::baseline_jump::BaselineJumpConfig;
+pub use crate::detect::cap::CapConfig;
+pub use crate::detect::new_origin::NewOriginConfig;
+pub use crate::detect::over_contract::OverContractConfig;
+pub use crate::detect::scope::ScopeConfig;
+pub use crate::detect::volume::WindowPair;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -442,26 +449,8 @@ impl Default for StateConfig {
     }
 }
 
-/// A short and a long window that must both be over the threshold (multi-window alerting: the
-/// long one proves the excess is material, the short one that it is still happening).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowPair {
-    #[serde(with = "humantime_serde")]
-    pub short: Duration,
-    #[serde(with = "humantime_serde")]
-    pub long: Duration,
-}
-
-impl WindowPair {
-    fn mins(short: u64, long: u64) -> Self {
-        WindowPair {
-            short: Duration::from_secs(short * 60),
-            long: Duration::from_secs(long * 60),
-        }
-    }
-}
-
+/// `[detect]`: the settings every detector shares, then one section per detector (each section's
+/// type, defaults and rules live with its detector in [`crate::detect`]).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
@@ -511,174 +500,43 @@ impl Default for DetectConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OverContractConfig {
-    pub enabled: bool,
-    /// Fires when any pair has both windows over the threshold, significantly.
-    pub windows: Vec<WindowPair>,
-    /// Fewer calls than this in the long window never fire.
-    pub min_events: f64,
-}
-
-impl Default for OverContractConfig {
-    fn default() -> Self {
-        OverContractConfig {
-            enabled: true,
-            // the long windows are at least the contract's hour: an hourly batch job within
-            // its contract never fires
-            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
-            min_events: 10.0,
+impl DetectConfig {
+    /// The shared settings' rules, then each section's, in the order of the file.
+    pub fn validate(&self) -> Result<(), crate::detect::InvalidSetting> {
+        use crate::detect::InvalidSetting;
+        if !(self.alert_at > 1.0 && self.page_at > self.alert_at) {
+            return Err(InvalidSetting::new(
+                "detect.alert_at",
+                format!(
+                    "need 1 < alert_at < page_at, got {} and {}",
+                    self.alert_at, self.page_at
+                ),
+            ));
         }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BaselineJumpConfig {
-    pub enabled: bool,
-    /// Also watch contracted clients against their learned baseline.
-    pub contracted: bool,
-    /// Ratio to the learned baseline that raises a warning.
-    pub alert_at: f64,
-    /// Ratio that raises a critical alert.
-    pub page_at: f64,
-    pub windows: Vec<WindowPair>,
-    /// Fewer calls than this in the long window never fire.
-    pub min_events: f64,
-}
-
-impl Default for BaselineJumpConfig {
-    fn default() -> Self {
-        BaselineJumpConfig {
-            enabled: true,
-            contracted: false,
-            alert_at: 1.8,
-            page_at: 4.0,
-            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
-            min_events: 30.0,
+        if !(self.significance > 0.0 && self.significance < 0.5) {
+            return Err(InvalidSetting::new(
+                "detect.significance",
+                "must be in (0, 0.5)",
+            ));
         }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BaselineConfig {
-    /// Learning before the baseline may alert; a week, so weekly peaks are known.
-    #[serde(with = "humantime_serde")]
-    pub warmup: Duration,
-    pub alpha_level: f32,
-    pub alpha_hour: f32,
-    pub alpha_weekday: f32,
-    /// An hour above `clip ×` the expectation is learned as `clip ×` the expectation.
-    pub clip: f32,
-    /// Silence after which a client's baseline is relearned from scratch.
-    #[serde(with = "humantime_serde")]
-    pub reset_after: Duration,
-    /// Floor of the expectation, as a fraction of the client's average rate.
-    pub min_expected_fraction: f32,
-}
-
-impl Default for BaselineConfig {
-    fn default() -> Self {
-        let p = BaselineParams::default();
-        BaselineConfig {
-            warmup: Duration::from_secs(p.warmup_hours as u64 * 3600),
-            alpha_level: p.alpha_level,
-            alpha_hour: p.alpha_hour,
-            alpha_weekday: p.alpha_weekday,
-            clip: p.clip,
-            reset_after: Duration::from_secs(p.reset_after_hours as u64 * 3600),
-            min_expected_fraction: p.min_expected_fraction,
+        if !(self.resolve_ratio > 0.0 && self.resolve_ratio <= 1.0) {
+            return Err(InvalidSetting::new(
+                "detect.resolve_ratio",
+                "must be in (0, 1]",
+            ));
         }
-    }
-}
-
-impl BaselineConfig {
-    pub fn params(&self) -> BaselineParams {
-        BaselineParams {
-            alpha_level: self.alpha_level,
-            alpha_hour: self.alpha_hour,
-            alpha_weekday: self.alpha_weekday,
-            clip: self.clip,
-            warmup_hours: (self.warmup.as_secs() / 3600) as u32,
-            reset_after_hours: (self.reset_after.as_secs() / 3600).max(1) as u32,
-            min_expected_fraction: self.min_expected_fraction,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CapConfig {
-    pub enabled: bool,
-    /// Raise `cap_forecast` when the month's projected total reaches `forecast_at ×` the cap.
-    pub forecast_at: f64,
-    /// The pace is the average rate over this window (whole days, up to 7d).
-    #[serde(with = "humantime_serde")]
-    pub pace_window: Duration,
-    /// No forecast for clients seen for less than this.
-    #[serde(with = "humantime_serde")]
-    pub min_history: Duration,
-}
-
-impl Default for CapConfig {
-    fn default() -> Self {
-        CapConfig {
-            enabled: true,
-            forecast_at: 1.0,
-            pace_window: Duration::from_secs(7 * 24 * 3600),
-            min_history: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// `out_of_contract_product`, `_endpoint` and `_origin`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScopeConfig {
-    pub enabled: bool,
-    /// Out-of-contract calls are counted with exponential decay of this half-life.
-    #[serde(with = "humantime_serde")]
-    pub half_life: Duration,
-    /// Sustained use: at least this many (decayed) calls...
-    pub min_events: f64,
-    /// ...making at least this share of the client's calls.
-    pub min_share: f64,
-}
-
-impl Default for ScopeConfig {
-    fn default() -> Self {
-        ScopeConfig {
-            enabled: true,
-            half_life: Duration::from_secs(30 * 60),
-            min_events: 10.0,
-            min_share: 0.05,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NewOriginConfig {
-    pub enabled: bool,
-    /// Share of the client's recent calls from one unestablished origin that fires.
-    pub min_share: f64,
-    pub min_events: f64,
-    /// An origin is established once it has been seen this long; origins seen in a client's
-    /// first `learn_after` are its own from the start.
-    #[serde(with = "humantime_serde")]
-    pub learn_after: Duration,
-}
-
-impl Default for NewOriginConfig {
-    fn default() -> Self {
-        NewOriginConfig {
-            enabled: true,
-            min_share: 0.1,
-            min_events: 10.0,
-            learn_after: Duration::from_secs(24 * 3600),
-        }
+        crate::detect::volume::check_windows(
+            self.burst_tolerance,
+            &[
+                ("detect.over_contract.windows", &self.over_contract.windows),
+                ("detect.baseline_jump.windows", &self.baseline_jump.windows),
+            ],
+        )?;
+        self.baseline_jump.validate()?;
+        self.baseline.validate()?;
+        self.cap.validate()?;
+        self.scope.validate()?;
+        self.new_origin.validate()
     }
 }
 
@@ -901,119 +759,11 @@ impl Config {
                 "is empty (leave it out for an open API)".into(),
             );
         }
-        let d = &self.detect;
-        if !(d.alert_at > 1.0 && d.page_at > d.alert_at) {
-            return fail(
-                "detect.alert_at",
-                format!(
-                    "need 1 < alert_at < page_at, got {} and {}",
-                    d.alert_at, d.page_at
-                ),
-            );
-        }
-        if !(d.significance > 0.0 && d.significance < 0.5) {
-            return fail("detect.significance", "must be in (0, 0.5)".into());
-        }
-        if !(d.resolve_ratio > 0.0 && d.resolve_ratio <= 1.0) {
-            return fail("detect.resolve_ratio", "must be in (0, 1]".into());
-        }
-        check_pairs(
-            "detect.over_contract.windows",
-            &d.over_contract.windows,
-            path,
-        )?;
-        check_pairs(
-            "detect.baseline_jump.windows",
-            &d.baseline_jump.windows,
-            path,
-        )?;
-        let burst = d.burst_tolerance.as_secs();
-        let shortest_long = d
-            .over_contract
-            .windows
-            .iter()
-            .chain(&d.baseline_jump.windows)
-            .map(|p| p.long.as_secs())
-            .min()
-            .unwrap_or(u64::MAX);
-        if burst % 60 != 0
-            || burst / 60 > crate::window::MAX_TRIM as u64
-            || burst * 2 > shortest_long
-        {
-            return fail(
-                "detect.burst_tolerance",
-                format!(
-                    "whole minutes, at most {}m and at most half the shortest long window",
-                    crate::window::MAX_TRIM
-                ),
-            );
-        }
-        let j = &d.baseline_jump;
-        if !(j.alert_at > 1.0 && j.page_at > j.alert_at) {
-            return fail(
-                "detect.baseline_jump.alert_at",
-                format!(
-                    "need 1 < alert_at < page_at, got {} and {}",
-                    j.alert_at, j.page_at
-                ),
-            );
-        }
-        let b = &d.baseline;
-        if b.clip.is_nan() || b.clip <= 1.0 {
-            return fail("detect.baseline.clip", "must be above 1".into());
-        }
-        for (name, a) in [
-            ("alpha_level", b.alpha_level),
-            ("alpha_hour", b.alpha_hour),
-            ("alpha_weekday", b.alpha_weekday),
-        ] {
-            if !(a > 0.0 && a <= 1.0) {
-                return fail(
-                    &format!("detect.baseline.{name}"),
-                    "must be in (0, 1]".into(),
-                );
-            }
-        }
-        let pace = ms(d.cap.pace_window);
-        if !(is_supported_window(pace) && pace % crate::time::DAY_MS == 0) {
-            return fail(
-                "detect.cap.pace_window",
-                "must be whole days, 1d to 7d".into(),
-            );
-        }
-        if d.scope.half_life < Duration::from_secs(60) {
-            return fail("detect.scope.half_life", "must be at least 1m".into());
-        }
-        for (field, share) in [
-            ("detect.scope.min_share", d.scope.min_share),
-            ("detect.new_origin.min_share", d.new_origin.min_share),
-        ] {
-            if !(share > 0.0 && share < 1.0) {
-                return fail(field, "must be in (0, 1)".into());
-            }
+        if let Err(e) = self.detect.validate() {
+            return fail(&e.field, e.message);
         }
         Ok(())
     }
-}
-
-fn check_pairs(field: &str, pairs: &[WindowPair], path: &Path) -> Result<(), ConfigError> {
-    for (n, p) in pairs.iter().enumerate() {
-        let (s, l) = (ms(p.short), ms(p.long));
-        let bad = |msg: &str| ConfigError::Invalid {
-            path: path.to_owned(),
-            field: format!("{field}[{n}]"),
-            message: msg.to_owned(),
-        };
-        if !is_supported_window(s) || !is_supported_window(l) {
-            return Err(bad(
-                "windows are whole minutes up to 1h, whole hours up to 1d, or whole days up to 7d",
-            ));
-        }
-        if s >= l {
-            return Err(bad("`short` must be shorter than `long`"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

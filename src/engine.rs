@@ -21,19 +21,19 @@ use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{
-    fmt_units, round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
+    round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
 };
+use crate::baseline::BaselineParams;
 use crate::client::{Breach, Client};
 use crate::config::{ms, Config};
 use crate::contract::Contracts;
 use crate::decode::{Event, Reject};
 use crate::dedupe::{self, Dedupe};
-use crate::detect::{self, Params};
+use crate::detect::{About, CompiledScope, Context, Detectors, Verdicts};
 use crate::intern::Interner;
 use crate::rollup::{self, AlertRecord, By, UsageRow};
 use crate::time::{
-    duration_label, hour_of, minute_of, month_label, month_of, month_start, Millis, HOUR_MS,
-    MINUTE_MS,
+    duration_label, hour_of, minute_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS,
 };
 
 /// What became of one event.
@@ -136,27 +136,20 @@ impl Stats {
     }
 }
 
-/// A contract with its names resolved to interned ids.
-#[derive(Debug, Clone)]
-struct Compiled {
-    products: Option<Vec<u32>>,
-    countries: Option<Vec<u32>>,
-}
-
 pub struct Engine {
     /// Everything a checkpoint keeps; the rest is rebuilt from config, contracts and `state`.
     state: EngineState,
-    p: Params,
+    p: Detectors,
     lateness: Millis,
     idle_timeout: Millis,
     max_clients: usize,
     contracts: Arc<Contracts>,
-    compiled: Vec<Compiled>,
+    compiled: Vec<CompiledScope>,
     endpoint_ok: AHashMap<(u32, u32), bool>,
     /// Client id → slot in `state.clients`.
     index: AHashMap<Arc<str>, u32>,
     stats: Stats,
-    verdicts: Vec<(AlertKind, Severity, Verdict)>,
+    verdicts: Verdicts,
 }
 
 /// What an engine must remember across a restart: its clients, label table, schedule, event
@@ -206,7 +199,7 @@ impl Engine {
                 sweep_cursor: 0,
                 dedupe: Dedupe::new(ms(cfg.input.dedupe_horizon), cfg.input.dedupe_max_ids),
             },
-            p: Params::from_config(cfg),
+            p: Detectors::from_config(&cfg.detect),
             lateness: ms(cfg.input.allowed_lateness),
             idle_timeout: ms(cfg.state.idle_timeout),
             max_clients: cfg.state.max_clients,
@@ -267,7 +260,7 @@ impl Engine {
     pub fn set_contracts(&mut self, contracts: Arc<Contracts>) {
         self.compiled = contracts
             .iter()
-            .map(|c| Compiled {
+            .map(|c| CompiledScope {
                 products: c
                     .products
                     .as_ref()
@@ -293,7 +286,8 @@ impl Engine {
         &self.stats
     }
 
-    pub fn params(&self) -> &Params {
+    /// The detectors and their parameters, as configured.
+    pub fn detectors(&self) -> &Detectors {
         &self.p
     }
 
@@ -445,12 +439,12 @@ impl Engine {
         };
         // `new_origin` tracks a country and a network each on its own, so a new network in a
         // known country is as new as a new country.
-        let origins = if late || !self.p.new_origin {
+        let origins = if late || !self.p.new_origin.enabled {
             [None, None]
         } else {
             [country, asn]
         };
-        let half_life = self.p.half_life;
+        let half_life = self.p.scope.half_life;
         let Some(c) = self.state.clients[idx as usize].as_mut() else {
             return Outcome::Overflow;
         };
@@ -674,16 +668,17 @@ impl Engine {
             }
             self.stats.evaluations += 1;
             c.units.fold_complete(t);
-            learn_baseline(c, t, &self.p);
-            c.scope.decay_to(t, self.p.half_life);
-            collect_verdicts(
-                c,
+            learn_baseline(c, t, &self.p.baseline);
+            c.scope.decay_to(t, self.p.scope.half_life);
+            let cx = Context {
+                client: c,
                 t,
-                &self.p,
-                &self.contracts,
-                &self.compiled,
-                &mut verdicts,
-            );
+                contract: c.contract.map(|i| self.contracts.by_index(i as usize)),
+                scope: c.contract.map(|i| &self.compiled[i as usize]),
+                shared: &self.p.shared,
+                baseline: &self.p.baseline,
+            };
+            self.p.evaluate(&cx, &mut verdicts);
         }
         self.apply_verdicts(idx, t, &verdicts, out);
         self.verdicts = verdicts;
@@ -704,7 +699,7 @@ impl Engine {
         verdicts: &[(AlertKind, Severity, Verdict)],
         out: &mut Vec<Alert>,
     ) {
-        let (fire_after, resolve_after) = (self.p.fire_after, self.p.resolve_after);
+        let (fire_after, resolve_after) = (self.p.shared.fire_after, self.p.shared.resolve_after);
         let mut transitions: Vec<(State, Slot)> = Vec::new();
         {
             let Some(c) = self.state.clients[idx as usize].as_mut() else {
@@ -797,95 +792,29 @@ impl Engine {
         let r = &slot.last;
         let id = &c.id;
         let item = r.item.map(|i| self.label_name(i)).unwrap_or_default();
-        let pct = |x: f64| format!("{:.0}%", x * 100.0);
-        let (window, summary) = match slot.kind {
-            AlertKind::OverContract => {
-                let (units, per) = contract.map_or((0.0, 0), |k| (k.baseline_units, k.per));
-                (
-                    duration_label(r.window),
-                    format!(
-                        "{id} consumed {:.1}x its contracted {} units/{} over the last {}",
-                        r.ratio,
-                        fmt_units(units),
-                        duration_label(per),
-                        duration_label(r.window)
-                    ),
-                )
-            }
-            AlertKind::BaselineJump => (
-                duration_label(r.window),
-                format!(
-                    "{id} consumed {:.1}x its usual {} units for this hour and weekday over the last {}",
-                    r.ratio,
-                    fmt_units(r.expected),
-                    duration_label(r.window)
-                ),
+        let owner = self.p.owner(slot.kind);
+        let (window, summary) = match owner {
+            Some(d) => d.summary(
+                slot.kind,
+                &About {
+                    client_id: id,
+                    reading: r,
+                    item: &item,
+                    contract,
+                },
             ),
-            AlertKind::CapForecast => (
-                month_label(month_of(r.window)),
-                format!(
-                    "{id} is on pace for {} units in {}, {} of its monthly cap of {}",
-                    fmt_units(r.observed),
-                    month_label(month_of(r.window)),
-                    pct(r.ratio),
-                    fmt_units(r.expected)
-                ),
-            ),
-            AlertKind::CapExceeded => (
-                month_label(month_of(r.window)),
-                format!(
-                    "{id} has used {} units in {}, over its monthly cap of {}",
-                    fmt_units(r.observed),
-                    month_label(month_of(r.window)),
-                    fmt_units(r.expected)
-                ),
-            ),
-            AlertKind::OutOfContractProduct => (
-                duration_label(r.window),
-                format!(
-                    "{id} is using product \"{item}\", outside its contract ({} of recent calls)",
-                    pct(r.ratio)
-                ),
-            ),
-            AlertKind::OutOfContractEndpoint => (
-                duration_label(r.window),
-                format!(
-                    "{id} is calling endpoint \"{item}\", outside its contract ({} of recent calls)",
-                    pct(r.ratio)
-                ),
-            ),
-            AlertKind::OutOfContractOrigin => (
-                duration_label(r.window),
-                format!(
-                    "{id} has traffic from {item}, outside its contracted origins ({} of recent calls)",
-                    pct(r.ratio)
-                ),
-            ),
-            AlertKind::NewOrigin => (
-                duration_label(r.window),
-                format!(
-                    "{id} has {} of recent calls from {item}, an origin not seen for it before",
-                    pct(r.ratio)
-                ),
-            ),
+            // every kind has its detector (a unit test in `detect` checks it)
+            None => (duration_label(r.window), String::new()),
         };
         let mut alert = Alert::new(state, id, slot, t, window, summary, labels);
-        let allowance: Option<Box<dyn Fn(i32) -> f64 + '_>> = match (slot.kind, contract) {
-            (AlertKind::OverContract, Some(k)) => {
-                let per_hour = k.rate_per_ms() * HOUR_MS as f64;
-                Some(Box::new(move |_| per_hour))
-            }
-            (AlertKind::BaselineJump, _) => Some(Box::new(|h: i32| {
-                c.baseline.rate_at(h as Millis * HOUR_MS, &self.p.baseline) * 60.0
-            })),
-            _ => None,
-        };
+        let allowance = owner.and_then(|d| d.allowance(slot.kind, c, contract, &self.p.baseline));
         if let Some(allowance) = allowance {
             let since = slot.firing_since.unwrap_or(t);
-            alert.excess_units = Some(round2(excess_until(c, since, t, &allowance)));
-            if slot.kind == AlertKind::OverContract {
+            alert.excess_units = Some(round2(excess_until(c, since, t, &*allowance.per_hour)));
+            if allowance.month {
                 let month = month_start(month_of(t));
-                alert.excess_units_month = Some(round2(excess_until(c, month, t, &allowance)));
+                alert.excess_units_month =
+                    Some(round2(excess_until(c, month, t, &*allowance.per_hour)));
             }
             if state == State::Firing {
                 alert.drivers = c
@@ -926,7 +855,7 @@ fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> 
 }
 
 /// Learn every hour the client has completed since it last learned.
-fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
+fn learn_baseline(c: &mut Client, t: Millis, p: &BaselineParams) {
     // Started at the first evaluation, when every event before it has arrived, so the start
     // does not depend on arrival order.
     c.baseline.start(hour_of(c.first_seen));
@@ -939,7 +868,7 @@ fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
     // begins rather than learning years of empty hours one by one (an ancient late event can
     // set `first_seen` that far back, and an engine must not stall on it).
     let oldest = current - crate::window::HOUR_SLOTS as i64 + 1;
-    if h < oldest - p.baseline.reset_after_hours as i64 {
+    if h < oldest - p.reset_after_hours as i64 {
         c.baseline = crate::baseline::Seasonal::default();
         c.baseline.start(oldest);
         h = oldest;
@@ -955,75 +884,7 @@ fn learn_baseline(c: &mut Client, t: Millis, p: &Params) {
             Some(calls) => calls * mean_units,
             None => c.windows.hours.get(h) as f64,
         };
-        c.baseline.learn_hour(h, units, frozen, &p.baseline);
+        c.baseline.learn_hour(h, units, frozen, p);
         h += 1;
-    }
-}
-
-fn collect_verdicts(
-    c: &Client,
-    t: Millis,
-    p: &Params,
-    contracts: &Contracts,
-    compiled: &[Compiled],
-    out: &mut Vec<(AlertKind, Severity, Verdict)>,
-) {
-    let contract = c.contract.map(|i| contracts.by_index(i as usize));
-    if let Some(k) = contract {
-        if p.over_contract {
-            let warn = k.alert_at.unwrap_or(p.alert_at);
-            let page = k.page_at.unwrap_or(p.page_at).max(warn);
-            let [w, c] = detect::over_contract(c, t, k.rate_per_ms(), [warn, page], p);
-            out.push((AlertKind::OverContract, Severity::Warning, w));
-            out.push((AlertKind::OverContract, Severity::Critical, c));
-        }
-        if let (true, Some(cap)) = (p.cap, k.monthly_cap) {
-            out.push((
-                AlertKind::CapExceeded,
-                Severity::Critical,
-                detect::cap_exceeded(c, t, cap),
-            ));
-            if let Some(v) = detect::cap_forecast(c, t, cap, p) {
-                out.push((AlertKind::CapForecast, Severity::Warning, v));
-            }
-        }
-    }
-    if p.baseline_jump && (contract.is_none() || p.bj_contracted) {
-        if let Some([w, c]) = detect::baseline_jump(c, t, p) {
-            out.push((AlertKind::BaselineJump, Severity::Warning, w));
-            out.push((AlertKind::BaselineJump, Severity::Critical, c));
-        }
-    }
-    let compiled = c.contract.map(|i| &compiled[i as usize]);
-    if p.scope {
-        let s = &c.scope;
-        if compiled.is_some_and(|k| k.products.is_some()) {
-            out.push((
-                AlertKind::OutOfContractProduct,
-                Severity::Warning,
-                detect::scope_share(s.bad_product, s.bad_long[0], s.total, s.last_product, p),
-            ));
-        }
-        if contract.is_some_and(|k| k.endpoints.is_some()) {
-            out.push((
-                AlertKind::OutOfContractEndpoint,
-                Severity::Warning,
-                detect::scope_share(s.bad_endpoint, s.bad_long[1], s.total, s.last_endpoint, p),
-            ));
-        }
-        if compiled.is_some_and(|k| k.countries.is_some()) {
-            out.push((
-                AlertKind::OutOfContractOrigin,
-                Severity::Warning,
-                detect::scope_share(s.bad_origin, s.bad_long[2], s.total, s.last_origin, p),
-            ));
-        }
-    }
-    if p.new_origin && compiled.is_none_or(|k| k.countries.is_none()) {
-        out.push((
-            AlertKind::NewOrigin,
-            Severity::Warning,
-            detect::new_origin(c, t, p),
-        ));
     }
 }

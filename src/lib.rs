@@ -14,7 +14,10 @@
 //! - [`rollup`]: exact hourly usage by product and origin, for reports.
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
-//! - [`detect`]: pure detectors, state at a minute boundary → verdicts.
+//! - [`detect`]: pure detectors, state at a minute boundary → verdicts. One file per detector
+//!   (`over_contract`, `baseline_jump`, `cap`, `scope`, `new_origin`), each owning its config
+//!   section, parameters, verdicts and alert summary; `detect/mod.rs` holds the `Detector` trait
+//!   and the registry the engine loops over, `stats` and `volume` what detectors share.
 //! - [`drivers`]: which product, endpoint or origin an excess comes from.
 //! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.

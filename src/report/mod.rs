@@ -227,7 +227,7 @@ pub fn from_engine(engine: &Engine, id: &str, period: &Period) -> Option<ClientD
     let as_of = engine
         .watermark()
         .map(|w| w.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS);
-    let pace_ms = engine.params().cap_pace;
+    let pace_ms = engine.detectors().cap.pace;
     let cap_hours = match contract.as_ref().and_then(|k| k.monthly_cap) {
         Some(_) => {
             let (_, a, b) = cap_span(period, as_of, pace_ms);
@@ -245,7 +245,7 @@ pub fn from_engine(engine: &Engine, id: &str, period: &Period) -> Option<ClientD
         cap_hours,
         alerts: engine.alert_history(id)?.to_vec(),
         pace_ms,
-        min_history_ms: engine.params().cap_min_history,
+        min_history_ms: engine.detectors().cap.min_history,
     })
 }
 

@@ -290,7 +290,7 @@ pub(crate) fn eval_time(e: &Engine) -> Millis {
 fn view(e: &Engine, id: &str) -> Option<ClientView> {
     let c = e.client(id)?;
     let t = eval_time(e);
-    let p = e.params();
+    let p = e.detectors();
     let contract = c.contract.map(|k| e.contracts().by_index(k as usize));
     let windows = VIEW_WINDOWS
         .iter()
@@ -350,7 +350,7 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
 fn summary(e: &Engine, id: &str) -> Option<ClientSummary> {
     let c = e.client(id)?;
     let t = eval_time(e);
-    let p = e.params();
+    let p = e.detectors();
     let (used, dur) = c.windows.sum(t, HOUR_MS);
     let expected = match c.contract {
         Some(k) => e.contracts().by_index(k as usize).rate_per_ms() * dur as f64,

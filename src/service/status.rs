@@ -145,7 +145,7 @@ impl Glance {
 
 fn glance(e: &Engine, c: &Client) -> Glance {
     let t = eval_time(e);
-    let p = &e.params().baseline;
+    let p = &e.detectors().baseline;
     let contract_rate = c
         .contract
         .map(|k| e.contracts().by_index(k as usize).rate_per_ms());

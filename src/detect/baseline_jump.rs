@@ -1,0 +1,168 @@
+//! `baseline_jump`: consumption against the client's own learned seasonal baseline, at the
+//! warning and critical thresholds of `[detect.baseline_jump]`. Watches clients without a
+//! contract (and contracted ones with `contracted = true`); silent while the baseline warms up.
+//!
+//! A volume detector (see [`super::volume`]): a learned baseline is itself uncertain, so the
+//! excess must be significant against the threshold, not against the baseline.
+//!
+//! Client state read: the windows and units dispersion, the learned baseline
+//! ([`crate::baseline::Seasonal`]); the hourly rollups for the excess.
+
+use serde::{Deserialize, Serialize};
+
+use super::volume::{pairs_ms, windowed, Judge, WindowPair};
+use super::{About, Allowance, Context, Detector, InvalidSetting, Shared, Verdicts};
+use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
+use crate::baseline::{BaselineParams, Seasonal};
+use crate::client::Client;
+use crate::config::DetectConfig;
+use crate::contract::Contract;
+use crate::time::{duration_label, Millis, HOUR_MS};
+
+/// `[detect.baseline_jump]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineJumpConfig {
+    pub enabled: bool,
+    /// Also watch contracted clients against their learned baseline.
+    pub contracted: bool,
+    /// Ratio to the learned baseline that raises a warning.
+    pub alert_at: f64,
+    /// Ratio that raises a critical alert.
+    pub page_at: f64,
+    pub windows: Vec<WindowPair>,
+    /// Fewer calls than this in the long window never fire.
+    pub min_events: f64,
+}
+
+impl Default for BaselineJumpConfig {
+    fn default() -> Self {
+        BaselineJumpConfig {
+            enabled: true,
+            contracted: false,
+            alert_at: 1.8,
+            page_at: 4.0,
+            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
+            min_events: 30.0,
+        }
+    }
+}
+
+impl BaselineJumpConfig {
+    /// The thresholds (its windows are checked with the other volume detectors':
+    /// [`super::volume::check_windows`]).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if !(self.alert_at > 1.0 && self.page_at > self.alert_at) {
+            return Err(InvalidSetting::new(
+                "detect.baseline_jump.alert_at",
+                format!(
+                    "need 1 < alert_at < page_at, got {} and {}",
+                    self.alert_at, self.page_at
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BaselineJump {
+    pub enabled: bool,
+    pub contracted: bool,
+    pub alert_at: f64,
+    pub page_at: f64,
+    /// Window pairs, `(short, long)` in milliseconds.
+    pub pairs: Vec<(Millis, Millis)>,
+    pub min_events: f64,
+}
+
+impl BaselineJump {
+    /// Verdicts at the warning and critical thresholds; `None` while the baseline is still
+    /// warming up.
+    pub fn verdicts(
+        &self,
+        c: &Client,
+        t: Millis,
+        shared: &Shared,
+        baseline: &BaselineParams,
+    ) -> Option<[Verdict; 2]> {
+        if !c.baseline.is_warm(baseline) {
+            return None;
+        }
+        let b: &Seasonal = &c.baseline;
+        let judge = Judge {
+            pairs: &self.pairs,
+            thresholds: [self.alert_at, self.page_at],
+            min_events: self.min_events,
+            shared,
+        };
+        Some(windowed(
+            &c.windows,
+            &c.units,
+            t,
+            &judge,
+            |end, dur| b.expected(end, dur, baseline),
+            // a learned baseline is itself uncertain (and a small client's is noisy): the excess
+            // must be significant against the threshold itself, not against the baseline
+            |threshold| threshold,
+            false,
+        ))
+    }
+}
+
+impl Detector for BaselineJump {
+    fn new(d: &DetectConfig) -> Self {
+        let j = &d.baseline_jump;
+        BaselineJump {
+            enabled: j.enabled,
+            contracted: j.contracted,
+            alert_at: j.alert_at,
+            page_at: j.page_at,
+            pairs: pairs_ms(&j.windows),
+            min_events: j.min_events,
+        }
+    }
+
+    fn kinds(&self) -> &'static [AlertKind] {
+        &[AlertKind::BaselineJump]
+    }
+
+    fn evaluate(&self, cx: &Context<'_>, out: &mut Verdicts) {
+        if !self.enabled || (cx.contract.is_some() && !self.contracted) {
+            return;
+        }
+        if let Some([w, c]) = self.verdicts(cx.client, cx.t, cx.shared, cx.baseline) {
+            out.push((AlertKind::BaselineJump, Severity::Warning, w));
+            out.push((AlertKind::BaselineJump, Severity::Critical, c));
+        }
+    }
+
+    fn summary(&self, _kind: AlertKind, a: &About<'_>) -> (String, String) {
+        let r = a.reading;
+        (
+            duration_label(r.window),
+            format!(
+                "{} consumed {:.1}x its usual {} units for this hour and weekday over the last {}",
+                a.client_id,
+                r.ratio,
+                fmt_units(r.expected),
+                duration_label(r.window)
+            ),
+        )
+    }
+
+    fn allowance<'a>(
+        &self,
+        _kind: AlertKind,
+        c: &'a Client,
+        _contract: Option<&'a Contract>,
+        baseline: &'a BaselineParams,
+    ) -> Option<Allowance<'a>> {
+        Some(Allowance {
+            per_hour: Box::new(move |h: i32| {
+                c.baseline.rate_at(h as Millis * HOUR_MS, baseline) * 60.0
+            }),
+            month: false,
+        })
+    }
+}

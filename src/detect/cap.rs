@@ -1,0 +1,234 @@
+//! `cap_exceeded` and `cap_forecast`: a contracted client's month against its `monthly_cap`.
+//!
+//! `cap_exceeded` (critical) compares the month's units so far with the cap; `cap_forecast`
+//! (warning) adds the recent pace until month end: the `pace_window` average, or, once the
+//! learned baseline is warm and the last day is significantly above its usual, that day's pace,
+//! so a pace change shows within hours, not days.
+//!
+//! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
+//! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{About, Context, Detector, InvalidSetting, Shared, Verdicts};
+use crate::alert::{fmt_units, AlertKind, Reading, Severity, Verdict};
+use crate::baseline::BaselineParams;
+use crate::client::Client;
+use crate::config::{ms, DetectConfig};
+use crate::time::{month_label, month_of, month_start, Millis};
+use crate::window::is_supported_window;
+
+/// `[detect.cap]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapConfig {
+    pub enabled: bool,
+    /// Raise `cap_forecast` when the month's projected total reaches `forecast_at ×` the cap.
+    pub forecast_at: f64,
+    /// The pace is the average rate over this window (whole days, up to 7d).
+    #[serde(with = "humantime_serde")]
+    pub pace_window: Duration,
+    /// No forecast for clients seen for less than this.
+    #[serde(with = "humantime_serde")]
+    pub min_history: Duration,
+}
+
+impl Default for CapConfig {
+    fn default() -> Self {
+        CapConfig {
+            enabled: true,
+            forecast_at: 1.0,
+            pace_window: Duration::from_secs(7 * 24 * 3600),
+            min_history: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl CapConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let pace = ms(self.pace_window);
+        if !(is_supported_window(pace) && pace % crate::time::DAY_MS == 0) {
+            return Err(InvalidSetting::new(
+                "detect.cap.pace_window",
+                "must be whole days, 1d to 7d",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cap {
+    pub enabled: bool,
+    pub forecast_at: f64,
+    /// The pace window, in milliseconds.
+    pub pace: Millis,
+    pub min_history: Millis,
+}
+
+/// Units `c` consumed in `month` before `t`. Usage totals already hold events up to the allowed
+/// lateness ahead of `t` (they arrived before `t` was evaluated); those are all still in the
+/// minute ring and are taken out, so the result does not depend on arrival order.
+fn used_before(c: &Client, month: i32, t: Millis) -> f64 {
+    let b = t.div_euclid(crate::time::MINUTE_MS);
+    let month_end = month_start(month + 1).div_euclid(crate::time::MINUTE_MS);
+    let ahead = c.windows.minutes.sum(b, month_end);
+    (c.usage.in_month(month) - ahead).max(0.0)
+}
+
+impl Cap {
+    /// `cap_exceeded`: this month's units against the cap. `window` is the month's start.
+    pub fn exceeded(&self, c: &Client, t: Millis, cap: f64) -> Verdict {
+        let month = month_of(t - 1);
+        let used = used_before(c, month, t);
+        let r = Reading {
+            observed: used,
+            expected: cap,
+            ratio: used / cap,
+            window: month_start(month),
+            item: None,
+        };
+        if used > cap {
+            Verdict::Fire(r)
+        } else {
+            Verdict::Clear(r)
+        }
+    }
+
+    /// `cap_forecast`: month to date plus the recent pace until month end, against the cap.
+    /// `None` while the client is too new for a pace.
+    pub fn forecast(
+        &self,
+        c: &Client,
+        t: Millis,
+        cap: f64,
+        shared: &Shared,
+        baseline: &BaselineParams,
+    ) -> Option<Verdict> {
+        let history = t - c.first_seen;
+        if history < self.min_history {
+            return None;
+        }
+        let month = month_of(t - 1);
+        let used = used_before(c, month, t);
+        let (recent, covered) = c.windows.sum(t, self.pace);
+        let span = covered.min(history).max(1);
+        let remaining = (month_start(month + 1) - t).max(0);
+        let mut pace = recent / span as f64;
+        // A pace change shows in a week's average only after days; the last day against the
+        // learned baseline for it shows it within hours, without mistaking a busy weekday or the
+        // afternoon peak for a new pace (the baseline knows those). Only a day significantly
+        // above the usual counts (3σ, compound Poisson), so a heavy-tailed day is not a new pace.
+        if c.baseline.is_warm(baseline) {
+            let day = crate::time::DAY_MS;
+            let usual = c.baseline.expected(t, day, baseline);
+            let observed = c.windows.sum(t, day).0;
+            if usual > 0.0 && observed - usual > 3.0 * (usual * c.units.factor()).sqrt() {
+                let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
+                pace = pace.max(observed / usual * level);
+            }
+        }
+        let projected = used + pace * remaining as f64;
+        let r = Reading {
+            observed: projected,
+            expected: cap,
+            ratio: projected / cap,
+            window: month_start(month),
+            item: None,
+        };
+        Some(if r.ratio >= self.forecast_at {
+            Verdict::Fire(r)
+        } else if r.ratio >= self.forecast_at * shared.resolve_ratio {
+            Verdict::Hold(r)
+        } else {
+            Verdict::Clear(r)
+        })
+    }
+}
+
+impl Detector for Cap {
+    fn new(d: &DetectConfig) -> Self {
+        Cap {
+            enabled: d.cap.enabled,
+            forecast_at: d.cap.forecast_at,
+            pace: ms(d.cap.pace_window),
+            min_history: ms(d.cap.min_history),
+        }
+    }
+
+    fn kinds(&self) -> &'static [AlertKind] {
+        &[AlertKind::CapExceeded, AlertKind::CapForecast]
+    }
+
+    fn evaluate(&self, cx: &Context<'_>, out: &mut Verdicts) {
+        let Some(cap) = cx.contract.and_then(|k| k.monthly_cap) else {
+            return;
+        };
+        if !self.enabled {
+            return;
+        }
+        let (c, t) = (cx.client, cx.t);
+        out.push((
+            AlertKind::CapExceeded,
+            Severity::Critical,
+            self.exceeded(c, t, cap),
+        ));
+        if let Some(v) = self.forecast(c, t, cap, cx.shared, cx.baseline) {
+            out.push((AlertKind::CapForecast, Severity::Warning, v));
+        }
+    }
+
+    fn summary(&self, kind: AlertKind, a: &About<'_>) -> (String, String) {
+        let r = a.reading;
+        let month = month_label(month_of(r.window));
+        let summary = if kind == AlertKind::CapExceeded {
+            format!(
+                "{} has used {} units in {month}, over its monthly cap of {}",
+                a.client_id,
+                fmt_units(r.observed),
+                fmt_units(r.expected)
+            )
+        } else {
+            format!(
+                "{} is on pace for {} units in {month}, {:.0}% of its monthly cap of {}",
+                a.client_id,
+                fmt_units(r.observed),
+                r.ratio * 100.0,
+                fmt_units(r.expected)
+            )
+        };
+        (month, summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{client_with, T0};
+    use super::super::Detectors;
+    use super::*;
+    use crate::time::HOUR_MS;
+
+    #[test]
+    fn cap_forecast_projects_pace_to_month_end() {
+        let p = Detectors::default();
+        let cap_forecast = |c: &Client, t, cap| p.cap.forecast(c, t, cap, &p.shared, &p.baseline);
+        // 10 calls of 10 units a minute for two days: 144,000 units a day
+        let mut c = client_with(&[(-48 * 60, 0, 10)]);
+        c.first_seen = T0 - 48 * HOUR_MS;
+        c.usage.add(T0 - 1, 144_000.0);
+        let month = month_of(T0 - 1);
+        let days_left = (month_start(month + 1) - T0) as f64 / (24 * HOUR_MS) as f64;
+        let projected = 144_000.0 + 144_000.0 * days_left;
+        let v = cap_forecast(&c, T0, projected * 0.95).unwrap();
+        assert!(
+            matches!(v, Verdict::Fire(r) if (r.observed - projected).abs() / projected < 0.01),
+            "{v:?}"
+        );
+        let v = cap_forecast(&c, T0, projected * 1.5).unwrap();
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        c.first_seen = T0 - HOUR_MS;
+        assert!(cap_forecast(&c, T0, 1.0).is_none(), "too new for a pace");
+    }
+}

@@ -1,0 +1,166 @@
+//! `new_origin`: for clients without a contracted origin list, a sustained share of recent
+//! calls from an origin (a country, or a network: each tracked on its own) the client did not
+//! use before.
+//!
+//! A count detector (see [`super::scope::count_share`]). An origin is new when first seen after
+//! the client's own learning period (`learn_after` from its first event) and less than
+//! `learn_after` ago.
+//!
+//! Client state read: the origin table ([`crate::client::Origins`] in
+//! [`crate::client::Scope`]: first seen, decayed and long counts) and `total`, decayed with
+//! `[detect.scope]`'s `half_life`; `first_seen`. The engine fills the origin table only while
+//! this detector is enabled.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::scope::{check_share, count_share};
+use super::{About, Context, Detector, InvalidSetting, Verdicts};
+use crate::alert::{AlertKind, Reading, Severity, Verdict};
+use crate::client::{Client, Scope};
+use crate::config::{ms, DetectConfig};
+use crate::time::{duration_label, Millis};
+
+/// `[detect.new_origin]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewOriginConfig {
+    pub enabled: bool,
+    /// Share of the client's recent calls from one unestablished origin that fires.
+    pub min_share: f64,
+    pub min_events: f64,
+    /// An origin is established once it has been seen this long; origins seen in a client's
+    /// first `learn_after` are its own from the start.
+    #[serde(with = "humantime_serde")]
+    pub learn_after: Duration,
+}
+
+impl Default for NewOriginConfig {
+    fn default() -> Self {
+        NewOriginConfig {
+            enabled: true,
+            min_share: 0.1,
+            min_events: 10.0,
+            learn_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl NewOriginConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        check_share("detect.new_origin.min_share", self.min_share)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrigin {
+    pub enabled: bool,
+    pub min_share: f64,
+    pub min_events: f64,
+    pub learn_after: Millis,
+    /// `[detect.scope]`'s half-life, which the origin counters decay with.
+    pub half_life: Millis,
+}
+
+impl NewOrigin {
+    /// The largest share of recent calls from an origin that is not established, with at
+    /// least `min_events` calls since it was first seen.
+    pub fn verdict(&self, c: &Client, t: Millis) -> Verdict {
+        let s: &Scope = &c.scope;
+        let settled_by = c.first_seen + self.learn_after;
+        let newest = s
+            .origins
+            .iter()
+            .filter(|&(_, first, _)| first >= settled_by && t - first < self.learn_after)
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        match newest {
+            Some((id, _, calls)) => count_share(
+                calls as f64,
+                s.origins.count(id).unwrap_or(0) as f64,
+                s.total as f64,
+                id,
+                self.min_events,
+                self.min_share,
+                self.half_life,
+            ),
+            None => Verdict::Clear(Reading {
+                observed: 0.0,
+                expected: s.total as f64,
+                ratio: 0.0,
+                window: self.half_life,
+                item: None,
+            }),
+        }
+    }
+}
+
+impl Detector for NewOrigin {
+    fn new(d: &DetectConfig) -> Self {
+        NewOrigin {
+            enabled: d.new_origin.enabled,
+            min_share: d.new_origin.min_share,
+            min_events: d.new_origin.min_events,
+            learn_after: ms(d.new_origin.learn_after),
+            half_life: ms(d.scope.half_life),
+        }
+    }
+
+    fn kinds(&self) -> &'static [AlertKind] {
+        &[AlertKind::NewOrigin]
+    }
+
+    fn evaluate(&self, cx: &Context<'_>, out: &mut Verdicts) {
+        // a contract with an origin list has `out_of_contract_origin` instead
+        if self.enabled && cx.scope.is_none_or(|k| k.countries.is_none()) {
+            out.push((
+                AlertKind::NewOrigin,
+                Severity::Warning,
+                self.verdict(cx.client, cx.t),
+            ));
+        }
+    }
+
+    fn summary(&self, _kind: AlertKind, a: &About<'_>) -> (String, String) {
+        let r = a.reading;
+        (
+            duration_label(r.window),
+            format!(
+                "{} has {:.0}% of recent calls from {}, an origin not seen for it before",
+                a.client_id,
+                r.ratio * 100.0,
+                a.item
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::T0;
+    use super::super::Detectors;
+    use super::*;
+    use crate::time::HOUR_MS;
+    use std::sync::Arc;
+
+    #[test]
+    fn new_origin_ignores_established_origins() {
+        let p = Detectors::default();
+        let new_origin = |c: &Client, t| p.new_origin.verdict(c, t);
+        let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
+        // an origin from the first day is the client's own, however big its share
+        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0);
+        c.scope.total = 130.0;
+        assert!(matches!(new_origin(&c, T0), Verdict::Clear(_)));
+        // one first seen an hour ago with 30 of 130 calls is new
+        for _ in 0..30 {
+            c.scope.origins.add(2, T0 - HOUR_MS, 1.0);
+        }
+        assert!(matches!(new_origin(&c, T0), Verdict::Fire(r) if r.item == Some(2)));
+        // and a day later it is established
+        assert!(matches!(
+            new_origin(&c, T0 + 24 * HOUR_MS),
+            Verdict::Clear(_)
+        ));
+    }
+}

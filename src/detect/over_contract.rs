@@ -1,0 +1,241 @@
+//! `over_contract`: consumption against the contracted rate, at the warning and critical
+//! thresholds (the contract's own `alert_at` / `page_at`, else `[detect]`'s).
+//!
+//! A volume detector (see [`super::volume`]): the contract is exact, so any significant excess
+//! over it fires once at the threshold. A firing alert also holds while the client is still
+//! well above its usual rate for the hour, once its learned baseline knows the daily shape.
+//!
+//! Client state read: the windows and units dispersion, the learned baseline
+//! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
+
+use serde::{Deserialize, Serialize};
+
+use super::volume::{pairs_ms, windowed, Judge, WindowPair};
+use super::{About, Allowance, Context, Detector, Shared, Verdicts};
+use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
+use crate::baseline::BaselineParams;
+use crate::client::Client;
+use crate::config::DetectConfig;
+use crate::contract::Contract;
+use crate::time::{duration_label, Millis, HOUR_MS};
+
+/// `[detect.over_contract]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverContractConfig {
+    pub enabled: bool,
+    /// Fires when any pair has both windows over the threshold, significantly (the rules of
+    /// windows are the volume detectors' own: [`super::volume::check_windows`]).
+    pub windows: Vec<WindowPair>,
+    /// Fewer calls than this in the long window never fire.
+    pub min_events: f64,
+}
+
+impl Default for OverContractConfig {
+    fn default() -> Self {
+        OverContractConfig {
+            enabled: true,
+            // the long windows are at least the contract's hour: an hourly batch job within
+            // its contract never fires
+            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
+            min_events: 10.0,
+        }
+    }
+}
+
+/// A firing `over_contract` holds while the last hour is at least this multiple of the
+/// client's learned rate for it (the night of an overage that is over the contract by day).
+const SEASONAL_HOLD: f64 = 1.5;
+
+#[derive(Debug, Clone)]
+pub struct OverContract {
+    pub enabled: bool,
+    /// Window pairs, `(short, long)` in milliseconds.
+    pub pairs: Vec<(Millis, Millis)>,
+    pub min_events: f64,
+}
+
+impl OverContract {
+    /// Verdicts at the warning and critical thresholds against `rate_per_ms` (units per ms).
+    pub fn verdicts(
+        &self,
+        c: &Client,
+        t: Millis,
+        rate_per_ms: f64,
+        thresholds: [f64; 2],
+        shared: &Shared,
+        baseline: &BaselineParams,
+    ) -> [Verdict; 2] {
+        // Judged in calls (the baseline's own measure): a heavy-tailed client's units swing past
+        // 1.5x its usual hour by chance, and would hold an alert long after its overage ended.
+        let hold = c.baseline.has_shape() && {
+            let hour = crate::time::HOUR_MS;
+            let usual_calls = c.baseline.expected(t, hour, baseline) / c.units.mean().max(1e-9);
+            usual_calls > 0.0 && c.windows.calls(t, hour) >= SEASONAL_HOLD * usual_calls
+        };
+        let judge = Judge {
+            pairs: &self.pairs,
+            thresholds,
+            min_events: self.min_events,
+            shared,
+        };
+        windowed(
+            &c.windows,
+            &c.units,
+            t,
+            &judge,
+            |_, dur| rate_per_ms * dur as f64,
+            // the contract is exact: any significant excess over it, once at the threshold
+            |_| 1.0,
+            hold,
+        )
+    }
+}
+
+impl Detector for OverContract {
+    fn new(d: &DetectConfig) -> Self {
+        let c = &d.over_contract;
+        OverContract {
+            enabled: c.enabled,
+            pairs: pairs_ms(&c.windows),
+            min_events: c.min_events,
+        }
+    }
+
+    fn kinds(&self) -> &'static [AlertKind] {
+        &[AlertKind::OverContract]
+    }
+
+    fn evaluate(&self, cx: &Context<'_>, out: &mut Verdicts) {
+        let (Some(k), true) = (cx.contract, self.enabled) else {
+            return;
+        };
+        let p = cx.shared;
+        let warn = k.alert_at.unwrap_or(p.alert_at);
+        let page = k.page_at.unwrap_or(p.page_at).max(warn);
+        let [w, c] = self.verdicts(
+            cx.client,
+            cx.t,
+            k.rate_per_ms(),
+            [warn, page],
+            p,
+            cx.baseline,
+        );
+        out.push((AlertKind::OverContract, Severity::Warning, w));
+        out.push((AlertKind::OverContract, Severity::Critical, c));
+    }
+
+    fn summary(&self, _kind: AlertKind, a: &About<'_>) -> (String, String) {
+        let r = a.reading;
+        let (units, per) = a.contract.map_or((0.0, 0), |k| (k.baseline_units, k.per));
+        (
+            duration_label(r.window),
+            format!(
+                "{} consumed {:.1}x its contracted {} units/{} over the last {}",
+                a.client_id,
+                r.ratio,
+                fmt_units(units),
+                duration_label(per),
+                duration_label(r.window)
+            ),
+        )
+    }
+
+    fn allowance<'a>(
+        &self,
+        _kind: AlertKind,
+        _c: &'a Client,
+        contract: Option<&'a Contract>,
+        _baseline: &'a BaselineParams,
+    ) -> Option<Allowance<'a>> {
+        let per_hour = contract?.rate_per_ms() * HOUR_MS as f64;
+        Some(Allowance {
+            per_hour: Box::new(move |_| per_hour),
+            month: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{client_with, rate, T0};
+    use super::super::Detectors;
+    use super::*;
+    use crate::time::MINUTE_MS;
+
+    fn over_contract(
+        c: &Client,
+        t: Millis,
+        rate_per_ms: f64,
+        thresholds: [f64; 2],
+        d: &Detectors,
+    ) -> [Verdict; 2] {
+        d.over_contract
+            .verdicts(c, t, rate_per_ms, thresholds, &d.shared, &d.baseline)
+    }
+
+    #[test]
+    fn steady_at_contract_is_clear() {
+        let c = client_with(&[(-400, 0, 10)]);
+        let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &Detectors::default());
+        assert!(
+            matches!(v, Verdict::Clear(r) if (r.ratio - 1.0).abs() < 0.01),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn sustained_triple_fires_once_the_contract_hour_is_over() {
+        let p = Detectors::default();
+        let mut fired_at = None;
+        for m in 1..=40 {
+            let c = client_with(&[(-400, 0, 10), (0, m, 30)]);
+            if let [Verdict::Fire(r), _] =
+                over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), [1.5, 3.0], &p)
+            {
+                assert_eq!(r.window, HOUR_MS);
+                fired_at = Some(m);
+                break;
+            }
+        }
+        // the hour reaches 1.5x at minute 15 (18 without the 3 most intense minutes)
+        let m = fired_at.expect("never fired");
+        assert!((15..=20).contains(&m), "fired after {m} minutes");
+    }
+
+    #[test]
+    fn an_hourly_batch_within_the_contract_never_fires() {
+        let p = Detectors::default();
+        // each hour's 600 units (the contract's 100/min) in its first 6 minutes
+        let mut rates = Vec::new();
+        for h in -7..1 {
+            rates.push((h * 60, h * 60 + 6, 10));
+        }
+        let c = client_with(&rates);
+        for m in 0..60 {
+            let [v, _] = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), [1.5, 3.0], &p);
+            assert!(!matches!(v, Verdict::Fire(_)), "minute {m}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn short_burst_does_not_fire() {
+        let p = Detectors::default();
+        // three minutes at 10x, then back to normal: trimmed away, however intense
+        for m in 1..=40 {
+            let c = client_with(&[(-400, 0, 10), (0, 3, 100), (3, 40, 10)]);
+            let [v, _] = over_contract(&c, T0 + m * MINUTE_MS, rate(100.0), [1.5, 3.0], &p);
+            assert!(!matches!(v, Verdict::Fire(_)), "minute {m}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn few_events_are_not_significant() {
+        let p = Detectors::default();
+        // contract of 1 unit/min; the client makes 2 calls of 10 units in the last 15 minutes:
+        // 20x the contract by the numbers, but two calls prove nothing
+        let c = client_with(&[(-12, -11, 1), (-2, -1, 1)]);
+        let [v, _] = over_contract(&c, T0, rate(1.0), [1.5, 3.0], &p);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+    }
+}
