@@ -327,6 +327,12 @@ impl Engine {
         Some(excess_until(c, from, t, &|_| per_hour))
     }
 
+    /// Where a client's month is heading at `t` (an evaluated minute boundary), as
+    /// `cap_forecast` sees it: the projection usage reports draw.
+    pub fn cap_projection(&self, id: &str, t: Millis) -> Option<crate::detect::cap::Projection> {
+        self.p.cap.project(self.client(id)?, t, &self.p.baseline)
+    }
+
     /// A client's recent alert transitions, oldest first.
     pub fn alert_history(&self, id: &str) -> Option<&[AlertRecord]> {
         Some(self.client(id)?.rollup.alerts())

@@ -97,16 +97,11 @@ impl Cap {
         }
     }
 
-    /// `cap_forecast`: month to date plus the recent pace until month end, against the cap.
-    /// `None` while the client is too new for a pace.
-    pub fn forecast(
-        &self,
-        c: &Client,
-        t: Millis,
-        cap: f64,
-        shared: &Shared,
-        baseline: &BaselineParams,
-    ) -> Option<Verdict> {
+    /// Where `c`'s month is heading as of `t`: the one projection `cap_forecast` fires on and
+    /// usage reports draw (`report --events` through the engine, `report --url` through the
+    /// service's client view), so a report never disagrees with the alert. `None` while the
+    /// client is too new for a pace.
+    pub fn project(&self, c: &Client, t: Millis, baseline: &BaselineParams) -> Option<Projection> {
         let history = t - c.first_seen;
         if history < self.min_history {
             return None;
@@ -115,7 +110,7 @@ impl Cap {
         let used = used_before(c, month, t);
         let (recent, covered) = c.windows.sum(t, self.pace);
         let span = covered.min(history).max(1);
-        let remaining = (month_start(month + 1) - t).max(0);
+        let month_end = month_start(month + 1);
         let mut pace = recent / span as f64;
         // A pace change shows in a week's average only after days; the last day against the
         // learned baseline for it shows it within hours, without mistaking a busy weekday or the
@@ -130,12 +125,31 @@ impl Cap {
                 pace = pace.max(observed / usual * level);
             }
         }
-        let projected = used + pace * remaining as f64;
+        Some(Projection {
+            at: t,
+            month_end,
+            used,
+            pace_per_ms: pace,
+            projected: used + pace * (month_end - t).max(0) as f64,
+        })
+    }
+
+    /// `cap_forecast`: month to date plus the recent pace until month end ([`Cap::project`]),
+    /// against the cap. `None` while the client is too new for a pace.
+    pub fn forecast(
+        &self,
+        c: &Client,
+        t: Millis,
+        cap: f64,
+        shared: &Shared,
+        baseline: &BaselineParams,
+    ) -> Option<Verdict> {
+        let projection = self.project(c, t, baseline)?;
         let r = Reading {
-            observed: projected,
+            observed: projection.projected,
             expected: cap,
-            ratio: projected / cap,
-            window: month_start(month),
+            ratio: projection.projected / cap,
+            window: month_start(month_of(t - 1)),
             item: None,
         };
         Some(if r.ratio >= self.forecast_at {
@@ -145,6 +159,31 @@ impl Cap {
         } else {
             Verdict::Clear(r)
         })
+    }
+}
+
+/// A client's month as [`Cap::project`] sees it at one evaluated minute.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    /// The evaluated minute boundary it was made at, and the end of its month.
+    pub at: Millis,
+    pub month_end: Millis,
+    /// Units used in the month before `at`.
+    pub used: f64,
+    /// The pace the rest of the month is projected at (units per millisecond).
+    pub pace_per_ms: f64,
+    /// The month's total at that pace.
+    pub projected: f64,
+}
+
+impl Projection {
+    /// When `cap` runs out at this pace, if it does before the month ends (to the minute).
+    pub fn exhausted_at(&self, cap: f64) -> Option<Millis> {
+        if self.used >= cap || self.pace_per_ms <= 0.0 || self.projected <= cap {
+            return None;
+        }
+        let t = self.at + ((cap - self.used) / self.pace_per_ms) as Millis;
+        Some(t.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS)
     }
 }
 

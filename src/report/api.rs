@@ -143,6 +143,9 @@ struct ClientViewLite {
     first_seen: String,
     #[serde(default)]
     alert_history: Vec<AlertRecord>,
+    /// Absent for clients without a cap (and from services older than this field).
+    #[serde(default)]
+    cap: Option<crate::service::state::CapView>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,9 +279,14 @@ impl Api {
             None => None,
         };
         let as_of = parse_rfc3339(&view.as_of);
-        // the service does not say its detector settings: the defaults
-        let defaults = crate::config::Config::default().detect.cap;
-        let pace_ms = crate::config::ms(defaults.pace_window);
+        // the service's own pace window and projection (the defaults' window from a service
+        // too old to say, which then draws no forecast)
+        let pace_ms = match &view.cap {
+            Some(c) => humantime::parse_duration(&c.pace_window)
+                .map_err(|_| ApiError::Format(format!("cap pace_window `{}`", c.pace_window)))?
+                .as_millis() as Millis,
+            None => crate::config::ms(crate::config::Config::default().detect.cap.pace_window),
+        };
         let cap_hours = match contract.as_ref().and_then(|k| k.monthly_cap) {
             Some(_) => {
                 let (_, a, b) = cap_span(period, as_of, pace_ms);
@@ -296,7 +304,7 @@ impl Api {
             cap_hours,
             alerts: view.alert_history,
             pace_ms,
-            min_history_ms: crate::config::ms(defaults.min_history),
+            projection: view.cap.and_then(|c| c.projection),
         })
     }
 }

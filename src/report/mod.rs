@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::cap::Projection;
 use crate::engine::Engine;
 use crate::rollup::{AlertRecord, By, UsageRow};
 use crate::time::{
@@ -191,10 +192,12 @@ pub struct ClientData {
     /// to the end of the cap month: the burn-down and its forecast.
     pub cap_hours: Vec<UsageRow>,
     pub alerts: Vec<AlertRecord>,
-    /// The cap detector's pace window (`detect.cap.pace_window`) and the history it needs
-    /// before it forecasts (`detect.cap.min_history`).
+    /// The cap detector's pace window (`detect.cap.pace_window`): how far back the burn-down's
+    /// rows start.
     pub pace_ms: Millis,
-    pub min_history_ms: Millis,
+    /// The cap detector's own projection of the month at `as_of` (`None` while the client is
+    /// too new for a pace): the report draws the forecast `cap_forecast` fires on.
+    pub projection: Option<Projection>,
 }
 
 /// The month whose cap a report shows, and the span of hourly rows its burn-down needs.
@@ -245,7 +248,7 @@ pub fn from_engine(engine: &Engine, id: &str, period: &Period) -> Option<ClientD
         cap_hours,
         alerts: engine.alert_history(id)?.to_vec(),
         pace_ms,
-        min_history_ms: engine.detectors().cap.min_history,
+        projection: as_of.and_then(|t| engine.cap_projection(id, t)),
     })
 }
 
@@ -580,31 +583,14 @@ fn burn_down(d: &ClientData, period: &Period, cap: f64) -> CapBurn {
     if remaining.last().is_some_and(|&(t, _)| t < as_of) {
         remaining.push((as_of, cap - used));
     }
-    // the cap detector's pace: units over the pace window (or the client's history, if shorter)
-    let pace_from = as_of - d.pace_ms;
-    let recent: f64 = d
-        .cap_hours
-        .iter()
-        .filter(|r| r.hour >= pace_from && r.hour < as_of)
-        .map(|r| r.units)
-        .sum();
-    let history = as_of - d.first_seen.unwrap_or(pace_from);
-    let span = d.pace_ms.min(history).max(1);
-    let forecast_ready = history >= d.min_history_ms;
-    let pace_per_ms = if forecast_ready {
-        recent / span as f64
-    } else {
-        0.0
-    };
-    let left = (end - as_of).max(0);
-    let forecast_units = used + pace_per_ms * left as f64;
+    // the cap detector's projection, when it is of this month
+    let projection = d.projection.filter(|p| p.month_end == end && p.at == as_of);
+    let pace_per_ms = projection.map_or(0.0, |p| p.pace_per_ms);
+    let forecast_units = projection.map_or(used, |p| p.projected);
     let forecast_exhausted_at = if used >= cap {
         remaining.iter().find(|&&(_, r)| r <= 0.0).map(|&(t, _)| t)
-    } else if pace_per_ms > 0.0 && forecast_units > cap {
-        let t = as_of + ((cap - used) / pace_per_ms) as Millis;
-        Some(t.div_euclid(crate::time::MINUTE_MS) * crate::time::MINUTE_MS)
     } else {
-        None
+        projection.and_then(|p| p.exhausted_at(cap))
     };
     CapBurn {
         month: month_label(month),
@@ -614,7 +600,7 @@ fn burn_down(d: &ClientData, period: &Period, cap: f64) -> CapBurn {
         used,
         remaining,
         pace_per_hour: pace_per_ms * HOUR_MS as f64,
-        forecast_ready,
+        forecast_ready: projection.is_some(),
         forecast_units,
         forecast_exhausted_at,
     }
@@ -663,6 +649,7 @@ pub fn to_json(r: &Report, w: &mut dyn std::io::Write) -> Result<(), ReportError
 mod tests {
     use super::*;
     use crate::alert::{AlertKind, Severity, State};
+    use crate::time::MINUTE_MS;
 
     pub(crate) fn sample() -> ClientData {
         let t = parse_rfc3339("2026-09-10T00:00:00Z").unwrap();
@@ -717,7 +704,16 @@ mod tests {
                 summary: "acme consumed 3.0x".into(),
             }],
             pace_ms: 7 * DAY_MS,
-            min_history_ms: DAY_MS,
+            // 370 units over the 7-day pace window, as the cap detector would project it
+            projection: Some(Projection {
+                at: t + 30 * HOUR_MS,
+                month_end: month_start(month_of(t) + 1),
+                used: 5370.0,
+                pace_per_ms: 370.0 / (7 * DAY_MS) as f64,
+                projected: 5370.0
+                    + 370.0 / (7 * DAY_MS) as f64
+                        * (month_start(month_of(t) + 1) - t - 30 * HOUR_MS) as f64,
+            }),
         }
     }
 
@@ -744,10 +740,72 @@ mod tests {
         assert!(cap.forecast_units > cap.used);
         // too little history: no forecast, as the detector
         let mut young = sample();
-        young.first_seen = Some(young.as_of.unwrap() - HOUR_MS);
+        young.projection = None;
         let cap = build(&young, &Period::default()).cap.unwrap();
         assert!(!cap.forecast_ready);
         assert_eq!(cap.forecast_units, cap.used);
+        // a projection of another month (a report of last month) is not this month's forecast
+        let mut stale = sample();
+        stale.projection.as_mut().unwrap().at -= HOUR_MS;
+        assert!(
+            !build(&stale, &Period::default())
+                .cap
+                .unwrap()
+                .forecast_ready
+        );
+    }
+
+    /// The burn-down's forecast is the one `cap_forecast` fires on: the same projection at the
+    /// same minute, the learned day's pace included.
+    #[test]
+    fn the_forecast_is_the_one_the_cap_alert_fires_on() {
+        use crate::config::Config;
+        use crate::contract::Contracts;
+        use std::sync::Arc;
+        let contracts = Contracts::parse(
+            "[[contract]]\nclient_id = \"acme\"\nbaseline = { units = 600, per = \"1h\" }\n\
+             monthly_cap = 600000\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let cfg = Config::default();
+        let mut e = Engine::new(&cfg, Arc::new(contracts));
+        let decoder = cfg.input.decoder();
+        let start = parse_rfc3339("2026-09-01T00:00:00Z").unwrap();
+        let mut out = Vec::new();
+        // ten days at the contract (a call of 10 units a minute), then a day at 4x
+        for m in 0..(11 * 24 * 60) {
+            let calls = if m < 10 * 24 * 60 { 1 } else { 4 };
+            for k in 0..calls {
+                let ts = start + m * MINUTE_MS + k * 1000;
+                let line =
+                    format!(r#"{{"ts":{ts},"client_id":"acme","event_id":"e{m}-{k}","units":10}}"#);
+                e.ingest(&decoder, line.as_bytes(), None, &mut out);
+            }
+        }
+        e.flush(&mut out);
+        assert!(
+            out.iter().any(|a| a.alert == AlertKind::CapForecast),
+            "the 4x day blows the cap by month end"
+        );
+        let d = from_engine(&e, "acme", &Period::default()).unwrap();
+        let cap = build(&d, &Period::default()).cap.unwrap();
+        assert!(cap.forecast_ready);
+        // the firing alert's reading at the last evaluated minute, which the report is as of
+        let slot = e
+            .client("acme")
+            .unwrap()
+            .alerts
+            .iter()
+            .find(|s| s.kind == AlertKind::CapForecast)
+            .expect("still firing");
+        assert_eq!(cap.forecast_units, slot.last.observed);
+        // the day's pace, not the ten-day average: above what the window alone would say
+        let window_pace = (10.0 * 60.0 * 24.0 * 6.0 + 40.0 * 60.0 * 24.0) / (7.0 * DAY_MS as f64);
+        assert!(
+            cap.pace_per_hour > 1.5 * window_pace * HOUR_MS as f64,
+            "{cap:?}"
+        );
     }
 
     #[test]

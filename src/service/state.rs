@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
 use crate::config::Config;
@@ -226,6 +226,18 @@ pub struct ClientView {
     pub last_seen: String,
     /// Recent alert transitions, oldest first (at most `rollup::ALERT_HISTORY`).
     pub alert_history: Vec<crate::rollup::AlertRecord>,
+    /// The month against the contract's monthly cap, as `cap_forecast` sees it (clients with a
+    /// cap): what `report --url` draws, so it equals `report --events` under the same settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<CapView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CapView {
+    /// `detect.cap.pace_window`.
+    pub pace_window: String,
+    /// `None` while the client is too new for a pace (`detect.cap.min_history`).
+    pub projection: Option<crate::detect::cap::Projection>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -344,6 +356,10 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
         first_seen: format_rfc3339(c.first_seen),
         last_seen: format_rfc3339(c.last_seen),
         alert_history: e.alert_history(id).map(<[_]>::to_vec).unwrap_or_default(),
+        cap: contract.and_then(|k| k.monthly_cap).map(|_| CapView {
+            pace_window: duration_label(p.cap.pace),
+            projection: e.cap_projection(id, t),
+        }),
     })
 }
 
