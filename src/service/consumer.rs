@@ -309,7 +309,11 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 fn check_topics(consumer: &BaseConsumer<Context>, topics: &[String], health: &Health) {
     for topic in topics.iter().filter(|t| !t.starts_with('^')) {
         match consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
-            Ok(md) => health.set_topic_problem(topic, topic_problem(&md, topic)),
+            Ok(md) => {
+                // an answer is also news that the brokers are reachable
+                health.set_link(Link::Up);
+                health.set_topic_problem(topic, topic_problem(&md, topic));
+            }
             // the link's own state says why the brokers did not answer
             Err(e) => tracing::debug!("metadata of {topic}: {e}"),
         }
