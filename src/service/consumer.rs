@@ -24,6 +24,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
@@ -34,7 +35,7 @@ use super::checkpointer::{Checkpointer, Loaded};
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
 use super::router::Routed;
-use super::state::{Partition, Shared};
+use super::state::{Health, Link, Partition, Shared, TopicProblem};
 use crate::alert::Alert;
 use crate::config::{ms, Fallback, KafkaConfig};
 use crate::engine::Engine;
@@ -234,7 +235,67 @@ impl Context {
         let h = &self.shared.health;
         h.assigned.store(n, Ordering::Relaxed);
         h.assigned_once.store(true, Ordering::Relaxed);
-        h.broker_up.store(true, Ordering::Relaxed);
+        h.set_link(Link::Up);
+    }
+}
+
+/// What a librdkafka error says is wrong with the link to the brokers or with a subscribed
+/// topic, if it says anything about either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    Link(Link),
+    Topic(TopicProblem),
+}
+
+fn trouble(code: RDKafkaErrorCode) -> Option<Trouble> {
+    Some(match code {
+        RDKafkaErrorCode::AllBrokersDown => Trouble::Link(Link::Unreachable),
+        RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
+            Trouble::Link(Link::AuthenticationFailed)
+        }
+        RDKafkaErrorCode::SSL => Trouble::Link(Link::TlsFailed),
+        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => {
+            Trouble::Topic(TopicProblem::Missing)
+        }
+        RDKafkaErrorCode::TopicAuthorizationFailed => Trouble::Topic(TopicProblem::NotAuthorized),
+        _ => return None,
+    })
+}
+
+/// What `topic`'s metadata says is wrong with it, if anything. A topic the answer leaves out,
+/// or lists without partitions, does not exist (every Kafka topic has at least one).
+fn topic_problem(md: &Metadata, topic: &str) -> Option<TopicProblem> {
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Some(TopicProblem::Missing);
+    };
+    match t.error() {
+        Some(e) => match trouble(e.into()) {
+            Some(Trouble::Topic(p)) => Some(p),
+            _ => None,
+        },
+        None if t.partitions().is_empty() => Some(TopicProblem::Missing),
+        None => None,
+    }
+}
+
+/// How often the subscribed topics' metadata is checked while they may be the reason nothing is
+/// assigned.
+const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Ask the brokers about each subscribed topic and record which cannot be consumed and why.
+/// librdkafka reports a missing topic once, without its name, and never that it appeared, so
+/// readiness asks the metadata instead. Patterns (`^...`) name no single topic and are skipped.
+fn check_topics(consumer: &BaseConsumer<Context>, topics: &[String], health: &Health) {
+    for topic in topics.iter().filter(|t| !t.starts_with('^')) {
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+            Ok(md) => {
+                // an answer is also news that the brokers are reachable
+                health.set_link(Link::Up);
+                health.set_topic_problem(topic, topic_problem(&md, topic));
+            }
+            // the link's own state says why the brokers did not answer
+            Err(e) => tracing::debug!("metadata of {topic}: {e}"),
+        }
     }
 }
 
@@ -253,14 +314,23 @@ impl ClientContext for Context {
             }
         }
         self.shared.health.total_lag.store(total, Ordering::Relaxed);
+        // a broker connection that is up (not librdkafka's internal or logical handles)
+        let up = s
+            .brokers
+            .values()
+            .any(|b| b.state == "UP" && (b.source == "configured" || b.source == "learned"));
+        if up {
+            self.shared.health.set_link(Link::Up);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let kind = match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::AllBrokersDown) => {
-                self.shared.health.broker_up.store(false, Ordering::Relaxed);
-                "all_brokers_down"
-            }
+        let code = error.rdkafka_error_code();
+        if let Some(Trouble::Link(link)) = code.and_then(trouble) {
+            self.shared.health.set_link(link);
+        }
+        let kind = match code {
+            Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
             Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
             Some(RDKafkaErrorCode::Authentication) => "authentication",
             _ => "other",
@@ -399,6 +469,8 @@ pub fn run(
     let mut generation = shared.contracts_generation.load(Ordering::SeqCst);
     let mut out: Vec<Alert> = Vec::new();
     let mut last_idle_check = Instant::now();
+    let mut last_topic_check = Instant::now();
+    let mut topic_error = false;
     let mut last_message: HashMap<Partition, Instant> = Default::default();
     let ctx = consumer.context();
     let checkpointing = ctx.checkpoints().is_some();
@@ -416,6 +488,11 @@ pub fn run(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => {
+                match e.rdkafka_error_code().and_then(trouble) {
+                    Some(Trouble::Topic(_)) => topic_error = true,
+                    Some(Trouble::Link(link)) => shared.health.set_link(link),
+                    None => {}
+                }
                 metrics.kafka_errors.with_label_values(&["poll"]).inc();
                 if let Some(suppressed) = log.allow("poll") {
                     tracing::warn!(suppressed, "kafka poll: {e}");
@@ -423,7 +500,7 @@ pub fn run(
             }
             Some(Ok(msg)) => {
                 let started = Instant::now();
-                shared.health.broker_up.store(true, Ordering::Relaxed);
+                shared.health.set_link(Link::Up);
                 let partition: Partition = (msg.topic().to_owned(), msg.partition());
                 let payload = msg.payload().unwrap_or_default();
                 let future_limit = (skew > 0).then(|| wall_now() + skew);
@@ -491,6 +568,17 @@ pub fn run(
                 }
             }
         }
+        // While nothing is assigned or a topic is known to be unreadable (and the brokers
+        // answer, so the metadata can tell), find out which topic and why.
+        if topic_error || last_topic_check.elapsed() >= TOPIC_CHECK_INTERVAL {
+            last_topic_check = Instant::now();
+            let h = &shared.health;
+            let suspect = h.assigned.load(Ordering::Relaxed) == 0 || h.has_topic_problems();
+            if topic_error || (suspect && h.link() == Link::Up) {
+                check_topics(&consumer, &k.topics, h);
+            }
+            topic_error = false;
+        }
         // Event time of an idle partition moves on with the wall clock, so its alerts can
         // resolve (as idle sources do in Flink).
         if last_idle_check.elapsed() >= Duration::from_secs(1) {
@@ -528,4 +616,43 @@ pub fn run(
     }
     consumer.unsubscribe();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each librdkafka error readiness relies on names its own cause; errors about one broker
+    /// or one request say nothing about the link as a whole.
+    #[test]
+    fn error_codes_name_their_cause() {
+        use RDKafkaErrorCode as C;
+        let link = |l| Some(Trouble::Link(l));
+        let topic = |p| Some(Trouble::Topic(p));
+        assert_eq!(trouble(C::AllBrokersDown), link(Link::Unreachable));
+        assert_eq!(trouble(C::Authentication), link(Link::AuthenticationFailed));
+        assert_eq!(
+            trouble(C::SaslAuthenticationFailed),
+            link(Link::AuthenticationFailed)
+        );
+        assert_eq!(trouble(C::SSL), link(Link::TlsFailed));
+        assert_eq!(
+            trouble(C::UnknownTopicOrPartition),
+            topic(TopicProblem::Missing)
+        );
+        assert_eq!(trouble(C::UnknownTopic), topic(TopicProblem::Missing));
+        assert_eq!(
+            trouble(C::TopicAuthorizationFailed),
+            topic(TopicProblem::NotAuthorized)
+        );
+        for c in [
+            C::BrokerTransportFailure,
+            C::Resolve,
+            C::MessageTimedOut,
+            C::NotCoordinator,
+            C::OffsetOutOfRange,
+        ] {
+            assert_eq!(trouble(c), None, "{c:?}");
+        }
+    }
 }

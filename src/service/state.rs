@@ -5,7 +5,7 @@
 //! is plain atomics so probes never wait on the hot path.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -41,13 +41,123 @@ pub struct Health {
     /// A partition assignment has been received (possibly empty: more instances than partitions).
     pub assigned_once: AtomicBool,
     pub assigned: AtomicUsize,
-    /// Cleared when librdkafka reports all brokers down, set again on the next message or
-    /// assignment.
-    pub broker_up: AtomicBool,
+    /// What the consumer last learned about its brokers (a [`Link`]): one fixed reason per
+    /// cause, so that `/readyz` names the cause instead of guessing.
+    link: AtomicU8,
+    /// Subscribed topics that the brokers say cannot be read, and why. Only the consumer's
+    /// metadata checks touch it, never the message path.
+    topics: Mutex<BTreeMap<String, TopicProblem>>,
     pub total_lag: AtomicI64,
     pub shutting_down: AtomicBool,
     /// Assigned partitions' state is being loaded from checkpoints.
     pub restoring: AtomicBool,
+}
+
+/// The consumer's link to its brokers, from the latest evidence: a message, an assignment or a
+/// broker `UP` in librdkafka's statistics says `Up`; librdkafka's errors say which trouble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Link {
+    /// No broker has answered yet (start-up).
+    Connecting = 0,
+    Up = 1,
+    /// librdkafka reports every broker down: nothing listens at `kafka.brokers`, or the
+    /// network drops the connections.
+    Unreachable = 2,
+    /// A broker rejected the client's credentials (SASL).
+    AuthenticationFailed = 3,
+    /// The TLS handshake failed (certificates, or TLS against a plaintext listener).
+    TlsFailed = 4,
+}
+
+impl Link {
+    const ALL: [Link; 5] = [
+        Link::Connecting,
+        Link::Up,
+        Link::Unreachable,
+        Link::AuthenticationFailed,
+        Link::TlsFailed,
+    ];
+
+    /// Why readiness fails because of the link, if it does.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Link::Up => None,
+            Link::Connecting => Some("connecting to the Kafka brokers"),
+            Link::Unreachable => Some("Kafka brokers unreachable"),
+            Link::AuthenticationFailed => Some("Kafka authentication failed"),
+            Link::TlsFailed => Some("Kafka TLS handshake failed"),
+        }
+    }
+}
+
+/// Why a subscribed topic cannot be consumed, from its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicProblem {
+    /// Not on the brokers (a typo in `kafka.topics`, or not created yet).
+    Missing,
+    /// The brokers' ACLs deny this client the topic.
+    NotAuthorized,
+}
+
+impl TopicProblem {
+    pub fn reason(self, topic: &str) -> String {
+        match self {
+            TopicProblem::Missing => format!("Kafka topic {topic:?} does not exist"),
+            TopicProblem::NotAuthorized => format!("not authorized to read Kafka topic {topic:?}"),
+        }
+    }
+}
+
+impl Health {
+    pub fn link(&self) -> Link {
+        let v = self.link.load(Ordering::Relaxed);
+        Link::ALL
+            .into_iter()
+            .find(|l| *l as u8 == v)
+            .unwrap_or(Link::Connecting)
+    }
+
+    /// Record what the consumer learned. All brokers down after an authentication or TLS
+    /// failure keeps that failure: it is why they are down.
+    pub fn set_link(&self, link: Link) {
+        if link == Link::Unreachable {
+            let _ = self
+                .link
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    let failed = [Link::AuthenticationFailed, Link::TlsFailed];
+                    (!failed.iter().any(|f| *f as u8 == v)).then_some(Link::Unreachable as u8)
+                });
+        } else {
+            self.link.store(link as u8, Ordering::Relaxed);
+        }
+    }
+
+    /// Record what `topic`'s metadata says (`None`: it can be consumed).
+    pub fn set_topic_problem(&self, topic: &str, problem: Option<TopicProblem>) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        match problem {
+            Some(p) => {
+                topics.insert(topic.to_owned(), p);
+            }
+            None => {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    pub fn has_topic_problems(&self) -> bool {
+        !self
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    pub fn topic_problems(&self) -> Vec<(String, TopicProblem)> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.iter().map(|(t, p)| (t.clone(), *p)).collect()
+    }
 }
 
 /// Why the service is not ready, if it is not.
@@ -63,8 +173,11 @@ pub fn readiness(shared: &Shared) -> Result<(), Vec<String>> {
     if h.restoring.load(Ordering::Relaxed) {
         why.push("restoring partition state from checkpoints".to_owned());
     }
-    if !h.broker_up.load(Ordering::Relaxed) {
-        why.push("Kafka brokers unreachable".to_owned());
+    if let Some(r) = h.link().reason() {
+        why.push(r.to_owned());
+    }
+    for (topic, problem) in h.topic_problems() {
+        why.push(problem.reason(&topic));
     }
     let lag = h.total_lag.load(Ordering::Relaxed);
     if lag > shared.config.kafka.max_ready_lag {
@@ -384,4 +497,50 @@ fn summary(e: &Engine, id: &str) -> Option<ClientSummary> {
         last_hour_units: used,
         alerts_firing: c.alerts.iter().filter(|s| s.is_firing()).count(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each cause gives its own fixed reason; a failed login stays the reason when librdkafka
+    /// then reports every broker down (which is what a failed login leads to).
+    #[test]
+    fn readiness_names_the_cause() {
+        let shared = Shared::new(Config::default(), Arc::new(Contracts::default()));
+        let h = &shared.health;
+        h.assigned_once.store(true, Ordering::Relaxed);
+        let why = |s: &Shared| readiness(s).err().unwrap_or_default();
+        assert_eq!(why(&shared), ["connecting to the Kafka brokers"]);
+        h.set_link(Link::Up);
+        assert_eq!(readiness(&shared), Ok(()));
+        h.set_link(Link::Unreachable);
+        assert_eq!(why(&shared), ["Kafka brokers unreachable"]);
+        h.set_link(Link::AuthenticationFailed);
+        h.set_link(Link::Unreachable);
+        assert_eq!(why(&shared), ["Kafka authentication failed"]);
+        h.set_link(Link::TlsFailed);
+        h.set_link(Link::Unreachable);
+        assert_eq!(why(&shared), ["Kafka TLS handshake failed"]);
+        h.set_link(Link::Up);
+        h.set_topic_problem("evnets", Some(TopicProblem::Missing));
+        h.set_topic_problem("audit", Some(TopicProblem::NotAuthorized));
+        assert_eq!(
+            why(&shared),
+            [
+                "not authorized to read Kafka topic \"audit\"",
+                "Kafka topic \"evnets\" does not exist",
+            ]
+        );
+        h.set_topic_problem("audit", None);
+        h.set_topic_problem("evnets", None);
+        assert_eq!(readiness(&shared), Ok(()));
+        let reasons: std::collections::HashSet<_> =
+            Link::ALL.iter().filter_map(|l| l.reason()).collect();
+        assert_eq!(reasons.len(), Link::ALL.len() - 1, "one reason per trouble");
+        for l in Link::ALL {
+            h.set_link(l);
+            assert_eq!(h.link(), l);
+        }
+    }
 }

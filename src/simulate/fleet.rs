@@ -14,10 +14,20 @@
 //! Poisson excess of at least 1.5x, or ten calls breaking scope). Delay is measured from there,
 //! so a 1.6x overage on a client making two calls an hour is not "late" for needing a day.
 
+use std::sync::Arc;
+
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::*;
+use super::params::{stream_seed, SimError, SimParams};
+use super::plan::{Builder, Planned, Scenario, REPORT_GRACE_MS};
+use super::spec::{
+    mix_broad, mix_search_only, mix_search_timeline, mix_timeline, origin, ow, w, Call, ClientSpec,
+    Diurnal, Effect, Episode, Origin, TsStyle, AU, BR, CA, COUNTS, DE, FIREHOSE, FR, GB, IE, IN,
+    JP, NG, NL, SG, USER_LOOKUP, US_AWS, US_AZURE, US_GCP,
+};
+use super::truth::{kind, Role};
+use crate::time::{month_of, month_start, DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Share of the fleet that carries an incident.
 const ANOMALOUS_SHARE: f64 = 0.4;
@@ -73,35 +83,15 @@ impl Scenario {
                 p.days
             )));
         }
-        let start = p.start_ms - p.start_ms.rem_euclid(MINUTE_MS);
-        let end = start + p.days as i64 * DAY_MS;
         let mut f = Fleet {
-            b: Builder {
-                p: p.clone(),
-                start,
-                end,
-                clients: Vec::new(),
-                planned: Vec::new(),
-            },
+            b: Builder::new(p),
             caps: Vec::new(),
         };
         for i in 0..n {
             let mut rng = SmallRng::seed_from_u64(stream_seed(p.seed, i, 10));
             f.client(i, &mut rng);
         }
-        let mut sc = Scenario {
-            params: p.clone(),
-            start_ms: start,
-            end_ms: end,
-            clients: f.b.clients,
-            planned: f.b.planned,
-            cap_clients: f.caps,
-            backlog: None,
-        };
-        sc.finish_clients();
-        sc.mark_detectable(true);
-        sc.backlog = sc.plan_backlog();
-        Ok(sc)
+        Ok(f.b.finish(f.caps, true))
     }
 
     /// Set each planned incident's `detectable_ms` from the exact rates (noise included). With
@@ -120,11 +110,7 @@ impl Scenario {
                 _ => {
                     let c = &mut self.clients[a.client];
                     c.episodes.retain(|e| e.start_ms != a.start_ms);
-                    c.role = if c.contract.is_some() {
-                        Role::WellBehavedContracted
-                    } else {
-                        Role::WellBehavedUncontracted
-                    };
+                    c.role = well_behaved(c.contract.is_some());
                     self.cap_clients.retain(|&(ci, _)| ci != a.client);
                 }
             }
@@ -136,6 +122,32 @@ impl Scenario {
 struct Fleet {
     b: Builder,
     caps: Vec<(usize, i64)>,
+}
+
+/// The role of a client without an incident (or whose incident was dropped).
+fn well_behaved(contracted: bool) -> Role {
+    if contracted {
+        Role::WellBehavedContracted
+    } else {
+        Role::WellBehavedUncontracted
+    }
+}
+
+/// The first country of [`ORIGINS`] none of `origins` is in (Nigeria if they cover all).
+fn unused_country(origins: &[Origin]) -> Origin {
+    let known: Vec<&str> = origins.iter().map(|o| o.country).collect();
+    *ORIGINS
+        .iter()
+        .find(|o| !known.contains(&o.country))
+        .unwrap_or(&NG)
+}
+
+/// A network never used, in the country of the client's first origin (for `new_origin` by ASN).
+fn unused_network(origins: &[Origin]) -> Origin {
+    Origin {
+        country: origins[0].country,
+        ..US_HETZNER
+    }
 }
 
 fn log_uniform(rng: &mut SmallRng, lo: f64, hi: f64) -> f64 {
@@ -244,11 +256,7 @@ impl Fleet {
         let id = format!("fleet-{i:04}");
         b.clients.push(ClientSpec {
             id: Arc::from(id.as_str()),
-            role: if contracted {
-                Role::WellBehavedContracted
-            } else {
-                Role::WellBehavedUncontracted
-            },
+            role: well_behaved(contracted),
             contract: None,
             peak_per_min: peak_per_hour / 60.0 * b.p.scale,
             units_mean,
@@ -466,18 +474,10 @@ impl Fleet {
                         share,
                     }
                 } else {
-                    let known: Vec<&str> = c.origins.iter().map(|o| o.country).collect();
                     let new = if incident == Incident::NewOrigin && rng.gen_bool(0.4) {
-                        // a network never used, in a country the client already calls from
-                        Origin {
-                            country: c.origins[0].country,
-                            ..US_HETZNER
-                        }
+                        unused_network(&c.origins)
                     } else {
-                        *ORIGINS
-                            .iter()
-                            .find(|o| !known.contains(&o.country))
-                            .unwrap_or(&NG)
+                        unused_country(&c.origins)
                     };
                     c.origins.push(ow(new, 0.0));
                     Effect::OriginShare {
@@ -548,11 +548,7 @@ impl Fleet {
             }
         } else {
             let c = &mut self.b.clients[ci];
-            c.role = if c.contract.is_some() {
-                Role::WellBehavedContracted
-            } else {
-                Role::WellBehavedUncontracted
-            };
+            c.role = well_behaved(c.contract.is_some());
             self.caps.retain(|&(x, _)| x != ci);
         }
     }
@@ -606,16 +602,9 @@ impl Fleet {
             }
             k => {
                 let o = if k == 2 {
-                    let known: Vec<&str> = c.origins.iter().map(|o| o.country).collect();
-                    *ORIGINS
-                        .iter()
-                        .find(|o| !known.contains(&o.country))
-                        .unwrap_or(&NG)
+                    unused_country(&c.origins)
                 } else {
-                    Origin {
-                        country: c.origins[0].country,
-                        ..US_HETZNER
-                    }
+                    unused_network(&c.origins)
                 };
                 c.origins.push(ow(o, 0.0));
                 (
