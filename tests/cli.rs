@@ -676,7 +676,10 @@ fn run_says_which_address_it_cannot_listen_on() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
-    assert!(!addr_file.exists(), "no address written for a server that is not up");
+    assert!(
+        !addr_file.exists(),
+        "no address written for a server that is not up"
+    );
     drop(taken);
 
     let help = overage().args(["run", "--help"]).output().unwrap();
