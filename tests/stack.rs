@@ -179,14 +179,15 @@ fn prometheus_scrapes_rules_evaluate_alerts_page_and_dashboards_have_data() {
     let overage = Overage::start(&config, &[]);
     let prom = prometheus(overage.http, &am.url());
 
-    // scraped: Prometheus sees every event
-    eventually(
+    // scraped: Prometheus sees every event (as of `scraped`, its clock, in ms)
+    let scraped = eventually(
         Duration::from_secs(60),
         "prometheus to see all events",
         || {
             let r = query(&prom, "sum(overage_events_total{outcome=\"accepted\"})").ok()?;
             let v: f64 = r.first()?["value"][1].as_str()?.parse().ok()?;
-            (v == 6000.0).then_some(())
+            let at = r.first()?["value"][0].as_f64()?;
+            (v == 6000.0).then_some((at * 1000.0) as i64)
         },
     );
 
@@ -198,11 +199,14 @@ fn prometheus_scrapes_rules_evaluate_alerts_page_and_dashboards_have_data() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
+        // evaluated since the service was scraped: before, `absent(up)` held and a rule may
+        // still be pending from then
         let evaluated = rules.iter().all(|r| {
             r["health"] == "ok"
                 && r["lastEvaluation"]
                     .as_str()
-                    .is_some_and(|t| !t.starts_with("0001"))
+                    .and_then(overage::time::parse_rfc3339)
+                    .is_some_and(|t| t >= scraped)
         });
         (!rules.is_empty() && evaluated).then_some(rules)
     });
