@@ -297,7 +297,10 @@ pub async fn run(
     config.kafka.topics = vec![topic.clone()];
     config.kafka.group_id = "overage-demo".into();
     config.kafka.alerts_topic = Some(alerts_topic);
-    config.http.listen = opts.http;
+    // Bound before the banner, so that it shows the real address (`--http 127.0.0.1:0`).
+    let listener = crate::service::http::listen(opts.http)?;
+    let http = listener.local_addr().unwrap_or(opts.http);
+    config.http.listen = http;
     config.alerts.log = false;
     // A given config was loaded with its token (`Config::load` reads the environment too).
     if !given {
@@ -311,7 +314,6 @@ pub async fn run(
     let speed = opts.speed.max(0.01);
     let wall = |t: Millis| format!("{:.0} s", t as f64 / MINUTE_MS as f64 / speed);
     let label = crate::time::duration_label;
-    let http = opts.http;
     println!(
         "overage demo: {} ({brokers}), {} clients, {} contracted; event time from {} at speed {} (event-time minutes per second).\n\
          {OVERRUNNER} goes to {OVERRUN_FACTOR}x its contract after {} of event time (~{} from now) for {}, then back to normal:\n\
@@ -354,8 +356,10 @@ pub async fn run(
     let generator = std::thread::spawn(move || {
         let mut traffic = Traffic::new(start, 7);
         let mut next = std::time::Instant::now();
+        let mut produced = 0u64;
         while !stop.is_cancelled() {
             for (client, line) in traffic.next_minute() {
+                produced += 1;
                 let mut record = BaseRecord::to(&topic).key(client).payload(&line);
                 while let Err((_, r)) = producer.send(record) {
                     record = r;
@@ -369,8 +373,9 @@ pub async fn run(
             }
             if duration.is_some_and(|d| elapsed >= d) {
                 let _ = producer.flush(Duration::from_secs(5));
-                // give the consumer a moment of wall time to catch up, then stop
-                std::thread::sleep(Duration::from_secs(2));
+                // stop once the service has counted everything produced, so that the story's
+                // last transitions are printed
+                wait_until_counted(http, produced, &stop);
                 stop.cancel();
                 break;
             }
@@ -385,6 +390,7 @@ pub async fn run(
         crate::service::Options {
             contracts_path: None,
             console: true,
+            listener: Some(listener),
         },
         shutdown.clone(),
     )
@@ -394,6 +400,43 @@ pub async fn run(
     drop(cluster);
     println!("demo stopped");
     Ok(served?)
+}
+
+/// Bound on [`wait_until_counted`]: a service that cannot catch up must not keep the demo from
+/// stopping.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Wait until the service at `http` has counted (`overage_events_total`, every outcome) at
+/// least `produced` events, or `stop` is cancelled, or [`CATCH_UP_TIMEOUT`] passes.
+fn wait_until_counted(
+    http: std::net::SocketAddr,
+    produced: u64,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    let deadline = std::time::Instant::now() + CATCH_UP_TIMEOUT;
+    while !stop.is_cancelled() && std::time::Instant::now() < deadline {
+        if counted_events(http).is_some_and(|n| n >= produced) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sum of `overage_events_total` on the service's `/metrics` (always open, no token).
+fn counted_events(http: std::net::SocketAddr) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let sum: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("overage_events_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum();
+    Some(sum as u64)
 }
 
 /// The demo's traffic straight into an engine, without Kafka: what the demo should show, for

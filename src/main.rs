@@ -1,7 +1,7 @@
 //! The `overage` command: a thin layer of argument parsing and output over the library.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -235,6 +235,11 @@ struct ReportArgs {
 struct RunArgs {
     #[command(flatten)]
     files: Files,
+    /// Once the HTTP server listens, write its address (`HOST:PORT`, one line) to FILE, created
+    /// whole (written aside, then renamed). With `http.listen` on port 0 this is how a script
+    /// or test learns the port the system chose.
+    #[arg(long, value_name = "FILE")]
+    http_addr_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -453,6 +458,11 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         contracts = contracts.len(),
         "starting"
     );
+    // Bound here, not in the service: the address is known (port 0 resolved) before it starts.
+    let listener = overage::service::http::listen(config.http.listen)?;
+    if let Some(file) = &a.http_addr_file {
+        write_addr_file(file, listener.local_addr()?)?;
+    }
     until_signal(|shutdown| async move {
         overage::service::run(
             config,
@@ -460,11 +470,23 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             overage::service::Options {
                 contracts_path,
                 console: false,
+                listener: Some(listener),
             },
             shutdown,
         )
         .await
     })
+}
+
+/// `--http-addr-file`: whoever polls for the file never reads half an address.
+fn write_addr_file(file: &Path, addr: std::net::SocketAddr) -> Result<()> {
+    let mut aside = file.as_os_str().to_owned();
+    aside.push(".tmp");
+    let aside = PathBuf::from(aside);
+    std::fs::write(&aside, format!("{addr}\n"))
+        .with_context(|| format!("{}: cannot write", aside.display()))?;
+    std::fs::rename(&aside, file).with_context(|| format!("{}: cannot write", file.display()))?;
+    Ok(())
 }
 
 /// Run `f` on a small runtime with SIGTERM/SIGINT wired to its cancellation token.

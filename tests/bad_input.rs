@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use overage::decode::Format;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
-use util::{eventually, free_port, unique, Broker, Overage};
+use util::{eventually, unique, Broker, Overage, TestConfig};
 
 /// `input.max_event_bytes` in the test config (small, so the oversized message stays small).
 const MAX_EVENT_BYTES: usize = 4096;
@@ -210,53 +211,30 @@ struct Setup {
     dead: String,
 }
 
-fn setup(brokers: &str, format: &str) -> Setup {
+fn setup(brokers: &str, format: Format) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (topic, alerts, dead, group) = (
-        unique("events"),
-        unique("alerts"),
-        unique("dead"),
-        unique("group"),
-    );
-    let config = dir.path().join("overage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-alerts_topic = "{alerts}"
-dead_letter_topic = "{dead}"
-commit_interval = "1s"
-
-[kafka.options]
-"topic.metadata.refresh.interval.ms" = "1000"
-"reconnect.backoff.max.ms" = "1000"
-
-[input]
-format = "{format}"
-max_event_bytes = {MAX_EVENT_BYTES}
-max_future_skew = "5m"
-
-[http]
-listen = "127.0.0.1:{port}"
-"#,
-            port = free_port()
-        ),
-    )
-    .unwrap();
+    let dead = unique("dead");
+    let c = TestConfig::new(brokers)
+        .alerts_topic(&unique("alerts"))
+        .dead_letter_topic(&dead)
+        .commit_every_second()
+        .quick_reconnect()
+        .with(|c| {
+            c.input.format = format;
+            c.input.max_event_bytes = MAX_EVENT_BYTES;
+            c.input.max_future_skew = Duration::from_secs(300);
+        });
     Setup {
+        config: c.write(dir.path()),
+        topic: c.events_topic().to_owned(),
         _dir: dir,
-        config,
-        topic,
         dead,
     }
 }
 
 /// Runs `messages` through a real broker and service and checks everything the brief of bad
 /// input promises: alive, exact counts per outcome, exact dead letters, exact usage.
-fn run_and_check(format: &str, messages: Vec<Msg>) {
+fn run_and_check(format: Format, messages: Vec<Msg>) {
     let broker = Broker::start();
     let s = setup(&broker.bootstrap(), format);
     broker.create_topic(&s.topic, 2);
@@ -479,7 +457,7 @@ fn canonical_bad_input_is_counted_dead_lettered_and_never_hides_good_events() {
     }
     messages.extend(bad);
     assert!(messages.iter().filter(|m| m.good.is_empty()).count() >= 40);
-    run_and_check("json", messages);
+    run_and_check(Format::Json, messages);
 }
 
 /// A Kong log for `client` (consumer username) at `ts`.
@@ -581,5 +559,5 @@ fn kong_batches_mixing_good_and_bad_entries_apply_the_good_ones() {
     for (n, (payload, reason)) in bad.into_iter().enumerate() {
         messages.insert(20 + n * 25, Msg::bad(format!("bad-{n}"), payload, reason));
     }
-    run_and_check("kong", messages);
+    run_and_check(Format::Kong, messages);
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{events, eventually, free_port, unique, Broker, Overage, CONTRACTS};
+use util::{events, eventually, unique, Broker, Overage, TestConfig, CONTRACTS};
 
 fn chromium() -> PathBuf {
     for name in ["chromium", "chromium-browser"] {
@@ -261,19 +261,11 @@ fn the_live_status_page_and_client_pages_render() {
     let topic = unique("events");
     broker.create_topic(&topic, 2);
     broker.produce(&topic, &events());
-    let config = dir.path().join("overage.toml");
-    let port = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "contracts = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\n\
-             group_id = \"{}\"\n[input]\nmax_future_skew = \"0s\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-            contracts.display(),
-            broker.bootstrap(),
-            unique("group")
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::new(&broker.bootstrap())
+        .topic(&topic)
+        .contracts_file(&contracts)
+        .past_events()
+        .write(dir.path());
     let service = Overage::start(&config, &[]);
     eventually(Duration::from_secs(90), "jumper's alert firing", || {
         let (s, body) = service.get("/api/v1/alerts")?;
@@ -288,7 +280,7 @@ fn the_live_status_page_and_client_pages_render() {
             body.contains("<table class=\"lag\"").then_some(())
         },
     );
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{}", service.http);
 
     // two views, so the second shows a consumption rate
     let _ = dom(&format!("{base}/"));

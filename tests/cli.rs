@@ -332,21 +332,44 @@ fn run_demo(extra: &[&str]) -> String {
 fn the_demo_api_requires_the_token_when_one_is_set() {
     use std::time::Duration;
     let token = "demo-test-token-0123456789abcdef";
-    let port = util::free_port();
     let mut child = overage()
         .env("OVERAGE_API_TOKEN", token)
-        .args([
-            "demo",
-            "--speed",
-            "10",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["demo", "--speed", "10", "--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // poll until the server answers; whatever happens, stop the demo before asserting
+    // the banner says where the server listens (the system chose the port)
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut banner = String::new();
+    let port: u16 = loop {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("no address in the demo's banner: {banner}");
+        };
+        banner += &line;
+        banner.push('\n');
+        let port = line
+            .split_once("metrics and API: http://")
+            .and_then(|(_, r)| r.split_once("/metrics"))
+            .and_then(|(addr, _)| addr.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port());
+        if let Some(port) = port {
+            break port;
+        }
+    };
+    // the server listens once the banner is out; whatever happens, stop the demo before
+    // asserting
     let answers = util::eventually(Duration::from_secs(30), "the demo's HTTP server", || {
         let anonymous = http_get(port, "/api/v1/alerts", None)?;
         Some((
@@ -362,7 +385,8 @@ fn the_demo_api_requires_the_token_when_one_is_set() {
     });
     let _ = child.kill();
     let _ = child.wait();
-    let banner = std::io::read_to_string(child.stdout.take().unwrap()).unwrap_or_default();
+    let _ = reader.join();
+    banner.extend(lines.try_iter().map(|l| l + "\n"));
     let (anonymous, wrong, right, status_page) = answers;
     assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
     assert!(wrong.unwrap_or_default().starts_with("HTTP/1.1 401"));
@@ -480,7 +504,7 @@ const SECRETS: [&str; 5] = [
     "presented-9a1b3c5d7e",
 ];
 
-fn secret_config(dir: &Path, brokers: &str, http: u16, am: u16) -> PathBuf {
+fn secret_config(dir: &Path, brokers: &str, am: u16) -> PathBuf {
     write(
         dir,
         "overage.toml",
@@ -500,7 +524,7 @@ brokers = "{brokers}"
 urls = ["http://ops:{}@127.0.0.1:{am}"]
 
 [http]
-listen = "127.0.0.1:{http}"
+listen = "127.0.0.1:0"
 "#,
             SECRETS[0], SECRETS[1], SECRETS[2]
         ),
@@ -516,8 +540,9 @@ fn assert_no_secrets(what: &str, text: &str) {
 #[test]
 fn secrets_never_reach_the_output() {
     let dir = tempfile::tempdir().unwrap();
-    let (http, dead) = (util::free_port(), util::free_port());
-    let config = secret_config(dir.path(), &format!("127.0.0.1:{dead}"), http, dead);
+    // a port nothing listens on, for the broker and Alertmanager that are not there
+    let dead = util::free_port();
+    let config = secret_config(dir.path(), &format!("127.0.0.1:{dead}"), dead);
     let token = format!("{}-0123456789", SECRETS[3]);
 
     let o = overage()
@@ -536,9 +561,12 @@ fn secrets_never_reach_the_output() {
     // `run` against a broker that is not there, logging at debug: startup, the Kafka errors,
     // the HTTP server refusing a wrong token, and shutdown.
     let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let addr_file = dir.path().join("http-addr");
     let mut child = overage()
         .args(["run", "--config"])
         .arg(&config)
+        .arg("--http-addr-file")
+        .arg(&addr_file)
         .env("OVERAGE_API_TOKEN", &token)
         .env("RUST_LOG", "debug")
         .stdout(std::fs::File::create(&stdout).unwrap())
@@ -555,6 +583,13 @@ fn secrets_never_reach_the_output() {
             (l.contains("api_protected") && l.contains("kafka:")).then_some(())
         },
     );
+    let http = util::eventually(std::time::Duration::from_secs(10), "http address", || {
+        let text = std::fs::read_to_string(&addr_file).ok()?;
+        text.trim()
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port())
+    });
     let wrong = util::eventually(std::time::Duration::from_secs(10), "http up", || {
         http_get(
             http,
@@ -571,7 +606,8 @@ fn secrets_never_reach_the_output() {
     let exited = util::eventually(std::time::Duration::from_secs(45), "exit", || {
         child.try_wait().ok().flatten()
     });
-    assert!(exited.code().is_some());
+    // a clean stop, even without the broker (not a panic's 101, not a kill)
+    assert_eq!(exited.code(), Some(0), "{}", log());
     let log = log();
     assert!(log.contains("<redacted>"), "{log}");
     assert_no_secrets("run's stderr", &log);
@@ -615,4 +651,41 @@ fn demo_runs_against_an_external_broker() {
     // The demo creates its topics there, produces its traffic and consumes it.
     let out = run_demo(&["--brokers", &broker.bootstrap()]);
     assert!(out.contains("the Kafka broker (127.0.0.1:"), "{out}");
+}
+
+#[test]
+fn run_says_which_address_it_cannot_listen_on() {
+    // the binary binds `http.listen` itself before the service starts: a taken port is still
+    // reported with its address, and nothing else starts
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "overage.toml",
+        &format!("[http]\nlisten = \"{addr}\"\n"),
+    );
+    let addr_file = dir.path().join("http-addr");
+    let o = overage()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--http-addr-file")
+        .arg(&addr_file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(
+        !addr_file.exists(),
+        "no address written for a server that is not up"
+    );
+    drop(taken);
+
+    let help = overage().args(["run", "--help"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--http-addr-file"),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
 }

@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use util::{
-    drain, events, eventually, free_port, unique, Alertmanager, Broker, Overage, CONTRACTS,
+    drain, events, eventually, free_port, unique, Alertmanager, Broker, Overage, TestConfig,
+    CONTRACTS,
 };
 
 /// (client, alert, severity, state, at): one transition.
@@ -42,50 +43,33 @@ impl Setup {
     }
 
     /// A config for one instance (its own HTTP port), sharing the group and checkpoint store.
-    fn config(&self, brokers: &str, name: &str, extra: &str) -> PathBuf {
-        self.config_every(brokers, name, extra, "1s")
+    fn config(&self, brokers: &str, name: &str) -> PathBuf {
+        self.config_every(brokers, name, Duration::from_secs(1), |c| c)
     }
 
-    fn config_every(&self, brokers: &str, name: &str, extra: &str, interval: &str) -> PathBuf {
-        let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                r#"contracts = "contracts.toml"
-
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-client_id = "{name}"
-alerts_topic = "{alerts}"
-commit_interval = "1s"
-
-[kafka.options]
-"topic.metadata.refresh.interval.ms" = "1000"
-"reconnect.backoff.max.ms" = "1000"
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
-[input]
-max_future_skew = "0s"
-
-[state.checkpoint]
-store = "{store}"
-interval = "{interval}"
-
-[http]
-listen = "127.0.0.1:{port}"
-{extra}"#,
-                topic = self.topic,
-                group = self.group,
-                alerts = self.alerts,
-                store = self.checkpoints.display(),
-                port = free_port()
-            ),
-        )
-        .unwrap();
-        path
+    fn config_every(
+        &self,
+        brokers: &str,
+        name: &str,
+        interval: Duration,
+        change: impl FnOnce(TestConfig) -> TestConfig,
+    ) -> PathBuf {
+        let c = TestConfig::new(brokers)
+            .topic(&self.topic)
+            .group(&self.group)
+            .contracts_file(&self.dir.path().join("contracts.toml"))
+            .alerts_topic(&self.alerts)
+            .commit_every_second()
+            .quick_reconnect()
+            .option("session.timeout.ms", "6000")
+            .option("heartbeat.interval.ms", "500")
+            .past_events()
+            .with(|c| {
+                c.kafka.client_id = name.to_owned();
+                c.state.checkpoint.store = Some(self.checkpoints.display().to_string());
+                c.state.checkpoint.interval = interval;
+            });
+        change(c).write_to(&self.dir.path().join(format!("{name}.toml")))
     }
 }
 
@@ -104,8 +88,9 @@ fn truth() -> BTreeMap<String, (f64, u64)> {
     t
 }
 
-/// Firing transitions of one uninterrupted replay of the same events.
-fn reference_firings(dir: &Path) -> BTreeSet<Transition> {
+/// Every transition (firing and resolved) of one uninterrupted replay of the same events, in
+/// the order replay wrote them.
+fn reference_transitions(dir: &Path) -> Vec<Transition> {
     let input = dir.join("events.jsonl");
     let mut text = String::new();
     for (_, v) in events() {
@@ -128,12 +113,14 @@ fn reference_firings(dir: &Path) -> BTreeSet<Transition> {
         .lines()
         .map(str::to_owned)
         .collect();
-    let firings: BTreeSet<Transition> = transitions(&lines)
-        .into_iter()
-        .filter(|t| t.3 == "firing")
-        .collect();
-    assert!(!firings.is_empty(), "the scenario must fire something");
-    firings
+    let all = transitions(&lines);
+    for state in ["firing", "resolved"] {
+        assert!(
+            all.iter().any(|t| t.3 == state),
+            "the scenario must have a {state} transition: {all:#?}"
+        );
+    }
+    all
 }
 
 fn transitions(lines: &[String]) -> Vec<Transition> {
@@ -182,18 +169,19 @@ fn assert_totals(instances: &[&Overage]) {
     }
 }
 
-/// The alerts topic holds every reference firing exactly once, and no transition twice.
-fn assert_alerts(broker: &Broker, s: &Setup, reference: &BTreeSet<Transition>) {
+/// The alerts topic holds exactly the reference's transitions, firing and resolved, each once,
+/// and each alert's transitions in the reference's order.
+fn assert_alerts(broker: &Broker, s: &Setup, reference: &[Transition]) {
     let reader = broker.consumer(&s.alerts);
     let mut seen: Vec<Transition> = vec![];
+    let want: BTreeSet<&Transition> = reference.iter().collect();
     eventually(
         Duration::from_secs(60),
-        "every reference alert on the topic",
+        "every reference transition on the topic",
         || {
             seen.extend(transitions(&drain(&reader, Duration::from_millis(500))));
-            let firings: BTreeSet<Transition> =
-                seen.iter().filter(|t| t.3 == "firing").cloned().collect();
-            reference.is_subset(&firings).then_some(())
+            let got: BTreeSet<&Transition> = seen.iter().collect();
+            want.is_subset(&got).then_some(())
         },
     );
     seen.extend(transitions(&drain(&reader, Duration::from_secs(2))));
@@ -203,14 +191,27 @@ fn assert_alerts(broker: &Broker, s: &Setup, reference: &BTreeSet<Transition>) {
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "transitions published twice: {twice:#?}");
-    let extra: Vec<_> = seen
-        .iter()
-        .filter(|t| t.3 == "firing" && !reference.contains(*t))
-        .collect();
+    let extra: Vec<_> = seen.iter().filter(|t| !want.contains(t)).collect();
     assert!(
         extra.is_empty(),
-        "firings the reference does not have: {extra:#?}"
+        "transitions the reference does not have: {extra:#?}"
     );
+    // per alert (client, kind), the same sequence: e.g. firing, resolved, firing
+    let sequence = |ts: &[Transition], client: &str, alert: &str| -> Vec<Transition> {
+        ts.iter()
+            .filter(|t| t.0 == client && t.1 == alert)
+            .cloned()
+            .collect()
+    };
+    for t in reference {
+        assert_eq!(
+            sequence(&seen, &t.0, &t.1),
+            sequence(reference, &t.0, &t.1),
+            "{} {}: transitions in another order",
+            t.0,
+            t.1
+        );
+    }
 }
 
 /// Produce with `steady` on partition 1 and everything else on 0, so that two instances of a
@@ -249,13 +250,18 @@ fn metric_at_least(o: &Overage, series: &str, n: f64) -> Option<()> {
 fn kill_9_mid_stream_loses_nothing_and_sends_nothing_twice() {
     let broker = Broker::start();
     let s = Setup::new();
-    let reference = reference_firings(s.dir.path());
+    let reference = reference_transitions(s.dir.path());
     broker.create_topic(&s.topic, 2);
     broker.create_topic(&s.alerts, 1);
     // Snapshots only at a clean stop, so that every crash below restarts from the same old
     // snapshot and must re-apply, once, everything after it, and recompute the transitions it
     // already delivered without sending them again.
-    let config = s.config_every(&broker.bootstrap(), "solo", "", "1h");
+    let config = s.config_every(
+        &broker.bootstrap(),
+        "solo",
+        Duration::from_secs(3600),
+        |c| c,
+    );
     let all = events();
     let chunks: Vec<&[(String, Vec<u8>)]> = all.chunks(all.len() / 4 + 1).collect();
     let reader = broker.consumer(&s.alerts);
@@ -321,11 +327,11 @@ fn kill_9_mid_stream_loses_nothing_and_sends_nothing_twice() {
 fn a_rebalance_moves_partitions_with_their_state() {
     let broker = Broker::start();
     let s = Setup::new();
-    let reference = reference_firings(s.dir.path());
+    let reference = reference_transitions(s.dir.path());
     broker.create_topic(&s.topic, 2);
     broker.create_topic(&s.alerts, 1);
-    let mut a = Overage::start(&s.config(&broker.bootstrap(), "a", ""), &[]);
-    let mut b = Overage::start(&s.config(&broker.bootstrap(), "b", ""), &[]);
+    let mut a = Overage::start(&s.config(&broker.bootstrap(), "a"), &[]);
+    let mut b = Overage::start(&s.config(&broker.bootstrap(), "b"), &[]);
     eventually(Duration::from_secs(60), "one partition each", || {
         (a.metric("overage_assigned_partitions")? == 1.0
             && b.metric("overage_assigned_partitions")? == 1.0)
@@ -360,7 +366,7 @@ fn a_corrupt_checkpoint_is_reported_and_the_fallback_applies() {
     let s = Setup::new();
     broker.create_topic(&s.topic, 1);
     broker.create_topic(&s.alerts, 1);
-    let config = s.config(&broker.bootstrap(), "solo", "");
+    let config = s.config(&broker.bootstrap(), "solo");
     let all = events();
     let (first, rest) = all.split_at(all.len() / 2);
     let mut o = Overage::start(&config, &[]);
@@ -410,15 +416,16 @@ fn a_broker_restart_and_an_alertmanager_outage_lose_nothing() {
     let port = free_port();
     let mut broker = Broker::start_persistent(port, storage.path());
     let s = Setup::new();
-    let reference = reference_firings(s.dir.path());
+    let reference = reference_transitions(s.dir.path());
     broker.create_topic(&s.topic, 1);
     broker.create_topic(&s.alerts, 1);
     // Alertmanager is down until the end: its port is reserved but nothing listens
     let am_port = free_port();
-    let extra = format!(
-        "\n[alerts.alertmanager]\nurls = [\"http://127.0.0.1:{am_port}\"]\nresend_interval = \"2s\"\n"
-    );
-    let o = Overage::start(&s.config(&broker.bootstrap(), "solo", &extra), &[]);
+    let config = s.config_every(&broker.bootstrap(), "solo", Duration::from_secs(1), |c| {
+        c.alertmanager(&format!("http://127.0.0.1:{am_port}"))
+            .with(|c| c.alerts.alertmanager.resend_interval = Duration::from_secs(2))
+    });
+    let o = Overage::start(&config, &[]);
     let all = events();
     let (first, rest) = all.split_at(all.len() / 2);
     broker.produce(&s.topic, first);

@@ -213,7 +213,8 @@ fn a_borderline_client_does_not_flap() {
         .iter()
         .filter(|a| a.state == State::Firing && a.severity == Severity::Warning)
         .count();
-    assert!(firings <= 1, "{firings} firings: {alerts:#?}");
+    // one episode, fired once: the noise neither re-fires it nor keeps it from firing
+    assert_eq!(firings, 1, "{firings} firings: {alerts:#?}");
 }
 
 #[test]

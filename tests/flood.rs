@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use util::{events, eventually, free_port, metric, rss_bytes, unique, Broker, Overage, CONTRACTS};
+use util::{events, eventually, metric, rss_bytes, unique, Broker, Overage, TestConfig, CONTRACTS};
 
 /// Per partition engine; the topic has one partition.
 const MAX_CLIENTS: u64 = 10_000;
@@ -37,45 +37,23 @@ const GROWTH_ALLOWANCE: u64 = 64 << 20;
 fn a_client_id_flood_stays_within_max_clients_and_contracted_clients_stay_exact() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("contracts.toml"), CONTRACTS).unwrap();
     let topic = unique("flood");
     broker.create_topic(&topic, 1);
-    let port = free_port();
-    let config = dir.path().join("overage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"contracts = "contracts.toml"
-
-[kafka]
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-commit_interval = "1s"
-
-[kafka.options]
-"topic.metadata.refresh.interval.ms" = "1000"
-"queued.max.messages.kbytes" = "16384"
-
-[input]
-max_future_skew = "0s"
-
-[state]
-max_clients = {MAX_CLIENTS}
-
-[alerts]
-log = false
-
-[http]
-listen = "127.0.0.1:{port}"
-"#,
-            brokers = broker.bootstrap(),
-            group = unique("group"),
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::new(&broker.bootstrap())
+        .topic(&topic)
+        .contracts(CONTRACTS, dir.path())
+        .commit_every_second()
+        .option("topic.metadata.refresh.interval.ms", "1000")
+        .option("queued.max.messages.kbytes", "16384")
+        .past_events()
+        .with(|c| {
+            c.state.max_clients = MAX_CLIENTS as usize;
+            c.alerts.log = false;
+        })
+        .write(dir.path());
 
     let overage = Overage::start(&config, &[]);
+    let port = overage.http;
     eventually(Duration::from_secs(60), "partition assigned", || {
         (metric(port, "overage_assigned_partitions")? == 1.0).then_some(())
     });

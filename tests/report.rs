@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use overage::report::Report;
 use overage::simulate::{Truth, UsageTruth};
-use util::{eventually, free_port, unique, Broker, Overage};
+use util::{eventually, unique, Broker, Overage, TestConfig};
 
 fn overage(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_overage"))
@@ -348,18 +348,11 @@ fn url_mode_gives_the_same_report_as_events() {
     broker.produce(&topic, &msgs);
     let token = "report-test-token-0123456789abcdef";
     std::fs::write(s.path("token"), token).unwrap();
-    let config = s.path("service.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "contracts = \"contracts.toml\"\n[kafka]\nbrokers = \"{}\"\ntopics = [\"{topic}\"]\n\
-             group_id = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\napi_token_file = \"token\"\n",
-            broker.bootstrap(),
-            unique("group"),
-            free_port()
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::new(&broker.bootstrap())
+        .topic(&topic)
+        .contracts_file(&s.path("contracts.toml"))
+        .with(|c| c.http.api_token_file = Some(s.path("token")))
+        .write_to(&s.path("service.toml"));
 
     // the reference: the same events through --events, all of them applied
     let r_events: Report = serde_json::from_slice(

@@ -56,12 +56,14 @@ pub enum ServiceError {
 }
 
 /// How the service is started (beyond its config).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Options {
     /// Contracts file to load and watch.
     pub contracts_path: Option<PathBuf>,
     /// Print alert transitions as readable lines on stdout (the demo).
     pub console: bool,
+    /// The HTTP listener, already bound ([`http::listen`]); `None` binds `http.listen`.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 /// Bound on the whole drain at shutdown.
@@ -78,9 +80,12 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let cfg = &shared.config;
 
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
-        .map_err(|source| ServiceError::Listen {
+    let listener = match opts.listener {
+        Some(l) => l,
+        None => http::listen(cfg.http.listen)?,
+    };
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|source| ServiceError::Listen {
             addr: cfg.http.listen,
             source,
         })?;

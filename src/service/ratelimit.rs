@@ -21,8 +21,13 @@ impl LogLimiter {
 
     /// `Some(suppressed since the last allowed line)` if a line for `key` may be logged now.
     pub fn allow(&self, key: &'static str) -> Option<u64> {
+        self.allow_at(key, Instant::now())
+    }
+
+    /// [`LogLimiter::allow`] at a given instant (the clock is a parameter so that tests need
+    /// not sleep through an interval).
+    fn allow_at(&self, key: &'static str, now: Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         match state.get_mut(key) {
             Some((last, suppressed)) if now.duration_since(*last) < self.interval => {
                 *suppressed += 1;
@@ -48,12 +53,21 @@ mod tests {
 
     #[test]
     fn one_line_per_interval_per_key_counting_the_rest() {
-        let l = LogLimiter::new(Duration::from_millis(50));
-        assert_eq!(l.allow("a"), Some(0));
-        assert_eq!(l.allow("a"), None);
-        assert_eq!(l.allow("a"), None);
-        assert_eq!(l.allow("b"), Some(0));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(l.allow("a"), Some(2));
+        let interval = Duration::from_secs(10);
+        let l = LogLimiter::new(interval);
+        let t0 = Instant::now();
+        assert_eq!(l.allow_at("a", t0), Some(0));
+        assert_eq!(l.allow_at("a", t0), None);
+        assert_eq!(l.allow_at("a", t0 + interval / 2), None);
+        assert_eq!(l.allow_at("b", t0 + interval / 2), Some(0));
+        // still inside the interval a moment before its end
+        let almost = t0 + interval - Duration::from_nanos(1);
+        assert_eq!(l.allow_at("a", almost), None);
+        // one line once it has passed, saying how many were held back; the count starts over
+        assert_eq!(l.allow_at("a", t0 + interval), Some(3));
+        assert_eq!(l.allow_at("a", t0 + interval), None);
+        assert_eq!(l.allow_at("a", t0 + interval * 2), Some(1));
+        // "b" has its own interval
+        assert_eq!(l.allow_at("b", t0 + interval), None);
     }
 }

@@ -16,12 +16,93 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
 
-/// A free TCP port on loopback (bound and released; fine for tests).
+/// A TCP port on loopback that was free a moment ago (bound and released). Only for a port
+/// that must be chosen before anything listens on it (a broker started later on the address a
+/// config already names, an Alertmanager that is down until the end of a test): another
+/// process may take it in between, so whatever starts there checks that it did
+/// ([`wait_listening`]). Everything else starts with [`spawn_on_free_port`], and `overage`
+/// itself listens on port 0 and says where ([`Overage::start`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Inodes of the sockets listening on TCP `port` (any address), from `/proc/net/tcp{,6}`.
+fn listening_inodes(port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    let mut out = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let Some((_, p)) = f.get(1).and_then(|a| a.rsplit_once(':')) else {
+                continue;
+            };
+            if u16::from_str_radix(p, 16) == Ok(port) && f.get(3) == Some(&LISTEN) {
+                out.extend(f.get(9).map(|i| i.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether process `pid` holds a socket listening on `port` (Linux: its open files against
+/// the kernel's socket table). A port that answers may be somebody else's; this one is ours.
+pub fn listens(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|l| {
+            let l = l.to_string_lossy();
+            inodes.iter().any(|i| l == format!("socket:[{i}]"))
+        })
+    })
+}
+
+/// Wait until `child` listens on `port`; `Err` if it exits first (the port was taken) or
+/// `timeout` passes.
+pub fn wait_listening(child: &mut Child, port: u16, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if listens(child.id(), port) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("not listening after {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start a server that must be told its port up front (tansu, Alertmanager, Prometheus):
+/// `start(port)` on a free port, again on another one if the child did not come up listening
+/// there (another process took the port in between).
+pub fn spawn_on_free_port(what: &str, mut start: impl FnMut(u16) -> Child) -> (u16, Child) {
+    const ATTEMPTS: usize = 5;
+    let mut why = vec![];
+    for _ in 0..ATTEMPTS {
+        let port = free_port();
+        let mut child = start(port);
+        match wait_listening(&mut child, port, Duration::from_secs(30)) {
+            Ok(()) => return (port, child),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                why.push(format!("port {port}: {e}"));
+            }
+        }
+    }
+    panic!("{what} did not start in {ATTEMPTS} attempts: {why:?}")
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -69,44 +150,51 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// An in-memory broker on a port of its own.
     pub fn start() -> Broker {
-        Broker::start_on(free_port())
+        let (port, child) =
+            spawn_on_free_port("tansu", |port| Broker::spawn(port, "memory://tansu/", None));
+        Broker { port, child }
     }
 
+    /// An in-memory broker on `port`, chosen beforehand ([`free_port`]).
     pub fn start_on(port: u16) -> Broker {
-        Broker::spawn(port, "memory://tansu/", None)
+        Broker::wait(port, Broker::spawn(port, "memory://tansu/", None))
     }
 
     /// A broker keeping its log in a SQLite file under `dir`: it can be stopped and started
     /// again (same port, same dir) with its topics, messages and group offsets.
     pub fn start_persistent(port: u16, dir: &std::path::Path) -> Broker {
-        Broker::spawn(port, "sqlite://tansu.db", Some(dir))
+        Broker::wait(port, Broker::spawn(port, "sqlite://tansu.db", Some(dir)))
     }
 
-    fn spawn(port: u16, storage: &str, dir: Option<&std::path::Path>) -> Broker {
+    fn wait(port: u16, mut child: Child) -> Broker {
+        if let Err(e) = wait_listening(&mut child, port, Duration::from_secs(30)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tansu on the chosen port {port}: {e}");
+        }
+        Broker { port, child }
+    }
+
+    fn spawn(port: u16, storage: &str, dir: Option<&std::path::Path>) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(tansu_binary());
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
-        let child = cmd
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", storage])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let b = Broker { port, child };
-        eventually(Duration::from_secs(20), "tansu to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        b
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu")
     }
 
     pub fn bootstrap(&self) -> String {
@@ -186,31 +274,49 @@ impl Drop for Broker {
     }
 }
 
-/// `overage` with a config, killed on drop unless it exited.
+/// `overage run` with a config, killed on drop unless it exited.
 pub struct Overage {
     pub child: Child,
+    /// The port its HTTP server listens on (the config says port 0; the process tells).
     pub http: u16,
+    _dir: tempfile::TempDir,
 }
 
 impl Overage {
+    /// Start `overage run --config CONFIG EXTRA...` and wait until its HTTP server listens.
+    /// The config's `http.listen` is normally port 0 ([`TestConfig`]): the port comes from
+    /// `--http-addr-file`, so tests running side by side never race for one.
     pub fn start(config: &std::path::Path, extra: &[&str]) -> Overage {
-        let text = std::fs::read_to_string(config).unwrap();
-        let http = text
-            .lines()
-            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
-            .and_then(|r| r.trim_end_matches('"').parse().ok())
-            .expect("config has [http] listen = \"127.0.0.1:PORT\"");
-        let child = Command::new(env!("CARGO_BIN_EXE_overage"))
+        let dir = tempfile::tempdir().unwrap();
+        let addr_file = dir.path().join("http-addr");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_overage"))
             .arg("run")
             .arg("--config")
             .arg(config)
+            .arg("--http-addr-file")
+            .arg(&addr_file)
             .args(extra)
             .env("RUST_LOG", "overage=info")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start overage");
-        Overage { child, http }
+        let addr: std::net::SocketAddr =
+            eventually(Duration::from_secs(30), "overage's HTTP address", || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("overage exited with {status} before listening");
+                }
+                std::fs::read_to_string(&addr_file)
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            });
+        Overage {
+            child,
+            http: addr.port(),
+            _dir: dir,
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -281,26 +387,48 @@ pub struct Alertmanager {
 }
 
 impl Alertmanager {
+    /// An Alertmanager on a port of its own.
     pub fn start() -> Alertmanager {
-        Alertmanager::start_on(free_port())
+        let dir = Alertmanager::dir();
+        let (port, child) =
+            spawn_on_free_port("alertmanager", |port| Alertmanager::spawn(port, &dir));
+        Alertmanager::ready(port, child, dir)
     }
 
+    /// An Alertmanager on `port`, chosen beforehand ([`free_port`]).
     pub fn start_on(port: u16) -> Alertmanager {
+        let dir = Alertmanager::dir();
+        let mut child = Alertmanager::spawn(port, &dir);
+        if let Err(e) = wait_listening(&mut child, port, Duration::from_secs(30)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("alertmanager on the chosen port {port}: {e}");
+        }
+        Alertmanager::ready(port, child, dir)
+    }
+
+    fn dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("alertmanager.yml"),
+            "route:\n  receiver: null-receiver\n  group_wait: 1s\nreceivers:\n  - name: null-receiver\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    fn spawn(port: u16, dir: &tempfile::TempDir) -> Child {
         let bin = std::env::var("OVERAGE_ALERTMANAGER")
             .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
         assert!(
             std::path::Path::new(&bin).exists(),
             "Alertmanager not found at {bin}: `scripts/test` installs it"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: null-receiver\n  group_wait: 1s\nreceivers:\n  - name: null-receiver\n",
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("alertmanager.yml").display()
+            ))
             .arg(format!(
                 "--storage.path={}",
                 dir.path().join("data").display()
@@ -310,7 +438,10 @@ impl Alertmanager {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start alertmanager");
+            .expect("start alertmanager")
+    }
+
+    fn ready(port: u16, child: Child, dir: tempfile::TempDir) -> Alertmanager {
         let am = Alertmanager {
             port,
             child,
@@ -408,4 +539,133 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+/// The config of an `overage run` under test: the crate's own [`Config`] with its defaults,
+/// plus what the test changes, serialized to TOML for the process. One place that knows the
+/// format, so a renamed field breaks the build here instead of making eight hand-written
+/// skeletons fail at run time. (Tests of config parsing itself keep their literal TOML.)
+///
+/// ```ignore
+/// let path = TestConfig::new(&broker.bootstrap())
+///     .contracts(CONTRACTS, dir.path())
+///     .past_events()
+///     .with(|c| c.state.max_clients = 10_000)
+///     .write(dir.path());
+/// ```
+///
+/// [`Config`]: overage::config::Config
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    pub config: overage::config::Config,
+}
+
+impl TestConfig {
+    /// Defaults, with `brokers`, a topic and group of its own ([`unique`]), and the HTTP
+    /// server on a port the system chooses ([`Overage::start`] learns it).
+    pub fn new(brokers: &str) -> TestConfig {
+        let mut config = overage::config::Config::default();
+        config.kafka.brokers = brokers.to_owned();
+        config.kafka.topics = vec![unique("events")];
+        config.kafka.group_id = unique("group");
+        config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        TestConfig { config }
+    }
+
+    pub fn topic(mut self, topic: &str) -> Self {
+        self.config.kafka.topics = vec![topic.to_owned()];
+        self
+    }
+
+    pub fn group(mut self, group: &str) -> Self {
+        self.config.kafka.group_id = group.to_owned();
+        self
+    }
+
+    pub fn alerts_topic(mut self, topic: &str) -> Self {
+        self.config.kafka.alerts_topic = Some(topic.to_owned());
+        self
+    }
+
+    pub fn dead_letter_topic(mut self, topic: &str) -> Self {
+        self.config.kafka.dead_letter_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Offsets committed every second (tests check what was committed).
+    pub fn commit_every_second(mut self) -> Self {
+        self.config.kafka.commit_interval = Duration::from_secs(1);
+        self
+    }
+
+    /// A librdkafka property (`kafka.options`).
+    pub fn option(mut self, key: &str, value: &str) -> Self {
+        self.config
+            .kafka
+            .options
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// New topics and a broker that comes back are noticed within a second.
+    pub fn quick_reconnect(self) -> Self {
+        self.option("topic.metadata.refresh.interval.ms", "1000")
+            .option("reconnect.backoff.max.ms", "1000")
+    }
+
+    /// Write `text` as `contracts.toml` in `dir` and use it.
+    pub fn contracts(mut self, text: &str, dir: &std::path::Path) -> Self {
+        let path = dir.join("contracts.toml");
+        std::fs::write(&path, text).unwrap();
+        self.config.contracts = Some(path);
+        self
+    }
+
+    /// Use the contracts file at `path`.
+    pub fn contracts_file(mut self, path: &std::path::Path) -> Self {
+        self.config.contracts = Some(path.to_owned());
+        self
+    }
+
+    /// The events are recorded ones (dated 2026): no check against the wall clock.
+    pub fn past_events(mut self) -> Self {
+        self.config.input.max_future_skew = Duration::ZERO;
+        self
+    }
+
+    /// Alerts to these Alertmanager URLs too.
+    pub fn alertmanager(mut self, url: &str) -> Self {
+        self.config.alerts.alertmanager.urls = vec![url.to_owned()];
+        self
+    }
+
+    /// Any other change.
+    pub fn with(mut self, f: impl FnOnce(&mut overage::config::Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// The first (only) events topic.
+    pub fn events_topic(&self) -> &str {
+        &self.config.kafka.topics[0]
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.config.kafka.group_id
+    }
+
+    /// Write `dir/overage.toml`; its path.
+    pub fn write(&self, dir: &std::path::Path) -> PathBuf {
+        self.write_to(&dir.join("overage.toml"))
+    }
+
+    /// Write the config to `path`, checked to load back as the same config.
+    pub fn write_to(&self, path: &std::path::Path) -> PathBuf {
+        let text = toml::to_string(&self.config).expect("the config serializes to TOML");
+        let back = overage::config::Config::parse(&text, path)
+            .unwrap_or_else(|e| panic!("the written config does not load: {e}\n{text}"));
+        assert_eq!(back, self.config, "the config round-trips through TOML");
+        std::fs::write(path, text).unwrap();
+        path.to_owned()
+    }
 }
