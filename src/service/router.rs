@@ -1,25 +1,28 @@
 //! The alert router: every transition the consumer emits goes to every configured sink.
 //!
-//! It keeps the set of firing alerts for the API, logs each transition, publishes it to the
-//! Kafka alerts topic (the spec JSON, keyed by client id, so one client's transitions stay in
-//! order), and hands it to Alertmanager. It ends when the consumer drops its sender, after
-//! everything queued has been handed on, which is what makes shutdown lose nothing.
+//! It keeps the set of firing alerts for the API and hands each transition, in order, to every
+//! sink `sink::build` made (log, Kafka alerts topic, Alertmanager, webhook: it knows none by
+//! name). Handing on is queueing: each sink delivers from its own task, so a slow receiver
+//! holds back only its own queue. It ends when the consumer drops its sender, after
+//! everything queued has been handed on, then drains every sink, which is what makes shutdown
+//! lose nothing.
 //!
 //! With checkpoints, it also keeps each partition's delivered-alerts mark in the store: after a
 //! restore, the consumer recomputes transitions since the snapshot and must not send again the
-//! ones delivered before the restart (see `service::consumer`).
+//! ones delivered before the restart (see `service::consumer`). A mark is written once every
+//! transition before it has been handed on (queued) to every sink.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::state::{Partition, Shared};
 use crate::alert::{Alert, State};
 use crate::checkpoint::Store;
+use crate::sink::AlertSink;
 use crate::time::Millis;
 
 /// What the consumer hands the router, in order.
@@ -34,21 +37,21 @@ pub enum Routed {
     },
     /// Answered once everything before it has been handed on.
     Barrier(std::sync::mpsc::Sender<()>),
-    /// Alerts firing in a partition's restored state: known again to the API and Alertmanager
-    /// (which is idempotent), not logged or published again.
+    /// Alerts firing in a partition's restored state: known again to the API and to the sinks
+    /// that keep alerts alive (see `AlertSink::restored`), not logged or published again.
     Restored(Vec<Alert>, Partition),
     /// Partitions this instance no longer owns: their alerts are the next owner's.
     Revoked(Vec<Partition>),
 }
 
-/// Where transitions go besides the log.
+/// Where transitions go.
 pub struct Sinks {
-    pub kafka: Option<(FutureProducer, String)>,
-    pub alertmanager: Option<crate::sink::alertmanager::AlertmanagerHandle>,
-    /// Print each transition as one readable line (the demo).
-    pub console: bool,
+    /// In the order each transition is handed to them.
+    pub sinks: Vec<Box<dyn AlertSink>>,
     /// Where delivered-alerts marks are kept (with checkpoints).
     pub marks: Option<Store>,
+    /// How long the sinks may take to drain once the consumer is done.
+    pub drain_timeout: std::time::Duration,
 }
 
 pub async fn run(
@@ -92,11 +95,9 @@ pub async fn run(
                         owner.insert(a.fingerprint.clone(), partition.clone());
                     }
                 }
-                if let Some(am) = &sinks.alertmanager {
-                    for a in alerts {
-                        if let Err(e) = am.send(a).await {
-                            tracing::error!("queueing a restored alert for Alertmanager: {e}");
-                        }
+                for sink in &sinks.sinks {
+                    if let Err(e) = sink.restored(&alerts).await {
+                        tracing::error!("queueing restored alerts: {e}");
                     }
                 }
                 continue;
@@ -117,9 +118,11 @@ pub async fn run(
                 for p in &partitions {
                     marked.remove(p);
                 }
-                if let (Some(am), false) = (&sinks.alertmanager, gone.is_empty()) {
-                    if let Err(e) = am.forget(gone).await {
-                        tracing::warn!("handing over alerts in Alertmanager: {e}");
+                if !gone.is_empty() {
+                    for sink in &sinks.sinks {
+                        if let Err(e) = sink.forget(&gone).await {
+                            tracing::warn!("handing over alerts: {e}");
+                        }
                     }
                 }
                 continue;
@@ -138,63 +141,28 @@ pub async fn run(
                 }
             }
         }
-        if shared.config.alerts.log {
-            tracing::info!(
-                target: "overage::alerts",
-                alert = %alert.alert,
-                state = ?alert.state,
-                client_id = %alert.client_id,
-                severity = alert.severity.as_str(),
-                ratio = alert.ratio,
-                at = %alert.at,
-                fingerprint = %alert.fingerprint,
-                "{}",
-                alert.summary
-            );
-        }
-        if sinks.console {
-            println!("{}", alert.to_line());
-        }
-        if let Some((producer, topic)) = &sinks.kafka {
-            let result = match serde_json::to_vec(&alert) {
-                Ok(payload) => producer
-                    .send(
-                        FutureRecord::to(topic)
-                            .key(alert.client_id.as_bytes())
-                            .payload(&payload),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let label = if result.is_ok() { "ok" } else { "error" };
-            metrics
-                .alert_deliveries
-                .with_label_values(&["kafka", label])
-                .inc();
-            if let Err(e) = result {
-                tracing::error!("publishing alert to {topic}: {e}");
-            }
-        }
-        if let Some(am) = &sinks.alertmanager {
-            let label = match am.send(alert).await {
+        for sink in &sinks.sinks {
+            let label = match sink.send(&alert).await {
                 Ok(()) => "ok",
                 Err(e) => {
-                    tracing::error!("queueing alert for Alertmanager: {e}");
+                    tracing::error!("queueing alert: {e}");
                     "error"
                 }
             };
             metrics
                 .alert_deliveries
-                .with_label_values(&["alertmanager", label])
+                .with_label_values(&[sink.name(), label])
                 .inc();
         }
     }
-    if let Some((producer, _)) = &sinks.kafka {
-        if let Err(e) = producer.flush(Duration::from_secs(10)) {
-            tracing::warn!("flushing the alerts topic: {e}");
-        }
+    drain(sinks.sinks, Instant::now() + sinks.drain_timeout).await;
+}
+
+/// Let every sink deliver what it holds, all at once, by `deadline`.
+pub async fn drain(sinks: Vec<Box<dyn AlertSink>>, deadline: Instant) {
+    let mut flushing = tokio::task::JoinSet::new();
+    for sink in sinks {
+        flushing.spawn(sink.flush(deadline));
     }
+    while flushing.join_next().await.is_some() {}
 }
