@@ -140,7 +140,7 @@ async fn run(
         tokio::select! {
             biased;
             Some(done) = reports.join_next(), if !reports.is_empty() => {
-                record(done, &metrics, &mut log, &topic);
+                account(done, &metrics, &mut log, &topic);
             }
             next = rx.recv() => {
                 let Some(alert) = next else { break };
@@ -152,7 +152,7 @@ async fn run(
     }
     // Every handle is gone: what was queued is in librdkafka; wait for its reports.
     while let Some(done) = reports.join_next().await {
-        record(done, &metrics, &mut log, &topic);
+        account(done, &metrics, &mut log, &topic);
     }
     metrics.pending.set(0);
     if let Err(e) = producer.flush(Duration::from_secs(1)) {
@@ -196,7 +196,7 @@ async fn produce(
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 match reports.join_next().await {
-                    Some(done) => record(done, metrics, log, topic),
+                    Some(done) => account(done, metrics, log, topic),
                     None => {
                         backoff = QUEUE_FULL_BACKOFF.next(backoff);
                         tokio::time::sleep(jittered(backoff)).await;
@@ -204,7 +204,7 @@ async fn produce(
                 }
             }
             Err((e, _)) => {
-                record(Ok(Err(classify(&e))), metrics, log, topic);
+                account(Ok(Err(classify(&e))), metrics, log, topic);
                 return;
             }
         }
@@ -226,7 +226,8 @@ fn classify(e: &KafkaError) -> (Reason, String) {
     (reason, e.to_string())
 }
 
-fn record(
+/// Count (and log) one delivery report.
+fn account(
     done: Result<Report, tokio::task::JoinError>,
     metrics: &DeliveryMetrics,
     log: &mut LogGate,

@@ -303,19 +303,16 @@ impl AlertSink for WebhookSink {
     }
 }
 
-/// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes a key of any length.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(e) => match e {},
-    };
+/// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`. `None` only if HMAC
+/// refused the key, which it does for no length.
+pub fn signature(secret: &[u8], body: &[u8]) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(body);
     let mut out = String::from("sha256=");
     for b in mac.finalize().into_bytes() {
         let _ = write!(out, "{b:02x}");
     }
-    out
+    Some(out)
 }
 
 async fn run(
@@ -340,7 +337,18 @@ async fn run(
                 continue;
             }
         };
-        let signed = (!cfg.secret.is_empty()).then(|| signature(cfg.secret.expose(), &body));
+        let signed = match cfg.secret.is_empty() {
+            true => None,
+            false => match signature(cfg.secret.expose(), &body) {
+                Some(s) => Some(s),
+                None => {
+                    // never sent unsigned when the receiver expects a signature
+                    metrics.error.inc();
+                    tracing::error!(sink = SINK, "cannot sign with the configured secret");
+                    continue;
+                }
+            },
+        };
         let mut backoff = Duration::ZERO;
         let mut attempt = 0;
         loop {
@@ -492,8 +500,8 @@ mod tests {
     fn signature_is_the_hex_hmac_sha256_of_the_body() {
         // RFC 4231 test case 2
         assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature(b"Jefe", b"what do ya want for nothing?").as_deref(),
+            Some("sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         );
     }
 }

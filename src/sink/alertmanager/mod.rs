@@ -233,6 +233,10 @@ impl AlertmanagerHandle {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::time::Duration;
+
+    use prometheus::Registry;
+
     use super::*;
     use crate::alert::{AlertKind, Severity, State};
     use crate::time::{format_rfc3339, Millis};
