@@ -517,3 +517,28 @@ async fn shutdown_flushes_what_is_queued() {
         .count();
     assert_eq!(flushed, 50);
 }
+
+#[tokio::test]
+async fn the_health_check_asks_every_alertmanager_and_names_the_dead_one_redacted() {
+    use overage::sink::AlertSink;
+    let am = Alertmanager::start().await;
+    let up = AlertmanagerSink::start(config(vec![am.base.clone()]), &prometheus::Registry::new())
+        .expect("starts");
+    up.health().await.expect("a running Alertmanager is healthy");
+    let dead = format!("http://ops:hunter2-secret@127.0.0.1:{}", free_port());
+    let half = AlertmanagerSink::start(
+        config(vec![am.base.clone(), dead]),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+    let e = half.health().await.expect_err("one URL is dead");
+    assert!(
+        e.contains("127.0.0.1") && !e.contains(&am.base) && !e.contains("hunter2"),
+        "{e}"
+    );
+    for sink in [up, half] {
+        Box::new(sink)
+            .flush(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await;
+    }
+}

@@ -314,3 +314,38 @@ async fn health_is_a_connection_to_the_receiver() {
     let sink = WebhookSink::start(config(url), &Registry::new()).expect("starts");
     sink.health().await.expect("the receiver listens");
 }
+
+#[tokio::test]
+async fn sending_only_queues_so_a_hung_receiver_holds_back_nobody() {
+    // accepts connections and never answers
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (accepted, mut connections) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = accepted.send(socket);
+        }
+    });
+    let mut cfg = config(format!("http://{addr}/hook"));
+    cfg.timeout = Duration::from_secs(3600);
+    let sink = WebhookSink::start(cfg, &Registry::new()).expect("starts");
+    let queued = async {
+        for i in 0..100 {
+            let client = format!("c{i}");
+            sink.send(&transition(State::Firing, &client, T0))
+                .await
+                .expect("queued");
+        }
+    };
+    tokio::time::timeout(DEADLINE, queued)
+        .await
+        .expect("every send returns while the first request hangs");
+    let _held = tokio::time::timeout(DEADLINE, connections.recv())
+        .await
+        .expect("the sink is connected");
+    Box::new(sink)
+        .flush(Instant::now() + Duration::from_millis(50))
+        .await;
+}

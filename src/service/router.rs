@@ -166,3 +166,148 @@ pub async fn drain(sinks: Vec<Box<dyn AlertSink>>, deadline: Instant) {
     }
     while flushing.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::alert::{AlertKind, Severity};
+    use crate::config::Config;
+    use crate::contract::Contracts;
+    use crate::sink::{BoxFuture, Stopped};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Records what it is told; `keeps_alive` overrides the trait's defaults as Alertmanager
+    /// does.
+    struct Recording {
+        name: &'static str,
+        keeps_alive: bool,
+        log: Log,
+    }
+
+    impl Recording {
+        fn note(&self, what: String) {
+            self.log
+                .lock()
+                .expect("log")
+                .push(format!("{} {what}", self.name));
+        }
+    }
+
+    impl AlertSink for Recording {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), Stopped>> {
+            self.note(format!("send {} {:?}", alert.client_id, alert.state));
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn restored<'a>(&'a self, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), Stopped>> {
+            if self.keeps_alive {
+                self.note(format!("restored {}", alerts.len()));
+            }
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn forget<'a>(&'a self, fps: &'a [String]) -> BoxFuture<'a, Result<(), Stopped>> {
+            if self.keeps_alive {
+                self.note(format!("forget {}", fps.len()));
+            }
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn flush(self: Box<Self>, _deadline: Instant) -> BoxFuture<'static, ()> {
+            self.note("flush".into());
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    fn alert(client: &str, state: State) -> Alert {
+        Alert {
+            alert: AlertKind::OverContract,
+            state,
+            client_id: client.into(),
+            at: "2026-09-10T14:20:00Z".into(),
+            severity: Severity::Critical,
+            window: "1h".into(),
+            observed: 3.0,
+            expected: 1.0,
+            ratio: 3.0,
+            summary: String::new(),
+            since: "2026-09-10T14:00:00Z".into(),
+            labels: Default::default(),
+            fingerprint: crate::alert::fingerprint(
+                client,
+                AlertKind::OverContract,
+                Severity::Critical,
+            ),
+            drivers: Vec::new(),
+            excess_units: None,
+            excess_units_month: None,
+            at_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_sink_gets_every_transition_in_order_and_is_drained_at_the_end() {
+        let log: Log = Arc::default();
+        let sinks: Vec<Box<dyn AlertSink>> = vec![
+            Box::new(Recording {
+                name: "first",
+                keeps_alive: false,
+                log: log.clone(),
+            }),
+            Box::new(Recording {
+                name: "second",
+                keeps_alive: true,
+                log: log.clone(),
+            }),
+        ];
+        let shared = Shared::new(Config::default(), Arc::new(Contracts::default()));
+        let metrics = Arc::new(Metrics::new());
+        let (tx, rx) = mpsc::channel(16);
+        let p: Partition = ("usage".into(), 0);
+        for item in [
+            Routed::Restored(vec![alert("r", State::Firing)], p.clone()),
+            Routed::Alert(Box::new(alert("a", State::Firing)), p.clone()),
+            Routed::Alert(Box::new(alert("a", State::Resolved)), p.clone()),
+            Routed::Alert(Box::new(alert("b", State::Firing)), p.clone()),
+            Routed::Revoked(vec![p.clone()]),
+        ] {
+            tx.send(item).await.expect("queued");
+        }
+        drop(tx);
+        let routed = Sinks {
+            sinks,
+            marks: None,
+            drain_timeout: std::time::Duration::from_secs(5),
+        };
+        run(rx, shared.clone(), metrics.clone(), routed).await;
+        let got = log.lock().expect("log").clone();
+        assert_eq!(
+            got,
+            [
+                "second restored 1",
+                "first send a Firing",
+                "second send a Firing",
+                "first send a Resolved",
+                "second send a Resolved",
+                "first send b Firing",
+                "second send b Firing",
+                // the restored alert and b were firing in the revoked partition
+                "second forget 2",
+                "first flush",
+                "second flush",
+            ]
+        );
+        assert!(shared.active.read().expect("active").is_empty());
+        for sink in ["first", "second"] {
+            let sent = metrics.alert_deliveries.with_label_values(&[sink, "ok"]);
+            assert_eq!(sent.get(), 3, "{sink}");
+        }
+    }
+}
