@@ -524,7 +524,9 @@ async fn the_health_check_asks_every_alertmanager_and_names_the_dead_one_redacte
     let am = Alertmanager::start().await;
     let up = AlertmanagerSink::start(config(vec![am.base.clone()]), &prometheus::Registry::new())
         .expect("starts");
-    up.health().await.expect("a running Alertmanager is healthy");
+    up.health()
+        .await
+        .expect("a running Alertmanager is healthy");
     let dead = format!("http://ops:hunter2-secret@127.0.0.1:{}", free_port());
     let half = AlertmanagerSink::start(
         config(vec![am.base.clone(), dead]),

@@ -165,7 +165,11 @@ async fn firing_and_resolved_arrive_in_order_signed_with_the_extra_headers() {
     // (counted once the response is read: after the flush)
     flush(sink).await;
     assert_eq!(
-        metric(&registry, "overage_alert_deliveries_total", ("result", "ok")),
+        metric(
+            &registry,
+            "overage_alert_deliveries_total",
+            ("result", "ok")
+        ),
         2.0
     );
 }
