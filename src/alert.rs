@@ -222,7 +222,8 @@ pub struct Alert {
     pub state: State,
     pub client_id: String,
     /// Event time of the transition.
-    pub at: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: Millis,
     pub severity: Severity,
     pub window: String,
     pub observed: f64,
@@ -230,7 +231,8 @@ pub struct Alert {
     pub ratio: f64,
     pub summary: String,
     /// When this episode started firing.
-    pub since: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub since: Millis,
     pub labels: BTreeMap<String, String>,
     pub fingerprint: String,
     /// What the excess comes from, most unusual first (volume alerts, when firing).
@@ -243,8 +245,6 @@ pub struct Alert {
     /// Units above the contract, hour by hour, in the month so far (contracted clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excess_units_month: Option<f64>,
-    #[serde(skip)]
-    pub at_ms: Millis,
 }
 
 /// One driver of an excess, as alerts carry it.
@@ -308,20 +308,19 @@ impl Alert {
             alert: slot.kind,
             state,
             client_id: client_id.to_owned(),
-            at: format_rfc3339(at),
+            at,
             severity: slot.severity,
             window,
             observed: round2(r.observed),
             expected: round2(r.expected),
             ratio: round2(r.ratio),
             summary,
-            since: format_rfc3339(slot.firing_since.unwrap_or(at)),
+            since: slot.firing_since.unwrap_or(at),
             labels,
             fingerprint: fingerprint(client_id, slot.kind, slot.severity),
             drivers: Vec::new(),
             excess_units: None,
             excess_units_month: None,
-            at_ms: at,
         }
     }
 
@@ -345,8 +344,8 @@ impl Alert {
         } else {
             "over contract"
         };
-        let hour = self
-            .since
+        let since = format_rfc3339(self.since);
+        let hour = since
             .get(..13)
             .map_or(String::new(), |h| format!(" since {h}:00Z"));
         Some(match self.excess_units_month {
@@ -367,7 +366,7 @@ impl Alert {
         };
         format!(
             "{} {state} [{}] {} {}: {}",
-            self.at,
+            format_rfc3339(self.at),
             self.severity.as_str(),
             self.alert,
             self.client_id,

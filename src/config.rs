@@ -235,6 +235,8 @@ pub struct AlertsConfig {
     pub queue_capacity: usize,
     /// Alertmanager v2 API (disabled while `urls` is empty).
     pub alertmanager: crate::sink::alertmanager::AlertmanagerConfig,
+    /// A generic webhook (disabled while `url` is empty).
+    pub webhook: crate::sink::webhook::WebhookConfig,
 }
 
 impl Default for AlertsConfig {
@@ -243,6 +245,7 @@ impl Default for AlertsConfig {
             log: true,
             queue_capacity: 10_000,
             alertmanager: Default::default(),
+            webhook: Default::default(),
         }
     }
 }
@@ -553,9 +556,7 @@ impl Config {
                 *v = REDACTED.to_owned();
             }
         }
-        for u in &mut c.alerts.alertmanager.urls {
-            *u = crate::redact::url(u);
-        }
+        c.alerts.redact_sinks();
         for (k, v) in c.state.checkpoint.options.iter_mut() {
             if crate::redact::is_secret(k) {
                 *v = REDACTED.to_owned();
@@ -728,10 +729,8 @@ impl Config {
         if self.alerts.queue_capacity == 0 {
             return fail("alerts.queue_capacity", "must be positive".into());
         }
-        if let Err(message) = self.alerts.alertmanager.validate() {
-            // the sink's messages start with the field name
-            let (field, rest) = message.split_once(": ").unwrap_or(("", &message));
-            return fail(&format!("alerts.alertmanager.{field}"), rest.to_owned());
+        if let Err(e) = self.alerts.validate_sinks() {
+            return fail(&format!("alerts.{}", e.field), e.message);
         }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());

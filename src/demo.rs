@@ -475,7 +475,7 @@ mod tests {
             .iter()
             .filter(|a| a.alert == AlertKind::OverContract)
             .map(|a| {
-                let at = crate::time::parse_rfc3339(&a.at).unwrap_or(0) - START;
+                let at = a.at - START;
                 (at, a.state, a.severity)
             })
             .collect();

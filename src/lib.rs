@@ -28,6 +28,11 @@
 //!   with the Prometheus rules users would write instead.
 //! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
 //!   rollups, over recorded events or a running service's usage API.
+//! - [`sink`]: where transitions go, one file per destination behind the
+//!   [`sink::AlertSink`] trait (log, Kafka alerts topic, Alertmanager, webhook), each with its
+//!   own queue and backoff; `sink::build` makes the configured ones.
+//! - [`service`]: `overage run`: the Kafka consumer, the router fanning transitions out to the
+//!   sinks, checkpoints, and the HTTP API, status pages and metrics.
 //!
 //! Support: [`time`] (event-time arithmetic), [`intern`] (bounded label ids), [`redact`] (what
 //! a secret looks like and how it is shown; a leaf every layer may use).

@@ -80,7 +80,7 @@ fn record(a: &Alert) -> AlertRecord {
         a.alert.as_str(),
         a.state == crate::alert::State::Firing,
         &a.client_id,
-        a.at_ms,
+        a.at,
         a.severity.as_str(),
     );
     r.fingerprint.clone_from(&a.fingerprint);
@@ -89,7 +89,7 @@ fn record(a: &Alert) -> AlertRecord {
         .first()
         .map(|d| format!("{}:{}", d.dimension, d.name));
     r.excess_units = a.excess_units;
-    r.since_ms = crate::time::parse_rfc3339(&a.since);
+    r.since_ms = Some(a.since);
     r
 }
 

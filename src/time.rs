@@ -82,6 +82,22 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 }
 
 /// Format epoch milliseconds as RFC 3339 UTC with a `Z` suffix and no needless fraction.
+/// Serde for event times kept as [`Millis`] and written as RFC 3339 (`2026-09-10T14:07:00Z`),
+/// as the alert JSON spells them: `#[serde(with = "crate::time::rfc3339")]`.
+pub mod rfc3339 {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &super::Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<super::Millis, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        super::parse_rfc3339(&s)
+            .ok_or_else(|| D::Error::custom(format!("`{s}` is not an RFC 3339 time")))
+    }
+}
+
 pub fn format_rfc3339(ts: Millis) -> String {
     let dt = to_datetime(ts);
     let fmt = if ts.rem_euclid(SECOND_MS) == 0 {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use overage::alert::{fingerprint, Alert, AlertKind, Severity, State};
 use overage::sink::alertmanager::{AlertmanagerConfig, AlertmanagerHandle, AlertmanagerSink};
-use overage::time::{format_rfc3339, parse_rfc3339, wall_now};
+use overage::time::{parse_rfc3339, wall_now};
 use prometheus::proto::MetricType;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -185,20 +185,19 @@ fn transition(state: State, client: &str, at: i64, since: i64) -> Alert {
         alert: AlertKind::OverContract,
         state,
         client_id: client.into(),
-        at: format_rfc3339(at),
+        at,
         severity: Severity::Critical,
         window: "1h".into(),
         observed: 362000.0,
         expected: 120000.0,
         ratio: 3.02,
         summary: format!("{client} consumed 3.0x its contracted 120000 units/h over the last 1h"),
-        since: format_rfc3339(since),
+        since,
         labels: BTreeMap::from([("plan".to_string(), "enterprise".to_string())]),
         fingerprint: fingerprint(client, AlertKind::OverContract, Severity::Critical),
         drivers: Vec::new(),
         excess_units: None,
         excess_units_month: None,
-        at_ms: at,
     }
 }
 
@@ -553,4 +552,31 @@ async fn shutdown_flushes_what_is_queued() {
         })
         .count();
     assert_eq!(flushed, 50);
+}
+
+#[tokio::test]
+async fn the_health_check_asks_every_alertmanager_and_names_the_dead_one_redacted() {
+    use overage::sink::AlertSink;
+    let am = Alertmanager::start().await;
+    let up = AlertmanagerSink::start(config(vec![am.base.clone()]), &prometheus::Registry::new())
+        .expect("starts");
+    up.health()
+        .await
+        .expect("a running Alertmanager is healthy");
+    let dead = format!("http://ops:hunter2-secret@127.0.0.1:{}", util::free_port());
+    let half = AlertmanagerSink::start(
+        config(vec![am.base.clone(), dead]),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+    let e = half.health().await.expect_err("one URL is dead");
+    assert!(
+        e.contains("127.0.0.1") && !e.contains(&am.base) && !e.contains("hunter2"),
+        "{e}"
+    );
+    for sink in [up, half] {
+        Box::new(sink)
+            .flush(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await;
+    }
 }

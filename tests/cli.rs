@@ -496,12 +496,15 @@ fn the_shipped_examples_validate() {
 }
 
 /// Recognisable secret values that must never reach stdout or stderr.
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 8] = [
     "kafka-pw-7f3a91",
     "key-pw-c4d2e8",
     "am-pw-19b7f0",
     "api-token-5e8c2a4b6d",
     "presented-9a1b3c5d7e",
+    "hook-pw-3d5f7a",
+    "hook-hmac-8e6c4a",
+    "hook-bearer-2b4d6f",
 ];
 
 fn secret_config(dir: &Path, brokers: &str, am: u16) -> PathBuf {
@@ -523,10 +526,15 @@ brokers = "{brokers}"
 [alerts.alertmanager]
 urls = ["http://ops:{}@127.0.0.1:{am}"]
 
+[alerts.webhook]
+url = "http://hook:{}@127.0.0.1:{am}/hook"
+secret = "{}"
+headers = {{ "Authorization" = "Bearer {}" }}
+
 [http]
 listen = "127.0.0.1:0"
 "#,
-            SECRETS[0], SECRETS[1], SECRETS[2]
+            SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[5], SECRETS[6], SECRETS[7]
         ),
     )
 }
@@ -555,6 +563,7 @@ fn secrets_never_reach_the_output() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("\"sasl.password\" = \"<redacted>\""), "{out}");
     assert!(out.contains("ops:<redacted>@127.0.0.1"), "{out}");
+    assert!(out.contains("hook:<redacted>@127.0.0.1"), "{out}");
     assert_no_secrets("check's stdout", &out);
     assert_no_secrets("check's stderr", &String::from_utf8_lossy(&o.stderr));
 

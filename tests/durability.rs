@@ -66,7 +66,9 @@ impl Setup {
             .past_events()
             .with(|c| {
                 c.kafka.client_id = name.to_owned();
-                c.state.checkpoint.store = Some(self.checkpoints.display().to_string());
+                c.state.checkpoint.store = Some(overage::config::StoreLocation::Dir(
+                    self.checkpoints.clone(),
+                ));
                 c.state.checkpoint.interval = interval;
             });
         change(c).write_to(&self.dir.path().join(format!("{name}.toml")))

@@ -172,7 +172,9 @@ fn prometheus_scrapes_rules_evaluate_alerts_page_and_dashboards_have_data() {
         .past_events()
         .alertmanager(&am.url())
         .with(|c| {
-            c.state.checkpoint.store = Some(dir.path().join("checkpoints").display().to_string());
+            c.state.checkpoint.store = Some(overage::config::StoreLocation::Dir(
+                dir.path().join("checkpoints"),
+            ));
             c.state.checkpoint.interval = Duration::from_secs(1);
         })
         .write(dir.path());

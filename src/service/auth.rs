@@ -15,6 +15,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiToken;
@@ -78,32 +81,16 @@ fn presented_secret(value: &HeaderValue) -> Option<Vec<u8>> {
     }
 }
 
-/// Standard base64 (RFC 4648 §4), padding optional. `None` on anything else.
+/// Standard base64 (RFC 4648 §4), padding optional, as clients differ on it. `None` on
+/// anything else.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let s = s.trim_end_matches('=').as_bytes();
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= value(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(s).ok()
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(guard, auth::require)`.
@@ -141,23 +128,8 @@ mod tests {
         h
     }
 
-    /// Test-side encoder (the crate only decodes).
     fn b64(bytes: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::new();
-        for c in bytes.chunks(3) {
-            let n = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
-            for i in 0..4 {
-                if i <= c.len() {
-                    s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    s.push('=');
-                }
-            }
-        }
-        s
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     #[test]
@@ -179,6 +151,9 @@ mod tests {
         assert_eq!(base64_decode("dXNlcjpwYXNz"), Some(b"user:pass".to_vec()));
         assert_eq!(base64_decode("not base64!"), None);
         assert_eq!(base64_decode("a"), None);
+        // padding is optional
+        assert_eq!(base64_decode("YQ").as_deref(), Some(&b"a"[..]));
+        assert_eq!(base64_decode("YQ==").as_deref(), Some(&b"a"[..]));
     }
 
     #[test]

@@ -112,12 +112,12 @@ impl Context {
 
     /// Hand a partition's transitions to the router, then its delivered-alerts mark.
     fn forward(&self, out: &mut Vec<Alert>, partition: &Partition, checkpoints: bool) {
-        let Some(through) = out.iter().map(|a| a.at_ms).max() else {
+        let Some(through) = out.iter().map(|a| a.at).max() else {
             return;
         };
         if let Some(&m) = self.mute().get(partition) {
             let before = out.len();
-            out.retain(|a| a.at_ms > m);
+            out.retain(|a| a.at > m);
             self.metrics
                 .checkpoints
                 .alerts_suppressed

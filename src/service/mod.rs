@@ -1,16 +1,17 @@
 //! `overage run`: the long-running service.
 //!
 //! ```text
-//!   Kafka ──► consumer thread ──(bounded channel)──► router ──► log / alerts topic / Alertmanager
-//!              │ one Engine per partition
+//!   Kafka ──► consumer thread ──(bounded channel)──► router ──► sinks: log / alerts topic /
+//!              │ one Engine per partition                       Alertmanager / webhook
 //!              └──────────── shared state ◄──── HTTP: /metrics /healthz /readyz /api/v1/...
 //! ```
 //!
 //! One cancellation token is watched by every loop. On SIGTERM or SIGINT: the consumer stops
 //! fetching, finishes the message in hand, commits its offsets and drops its sender; the router
-//! hands on everything queued and flushes the alerts topic; then the HTTP server stops. The
-//! whole drain is bounded by `shutdown_timeout`. SIGHUP (or a change of the file) reloads the
-//! contracts; a reload that fails validation keeps the contracts in force and says why.
+//! hands on everything queued and every sink delivers what it holds; then the HTTP server
+//! stops. The whole drain is bounded by `shutdown_timeout`. SIGHUP (or a change of the file)
+//! reloads the contracts; a reload that fails validation keeps the contracts in force and says
+//! why.
 
 pub mod auth;
 pub mod checkpointer;
@@ -27,7 +28,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -45,12 +45,14 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Consumer(#[from] consumer::ConsumerError),
-    #[error("alerts topic producer: {0}")]
-    Producer(rdkafka::error::KafkaError),
+    #[error("cannot start the consumer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the consumer thread panicked: {0}")]
+    ConsumerPanicked(String),
     #[error("shutdown did not finish within {0:?}")]
     ShutdownTimeout(Duration),
-    #[error("alertmanager sink: {0}")]
-    Alertmanager(#[from] crate::sink::alertmanager::SinkError),
+    #[error(transparent)]
+    Sink(#[from] crate::sink::BuildError),
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
@@ -108,28 +110,10 @@ pub async fn run(
         })
     };
 
-    let kafka_sink = match &cfg.kafka.alerts_topic {
-        Some(topic) => {
-            let producer: FutureProducer = consumer::client_config(&cfg.kafka, &[])
-                .create()
-                .map_err(ServiceError::Producer)?;
-            Some((producer, topic.clone()))
-        }
-        None => None,
-    };
-    // The sink drains and stops by itself once the router (its only handle holder) is done;
-    // its token is only a hard stop.
-    let am_stop = CancellationToken::new();
-    let (alertmanager, am_task) = if cfg.alerts.alertmanager.is_enabled() {
-        let (handle, task) = crate::sink::alertmanager::AlertmanagerSink::spawn(
-            cfg.alerts.alertmanager.clone(),
-            &metrics.registry,
-            am_stop.clone(),
-        )?;
-        (Some(handle), Some(task))
-    } else {
-        (None, None)
-    };
+    let sinks = crate::sink::build(cfg, &metrics.registry, opts.console)?;
+    tokio::spawn(check_sinks(
+        sinks.iter().map(|s| (s.name(), s.health())).collect(),
+    ));
     let checkpoints = checkpointer::Checkpointer::open(cfg, metrics.clone())?;
     if checkpoints.is_none() {
         tracing::warn!(
@@ -143,10 +127,9 @@ pub async fn run(
         shared.clone(),
         metrics.clone(),
         router::Sinks {
-            kafka: kafka_sink,
-            alertmanager,
-            console: opts.console,
+            sinks,
             marks,
+            drain_timeout: SHUTDOWN_TIMEOUT,
         },
     ));
 
@@ -156,7 +139,7 @@ pub async fn run(
         std::thread::Builder::new()
             .name("overage-consumer".into())
             .spawn(move || consumer::run(shared, metrics, tx, checkpoints, stop))
-            .map_err(|source| ServiceError::Listen { addr, source })?
+            .map_err(ServiceError::Spawn)?
     };
     let consumer_done = tokio::task::spawn_blocking(move || consumer_thread.join());
 
@@ -176,28 +159,50 @@ pub async fn run(
             return match r {
                 Ok(Ok(Ok(()))) => Ok(()),
                 Ok(Ok(Err(e))) => Err(e.into()),
-                _ => Err(ServiceError::ShutdownTimeout(Duration::ZERO)),
+                Ok(Err(panic)) => Err(ServiceError::ConsumerPanicked(panic_message(&*panic))),
+                Err(e) => Err(ServiceError::ConsumerPanicked(e.to_string())),
             };
         }
     }
     shared.health.shutting_down.store(true, Ordering::Relaxed);
     let drain = async {
         consumer_stop.cancel();
-        // The router ends once the consumer thread has dropped its sender; Alertmanager's sink
-        // once the router has dropped its handle.
+        // The router ends once the consumer thread has dropped its sender and every sink
+        // has delivered what it holds.
         let _ = router_task.await;
-        if let Some(task) = am_task {
-            let _ = task.await;
-        }
         http_stop.cancel();
         let _ = http_task.await;
     };
     reload_task.abort();
     let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, drain).await;
-    am_stop.cancel();
     drained.map_err(|_| ServiceError::ShutdownTimeout(SHUTDOWN_TIMEOUT))?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// What a panic carried, when it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+/// Each sink's health check, once at startup: a receiver that is down is said at once rather
+/// than at the first alert. Deliveries retry either way.
+async fn check_sinks(
+    checks: Vec<(
+        &'static str,
+        crate::sink::BoxFuture<'static, Result<(), String>>,
+    )>,
+) {
+    for (sink, check) in checks {
+        match check.await {
+            Ok(()) => tracing::info!(sink, "alert sink healthy"),
+            Err(e) => tracing::warn!(sink, "alert sink unhealthy (deliveries will retry): {e}"),
+        }
+    }
 }
 
 /// Reload contracts on SIGHUP or when the file changes; keep the old ones if the new fail.
@@ -248,5 +253,29 @@ async fn watch_contracts(
                     .inc();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_panic_is_reported_with_its_message() {
+        let caught = std::thread::Builder::new()
+            .name("panics".into())
+            .spawn(|| -> () { panic!("partition {} lost its engine", 3) })
+            .expect("spawns")
+            .join()
+            .expect_err("panicked");
+        let e = ServiceError::ConsumerPanicked(panic_message(&*caught));
+        assert_eq!(
+            e.to_string(),
+            "the consumer thread panicked: partition 3 lost its engine"
+        );
+        let caught = std::thread::spawn(|| -> () { panic!("static text") })
+            .join()
+            .expect_err("panicked");
+        assert_eq!(panic_message(&*caught), "static text");
     }
 }

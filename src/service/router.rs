@@ -1,25 +1,30 @@
 //! The alert router: every transition the consumer emits goes to every configured sink.
 //!
-//! It keeps the set of firing alerts for the API, logs each transition, publishes it to the
-//! Kafka alerts topic (the spec JSON, keyed by client id, so one client's transitions stay in
-//! order), and hands it to Alertmanager. It ends when the consumer drops its sender, after
-//! everything queued has been handed on, which is what makes shutdown lose nothing.
+//! It keeps the set of firing alerts for the API and hands each transition, in order, to every
+//! sink `sink::build` made (log, Kafka alerts topic, Alertmanager, webhook: it knows none by
+//! name). Handing on is queueing: each sink delivers from its own task, so a slow receiver
+//! holds back only its own queue. It ends when the consumer drops its sender, after
+//! everything queued has been handed on, then drains every sink, which is what makes shutdown
+//! lose nothing.
 //!
 //! With checkpoints, it also keeps each partition's delivered-alerts mark in the store: after a
 //! restore, the consumer recomputes transitions since the snapshot and must not send again the
-//! ones delivered before the restart (see `service::consumer`).
+//! ones delivered before the restart (see `service::consumer`). A mark is written, and a
+//! checkpoint barrier answered, only once every transition before it is settled with every
+//! sink ([`AlertSink::settled`]: the Kafka topic's delivery reports are in, the webhook has
+//! delivered or given up), so a crash after a checkpoint cannot lose a transition in flight.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::state::{Partition, Shared};
 use crate::alert::{Alert, State};
 use crate::checkpoint::Store;
+use crate::sink::AlertSink;
 use crate::time::Millis;
 
 /// What the consumer hands the router, in order.
@@ -34,21 +39,21 @@ pub enum Routed {
     },
     /// Answered once everything before it has been handed on.
     Barrier(std::sync::mpsc::Sender<()>),
-    /// Alerts firing in a partition's restored state: known again to the API and Alertmanager
-    /// (which is idempotent), not logged or published again.
+    /// Alerts firing in a partition's restored state: known again to the API and to the sinks
+    /// that keep alerts alive (see `AlertSink::restored`), not logged or published again.
     Restored(Vec<Alert>, Partition),
     /// Partitions this instance no longer owns: their alerts are the next owner's.
     Revoked(Vec<Partition>),
 }
 
-/// Where transitions go besides the log.
+/// Where transitions go.
 pub struct Sinks {
-    pub kafka: Option<(FutureProducer, String)>,
-    pub alertmanager: Option<crate::sink::alertmanager::AlertmanagerHandle>,
-    /// Print each transition as one readable line (the demo).
-    pub console: bool,
+    /// In the order each transition is handed to them.
+    pub sinks: Vec<Box<dyn AlertSink>>,
     /// Where delivered-alerts marks are kept (with checkpoints).
     pub marks: Option<Store>,
+    /// How long the sinks may take to drain once the consumer is done.
+    pub drain_timeout: std::time::Duration,
 }
 
 pub async fn run(
@@ -64,6 +69,7 @@ pub async fn run(
         let (alert, partition) = match item {
             Routed::Alert(a, p) => (*a, p),
             Routed::Barrier(ack) => {
+                settle(&sinks.sinks).await;
                 let _ = ack.send(());
                 continue;
             }
@@ -74,6 +80,7 @@ pub async fn run(
                 ) else {
                     continue;
                 };
+                settle(&sinks.sinks).await;
                 match store.put_mark(&partition.0, partition.1, through).await {
                     Ok(()) => {
                         marked.insert(partition, through);
@@ -92,11 +99,9 @@ pub async fn run(
                         owner.insert(a.fingerprint.clone(), partition.clone());
                     }
                 }
-                if let Some(am) = &sinks.alertmanager {
-                    for a in alerts {
-                        if let Err(e) = am.send(a).await {
-                            tracing::error!("queueing a restored alert for Alertmanager: {e}");
-                        }
+                for sink in &sinks.sinks {
+                    if let Err(e) = sink.restored(&alerts).await {
+                        tracing::error!("queueing restored alerts: {e}");
                     }
                 }
                 continue;
@@ -117,9 +122,11 @@ pub async fn run(
                 for p in &partitions {
                     marked.remove(p);
                 }
-                if let (Some(am), false) = (&sinks.alertmanager, gone.is_empty()) {
-                    if let Err(e) = am.forget(gone).await {
-                        tracing::warn!("handing over alerts in Alertmanager: {e}");
+                if !gone.is_empty() {
+                    for sink in &sinks.sinks {
+                        if let Err(e) = sink.forget(&gone).await {
+                            tracing::warn!("handing over alerts: {e}");
+                        }
                     }
                 }
                 continue;
@@ -138,63 +145,181 @@ pub async fn run(
                 }
             }
         }
-        if shared.config.alerts.log {
-            tracing::info!(
-                target: "overage::alerts",
-                alert = %alert.alert,
-                state = ?alert.state,
-                client_id = %alert.client_id,
-                severity = alert.severity.as_str(),
-                ratio = alert.ratio,
-                at = %alert.at,
-                fingerprint = %alert.fingerprint,
-                "{}",
-                alert.summary
-            );
-        }
-        if sinks.console {
-            println!("{}", alert.to_line());
-        }
-        if let Some((producer, topic)) = &sinks.kafka {
-            let result = match serde_json::to_vec(&alert) {
-                Ok(payload) => producer
-                    .send(
-                        FutureRecord::to(topic)
-                            .key(alert.client_id.as_bytes())
-                            .payload(&payload),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let label = if result.is_ok() { "ok" } else { "error" };
-            metrics
-                .alert_deliveries
-                .with_label_values(&["kafka", label])
-                .inc();
-            if let Err(e) = result {
-                tracing::error!("publishing alert to {topic}: {e}");
-            }
-        }
-        if let Some(am) = &sinks.alertmanager {
-            let label = match am.send(alert).await {
+        for sink in &sinks.sinks {
+            let label = match sink.send(&alert).await {
                 Ok(()) => "ok",
                 Err(e) => {
-                    tracing::error!("queueing alert for Alertmanager: {e}");
+                    tracing::error!("queueing alert: {e}");
                     "error"
                 }
             };
             metrics
                 .alert_deliveries
-                .with_label_values(&["alertmanager", label])
+                .with_label_values(&[sink.name(), label])
                 .inc();
         }
     }
-    if let Some((producer, _)) = &sinks.kafka {
-        if let Err(e) = producer.flush(Duration::from_secs(10)) {
-            tracing::warn!("flushing the alerts topic: {e}");
+    drain(sinks.sinks, Instant::now() + sinks.drain_timeout).await;
+}
+
+/// Let every sink deliver what it holds, all at once, by `deadline`.
+/// Wait until every sink has settled what it was handed (see [`AlertSink::settled`]).
+async fn settle(sinks: &[Box<dyn AlertSink>]) {
+    for sink in sinks {
+        if let Err(e) = sink.settled().await {
+            tracing::warn!("waiting for deliveries to settle: {e}");
+        }
+    }
+}
+
+pub async fn drain(sinks: Vec<Box<dyn AlertSink>>, deadline: Instant) {
+    let mut flushing = tokio::task::JoinSet::new();
+    for sink in sinks {
+        flushing.spawn(sink.flush(deadline));
+    }
+    while flushing.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::alert::{AlertKind, Severity};
+    use crate::config::Config;
+    use crate::contract::Contracts;
+    use crate::sink::{BoxFuture, Stopped};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Records what it is told; `keeps_alive` overrides the trait's defaults as Alertmanager
+    /// does.
+    struct Recording {
+        name: &'static str,
+        keeps_alive: bool,
+        log: Log,
+    }
+
+    impl Recording {
+        fn note(&self, what: String) {
+            self.log
+                .lock()
+                .expect("log")
+                .push(format!("{} {what}", self.name));
+        }
+    }
+
+    impl AlertSink for Recording {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), Stopped>> {
+            self.note(format!("send {} {:?}", alert.client_id, alert.state));
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn restored<'a>(&'a self, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), Stopped>> {
+            if self.keeps_alive {
+                self.note(format!("restored {}", alerts.len()));
+            }
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn forget<'a>(&'a self, fps: &'a [String]) -> BoxFuture<'a, Result<(), Stopped>> {
+            if self.keeps_alive {
+                self.note(format!("forget {}", fps.len()));
+            }
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn flush(self: Box<Self>, _deadline: Instant) -> BoxFuture<'static, ()> {
+            self.note("flush".into());
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    fn alert(client: &str, state: State) -> Alert {
+        Alert {
+            alert: AlertKind::OverContract,
+            state,
+            client_id: client.into(),
+            at: crate::time::parse_rfc3339("2026-09-10T14:20:00Z").unwrap(),
+            severity: Severity::Critical,
+            window: "1h".into(),
+            observed: 3.0,
+            expected: 1.0,
+            ratio: 3.0,
+            summary: String::new(),
+            since: crate::time::parse_rfc3339("2026-09-10T14:00:00Z").unwrap(),
+            labels: Default::default(),
+            fingerprint: crate::alert::fingerprint(
+                client,
+                AlertKind::OverContract,
+                Severity::Critical,
+            ),
+            drivers: Vec::new(),
+            excess_units: None,
+            excess_units_month: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_sink_gets_every_transition_in_order_and_is_drained_at_the_end() {
+        let log: Log = Arc::default();
+        let sinks: Vec<Box<dyn AlertSink>> = vec![
+            Box::new(Recording {
+                name: "first",
+                keeps_alive: false,
+                log: log.clone(),
+            }),
+            Box::new(Recording {
+                name: "second",
+                keeps_alive: true,
+                log: log.clone(),
+            }),
+        ];
+        let shared = Shared::new(Config::default(), Arc::new(Contracts::default()));
+        let metrics = Arc::new(Metrics::new());
+        let (tx, rx) = mpsc::channel(16);
+        let p: Partition = ("usage".into(), 0);
+        for item in [
+            Routed::Restored(vec![alert("r", State::Firing)], p.clone()),
+            Routed::Alert(Box::new(alert("a", State::Firing)), p.clone()),
+            Routed::Alert(Box::new(alert("a", State::Resolved)), p.clone()),
+            Routed::Alert(Box::new(alert("b", State::Firing)), p.clone()),
+            Routed::Revoked(vec![p.clone()]),
+        ] {
+            tx.send(item).await.expect("queued");
+        }
+        drop(tx);
+        let routed = Sinks {
+            sinks,
+            marks: None,
+            drain_timeout: std::time::Duration::from_secs(5),
+        };
+        run(rx, shared.clone(), metrics.clone(), routed).await;
+        let got = log.lock().expect("log").clone();
+        assert_eq!(
+            got,
+            [
+                "second restored 1",
+                "first send a Firing",
+                "second send a Firing",
+                "first send a Resolved",
+                "second send a Resolved",
+                "first send b Firing",
+                "second send b Firing",
+                // the restored alert and b were firing in the revoked partition
+                "second forget 2",
+                "first flush",
+                "second flush",
+            ]
+        );
+        assert!(shared.active.read().expect("active").is_empty());
+        for sink in ["first", "second"] {
+            let sent = metrics.alert_deliveries.with_label_values(&[sink, "ok"]);
+            assert_eq!(sent.get(), 3, "{sink}");
         }
     }
 }

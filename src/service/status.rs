@@ -332,7 +332,7 @@ pub async fn index(State(app): State<App>) -> Response {
                         td { a href={"/clients/" (seg(&a.client_id))} { (a.client_id) } }
                         td { (a.alert.as_str()) }
                         td class={"sev-" (a.severity.as_str())} { (a.severity.as_str()) }
-                        td { (a.since) } td.n { (format!("{:.2}", a.ratio)) } td { (a.details()) }
+                        td { (format_rfc3339(a.since)) } td.n { (format!("{:.2}", a.ratio)) } td { (a.details()) }
                     }
                 } }
             }
