@@ -62,7 +62,7 @@ fn registered_metrics() -> BTreeSet<String> {
     for src in [
         "src/service/metrics.rs",
         "src/service/checkpointer.rs",
-        "src/sink/alertmanager.rs",
+        "src/sink/metrics.rs",
     ] {
         let text = read(src);
         for (i, _) in text.match_indices("\"overage_") {

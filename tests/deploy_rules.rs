@@ -454,7 +454,7 @@ fn rules_use_only_metrics_the_service_exports() {
     for file in [
         "src/service/metrics.rs",
         "src/service/checkpointer.rs",
-        "src/sink/alertmanager.rs",
+        "src/sink/metrics.rs",
     ] {
         let src = read(&root().join(file));
         for name in overage_names(&src, true) {
