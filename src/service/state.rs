@@ -503,6 +503,47 @@ fn summary(e: &Engine, id: &str) -> Option<ClientSummary> {
 mod tests {
     use super::*;
 
+    /// The client view carries the cap detector's own pace window and projection, so
+    /// `report --url` draws what `cap_forecast` fires on, whatever `detect.cap` says.
+    #[test]
+    fn the_client_view_carries_the_cap_projection_under_the_configured_pace() {
+        let mut cfg = Config::default();
+        cfg.detect.cap.pace_window = std::time::Duration::from_secs(2 * 24 * 3600);
+        let contracts = Contracts::parse(
+            "[[contract]]\nclient_id = \"acme\"\nbaseline = { units = 600, per = \"1h\" }\n\
+             monthly_cap = 1000000\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let mut e = Engine::new(&cfg, Arc::new(contracts));
+        let decoder = cfg.input.decoder();
+        let start = crate::time::parse_rfc3339("2026-09-01T00:00:00Z").unwrap();
+        let mut out = Vec::new();
+        // a day at one 10-unit call a minute, then two days at four
+        for m in 0..(3 * 24 * 60) {
+            for k in 0..if m < 24 * 60 { 1 } else { 4 } {
+                let ts = start + m * MINUTE_MS + k * 1000;
+                let line = format!(r#"{{"ts":{ts},"client_id":"acme","units":10}}"#);
+                e.ingest(&decoder, line.as_bytes(), None, &mut out);
+            }
+        }
+        e.flush(&mut out);
+        let v = view(&e, "acme").unwrap();
+        let cap = v.cap.clone().expect("a client with a monthly cap");
+        assert_eq!(cap.pace_window, "2d");
+        let p = cap.projection.expect("three days are history enough");
+        assert_eq!(Some(p), e.cap_projection("acme", eval_time(&e)));
+        // the two-day pace (40 units a minute), not the three days' average (30)
+        assert!(
+            (p.pace_per_ms * MINUTE_MS as f64 - 40.0).abs() < 0.5,
+            "{p:?}"
+        );
+        // and it reaches a report through the API's JSON as it is
+        let json = serde_json::to_value(&v).unwrap();
+        let back: CapView = serde_json::from_value(json["cap"].clone()).unwrap();
+        assert_eq!(back.projection, Some(p));
+    }
+
     /// Each cause gives its own fixed reason; a failed login stays the reason when librdkafka
     /// then reports every broker down (which is what a failed login leads to).
     #[test]
