@@ -13,12 +13,12 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::metrics::{gauge, DeliveryMetrics, Reason};
 use super::retry::{jittered, Backoff, LogGate};
-use super::{fence, join_by, AlertSink, BoxFuture, Queued, Stopped};
+use super::{AlertSink, BoxFuture, Queue, Queued, Stopped};
 use crate::alert::Alert;
 use crate::config::KafkaConfig;
 
@@ -44,8 +44,7 @@ pub enum KafkaSinkError {
 }
 
 pub struct KafkaSink {
-    tx: mpsc::Sender<Queued>,
-    task: JoinHandle<()>,
+    queue: Queue,
     producer: FutureProducer,
     topic: String,
 }
@@ -76,8 +75,7 @@ impl KafkaSink {
         let (tx, rx) = mpsc::channel(queue_capacity);
         let task = tokio::spawn(run(producer.clone(), topic.to_owned(), rx, metrics));
         Ok(KafkaSink {
-            tx,
-            task,
+            queue: Queue::new(tx, task, SINK),
             producer,
             topic: topic.to_owned(),
         })
@@ -90,23 +88,17 @@ impl AlertSink for KafkaSink {
     }
 
     fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), Stopped>> {
-        Box::pin(async move {
-            self.tx
-                .send(Queued::Alert(Box::new(alert.clone())))
-                .await
-                .map_err(|_| Stopped(SINK))
-        })
+        Box::pin(self.queue.send(alert))
     }
 
     /// Every record queued before has its delivery report.
     fn settled(&self) -> BoxFuture<'_, Result<(), Stopped>> {
-        Box::pin(fence(&self.tx, SINK))
+        Box::pin(self.queue.settled())
     }
 
     fn flush(self: Box<Self>, deadline: Instant) -> BoxFuture<'static, ()> {
-        let KafkaSink { tx, task, .. } = *self;
-        drop(tx);
-        Box::pin(join_by(task, deadline, SINK))
+        let KafkaSink { queue, .. } = *self;
+        Box::pin(queue.flush(deadline))
     }
 
     /// The topic exists and its partitions have leaders.

@@ -66,16 +66,46 @@ pub(crate) enum Queued {
     Settle(tokio::sync::oneshot::Sender<()>),
 }
 
-/// [`AlertSink::settled`] for a sink fed through `tx`: queue a fence and wait for its answer.
-pub(crate) async fn fence(
-    tx: &tokio::sync::mpsc::Sender<Queued>,
+/// The front of a sink that delivers from its own task (the Kafka topic, the webhook): its
+/// queue and its task, and what `send`, `settled` and `flush` do with them.
+pub(crate) struct Queue {
+    tx: tokio::sync::mpsc::Sender<Queued>,
+    task: JoinHandle<()>,
     sink: &'static str,
-) -> Result<(), Stopped> {
-    let (done, answered) = tokio::sync::oneshot::channel();
-    tx.send(Queued::Settle(done))
-        .await
-        .map_err(|_| Stopped(sink))?;
-    answered.await.map_err(|_| Stopped(sink))
+}
+
+impl Queue {
+    pub(crate) fn new(
+        tx: tokio::sync::mpsc::Sender<Queued>,
+        task: JoinHandle<()>,
+        sink: &'static str,
+    ) -> Queue {
+        Queue { tx, task, sink }
+    }
+
+    /// Queue one transition (waits while the queue is full).
+    pub(crate) async fn send(&self, alert: &Alert) -> Result<(), Stopped> {
+        self.tx
+            .send(Queued::Alert(Box::new(alert.clone())))
+            .await
+            .map_err(|_| Stopped(self.sink))
+    }
+
+    /// [`AlertSink::settled`]: queue a fence and wait for the task to answer it.
+    pub(crate) async fn settled(&self) -> Result<(), Stopped> {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Queued::Settle(done))
+            .await
+            .map_err(|_| Stopped(self.sink))?;
+        answered.await.map_err(|_| Stopped(self.sink))
+    }
+
+    /// [`AlertSink::flush`]: close the queue and let the task deliver the rest, by `deadline`.
+    pub(crate) async fn flush(self, deadline: Instant) {
+        drop(self.tx);
+        join_by(self.task, deadline, self.sink).await;
+    }
 }
 
 /// The sink's task has stopped (shutdown): the transition was not queued.

@@ -18,15 +18,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::http::{check_http_url, deliver, redact_url};
 use super::metrics::{gauge, DeliveryMetrics, Reason};
 use super::retry::{jittered, Backoff, LogGate};
-use super::{
-    fence, join_by, AlertSink, BoxFuture, FieldError, Queued, Stopped, MAX_QUEUE_CAPACITY,
-};
+use super::{AlertSink, BoxFuture, FieldError, Queue, Queued, Stopped, MAX_QUEUE_CAPACITY};
 use crate::alert::Alert;
 use crate::redact::REDACTED;
 
@@ -233,8 +230,7 @@ pub enum WebhookError {
 
 /// The sink: a queue in front of its delivery task.
 pub struct WebhookSink {
-    tx: mpsc::Sender<Queued>,
-    task: JoinHandle<()>,
+    queue: Queue,
     url: String,
     timeout: Duration,
 }
@@ -258,8 +254,7 @@ impl WebhookSink {
         let (url, timeout) = (cfg.url.clone(), cfg.timeout);
         let task = runtime.spawn(run(cfg, client, rx, metrics));
         Ok(WebhookSink {
-            tx,
-            task,
+            queue: Queue::new(tx, task, SINK),
             url,
             timeout,
         })
@@ -272,24 +267,18 @@ impl AlertSink for WebhookSink {
     }
 
     fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), Stopped>> {
-        Box::pin(async move {
-            self.tx
-                .send(Queued::Alert(Box::new(alert.clone())))
-                .await
-                .map_err(|_| Stopped(SINK))
-        })
+        Box::pin(self.queue.send(alert))
     }
 
     /// Deliveries are one at a time, in order: once the fence is reached, everything before
     /// it has been delivered or given up on.
     fn settled(&self) -> BoxFuture<'_, Result<(), Stopped>> {
-        Box::pin(fence(&self.tx, SINK))
+        Box::pin(self.queue.settled())
     }
 
     fn flush(self: Box<Self>, deadline: Instant) -> BoxFuture<'static, ()> {
-        let WebhookSink { tx, task, .. } = *self;
-        drop(tx);
-        Box::pin(join_by(task, deadline, SINK))
+        let WebhookSink { queue, .. } = *self;
+        Box::pin(queue.flush(deadline))
     }
 
     /// A webhook has no standard health endpoint: the check is that its host accepts a TCP
