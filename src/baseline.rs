@@ -10,9 +10,14 @@
 //! - `weekday` is updated once per completed day, as that day's total over the mean day of the
 //!   week that ends with it (independent of `level`, so the two do not chase each other), so
 //!   weekly peaks are known after a week: the warm-up before this baseline may alert;
-//! - it is robust to the anomalies it exists to catch: an hour above `clip ×` the expectation is
-//!   learned as `clip ×` the expectation, and the owner freezes learning entirely while an alert
-//!   on this client's consumption is firing, so an incident never becomes the new normal;
+//! - it is robust to the anomalies it exists to catch: an hour above `clip ×` the expectation
+//!   (or, for a client of a few calls an hour, above what Poisson noise reaches) is learned as
+//!   that ceiling, and the owner freezes learning entirely while an alert on this client's
+//!   consumption is firing, so an incident never becomes the new normal;
+//! - it is unbiased on small clients: outliers are judged in calls, so an empty hour where two
+//!   calls are usual is noise, not a drop, and a quiet slot's hour moves the level in proportion
+//!   to what it can tell (a level divided by a near-zero slot, or by a floored one, drifted
+//!   until every busy hour of such a client looked like a jump);
 //! - and to drops, which are not anomalies it alerts on but would make the next normal day look
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
 //!   public holiday, an outage) is not learned unless the drop lasts two days; a day far from
@@ -167,6 +172,8 @@ pub struct Seasonal {
 const DROP_FRACTION: f32 = 0.3;
 /// ...unless the drop has lasted this long: then it is the client's new normal.
 const DROP_ACCEPT_HOURS: u16 = 48;
+/// One-sided level at which an hour's calls are clearly below its expectation (a drop).
+const OUTLIER_ALPHA: f64 = 0.01;
 /// A day whose total is outside `[1/x, x] ×` its prediction teaches no weekday factor.
 const OUTLIER_DAY: f64 = 2.0;
 
@@ -223,7 +230,17 @@ impl Seasonal {
 
     /// Learn one completed hour with `units` consumed. With `frozen` the hour only passes. The
     /// last hour of a day also teaches the weekday factors, from the last seven days' totals.
-    pub fn learn_hour(&mut self, hour: i64, units: f64, frozen: bool, p: &BaselineParams) {
+    ///
+    /// `per_call` is the client's mean units per call: what is usual noise for an hour and what
+    /// is clearly an outlier depends on how many calls the expectation stands for.
+    pub fn learn_hour(
+        &mut self,
+        hour: i64,
+        units: f64,
+        per_call: f64,
+        frozen: bool,
+        p: &BaselineParams,
+    ) {
         self.last_hour = hour as i32;
         if units <= 0.0 {
             self.quiet_hours += 1;
@@ -244,7 +261,7 @@ impl Seasonal {
         if frozen {
             self.day_frozen = true;
         } else {
-            self.learn(h, d, units as f32 / 60.0, p);
+            self.learn(h, d, units as f32 / 60.0, per_call.max(1e-9) as f32, p);
         }
         self.learned_hours += 1;
         if h == 23 {
@@ -253,14 +270,23 @@ impl Seasonal {
         }
     }
 
-    fn learn(&mut self, h: usize, d: usize, mut rate: f32, p: &BaselineParams) {
+    fn learn(&mut self, h: usize, d: usize, mut rate: f32, per_call: f32, p: &BaselineParams) {
         let n = self.learned_hours as f32;
         let season = self.hour_of_day[h] * self.weekday[d];
         if self.learned_hours >= 24 && self.level > 0.0 {
             let expected = self.level * season;
+            // Outliers are judged in calls: an hour of 0 or 5 calls where 2 are usual is
+            // ordinary Poisson noise, and treating it as a drop or clipping it as a spike
+            // (only one tail of a skewed distribution) would drag a small client's baseline
+            // down hour after hour until its every busy hour looked like a jump.
+            let calls = |per_minute: f32| (per_minute * 60.0 / per_call) as f64;
+            let (seen, usual) = (calls(rate), calls(expected));
             // (Only once the first week has taught the shape: before that, a night hour the
             // first day's running means got wrong would look like a drop and never be fixed.)
-            if self.weekdays_known && rate < DROP_FRACTION * expected {
+            if self.weekdays_known
+                && rate < DROP_FRACTION * expected
+                && crate::detect::clearly_below(seen, usual, 1.0, OUTLIER_ALPHA)
+            {
                 self.low_hours = self.low_hours.saturating_add(1);
                 if self.low_hours < DROP_ACCEPT_HOURS {
                     return;
@@ -268,10 +294,17 @@ impl Seasonal {
             } else {
                 self.low_hours = 0;
             }
-            rate = rate.min(p.clip * expected);
+            // (About the 99th percentile of a Poisson count, where `clip` is tighter.)
+            let ceiling = (p.clip as f64 * usual).max(usual + 2.33 * usual.sqrt() + 1.0);
+            rate = rate.min((ceiling * per_call as f64 / 60.0) as f32);
         }
         let a_level = p.alpha_level.max(1.0 / (n + 1.0));
-        self.level += a_level * (rate / season.max(1e-3) - self.level);
+        // Each hour is a noisy reading `rate / season` of the level, the noisier the quieter
+        // its slot: such hours get a smaller step (a slot learned near zero from a small
+        // client's empty hours would blow the level up), and none is floored (which would
+        // bias the level down).
+        let w = a_level * season.min(1.0);
+        self.level += w * (rate / season.max(1e-6) - self.level);
         if self.level > 0.0 {
             let days = (self.learned_hours / 24) as f32;
             let a_hour = p.alpha_hour.max(1.0 / (days + 1.0));
@@ -393,7 +426,7 @@ mod tests {
     fn learn(b: &mut Seasonal, hours: std::ops::Range<i64>, rate: impl Fn(i64) -> f64) {
         let p = BaselineParams::default();
         for h in hours {
-            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, false, &p);
+            b.learn_hour(MONDAY_H + h, rate(h) * 60.0, 1.0, false, &p);
         }
     }
 
@@ -422,6 +455,45 @@ mod tests {
                 "hour {h}: expected {want:.1}, learned {got:.1}"
             );
         }
+    }
+
+    #[test]
+    fn a_small_clients_noise_does_not_drag_its_baseline_down() {
+        // A few calls an hour by day and almost none at night or at the weekend: whole-call
+        // Poisson noise, empty hours included. Clipping only
+        // its busy hours, or skipping its empty ones as drops, biases the baseline until its
+        // every busy hour looks like a jump.
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Poisson};
+        let p = BaselineParams::default();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mean_calls = |h: i64| {
+            let local = hour_of_day(MONDAY_H + h);
+            let day = if (8..18).contains(&local) { 6.0 } else { 0.3 };
+            day * if day_of_week(MONDAY_H + h) >= 5 {
+                0.3
+            } else {
+                1.0
+            }
+        };
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        for h in 0..24 * 21 {
+            let calls: f64 = Poisson::new(mean_calls(h)).unwrap().sample(&mut rng);
+            b.learn_hour(MONDAY_H + h, calls * 10.0, 10.0, false, &p);
+        }
+        // what the fourth week is expected to total, against what the client makes (the
+        // old rules expected a quarter of it)
+        let week = 24 * 21..24 * 28;
+        let expected: f64 = week
+            .clone()
+            .map(|h| b.rate_at((MONDAY_H + h) * HOUR_MS, &p) * 60.0)
+            .sum();
+        let truth: f64 = week.map(|h| 10.0 * mean_calls(h)).sum();
+        assert!(
+            (0.67..1.5).contains(&(expected / truth)),
+            "expected {expected:.0} units, the client makes {truth:.0}"
+        );
     }
 
     #[test]
@@ -470,7 +542,7 @@ mod tests {
         learn(&mut frozen, 0..24 * 10, |_| 100.0);
         let before = frozen.rate_at((MONDAY_H + 24 * 10) * HOUR_MS, &p);
         for h in 24 * 10..24 * 10 + 10 {
-            frozen.learn_hour(MONDAY_H + h, 500.0 * 60.0, true, &p);
+            frozen.learn_hour(MONDAY_H + h, 500.0 * 60.0, 1.0, true, &p);
         }
         let after = frozen.rate_at((MONDAY_H + 24 * 10 + 10) * HOUR_MS, &p);
         assert!((after - before).abs() < 1e-3, "{before} vs {after}");

@@ -890,7 +890,7 @@ fn learn_baseline(c: &mut Client, t: Millis, p: &BaselineParams) {
             Some(calls) => calls * mean_units,
             None => c.windows.hours.get(h) as f64,
         };
-        c.baseline.learn_hour(h, units, frozen, p);
+        c.baseline.learn_hour(h, units, mean_units, frozen, p);
         h += 1;
     }
 }

@@ -179,6 +179,48 @@ fn a_jump_fires_once_and_resolves_once() {
     );
 }
 
+/// An uncontracted client whose hourly batch job makes each hour's calls in its first 8
+/// minutes, 20 calls an hour except 400 at 22:00 and 23:00, for 14 days; then, on the 15th day,
+/// 8x its usual calls spread over 10:00-14:00.
+fn evening_batcher(days: i64) -> Vec<Ev> {
+    let start = t0();
+    let mut out = vec![];
+    let mut n = 0;
+    for h in 0..days * 24 + 24 {
+        let hour = start + h * HOUR_MS;
+        let (calls, spread) = match (h / 24, h % 24) {
+            (d, 10..=13) if d == days => (160, HOUR_MS),
+            (d, _) if d == days && h % 24 >= 14 => break,
+            (_, 22 | 23) => (400, 8 * MINUTE_MS),
+            _ => (20, 8 * MINUTE_MS),
+        };
+        for k in 0..calls {
+            out.push(ev(hour + k * spread / calls, "batcher", n, 5.0, ""));
+            n += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn an_hourly_batch_on_a_steep_daily_ramp_is_its_usual_self() {
+    // The learned baseline knows hourly totals only: at 22:08 the hour's 400 calls are in,
+    // against a pro-rata share of 8 minutes of it. Judged that way, every evening was a jump.
+    let days = 14;
+    let alerts = run(&mut engine(&Config::default()), &evening_batcher(days));
+    let jumps = of(&alerts, "batcher", AlertKind::BaselineJump);
+    let first = jumps.first().expect("the 8x jump on the last day fires");
+    let jump = t0() + days * DAY_MS + 10 * HOUR_MS;
+    assert!(
+        first.state == State::Firing && first.at >= jump && first.at <= jump + HOUR_MS,
+        "{first:#?}"
+    );
+    assert!(
+        jumps.iter().all(|a| a.at >= jump),
+        "the evenings before fired: {jumps:#?}"
+    );
+}
+
 #[test]
 fn a_burst_does_not_fire() {
     let start = t0();

@@ -3,7 +3,9 @@
 //! contract (and contracted ones with `contracted = true`); silent while the baseline warms up.
 //!
 //! A volume detector (see [`super::volume`]): a learned baseline is itself uncertain, so the
-//! excess must be significant against the threshold, not against the baseline.
+//! excess must be significant against most of the threshold ([`NULL_SHARE`]), not against
+//! the baseline, and windows of an hour or more expect the unfinished hour to hold what it
+//! holds, up to its usual total (the baseline knows hourly totals, not how an hour is spent).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]); the hourly rollups for the excess.
@@ -101,13 +103,43 @@ impl BaselineJump {
             &c.units,
             t,
             &judge,
-            |end, dur| b.expected(end, dur, baseline),
+            |end, dur| hour_aligned_expectation(c, b, baseline, end, dur),
             // a learned baseline is itself uncertain (and a small client's is noisy): the excess
-            // must be significant against the threshold itself, not against the baseline
-            |threshold| threshold,
+            // must be significant against most of the threshold, not just the baseline
+            |threshold| NULL_SHARE * threshold,
             false,
         ))
     }
+}
+
+/// The share of the threshold an excess must be significantly above (its point estimate must
+/// still reach the whole threshold). Against the whole threshold, a 2.5x jump on a client of a
+/// few calls an hour needed most of a day of evidence; against the baseline itself, its learning
+/// error alone would fire.
+const NULL_SHARE: f64 = 0.8;
+
+/// Expected units over `[end - dur, end)`, where the baseline only knows hourly totals: the
+/// part of the window in the current, unfinished hour is expected to hold whatever it holds,
+/// up to that hour's whole usual total. A client whose hourly batch job front-loads each hour
+/// is then not judged against the hour's pro-rata share, which on a steep daily ramp (the
+/// expectation of 22:00 ten times that of 21:00) would make every evening look like a jump.
+/// Windows shorter than an hour are judged as they are (they only say an excess is current).
+fn hour_aligned_expectation(
+    c: &Client,
+    b: &Seasonal,
+    p: &BaselineParams,
+    end: Millis,
+    dur: Millis,
+) -> f64 {
+    let expected = b.expected(end, dur, p);
+    let into_hour = end.rem_euclid(HOUR_MS);
+    if dur < HOUR_MS || into_hour == 0 {
+        return expected;
+    }
+    let pro_rata = b.expected(end, into_hour, p);
+    let whole = b.expected(end - into_hour + HOUR_MS, HOUR_MS, p);
+    let (seen, _) = c.windows.sum(end, into_hour);
+    expected - pro_rata + seen.clamp(pro_rata, whole.max(pro_rata))
 }
 
 impl Detector for BaselineJump {

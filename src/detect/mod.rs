@@ -30,12 +30,13 @@
 //! [`significant`]), so that a handful of events never pages while a clear 1.6x on a large
 //! client is not made to wait hours to prove it is above 1.5x.
 //!
-//! One overage is one alert: once firing, an alert holds while the first pair's long window is
-//! in the hysteresis band, for up to four hours while that window has too few calls to show it
-//! is clearly below the band (a small client's night proves nothing), and, for `over_contract` once two days have
-//! taught the client's daily shape, while the client is still well above its usual rate for
-//! the hour, so an overage that dips under the contract at night does not resolve and page
-//! again in the morning.
+//! One overage is one alert: once firing, an alert holds while any pair's long window is in
+//! the hysteresis band (a night dip empties the last hour, not the last six), for up to four
+//! hours while some long window has too few calls to show it is clearly below the band (a small
+//! client's night proves nothing), and, for `over_contract` once two days have taught the
+//! client's daily shape, while the client is still well above its usual rate for the hour, so
+//! an overage that dips under the contract at night does not resolve and page again in the
+//! morning.
 
 pub mod baseline_jump;
 pub mod cap;

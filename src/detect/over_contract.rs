@@ -230,6 +230,26 @@ mod tests {
     }
 
     #[test]
+    fn a_dip_holds_while_the_six_hours_are_still_over() {
+        let p = Detectors::default();
+        // five hours at 3x, then an hour at 0.2x: the contract's hour is clearly below the
+        // band, the six hours still 2.5x over, so the episode is not over yet
+        let c = client_with(&[(-360, -60, 30), (-60, 0, 2)]);
+        let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Hold(r) if r.window == 6 * HOUR_MS && r.ratio > 2.0),
+            "{v:?}"
+        );
+        // once the six hours are quiet too, it resolves, quoting the contract's hour
+        let c = client_with(&[(-360, 0, 2)]);
+        let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Clear(r) if r.window == HOUR_MS),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn few_events_are_not_significant() {
         let p = Detectors::default();
         // contract of 1 unit/min; the client makes 2 calls of 10 units in the last 15 minutes:

@@ -183,8 +183,10 @@ fn judge(
             return Verdict::Fire(s.reading);
         }
     }
-    // Resolving is decided on the first pair's long window (the contract's hour), and that is
-    // the reading a transition carries, so a resolve never quotes numbers it did not use.
+    // A firing alert holds while any pair's long window is still in the band (a night dip
+    // empties the contract's hour, not the last six), and only resolves once every long window
+    // is clearly below it. Each verdict carries the reading of the window that decided it, so a
+    // hold or a resolve never quotes numbers it did not use.
     // In the band by units and by calls at the mean units per call: a heavy-tailed client's
     // units alone swing into the band by chance, hour after hour, long after its overage ended.
     // (Minute call counts saturate at 255; a client near that is far too busy for chance swings,
@@ -199,20 +201,22 @@ fn judge(
         };
         r.ratio.min(by_calls) >= hold_at
     };
-    match sums.first() {
-        Some(s) if hold || in_band(s) => Verdict::Hold(s.reading),
-        Some(s)
-            if !clearly_below(
-                s.reading.observed,
-                hold_at * s.reading.expected,
-                units.factor(),
-                CLEAR_ALPHA,
-            ) =>
-        {
-            Verdict::Weak(s.reading)
-        }
-        Some(s) => Verdict::Clear(s.reading),
-        None => Verdict::Clear(Reading {
+    let below = |s: &PairSums| {
+        clearly_below(
+            s.reading.observed,
+            hold_at * s.reading.expected,
+            units.factor(),
+            CLEAR_ALPHA,
+        )
+    };
+    let banded = sums.iter().find(|s| in_band(s));
+    let unclear = sums.iter().find(|s| !below(s));
+    match (sums.first(), banded, unclear) {
+        (Some(s), _, _) if hold => Verdict::Hold(s.reading),
+        (Some(_), Some(s), _) => Verdict::Hold(s.reading),
+        (Some(_), None, Some(s)) => Verdict::Weak(s.reading),
+        (Some(s), None, None) => Verdict::Clear(s.reading),
+        (None, _, _) => Verdict::Clear(Reading {
             observed: 0.0,
             expected: 0.0,
             ratio: 0.0,

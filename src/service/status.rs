@@ -815,7 +815,7 @@ monthly_cap = 100000
         let mut b = Seasonal::default();
         b.start(MONDAY_H + 15);
         for h in 15..18 {
-            b.learn_hour(MONDAY_H + h, 60.0, false, &p);
+            b.learn_hour(MONDAY_H + h, 60.0, 1.0, false, &p);
         }
         assert_eq!(learning_days_left(&b, at(15), at(18), &p), Some(8));
         // an idle client's hours are not learned until its next evaluation; they still pass
@@ -824,7 +824,7 @@ monthly_cap = 100000
         let mut b = Seasonal::default();
         b.start(MONDAY_H);
         for h in 0..8 * 24 {
-            b.learn_hour(MONDAY_H + h, 60.0, false, &p);
+            b.learn_hour(MONDAY_H + h, 60.0, 1.0, false, &p);
         }
         assert_eq!(learning_days_left(&b, at(0), at(8 * 24), &p), None, "warm");
         // a longer configured warm-up
@@ -835,7 +835,7 @@ monthly_cap = 100000
         assert_eq!(learning_days_left(&b, at(0), at(8 * 24), &slow), Some(6));
         // relearning after three silent days starts the count again, first_seen or not
         for h in 8 * 24..11 * 24 {
-            b.learn_hour(MONDAY_H + h, 0.0, false, &p);
+            b.learn_hour(MONDAY_H + h, 0.0, 1.0, false, &p);
         }
         assert_eq!(learning_days_left(&b, at(0), at(11 * 24), &p), Some(7));
 
@@ -843,7 +843,7 @@ monthly_cap = 100000
         let mut b = Seasonal::default();
         b.start(MONDAY_H);
         for h in 0..8 * 24 {
-            b.learn_hour(MONDAY_H + h, 60.0, true, &p);
+            b.learn_hour(MONDAY_H + h, 60.0, 1.0, true, &p);
         }
         assert_eq!(learning_days_left(&b, at(0), at(8 * 24), &p), Some(1));
         assert_eq!(learning(1), "learning (1 day left)");
