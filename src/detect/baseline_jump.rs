@@ -4,8 +4,9 @@
 //!
 //! A volume detector (see [`super::volume`]): a learned baseline is itself uncertain, so the
 //! excess must be significant against most of the threshold ([`NULL_SHARE`]), not against
-//! the baseline, and windows of an hour or more expect the unfinished hour to hold what it
-//! holds, up to its usual total (the baseline knows hourly totals, not how an hour is spent).
+//! the baseline, and on a steep daily ramp windows of an hour or more expect the unfinished
+//! hour to hold what it holds, up to its usual total (the baseline knows hourly totals, not
+//! how an hour is spent).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]); the hourly rollups for the excess.
@@ -118,12 +119,14 @@ impl BaselineJump {
 /// error alone would fire.
 const NULL_SHARE: f64 = 0.8;
 
-/// Expected units over `[end - dur, end)`, where the baseline only knows hourly totals: the
-/// part of the window in the current, unfinished hour is expected to hold whatever it holds,
-/// up to that hour's whole usual total. A client whose hourly batch job front-loads each hour
-/// is then not judged against the hour's pro-rata share, which on a steep daily ramp (the
-/// expectation of 22:00 ten times that of 21:00) would make every evening look like a jump.
-/// Windows shorter than an hour are judged as they are (they only say an excess is current).
+/// Expected units over `[end - dur, end)`, where the baseline only knows hourly totals. Pro
+/// rata is wrong for a client whose hourly batch job front-loads each hour where the daily
+/// shape climbs steeply: at 22:08 its whole 22:00 hour is in, against 8 minutes' share of it,
+/// and every evening looked like a jump. So where the unfinished hour is expected to hold at
+/// least [`RAMP`] times the hour before, its part of the window is expected to hold whatever it
+/// holds, up to its whole usual total. Elsewhere pro rata stands (it errs by less than the
+/// thresholds allow), so a jump that starts near an hour boundary is not made to wait. Windows
+/// shorter than an hour are judged as they are (they only say an excess is current).
 fn hour_aligned_expectation(
     c: &Client,
     b: &Seasonal,
@@ -136,11 +139,19 @@ fn hour_aligned_expectation(
     if dur < HOUR_MS || into_hour == 0 {
         return expected;
     }
+    let hour_start = end - into_hour;
+    let whole = b.expected(hour_start + HOUR_MS, HOUR_MS, p);
+    if whole < RAMP * b.expected(hour_start, HOUR_MS, p) {
+        return expected;
+    }
     let pro_rata = b.expected(end, into_hour, p);
-    let whole = b.expected(end - into_hour + HOUR_MS, HOUR_MS, p);
     let (seen, _) = c.windows.sum(end, into_hour);
     expected - pro_rata + seen.clamp(pro_rata, whole.max(pro_rata))
 }
+
+/// How much more than the hour before an hour must be expected to hold for the hour-aligned
+/// expectation to apply.
+const RAMP: f64 = 2.0;
 
 impl Detector for BaselineJump {
     fn new(d: &DetectConfig) -> Self {
