@@ -460,9 +460,8 @@ mod tests {
     #[test]
     fn a_small_clients_noise_does_not_drag_its_baseline_down() {
         // A few calls an hour by day and almost none at night or at the weekend: whole-call
-        // Poisson noise, empty hours included. Clipping only
-        // its busy hours, or skipping its empty ones as drops, biases the baseline until its
-        // every busy hour looks like a jump.
+        // Poisson noise, empty hours included. Clipping only its busy hours, or skipping its
+        // empty ones as drops, biases the baseline until its every busy hour looks like a jump.
         use rand::SeedableRng;
         use rand_distr::{Distribution, Poisson};
         let p = BaselineParams::default();

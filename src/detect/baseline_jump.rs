@@ -20,7 +20,7 @@ use crate::baseline::{BaselineParams, Seasonal};
 use crate::client::Client;
 use crate::config::DetectConfig;
 use crate::contract::Contract;
-use crate::time::{duration_label, Millis, HOUR_MS};
+use crate::time::{duration_label, Millis, HOUR_MS, MINUTE_MS};
 
 /// `[detect.baseline_jump]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -140,13 +140,14 @@ fn hour_aligned_expectation(
         return expected;
     }
     let hour_start = end - into_hour;
-    let whole = b.expected(hour_start + HOUR_MS, HOUR_MS, p);
-    if whole < RAMP * b.expected(hour_start, HOUR_MS, p) {
+    // units per minute of this hour and of the one before
+    let (now, before) = (b.rate_at(hour_start, p), b.rate_at(hour_start - HOUR_MS, p));
+    if now < RAMP * before {
         return expected;
     }
-    let pro_rata = b.expected(end, into_hour, p);
+    let pro_rata = now * (into_hour / MINUTE_MS) as f64;
     let (seen, _) = c.windows.sum(end, into_hour);
-    expected - pro_rata + seen.clamp(pro_rata, whole.max(pro_rata))
+    expected - pro_rata + seen.clamp(pro_rata, now * 60.0)
 }
 
 /// How much more than the hour before an hour must be expected to hold for the hour-aligned

@@ -209,19 +209,24 @@ fn judge(
             CLEAR_ALPHA,
         )
     };
-    let banded = sums.iter().find(|s| in_band(s));
-    let unclear = sums.iter().find(|s| !below(s));
-    match (sums.first(), banded, unclear) {
-        (Some(s), _, _) if hold => Verdict::Hold(s.reading),
-        (Some(_), Some(s), _) => Verdict::Hold(s.reading),
-        (Some(_), None, Some(s)) => Verdict::Weak(s.reading),
-        (Some(s), None, None) => Verdict::Clear(s.reading),
-        (None, _, _) => Verdict::Clear(Reading {
+    let Some(first) = sums.first() else {
+        return Verdict::Clear(Reading {
             observed: 0.0,
             expected: 0.0,
             ratio: 0.0,
             window: j.pairs.first().map_or(0, |p| p.1),
             item: None,
-        }),
+        });
+    };
+    if hold {
+        return Verdict::Hold(first.reading);
+    }
+    if let Some(s) = sums.iter().find(|s| in_band(s)) {
+        return Verdict::Hold(s.reading);
+    }
+    // (Only now the significance tests, and only until one window cannot tell.)
+    match sums.iter().find(|s| !below(s)) {
+        Some(s) => Verdict::Weak(s.reading),
+        None => Verdict::Clear(first.reading),
     }
 }
