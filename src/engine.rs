@@ -387,12 +387,28 @@ impl Engine {
 
     /// Apply one decoded event; alert transitions it causes are appended to `out`.
     pub fn apply(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) -> Outcome {
-        let outcome = self.apply_inner(ev, out);
+        let outcome = self.apply_inner(ev);
         self.stats.outcomes[outcome.index()] += 1;
+        self.observe(ev.ts, out);
         outcome
     }
 
-    fn apply_inner(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) -> Outcome {
+    /// Event time has reached `ts`: the newest event moves the watermark, whoever's it is (a
+    /// duplicate or a client that did not fit still happened at that time). A `replay` shard
+    /// sees the other shards' events only through this, so every shard evaluates the same
+    /// minutes at the same point of the input as one engine would.
+    pub fn observe(&mut self, ts: Millis, out: &mut Vec<Alert>) {
+        if ts > self.state.max_ts {
+            self.state.max_ts = ts;
+            let wm = ts.saturating_sub(self.lateness);
+            if wm > self.state.watermark {
+                self.state.watermark = wm;
+                self.advance(out);
+            }
+        }
+    }
+
+    fn apply_inner(&mut self, ev: &Event<'_>) -> Outcome {
         if let Some(eid) = &ev.event_id {
             if self.state.dedupe.check_and_insert(
                 ev.ts,
@@ -486,14 +502,6 @@ impl Engine {
         if c.schedule(boundary) {
             self.state.due.entry(boundary).or_default().push(idx);
         }
-        if ev.ts > self.state.max_ts {
-            self.state.max_ts = ev.ts;
-            let wm = ev.ts.saturating_sub(self.lateness);
-            if wm > self.state.watermark {
-                self.state.watermark = wm;
-                self.advance(out);
-            }
-        }
         Outcome::Accepted
     }
 
@@ -518,7 +526,18 @@ impl Engine {
 
     fn client_index(&mut self, id: &str, ts: Millis) -> Option<u32> {
         if let Some(&i) = self.index.get(id) {
-            return Some(i);
+            // Idle past the timeout is forgotten whether or not the sweep has come by yet, so
+            // what a returning client starts from does not depend on where the sweep is (nor
+            // on how clients are split between engines).
+            let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
+            let idle = self.state.clients[i as usize]
+                .as_ref()
+                .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
+            if !idle {
+                return Some(i);
+            }
+            self.remove(i as usize);
+            self.stats.evicted_idle += 1;
         }
         if self.index.len() >= self.max_clients && !self.evict_one() {
             return None;

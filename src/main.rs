@@ -158,6 +158,11 @@ struct ReplayArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Threads, each with the clients whose id hashes to it; the output is the same for any
+    /// number. Limits that count clients (`state.max_clients`, ...) apply to each thread.
+    /// [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// JSONL files of events, plain or gzip, read in the order given; `-` is stdin.
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<String>,
@@ -229,6 +234,10 @@ struct ReportArgs {
     /// when stderr is not a terminal), never.
     #[arg(long, value_enum, default_value = "auto")]
     progress: replay::ProgressMode,
+    /// Threads replaying --events, as `overage replay --threads`. [default: the number of
+    /// cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 #[derive(Args)]
@@ -288,15 +297,17 @@ fn load(files: &Files) -> Result<(Config, Contracts)> {
     Ok((config, contracts))
 }
 
-/// Recorded events through a fresh engine, as `replay` and `report --events` both do: the
-/// config's decoding and future-timestamp check, progress on stderr, the summary at the end.
+/// Recorded events through fresh engines (one per thread, each with its share of the
+/// clients), as `replay` and `report --events` both do: the config's decoding and
+/// future-timestamp check, progress on stderr, the summary at the end.
 fn run_replay(
     files: &Files,
     format: Option<Format>,
     inputs: &[String],
+    threads: Option<u16>,
     progress: replay::ProgressMode,
     alerts: &mut dyn std::io::Write,
-) -> Result<(Engine, replay::Summary)> {
+) -> Result<(Vec<Engine>, replay::Summary)> {
     let (mut config, contracts) = load(files)?;
     if let Some(f) = format {
         config.input.format = f;
@@ -304,13 +315,20 @@ fn run_replay(
     let inputs: Vec<Input> = inputs.iter().map(|s| Input::parse(s)).collect();
     replay::check_inputs(&inputs)?;
     let decoder = config.input.decoder();
-    let mut engine = Engine::new(&config, Arc::new(contracts));
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let contracts = Arc::new(contracts);
+    let mut engines: Vec<Engine> = (0..threads)
+        .map(|_| Engine::new(&config, contracts.clone()))
+        .collect();
     let skew = ms(config.input.max_future_skew);
     let future_limit = (skew > 0).then(|| wall_now() + skew);
     let display = replay::ProgressDisplay::new(&inputs, progress);
     let update = |n: u64| display.update(n);
     let summary = replay::replay(
-        &mut engine,
+        &mut engines,
         &decoder,
         &inputs,
         future_limit,
@@ -319,7 +337,7 @@ fn run_replay(
     )?;
     display.finish();
     eprintln!("{}", summary.human());
-    Ok((engine, summary))
+    Ok((engines, summary))
 }
 
 fn cmd_replay(a: ReplayArgs) -> Result<()> {
@@ -330,7 +348,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<()> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let (_, summary) = run_replay(&a.files, a.format, &a.inputs, mode, &mut out)?;
+    let (_, summary) = run_replay(&a.files, a.format, &a.inputs, a.threads, mode, &mut out)?;
     if let Some(path) = &a.summary_json {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -375,29 +393,34 @@ fn cmd_report(a: ReportArgs) -> Result<()> {
             (format!("url: {url}"), Default::default(), data)
         }
         None => {
-            let (engine, _) = run_replay(
+            let (engines, summary) = run_replay(
                 &a.files,
                 a.input_format,
                 &a.events,
+                a.threads,
                 a.progress,
                 &mut std::io::sink(),
             )?;
             let ids = if a.clients.is_empty() {
-                report::engine_clients(&engine)
+                let mut ids: Vec<String> =
+                    engines.iter().flat_map(report::engine_clients).collect();
+                ids.sort();
+                ids
             } else {
                 a.clients.clone()
             };
             let mut data = Vec::with_capacity(ids.len());
             for id in &ids {
-                match report::from_engine(&engine, id, &period) {
+                let engine = &engines[replay::shard_of(id, engines.len())];
+                match report::from_engine(engine, id, &period) {
                     Some(d) => data.push(d),
                     None => anyhow::bail!("client `{id}` has no events in the input"),
                 }
             }
-            let input = engine
-                .stats()
-                .outcomes()
-                .map(|(k, n)| (k.to_owned(), n))
+            let input = summary
+                .events
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
                 .collect();
             (format!("events: {}", a.events.join(", ")), input, data)
         }

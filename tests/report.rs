@@ -149,6 +149,26 @@ fn report_equals_the_ground_truth_exactly() {
     let json_arg = json.display().to_string();
     args.extend(["--format", "json", "--output", &json_arg]);
     overage(&args);
+    // Clients split between threads give the same report, byte for byte.
+    for threads in ["1", "3"] {
+        let other = s.path(&format!("report-{threads}.json"));
+        let other_arg = other.display().to_string();
+        let mut args = base.to_vec();
+        args.extend([
+            "--format",
+            "json",
+            "--threads",
+            threads,
+            "--output",
+            &other_arg,
+        ]);
+        overage(&args);
+        assert!(
+            std::fs::read(&other).unwrap() == std::fs::read(&json).unwrap(),
+            "--threads {threads} reports differently: {}",
+            other.display()
+        );
+    }
     let r: Report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(
         r.input["late"] > 1000,

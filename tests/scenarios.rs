@@ -36,11 +36,18 @@ fn workdir() -> (Option<tempfile::TempDir>, PathBuf) {
 }
 
 fn replay(dir: &Path) -> (PathBuf, serde_json::Value) {
-    let alerts = dir.join("alerts.jsonl");
-    let summary = dir.join("summary.json");
+    replay_with(dir, &[])
+}
+
+/// `overage replay` of the scenario in `dir`, with `args` added; alerts and summary are
+/// written beside it, named after `args`.
+fn replay_with(dir: &Path, args: &[&str]) -> (PathBuf, serde_json::Value) {
+    let name = args.join("");
+    let alerts = dir.join(format!("alerts{name}.jsonl"));
+    let summary = dir.join(format!("summary{name}.json"));
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_overage"));
-    cmd.arg("replay");
+    cmd.arg("replay").args(args);
     // a gateway shape comes with the config that reads it
     let config = dir.join("overage.toml");
     if config.exists() {
@@ -192,6 +199,27 @@ fn standard_month_is_detected_exactly() {
     );
 
     let canonical = std::fs::read(&alerts_path).unwrap();
+    // Clients split between threads (on this machine the default is a thread per core): the
+    // same alerts byte for byte, the same accounting.
+    let without_timing = |mut s: serde_json::Value| {
+        for k in ["elapsed_seconds", "events_per_second"] {
+            s.as_object_mut().unwrap().remove(k);
+        }
+        s
+    };
+    for threads in ["1", "3"] {
+        let (alerts, s) = replay_with(&dir, &["--threads", threads]);
+        assert!(
+            std::fs::read(&alerts).unwrap() == canonical,
+            "--threads {threads}: alerts differ; see {}",
+            alerts.display()
+        );
+        assert_eq!(
+            without_timing(s),
+            without_timing(summary.clone()),
+            "--threads {threads}"
+        );
+    }
     for shape in [Shape::Kong, Shape::Apisix] {
         let sub = dir.join(format!("{shape:?}").to_lowercase());
         let t = simulate::write_scenario_as(&params, &sub, shape).unwrap();

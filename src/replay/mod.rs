@@ -20,12 +20,19 @@ use crate::alert::{Alert, State};
 use crate::decode::{Decoder, Reject};
 use crate::engine::Engine;
 
+mod sharded;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("{path}: {source}")]
     Input { path: String, source: io::Error },
     #[error("writing alerts: {0}")]
     Output(io::Error),
+    #[error("starting the replay threads: {0}")]
+    Threads(String),
+    /// The reader of a sharded replay found nobody listening (replay had stopped on an error).
+    #[error("replay stopped")]
+    Stopped,
 }
 
 /// What a replay did, for stderr and `--summary-json`.
@@ -161,6 +168,13 @@ pub enum Line {
 /// bytes of it.
 pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
     buf.clear();
+    append_line_bounded(r, buf, max)
+}
+
+/// [`read_line_bounded`], appending the line to what `buf` holds (a line too long, or the end
+/// of input, leaves `buf` as it was).
+fn append_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    let start = buf.len();
     let mut too_long = false;
     let mut any = false;
     loop {
@@ -175,14 +189,14 @@ pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> 
             });
         }
         any = true;
-        let (chunk, done) = match memchr(available) {
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
             Some(i) => (&available[..i], Some(i + 1)),
             None => (available, None),
         };
         if !too_long {
-            if buf.len() + chunk.len() > max {
+            if buf.len() - start + chunk.len() > max {
                 too_long = true;
-                buf.clear();
+                buf.truncate(start);
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -190,7 +204,7 @@ pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> 
         let used = done.unwrap_or(available.len());
         r.consume(used);
         if done.is_some() {
-            if buf.last() == Some(&b'\r') {
+            if buf.len() > start && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
             return Ok(if too_long { Line::TooLong } else { Line::Ok });
@@ -198,16 +212,27 @@ pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> 
     }
 }
 
-fn memchr(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == b'\n')
-}
-
 /// Progress reporting hook: called with bytes read so far, occasionally.
 pub type Progress<'a> = &'a dyn Fn(u64);
 
-/// Replay `inputs` in order through `engine`, writing alert transitions to `alerts`.
+/// Which of `n` engines owns `client_id`: a client's events all go to one engine.
+pub fn shard_of(client_id: &str, n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        (xxhash_rust::xxh3::xxh3_64(client_id.as_bytes()) % n as u64) as usize
+    }
+}
+
+/// Replay `inputs` in order through `engines`, writing alert transitions to `alerts`.
+///
+/// With more than one engine, clients are split between them by [`shard_of`] and each engine
+/// runs on a thread of its own (see [`sharded`]); the output is byte-identical to one
+/// engine's: transitions in event-time order, ties by client id, each client's own in the
+/// order its detectors gave them. Limits that count clients, labels or dedupe ids
+/// (`state.max_clients`, ...) apply to each engine.
 pub fn replay(
-    engine: &mut Engine,
+    engines: &mut [Engine],
     decoder: &Decoder,
     inputs: &[Input],
     future_limit: Option<i64>,
@@ -216,56 +241,39 @@ pub fn replay(
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
-    let mut out: Vec<Alert> = Vec::new();
-    let mut line = Vec::with_capacity(4096);
-    let max = if decoder.max_event_bytes == 0 {
-        usize::MAX
-    } else {
-        decoder.max_event_bytes
+    let read = Reading {
+        inputs,
+        counter: &counter,
+        max_line: if decoder.max_event_bytes == 0 {
+            usize::MAX
+        } else {
+            decoder.max_event_bytes
+        },
     };
     let mut counts = AlertCounts::default();
-    let mut lines: u64 = 0;
-    for input in inputs {
-        let err = |source| ReplayError::Input {
-            path: input.name(),
-            source,
-        };
-        let mut reader = open(input, counter.clone()).map_err(err)?;
-        loop {
-            match read_line_bounded(reader.as_mut(), &mut line, max).map_err(err)? {
-                Line::Eof => break,
-                Line::TooLong => engine.reject(Reject::TooLarge),
-                Line::Ok if line.iter().all(u8::is_ascii_whitespace) => {}
-                Line::Ok => {
-                    engine.ingest(decoder, &line, future_limit, &mut out);
-                }
-            }
-            if !out.is_empty() {
-                write_alerts(&mut out, alerts, &mut counts)?;
-            }
-            lines += 1;
-            if lines % 65_536 == 0 {
-                if let Some(p) = progress {
-                    p(counter.load(Ordering::Relaxed));
-                }
-            }
-        }
+    let mut emit = |out: &mut Vec<Alert>| write_alerts(out, alerts, &mut counts);
+    match engines {
+        [] => {}
+        [engine] => one_thread(engine, decoder, &read, future_limit, &mut emit, progress)?,
+        _ => sharded::replay(engines, decoder, &read, future_limit, &mut emit, progress)?,
     }
-    engine.flush(&mut out);
-    write_alerts(&mut out, alerts, &mut counts)?;
     alerts.flush().map_err(ReplayError::Output)?;
     if let Some(p) = progress {
         p(counter.load(Ordering::Relaxed));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let stats = engine.stats();
+    let mut stats = crate::engine::Stats::default();
+    for e in engines.iter() {
+        stats.add(e.stats());
+    }
     let total = stats.events();
     Ok(Summary {
         events: stats.outcomes().collect(),
-        clients: engine.client_count(),
+        clients: engines.iter().map(Engine::client_count).sum(),
         alerts: counts,
-        usage: engine
-            .clients()
+        usage: engines
+            .iter()
+            .flat_map(Engine::clients)
             .map(|c| (c.id.to_string(), c.usage.total_units))
             .collect(),
         elapsed_seconds: elapsed,
@@ -278,11 +286,97 @@ pub fn replay(
     })
 }
 
+/// The inputs and how to read them.
+struct Reading<'a> {
+    inputs: &'a [Input],
+    /// Bytes read so far (of the raw input, before decompression), for progress.
+    counter: &'a Arc<AtomicU64>,
+    max_line: usize,
+}
+
+impl Reading<'_> {
+    /// Every line of every input in order, appended to `buf` as [`append_line_bounded`] does
+    /// and handed to `f` with where it starts (blank lines skipped), until the end or the
+    /// first error. `f` may clear or take `buf`.
+    fn each_line(
+        &self,
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(Line, &mut Vec<u8>, usize) -> Result<(), ReplayError>,
+    ) -> Result<(), ReplayError> {
+        for input in self.inputs {
+            let err = |source| ReplayError::Input {
+                path: input.name(),
+                source,
+            };
+            let mut reader = open(input, self.counter.clone()).map_err(err)?;
+            loop {
+                let start = buf.len();
+                match append_line_bounded(reader.as_mut(), buf, self.max_line).map_err(err)? {
+                    Line::Eof => break,
+                    Line::Ok if buf[start..].iter().all(u8::is_ascii_whitespace) => {
+                        buf.truncate(start)
+                    }
+                    l => f(l, buf, start)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Where alert transitions go: put in output order, written and counted.
+type Emit<'a> = &'a mut dyn FnMut(&mut Vec<Alert>) -> Result<(), ReplayError>;
+
+fn one_thread(
+    engine: &mut Engine,
+    decoder: &Decoder,
+    read: &Reading<'_>,
+    future_limit: Option<i64>,
+    emit: Emit<'_>,
+    progress: Option<Progress<'_>>,
+) -> Result<(), ReplayError> {
+    let mut out: Vec<Alert> = Vec::new();
+    let mut lines: u64 = 0;
+    let mut buf = Vec::with_capacity(4096);
+    read.each_line(&mut buf, |l, line, _| {
+        match l {
+            Line::TooLong => engine.reject(Reject::TooLarge),
+            _ => {
+                engine.ingest(decoder, line, future_limit, &mut out);
+            }
+        }
+        line.clear();
+        if !out.is_empty() {
+            emit(&mut out)?;
+        }
+        lines += 1;
+        if lines % 65_536 == 0 {
+            if let Some(p) = progress {
+                p(read.bytes_read());
+            }
+        }
+        Ok(())
+    })?;
+    engine.flush(&mut out);
+    emit(&mut out)
+}
+
+/// The output order of the transitions that one line (or the end of input) caused: event
+/// time, then client id; a stable sort keeps each client's own in their order.
+fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    a.at.cmp(&b.at).then_with(|| a.client_id.cmp(&b.client_id))
+}
+
 fn write_alerts(
     out: &mut Vec<Alert>,
     w: &mut dyn Write,
     counts: &mut AlertCounts,
 ) -> Result<(), ReplayError> {
+    out.sort_by(output_order);
     for a in out.drain(..) {
         let entry = counts.by_kind.entry(a.alert.to_string()).or_default();
         match a.state {
