@@ -7,6 +7,10 @@
 //! `pipeline/report` is what `overage report --events` adds on top of the replay: building every
 //! client's report from the rollups and rendering it as JSON, CSV and HTML.
 //!
+//! `threads/N` is `overage replay --threads N`: the same lines from a file (in the page cache),
+//! clients split between N engines on N threads, alerts written to a sink. Target: 2 threads
+//! at least 1.8x one thread's rate on 2 cores.
+//!
 //! `decode/*` decodes the same events as each input format writes them (Kong logs, APISIX
 //! batches of 4, as `overage simulate --format` renders them), with the config that reads them,
 //! side by side with canonical JSON; `decode/kong_replay` is the whole replay of the Kong logs.
@@ -16,6 +20,7 @@ use overage::config::Config;
 use overage::decode::{decode_canonical, Decoder};
 use overage::engine::Engine;
 use overage::report;
+use overage::replay;
 use overage::simulate::shapes::{Shape, Writer};
 
 mod common;
@@ -143,5 +148,45 @@ fn formats(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, formats);
+fn threads(c: &mut Criterion) {
+    let lines = common::lines(EVENTS, CLIENTS, SPAN_MS, 1);
+    let contracts = common::contracts(CLIENTS);
+    let config = Config::default();
+    let decoder = Decoder::canonical(64 * 1024);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, lines.join(&b'\n')).expect("the bench input written");
+    let inputs = [replay::Input::File(path)];
+    let mut g = c.benchmark_group("threads");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(20);
+    for n in [1, 2] {
+        g.bench_function(n.to_string(), |b| {
+            b.iter_batched(
+                || {
+                    (0..n)
+                        .map(|_| Engine::new(&config, contracts.clone()))
+                        .collect::<Vec<_>>()
+                },
+                |mut engines| {
+                    let s = replay::replay(
+                        &mut engines,
+                        &decoder,
+                        &inputs,
+                        None,
+                        &mut std::io::sink(),
+                        None,
+                    )
+                    .expect("replayed");
+                    assert_eq!(s.events["accepted"], EVENTS as u64);
+                    s.alerts.firing
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, threads, formats);
 criterion_main!(benches);

@@ -22,7 +22,8 @@
 //! - [`alert`]: verdicts → firing / resolved transitions with hysteresis; the alert JSON.
 //! - [`contract`] and [`config`]: the two input files, validated with precise errors.
 //! - [`checkpoint`]: a partition's state and offset, encoded and kept in a durable store.
-//! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine.
+//! - [`replay`]: recorded events (JSONL, gzip, stdin) through the engine, or through one
+//!   engine per thread with the clients split between them.
 //! - [`simulate`], [`score`], [`peers`] and [`quality`]: labelled scenarios (a hand-written
 //!   month, or a fleet sampled from distributions), graded against their truth side by side
 //!   with the Prometheus rules users would write instead.
