@@ -19,8 +19,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use overage::config::Config;
 use overage::decode::{decode_canonical, Decoder};
 use overage::engine::Engine;
-use overage::report;
 use overage::replay;
+use overage::report;
 use overage::simulate::shapes::{Shape, Writer};
 
 mod common;
