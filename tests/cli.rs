@@ -190,6 +190,17 @@ fn replay_fails_clearly_on_a_missing_input() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/nonexistent/events.jsonl"), "{err}");
+    // and says why once, not once per layer of the error
+    assert_eq!(err.matches("no such file").count(), 1, "{err}");
+    let o = overage()
+        .args(["replay", "--contracts", "/nonexistent/c.toml", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "error: /nonexistent/c.toml: cannot read: No such file or directory (os error 2)"
+    );
 }
 
 #[test]
