@@ -293,6 +293,32 @@ pub fn round2(x: f64) -> f64 {
 }
 
 impl Alert {
+    /// A critical `over_contract` transition of `client` (3x a 120,000 units/h enterprise
+    /// contract over the last hour): the alert that sink and router tests send, in one place.
+    #[doc(hidden)]
+    pub fn example(state: State, client: &str, at: Millis, since: Millis) -> Alert {
+        Alert {
+            alert: AlertKind::OverContract,
+            state,
+            client_id: client.into(),
+            at,
+            severity: Severity::Critical,
+            window: "1h".into(),
+            observed: 362000.0,
+            expected: 120000.0,
+            ratio: 3.02,
+            summary: format!(
+                "{client} consumed 3.0x its contracted 120000 units/h over the last 1h"
+            ),
+            since,
+            labels: [("plan".to_string(), "enterprise".to_string())].into(),
+            fingerprint: fingerprint(client, AlertKind::OverContract, Severity::Critical),
+            drivers: Vec::new(),
+            excess_units: None,
+            excess_units_month: None,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         state: State,

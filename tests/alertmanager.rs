@@ -5,12 +5,11 @@
 
 mod util;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use overage::alert::{fingerprint, Alert, AlertKind, Severity, State};
+use overage::alert::{Alert, State};
 use overage::sink::alertmanager::{AlertmanagerConfig, AlertmanagerHandle, AlertmanagerSink};
 use overage::time::{parse_rfc3339, wall_now};
 use prometheus::proto::MetricType;
@@ -181,24 +180,7 @@ where
 }
 
 fn transition(state: State, client: &str, at: i64, since: i64) -> Alert {
-    Alert {
-        alert: AlertKind::OverContract,
-        state,
-        client_id: client.into(),
-        at,
-        severity: Severity::Critical,
-        window: "1h".into(),
-        observed: 362000.0,
-        expected: 120000.0,
-        ratio: 3.02,
-        summary: format!("{client} consumed 3.0x its contracted 120000 units/h over the last 1h"),
-        since,
-        labels: BTreeMap::from([("plan".to_string(), "enterprise".to_string())]),
-        fingerprint: fingerprint(client, AlertKind::OverContract, Severity::Critical),
-        drivers: Vec::new(),
-        excess_units: None,
-        excess_units_month: None,
-    }
+    Alert::example(state, client, at, since)
 }
 
 fn config(urls: Vec<String>) -> AlertmanagerConfig {

@@ -2,7 +2,7 @@
 //! what arrives, in which order, signed how, and what is retried. Every wait is on a request
 //! arriving (bounded by a deadline), never on a sleep.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use overage::alert::{fingerprint, Alert, AlertKind, Severity, State};
+use overage::alert::{Alert, State};
 use overage::sink::webhook::{signature, Secret, WebhookConfig, WebhookSink};
 use overage::sink::AlertSink;
 use prometheus::Registry;
@@ -23,24 +23,7 @@ const T0: i64 = 1_789_050_000_000;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn transition(state: State, client: &str, at: i64) -> Alert {
-    Alert {
-        alert: AlertKind::OverContract,
-        state,
-        client_id: client.into(),
-        at,
-        severity: Severity::Critical,
-        window: "1h".into(),
-        observed: 362000.0,
-        expected: 120000.0,
-        ratio: 3.02,
-        summary: format!("{client} consumed 3.0x its contracted 120000 units/h"),
-        since: T0,
-        labels: BTreeMap::from([("plan".to_string(), "enterprise".to_string())]),
-        fingerprint: fingerprint(client, AlertKind::OverContract, Severity::Critical),
-        drivers: Vec::new(),
-        excess_units: None,
-        excess_units_month: None,
-    }
+    Alert::example(state, client, at, T0)
 }
 
 /// One request as the receiver saw it.

@@ -185,7 +185,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::alert::{AlertKind, Severity};
+
     use crate::config::Config;
     use crate::contract::Contracts;
     use crate::sink::{BoxFuture, Stopped};
@@ -240,28 +240,13 @@ mod tests {
     }
 
     fn alert(client: &str, state: State) -> Alert {
-        Alert {
-            alert: AlertKind::OverContract,
+        let t = |s| crate::time::parse_rfc3339(s).unwrap();
+        Alert::example(
             state,
-            client_id: client.into(),
-            at: crate::time::parse_rfc3339("2026-09-10T14:20:00Z").unwrap(),
-            severity: Severity::Critical,
-            window: "1h".into(),
-            observed: 3.0,
-            expected: 1.0,
-            ratio: 3.0,
-            summary: String::new(),
-            since: crate::time::parse_rfc3339("2026-09-10T14:00:00Z").unwrap(),
-            labels: Default::default(),
-            fingerprint: crate::alert::fingerprint(
-                client,
-                AlertKind::OverContract,
-                Severity::Critical,
-            ),
-            drivers: Vec::new(),
-            excess_units: None,
-            excess_units_month: None,
-        }
+            client,
+            t("2026-09-10T14:20:00Z"),
+            t("2026-09-10T14:00:00Z"),
+        )
     }
 
     #[tokio::test]

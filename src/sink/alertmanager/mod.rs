@@ -238,34 +238,13 @@ pub(super) mod tests {
     use prometheus::Registry;
 
     use super::*;
-    use crate::alert::{AlertKind, Severity, State};
+    use crate::alert::State;
     use crate::time::Millis;
 
     pub(crate) const T0: Millis = 1_789_050_000_000; // 2026-09-10T14:20:00Z
 
     pub(crate) fn alert(state: State, client: &str, at: Millis, since: Millis) -> Alert {
-        Alert {
-            alert: AlertKind::OverContract,
-            state,
-            client_id: client.into(),
-            at,
-            severity: Severity::Critical,
-            window: "1h".into(),
-            observed: 362000.0,
-            expected: 120000.0,
-            ratio: 3.02,
-            summary: format!("{client} consumed 3.0x its contracted 120000 units/h"),
-            since,
-            labels: [("plan".to_string(), "enterprise".to_string())].into(),
-            fingerprint: crate::alert::fingerprint(
-                client,
-                AlertKind::OverContract,
-                Severity::Critical,
-            ),
-            drivers: Vec::new(),
-            excess_units: None,
-            excess_units_month: None,
-        }
+        Alert::example(state, client, at, since)
     }
 
     pub(crate) fn cfg() -> AlertmanagerConfig {
