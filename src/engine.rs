@@ -1,8 +1,9 @@
 //! The engine: events in, alert transitions out, for one shard of clients.
 //!
 //! One `Engine` owns the state of the clients whose events it sees (in the service, one Kafka
-//! partition; in `replay`, everything). It is synchronous, single-threaded and clock-free: the
-//! only notion of time is the event-time watermark, `newest event − allowed lateness`.
+//! partition; in `replay`, every client, or with `--threads` a hash share of them). It is
+//! synchronous, single-threaded and clock-free: the only notion of time is the event-time
+//! watermark, `newest event − allowed lateness`, moved by every event ([`Engine::observe`]).
 //!
 //! - [`Engine::apply`] does O(1) work per event: dedupe, usage totals, window buckets, scope
 //!   counters, and scheduling the client's evaluation at the end of the event's minute.

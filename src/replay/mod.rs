@@ -365,8 +365,9 @@ fn one_thread(
     emit(&mut out)
 }
 
-/// The output order of the transitions that one line (or the end of input) caused: event
-/// time, then client id; a stable sort keeps each client's own in their order.
+/// The output order of transitions: event time, then client id; a stable sort keeps each
+/// client's own in their order. (Event time never goes back from one evaluation to the next,
+/// so sorting each batch of transitions as it comes sorts the whole output.)
 fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
     a.at.cmp(&b.at).then_with(|| a.client_id.cmp(&b.client_id))
 }

@@ -9,14 +9,15 @@
 //!
 //! The input goes by in chunks of lines. A reader thread fills them (file reads and gzip off
 //! the workers); then the pool decodes a chunk's lines in parallel, each engine walks the
-//! decoded chunk in input order, and the transitions are merged by line and put in the output
-//! order one engine gives them ([`super::output_order`]).
+//! decoded chunk in input order, and their transitions are put in the order one engine gives
+//! them ([`super::output_order`]): event time never goes back from one evaluation to the next,
+//! so sorting a chunk's transitions by time and client interleaves the engines' exactly.
 
 use std::sync::mpsc;
 
 use rayon::prelude::*;
 
-use super::{output_order, shard_of, Emit, Line, Progress, Reading, ReplayError};
+use super::{shard_of, Emit, Line, Progress, Reading, ReplayError};
 use crate::alert::Alert;
 use crate::decode::{Decoder, Event, Reject};
 use crate::engine::Engine;
@@ -41,8 +42,6 @@ struct Chunk {
 
 /// One decoded event (or rejection) and where it goes.
 struct Decoded<'a> {
-    /// Line within the chunk.
-    line: u32,
     /// The engine that applies it (a rejection is counted by one engine only).
     shard: u32,
     event: Result<Event<'a>, Reject>,
@@ -160,40 +159,32 @@ fn decode<'a>(
     chunk
         .lines
         .par_chunks(PARSE_BATCH)
-        .enumerate()
-        .map(|(k, lines)| decode_lines(decoder, chunk, k * PARSE_BATCH, lines, n, future_limit))
+        .map(|lines| decode_lines(decoder, chunk, lines, n, future_limit))
         .collect()
 }
 
-/// Every engine through the decoded chunk; the transitions caused, in output order.
+/// Every engine through the decoded chunk; the transitions caused, engine by engine (`emit`
+/// puts them in output order).
 fn walk_all(engines: &mut [Engine], decoded: &Events<'_>) -> Vec<Alert> {
-    let mut caused: Vec<(u32, Alert)> = engines
+    engines
         .par_iter_mut()
         .enumerate()
         .map(|(shard, engine)| walk(engine, shard as u32, decoded))
         .flatten()
-        .collect();
-    // Each engine's transitions are in line order already; one engine's of a line would be
-    // in output order, so a stable sort by line, then output order, interleaves them as one
-    // engine would have.
-    caused.sort_by(|(la, a), (lb, b)| la.cmp(lb).then_with(|| output_order(a, b)));
-    caused.into_iter().map(|(_, a)| a).collect()
+        .collect()
 }
 
 fn decode_lines<'a>(
     decoder: &Decoder,
     chunk: &'a Chunk,
-    first: usize,
     lines: &[Option<(usize, usize)>],
     n: usize,
     future_limit: Option<i64>,
 ) -> Vec<Decoded<'a>> {
     let mut decoded = Vec::with_capacity(lines.len());
-    for (i, range) in lines.iter().enumerate() {
-        let line = (first + i) as u32;
+    for range in lines {
         let Some((start, end)) = *range else {
             decoded.push(Decoded {
-                line,
                 shard: 0,
                 event: Err(Reject::TooLarge),
             });
@@ -210,15 +201,14 @@ fn decode_lines<'a>(
                 Ok(ev) => shard_of(&ev.client_id, n) as u32,
                 Err(_) => 0,
             };
-            decoded.push(Decoded { line, shard, event });
+            decoded.push(Decoded { shard, event });
         });
     }
     decoded
 }
 
 /// One engine through a decoded chunk: its own events applied, everyone's time observed.
-fn walk(engine: &mut Engine, shard: u32, decoded: &[Vec<Decoded<'_>>]) -> Vec<(u32, Alert)> {
-    let mut caused = Vec::new();
+fn walk(engine: &mut Engine, shard: u32, decoded: &[Vec<Decoded<'_>>]) -> Vec<Alert> {
     let mut out = Vec::new();
     for d in decoded.iter().flatten() {
         match &d.event {
@@ -229,9 +219,8 @@ fn walk(engine: &mut Engine, shard: u32, decoded: &[Vec<Decoded<'_>>]) -> Vec<(u
             Err(r) if d.shard == shard => engine.reject(*r),
             Err(_) => {}
         }
-        caused.extend(out.drain(..).map(|a| (d.line, a)));
     }
-    caused
+    out
 }
 
 #[cfg(test)]
