@@ -7,6 +7,8 @@
 //! divide the per-client cost by the partitions a consumer owns.
 //!
 //! - `checkpoint/snapshot/N`: `Engine::snapshot()`, the consumer's stall (100k and 1M clients);
+//! - `checkpoint/round/N` and `checkpoint/round_during_snapshot/N`: one event for every client,
+//!   without and with a snapshot alive: what copy on write defers to the events after it;
 //! - `checkpoint/encode/N`: `checkpoint::encode` of the borrowed state (size printed per client);
 //! - `checkpoint/decode_restore/N`: `checkpoint::decode` + `Engine::restore`;
 //! - `checkpoint/store_round_trip/N`: `Store::put` + `Store::get` on a temporary directory,
@@ -108,6 +110,36 @@ fn main() {
                 BatchSize::PerIteration,
             )
         });
+    }
+    // What a snapshot defers: clients are shared with it (copy on write), so the first change
+    // to each client while it is being written copies that client. `round` applies one event
+    // to every client; `round_during_snapshot` the same with a snapshot alive, i.e. every
+    // client copied once (the most a snapshot can cost, spread over the events that follow it).
+    let decoder = overage::decode::Decoder::canonical(64 * 1024);
+    for (n, e) in &engines {
+        let e = std::cell::RefCell::new(Engine::restore(&config, contracts.clone(), e.snapshot()));
+        let mut round = ROUNDS;
+        let mut out = Vec::new();
+        g.throughput(Throughput::Elements(*n as u64));
+        for during_snapshot in [false, true] {
+            let name = if during_snapshot {
+                "round_during_snapshot"
+            } else {
+                "round"
+            };
+            g.bench_function(BenchmarkId::new(name, label(*n)), |b| {
+                b.iter_batched(
+                    || during_snapshot.then(|| e.borrow().snapshot()),
+                    |snapshot| {
+                        common::apply_round(&mut e.borrow_mut(), &decoder, *n, round, &mut out);
+                        round += 1;
+                        out.clear();
+                        snapshot
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     for (n, bytes) in &encoded {
         g.throughput(Throughput::Elements(*n as u64));

@@ -162,7 +162,9 @@ pub struct Engine {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineState {
     labels: Interner,
-    clients: Vec<Option<Client>>,
+    /// Shared with the snapshots being written (copy on write: a snapshot costs a reference
+    /// per client, and a client is copied only if it changes while one is being written).
+    clients: Vec<Option<Arc<Client>>>,
     free: Vec<u32>,
     /// Minute boundary → clients to evaluate there.
     due: BTreeMap<i64, Vec<u32>>,
@@ -215,7 +217,8 @@ impl Engine {
         e
     }
 
-    /// A copy of the state to checkpoint while this engine goes on (see [`EngineState`]).
+    /// The state to checkpoint while this engine goes on (see [`EngineState`]): its clients
+    /// shared, copied only as they change while the snapshot lives.
     pub fn snapshot(&self) -> EngineState {
         self.state.clone()
     }
@@ -274,7 +277,10 @@ impl Engine {
             .collect();
         self.endpoint_ok.clear();
         for c in self.state.clients.iter_mut().flatten() {
-            c.contract = contracts.get(&c.id).map(|(i, _)| i as u32);
+            let contract = contracts.get(&c.id).map(|(i, _)| i as u32);
+            if c.contract != contract {
+                Arc::make_mut(c).contract = contract;
+            }
         }
         self.contracts = contracts;
     }
@@ -306,11 +312,11 @@ impl Engine {
 
     pub fn client(&self, id: &str) -> Option<&Client> {
         let &i = self.index.get(id)?;
-        self.state.clients[i as usize].as_ref()
+        self.state.clients[i as usize].as_deref()
     }
 
     pub fn clients(&self) -> impl Iterator<Item = &Client> {
-        self.state.clients.iter().flatten()
+        self.state.clients.iter().flatten().map(|c| &**c)
     }
 
     /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
@@ -468,7 +474,7 @@ impl Engine {
             [country, asn]
         };
         let half_life = self.p.scope.half_life;
-        let Some(c) = self.state.clients[idx as usize].as_mut() else {
+        let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
             return Outcome::Overflow;
         };
         c.usage.add(ev.ts, ev.units);
@@ -548,11 +554,11 @@ impl Engine {
         let client = Client::new(id.clone(), contract, ts);
         let idx = match self.state.free.pop() {
             Some(i) => {
-                self.state.clients[i as usize] = Some(client);
+                self.state.clients[i as usize] = Some(Arc::new(client));
                 i
             }
             None => {
-                self.state.clients.push(Some(client));
+                self.state.clients.push(Some(Arc::new(client)));
                 (self.state.clients.len() - 1) as u32
             }
         };
@@ -684,7 +690,7 @@ impl Engine {
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
         {
-            let Some(c) = self.state.clients[idx as usize].as_mut() else {
+            let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
                 self.verdicts = verdicts;
                 return;
             };
@@ -708,7 +714,7 @@ impl Engine {
         }
         self.apply_verdicts(idx, t, &verdicts, out);
         self.verdicts = verdicts;
-        let Some(c) = self.state.clients[idx as usize].as_mut() else {
+        let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
             return;
         };
         // Keep evaluating while anything is pending or firing, so alerts resolve even if the
@@ -728,7 +734,7 @@ impl Engine {
         let (fire_after, resolve_after) = (self.p.shared.fire_after, self.p.shared.resolve_after);
         let mut transitions: Vec<(State, Slot)> = Vec::new();
         {
-            let Some(c) = self.state.clients[idx as usize].as_mut() else {
+            let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
                 return;
             };
             for &(kind, severity, v) in verdicts {
@@ -801,7 +807,7 @@ impl Engine {
             }
             out.push(alert);
         }
-        if let Some(c) = self.state.clients[idx as usize].as_mut() {
+        if let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) {
             for r in records {
                 c.rollup.record_alert(r);
             }

@@ -72,6 +72,32 @@ pub fn contracts(clients: usize) -> Arc<Contracts> {
     Arc::new(Contracts::parse(&text, Path::new("bench-contracts.toml")).expect("valid contracts"))
 }
 
+/// Round `round` of [`populated_engine`]'s events: one event for each of `clients` clients.
+pub fn apply_round(
+    engine: &mut overage::engine::Engine,
+    decoder: &overage::decode::Decoder,
+    clients: usize,
+    round: i64,
+    out: &mut Vec<overage::alert::Alert>,
+) {
+    use std::fmt::Write;
+    let mut line = String::with_capacity(256);
+    for c in 0..clients {
+        let ts = START_MS + round * 40 * 60_000 + (c as i64 % 60_000);
+        line.clear();
+        let _ = write!(
+            line,
+            r#"{{"ts":{ts},"client_id":"client-{c:07}","event_id":"{c}-{round}","units":{},"product":"{}","endpoint":"{}","origin_country":"{}","origin_asn":{}}}"#,
+            1 + (c as i64 + round) % 7,
+            PRODUCTS[(c + round as usize) % PRODUCTS.len()],
+            ENDPOINTS[c % ENDPOINTS.len()],
+            COUNTRIES[c % COUNTRIES.len()],
+            64_500 + c % 100,
+        );
+        engine.ingest(decoder, line.as_bytes(), None, out);
+    }
+}
+
 /// An engine holding `clients` clients with realistic state, as `benches/memory.rs` builds
 /// them but over more event time: `rounds` events per client, 40 minutes apart (6 rounds span
 /// 3h20m), each with a product, endpoint and origin, so the minute, hour and day rings, the
@@ -84,24 +110,9 @@ pub fn populated_engine(clients: usize, rounds: i64) -> overage::engine::Engine 
     let decoder = Decoder::canonical(64 * 1024);
     let mut engine = overage::engine::Engine::new(&config, Arc::new(Contracts::default()));
     let mut out = Vec::new();
-    let mut line = String::with_capacity(256);
     for round in 0..rounds {
-        for c in 0..clients {
-            use std::fmt::Write;
-            let ts = START_MS + round * 40 * 60_000 + (c as i64 % 60_000);
-            line.clear();
-            let _ = write!(
-                line,
-                r#"{{"ts":{ts},"client_id":"client-{c:07}","event_id":"{c}-{round}","units":{},"product":"{}","endpoint":"{}","origin_country":"{}","origin_asn":{}}}"#,
-                1 + (c as i64 + round) % 7,
-                PRODUCTS[(c + round as usize) % PRODUCTS.len()],
-                ENDPOINTS[c % ENDPOINTS.len()],
-                COUNTRIES[c % COUNTRIES.len()],
-                64_500 + c % 100,
-            );
-            engine.ingest(&decoder, line.as_bytes(), None, &mut out);
-            out.clear();
-        }
+        apply_round(&mut engine, &decoder, clients, round, &mut out);
+        out.clear();
     }
     engine.flush(&mut out);
     assert_eq!(engine.client_count(), clients);

@@ -2,9 +2,10 @@
 //! stalling consumption, and loading it back when the partition is assigned.
 //!
 //! - **Periodic**: every `interval / partitions`, the partition whose snapshot is oldest (and
-//!   has changed) is copied in memory on the consumer thread (the only stall: a memcpy of its
-//!   clients, measured in `overage_checkpoint_stall_seconds`) and encoded and written on a
-//!   writer thread. One write is in flight at a time; a snapshot is skipped, not queued, while
+//!   has changed) is snapshotted on the consumer thread (the only stall, measured in
+//!   `overage_checkpoint_stall_seconds`: a pointer per client, the clients being shared and
+//!   copied only as they change while the snapshot lives) and encoded and written on a writer
+//!   thread. One write is in flight at a time; a snapshot is skipped, not queued, while
 //!   the previous one is still being written.
 //! - **Revoke and shutdown**: written synchronously from the live engine (no copy), after any
 //!   write in flight, so the partition's next owner finds the latest state.
