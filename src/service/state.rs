@@ -302,9 +302,10 @@ impl Shared {
         let mut out = vec![];
         for e in shards.values() {
             let t = e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS;
-            for c in e.clients() {
-                if let Some(k) = c.contract {
-                    let contract = e.contracts().by_index(k as usize);
+            // Found through the contracts (thousands), not by walking every client (millions)
+            // while the consumer waits for the lock.
+            for contract in e.contracts().iter() {
+                if let Some(c) = e.client(&contract.client_id) {
                     let (used, dur) = c.windows.sum(t, HOUR_MS);
                     let expected = contract.rate_per_ms() * dur as f64;
                     if expected > 0.0 {
@@ -583,5 +584,37 @@ mod tests {
             h.set_link(l);
             assert_eq!(h.link(), l);
         }
+    }
+
+    #[test]
+    fn contract_ratios_are_the_contracted_clients_last_hour_against_their_contract() {
+        let cfg = Config::default();
+        let contracts = Arc::new(
+            Contracts::parse(
+                "[[contract]]\nclient_id = \"acme\"\nbaseline = { units = 600, per = \"1h\" }\n\
+                 [[contract]]\nclient_id = \"absent\"\nbaseline = { units = 60, per = \"1h\" }\n",
+                std::path::Path::new("c.toml"),
+            )
+            .unwrap(),
+        );
+        let shared = Shared::new(cfg.clone(), contracts.clone());
+        let mut e = Engine::new(&cfg, contracts);
+        let decoder = cfg.input.decoder();
+        let start = crate::time::parse_rfc3339("2026-09-01T00:00:00Z").unwrap();
+        let mut out = Vec::new();
+        // two hours: acme at 20 units a minute (2x its contract), an uncontracted client too
+        for m in 0..120 {
+            for id in ["acme", "walk-in"] {
+                let ts = start + m * MINUTE_MS;
+                let line = format!(r#"{{"ts":{ts},"client_id":"{id}","units":20}}"#);
+                e.ingest(&decoder, line.as_bytes(), None, &mut out);
+            }
+        }
+        e.flush(&mut out);
+        shared.shards().insert(("events".into(), 0), e);
+        let ratios = shared.contract_ratios();
+        assert_eq!(ratios.len(), 1, "{ratios:?}");
+        assert_eq!(ratios[0].0, "acme");
+        assert!((ratios[0].1 - 2.0).abs() < 1e-9, "{ratios:?}");
     }
 }
