@@ -536,15 +536,9 @@ impl Engine {
             // Idle past the timeout is forgotten whether or not the sweep has come by yet, so
             // what a returning client starts from does not depend on where the sweep is (nor
             // on how clients are split between engines).
-            let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
-            let idle = self.state.clients[i as usize]
-                .as_ref()
-                .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
-            if !idle {
+            if !self.evict_if_idle(i as usize) {
                 return Some(i);
             }
-            self.remove(i as usize);
-            self.stats.evicted_idle += 1;
         }
         if self.index.len() >= self.max_clients && !self.evict_one() {
             return None;
@@ -671,18 +665,24 @@ impl Engine {
             return;
         }
         let batch = (n * minutes / 60 + 1).min(n);
-        let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
         for _ in 0..batch {
             let i = self.state.sweep_cursor % n;
             self.state.sweep_cursor = (i + 1) % n;
-            let idle = self.state.clients[i]
-                .as_ref()
-                .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
-            if idle {
-                self.remove(i);
-                self.stats.evicted_idle += 1;
-            }
+            self.evict_if_idle(i);
         }
+    }
+
+    /// Forget slot `i` if its client may be evicted and has been idle past `idle_timeout`.
+    fn evict_if_idle(&mut self, i: usize) -> bool {
+        let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
+        let idle = self.state.clients[i]
+            .as_ref()
+            .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
+        if idle {
+            self.remove(i);
+            self.stats.evicted_idle += 1;
+        }
+        idle
     }
 
     fn evaluate(&mut self, idx: u32, boundary: i64, out: &mut Vec<Alert>) {

@@ -301,7 +301,7 @@ impl Shared {
         let shards = self.shards();
         let mut out = vec![];
         for e in shards.values() {
-            let t = e.watermark().unwrap_or(0).div_euclid(MINUTE_MS) * MINUTE_MS;
+            let t = eval_time(e);
             // Found through the contracts (thousands), not by walking every client (millions)
             // while the consumer waits for the lock.
             for contract in e.contracts().iter() {
