@@ -140,6 +140,9 @@ pub struct Slot {
     pub below: u16,
     /// `Some(since)` once firing.
     pub firing_since: Option<Millis>,
+    /// The last evaluation whose verdict was `Fire`: where a volume alert's episode was last
+    /// seen going on, so that resolving judges only what came after it.
+    pub last_fire: Millis,
     pub last: Reading,
 }
 
@@ -161,6 +164,7 @@ impl Slot {
             streak: 0,
             below: 0,
             firing_since: None,
+            last_fire: 0,
             last: reading,
         }
     }
@@ -176,6 +180,9 @@ impl Slot {
         let item = self.last.item;
         self.last = *v.reading();
         self.last.item = self.last.item.or(item);
+        if matches!(v, Verdict::Fire(_)) {
+            self.last_fire = at;
+        }
         match (self.firing_since, v) {
             (None, Verdict::Fire(_)) => {
                 self.streak += 1;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use crate::alert::Slot;
 use crate::baseline::Seasonal;
@@ -40,8 +41,9 @@ pub struct Client {
     pub scope: Scope,
     /// Recent and usual units by product, endpoint and origin, to name an excess's drivers.
     pub mix: Mix,
-    /// Alerts pending or firing; empty for almost every client.
-    pub alerts: Vec<Slot>,
+    /// Alerts pending or firing; empty for almost every client (so a thin vector: one pointer
+    /// instead of three words, in every client).
+    pub alerts: ThinVec<Slot>,
     /// Hourly usage by product and origin, and recent alert transitions, for reports.
     pub rollup: Rollup,
 }
@@ -64,7 +66,7 @@ impl Client {
             baseline: Seasonal::default(),
             scope: Scope::default(),
             mix: Mix::default(),
-            alerts: Vec::new(),
+            alerts: ThinVec::new(),
             rollup: Rollup::default(),
         }
     }
@@ -109,6 +111,16 @@ impl Client {
             self.sched_base = b;
         }
         true
+    }
+
+    /// The last evaluation at which a firing alert of `kind` (either severity) was over its
+    /// threshold; `None` unless one is firing.
+    pub fn last_fire(&self, kind: crate::alert::AlertKind) -> Option<Millis> {
+        self.alerts
+            .iter()
+            .filter(|s| s.kind == kind && s.is_firing())
+            .map(|s| s.last_fire)
+            .max()
     }
 
     /// Is any alert on this client's volume firing? (Then its baseline must not learn.)
@@ -349,6 +361,13 @@ pub struct Scope {
     pub bad_origin: f32,
     /// The same violations with the long half-life: product, endpoint, origin.
     pub bad_long: [f32; 3],
+    /// Every call with the long half-life (the long share's denominator).
+    pub total_long: f32,
+    /// Calls counted (modulo 2^16, far more than any run of clean calls that ends a
+    /// violation), and its value at the last violating call of each kind: how many of the
+    /// client's own calls have been clean since, whatever the hour.
+    pub calls: u16,
+    pub last_bad: [u16; 3],
     /// Most recent out-of-contract product / endpoint / origin (interned ids).
     pub last_product: u32,
     pub last_endpoint: u32,
@@ -379,8 +398,8 @@ impl Scope {
         ((ts - self.anchor) as f64 / half_life as f64).exp2() as f32
     }
 
-    /// Weight of an event at `ts` (relative to the anchor) in the long counters; called only
-    /// for violating events, after [`Scope::weight`] placed the anchor.
+    /// Weight of an event at `ts` (relative to the anchor) in the long counters, after
+    /// [`Scope::weight`] placed the anchor.
     #[inline]
     pub fn long_weight(&self, ts: Millis, half_life: Millis) -> f32 {
         ((ts - self.anchor) as f64 / (half_life as f64 * LONG_HALF_LIVES)).exp2() as f32
@@ -399,33 +418,49 @@ impl Scope {
         self.bad_endpoint *= f;
         self.bad_origin *= f;
         self.bad_long.iter_mut().for_each(|b| *b *= f_long);
+        self.total_long *= f_long;
         self.origins.scale(f);
         self.anchor = t;
         f
     }
 
-    /// Count one call of weight `w`; a violating one also with `w_long` in the long counters.
+    /// Count one call of weights `w` and `w_long`, and the scope rule it broke if any.
     #[inline]
-    pub fn add(&mut self, w: f32, breach: Option<(Breach, f32)>) {
+    pub fn add(&mut self, w: f32, w_long: f32, breach: Option<Breach>) {
         self.total += w;
-        match breach {
-            Some((Breach::Product(id), w_long)) => {
+        self.total_long += w_long;
+        self.calls = self.calls.wrapping_add(1);
+        let kind = match breach {
+            Some(Breach::Product(id)) => {
                 self.bad_product += w;
-                self.bad_long[0] += w_long;
                 self.last_product = id;
+                0
             }
-            Some((Breach::Endpoint(id), w_long)) => {
+            Some(Breach::Endpoint(id)) => {
                 self.bad_endpoint += w;
-                self.bad_long[1] += w_long;
                 self.last_endpoint = id;
+                1
             }
-            Some((Breach::Origin(id), w_long)) => {
+            Some(Breach::Origin(id)) => {
                 self.bad_origin += w;
-                self.bad_long[2] += w_long;
                 self.last_origin = id;
+                2
             }
-            None => {}
-        }
+            None => return,
+        };
+        self.bad_long[kind] += w_long;
+        self.last_bad[kind] = self.calls;
+    }
+
+    /// Of the scope rule `kind` (product, endpoint, origin): the share of calls breaking it
+    /// over the long half-life, and the client's calls since the last one that did.
+    pub fn long_share(&self, kind: usize) -> (f64, u16) {
+        let share = if self.total_long > 0.0 {
+            (self.bad_long[kind] / self.total_long) as f64
+        } else {
+            0.0
+        };
+        (share, self.calls.wrapping_sub(self.last_bad[kind]))
     }
 }
 
@@ -439,15 +474,21 @@ pub struct Origins {
     first_seen: [i32; ORIGIN_SLOTS],
     calls: [f32; ORIGIN_SLOTS],
     count: [u16; ORIGIN_SLOTS],
+    /// The scope's call counter at the entry's first and last call (modulo 2^16: the share
+    /// since first seen reads high on a client making over 65,536 calls in the day an origin
+    /// stays new).
+    first_call: [u16; ORIGIN_SLOTS],
+    last_call: [u16; ORIGIN_SLOTS],
 }
 
 impl Origins {
     #[inline]
-    pub fn add(&mut self, id: u32, ts: Millis, w: f32) {
+    pub fn add(&mut self, id: u32, ts: Millis, w: f32, call: u16) {
         let n = self.len as usize;
         if let Some(i) = self.ids[..n].iter().position(|&x| x == id) {
             self.calls[i] += w;
             self.count[i] = self.count[i].saturating_add(1);
+            self.last_call[i] = call;
             return;
         }
         let minute = (ts / crate::time::MINUTE_MS) as i32;
@@ -463,6 +504,8 @@ impl Origins {
         self.first_seen[i] = minute;
         self.calls[i] = w;
         self.count[i] = 1;
+        self.first_call[i] = call;
+        self.last_call[i] = call;
     }
 
     /// Scale counts (on re-anchoring the scope).
@@ -481,13 +524,15 @@ impl Origins {
         })
     }
 
-    /// Calls from `id` since it was first seen (saturating), if it is in the table.
-    pub fn count(&self, id: u32) -> Option<u16> {
+    /// Of origin `id`, if it is in the table, as of the scope's call counter `now`: its calls
+    /// since it was first seen (saturating), their share of the client's calls since, and the
+    /// client's calls since its last one.
+    pub fn since(&self, id: u32, now: u16) -> Option<(u16, f64, u16)> {
         let n = self.len as usize;
-        self.ids[..n]
-            .iter()
-            .position(|&x| x == id)
-            .map(|i| self.count[i])
+        let i = self.ids[..n].iter().position(|&x| x == id)?;
+        let span = now.wrapping_sub(self.first_call[i]) as f64 + 1.0;
+        let share = (self.count[i] as f64 / span).min(1.0);
+        Some((self.count[i], share, now.wrapping_sub(self.last_call[i])))
     }
 }
 
@@ -614,11 +659,12 @@ mod tests {
         for &t in &times {
             let w = a.weight(t, hl);
             let wl = a.long_weight(t, hl);
-            a.add(w, Some((Breach::Product(1), wl)));
+            a.add(w, wl, Some(Breach::Product(1)));
         }
         for &t in times.iter().rev() {
             let w = b.weight(t, hl);
-            b.add(w, None);
+            let wl = b.long_weight(t, hl);
+            b.add(w, wl, None);
         }
         a.decay_to(t0 + hl, hl);
         b.decay_to(t0 + hl, hl);
@@ -626,19 +672,24 @@ mod tests {
         assert!(a.total > 2.0 && a.total < 2.2, "{}", a.total);
         assert_eq!(a.bad_product, a.total);
         assert_eq!(a.last_product, 1);
+        // every call broke the rule, over the long span too, and none has been clean since
+        assert_eq!(a.long_share(0), (1.0, 0));
+        assert_eq!(b.long_share(0), (0.0, 4));
     }
 
     #[test]
     fn origin_table_is_bounded_and_replaces_the_least_used() {
         let mut o = Origins::default();
         for id in 0..ORIGIN_SLOTS as u32 {
-            o.add(id, 0, 10.0 + id as f32);
+            o.add(id, 0, 10.0 + id as f32, id as u16);
         }
-        o.add(99, 60_000, 1.0);
+        o.add(99, 60_000, 1.0, 20);
         let ids: Vec<u32> = o.iter().map(|(id, _, _)| id).collect();
         assert_eq!(ids.len(), ORIGIN_SLOTS);
         assert!(ids.contains(&99) && !ids.contains(&0));
         let (_, first, calls) = o.iter().find(|e| e.0 == 99).unwrap();
         assert_eq!((first, calls), (60_000, 1.0));
+        // one call of the client's 21 since, and 4 more since that one
+        assert_eq!(o.since(99, 24), Some((1, 0.2, 4)));
     }
 }

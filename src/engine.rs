@@ -500,10 +500,11 @@ impl Engine {
             learn_usual,
         );
         let w = c.scope.weight(ev.ts, half_life);
-        let breach = breach.map(|b| (b, c.scope.long_weight(ev.ts, half_life)));
-        c.scope.add(w, breach);
+        let w_long = c.scope.long_weight(ev.ts, half_life);
+        c.scope.add(w, w_long, breach);
+        let call = c.scope.calls;
         for o in origins.into_iter().flatten() {
-            c.scope.origins.add(o, ev.ts, w);
+            c.scope.origins.add(o, ev.ts, w, call);
         }
         let boundary = minute_of(ev.ts) + 1;
         if c.schedule(boundary) {

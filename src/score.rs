@@ -266,6 +266,8 @@ pub struct FalseFiring {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stuck {
     pub client_id: String,
+    /// Its kind and severity (`over_contract warning`).
+    pub alert: String,
     pub fingerprint: String,
     pub fired: String,
     /// When it resolved, if it did.
@@ -723,6 +725,7 @@ fn stuck_alerts(
             if late {
                 out.push(Stuck {
                     client_id: f.client_id.clone(),
+                    alert: format!("{} {}", f.alert, f.severity),
                     fingerprint: identity.clone(),
                     fired: f.at.clone(),
                     resolved: resolved.map(format_rfc3339),
@@ -868,7 +871,9 @@ impl fmt::Display for Report {
             for x in self.stuck.iter().take(25) {
                 writeln!(
                     f,
-                    "  {} fired {} resolved {} ({})",
+                    "  {} {} {} fired {} resolved {} ({})",
+                    x.client_id,
+                    x.alert,
                     x.fingerprint,
                     x.fired,
                     x.resolved.as_deref().unwrap_or("never"),

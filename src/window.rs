@@ -137,7 +137,11 @@ impl<const N: usize, T: Bucket> Ring<N, T> {
         }
         let lo = from.max(self.head - N as i64 + 1);
         let hi = to.min(self.head + 1);
-        (lo..hi).map(|p| self.vals[Self::slot(p)].value()).sum()
+        // (a float sum starts at -0.0, which an empty window would print as "-0.0x")
+        (lo..hi)
+            .map(|p| self.vals[Self::slot(p)].value())
+            .sum::<f64>()
+            + 0.0
     }
 
     /// Value of one period (zero if outside the ring).
@@ -278,6 +282,8 @@ mod tests {
         assert_eq!(r.sum(0, 200), 1.0);
         assert_eq!(r.get(100), 1.0);
         assert_eq!(r.get(99), 0.0);
+        // an empty span is +0 (alerts quoted "-0.0x" for a client with nothing in the window)
+        assert!(r.sum(50, 60).is_sign_positive());
     }
 
     #[test]

@@ -99,17 +99,17 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.914, 1.35 false firings per 1,000 client-days, 1
-    // false page, 121 re-fires, 84 stuck
+    // regressions, not noise): recall 0.914, 1.39 false firings per 1,000 client-days, 1
+    // false page, 34 re-fires, 45 stuck
     assert!(ours.recall() >= 0.914, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_per_1000_client_days() <= 1.36,
+        ours.false_per_1000_client_days() <= 1.39,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages <= 1, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 121, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 84, "{} stuck", ours.stuck);
+    assert!(ours.refires <= 34, "{} re-fires", ours.refires);
+    assert!(ours.stuck <= 45, "{} stuck", ours.stuck);
 }
 
 #[test]
@@ -175,8 +175,8 @@ fn fleet_meets_the_pager_targets() {
         }
         for s in &r.stuck {
             problems.push(format!(
-                "seed {seed}: stuck {} fired {} resolved {:?} ({})",
-                s.fingerprint, s.fired, s.resolved, s.context
+                "seed {seed}: stuck {} {} fired {} resolved {:?} ({})",
+                s.client_id, s.alert, s.fired, s.resolved, s.context
             ));
         }
     }

@@ -32,8 +32,9 @@ pub use store::Store;
 
 pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
-/// are also kept by arrival.
-pub const FORMAT_VERSION: u16 = 4;
+/// are also kept by arrival. 5: alerts keep when they were last over their threshold, scope
+/// counters count calls.
+pub const FORMAT_VERSION: u16 = 5;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +238,25 @@ mod tests {
         }
     }
 
+    /// The previous version's committed checkpoint, as an upgraded instance finds it on disk:
+    /// refused with the version message, not misread.
+    #[test]
+    fn the_previous_versions_checkpoint_is_refused_with_the_version_message() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "tests/fixtures/checkpoint/v{}.bin",
+            FORMAT_VERSION - 1
+        ));
+        let old = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let err = decode(&old).unwrap_err();
+        assert!(matches!(err, CheckpointError::Incompatible { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("version {}", FORMAT_VERSION - 1))
+                && message.contains("older"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn every_damage_is_refused_with_its_reason() {
         let good = encode(&meta(), &engine_with_data().snapshot()).unwrap();
@@ -264,7 +284,8 @@ mod tests {
         assert!(err.to_string().contains("newer"), "{err}");
 
         // every older body is laid out differently (v1: dedupe ids by event time only; v3:
-        // clients without their driver mix) and must be refused, not misread
+        // clients without their driver mix; v4: alerts without when they were last over their
+        // threshold, scope counters without calls) and must be refused, not misread
         for v in 1..FORMAT_VERSION {
             let mut old = good.clone();
             old[8..10].copy_from_slice(&v.to_le_bytes());

@@ -108,7 +108,9 @@ impl BaselineJump {
             // a learned baseline is itself uncertain (and a small client's is noisy): the excess
             // must be significant against most of the threshold, not just the baseline
             |threshold| NULL_SHARE * threshold,
-            false,
+            c.last_fire(AlertKind::BaselineJump),
+            // the baseline is the client's own day already
+            None,
         ))
     }
 }

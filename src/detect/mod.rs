@@ -30,13 +30,20 @@
 //! [`significant`]), so that a handful of events never pages while a clear 1.6x on a large
 //! client is not made to wait hours to prove it is above 1.5x.
 //!
-//! One overage is one alert: once firing, an alert holds while any pair's long window is in
-//! the hysteresis band (a night dip empties the last hour, not the last six), for up to four
-//! hours while some long window has too few calls to show it is clearly below the band (a small
-//! client's night proves nothing), and, for `over_contract` once two days have taught the
-//! client's daily shape, while the client is still well above its usual rate for the hour, so
-//! an overage that dips under the contract at night does not resolve and page again in the
-//! morning.
+//! One overage is one alert, judged on what came after its excess was last seen (not on the
+//! windows that still hold the episode itself, which kept alerts firing for hours after their
+//! client was back to normal): once firing, an alert holds for an hour after it was last over
+//! its threshold (a gateway's gap is not the end of an overage), then while that span is in the
+//! hysteresis band and significantly above the expected, and, for `over_contract` once two days
+//! have taught the client's daily shape, while the client is still so far above its usual rate
+//! for the hour that its busiest hour ahead would be over the contract, so an overage that dips
+//! under the contract at night does not resolve and page again in the morning. It resolves once
+//! that span is clearly below all of these, and after four hours in which too few calls could
+//! tell either way (a small client's night proves nothing).
+//!
+//! Count detectors (`out_of_contract_*`, `new_origin`) end a violation in the client's own
+//! calls: a run of clean calls that the violation's long-run share would hardly leave, not
+//! a quiet hour that empties a decayed share (see [`scope`]).
 
 pub mod baseline_jump;
 pub mod cap;

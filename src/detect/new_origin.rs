@@ -7,15 +7,16 @@
 //! `learn_after` ago.
 //!
 //! Client state read: the origin table ([`crate::client::Origins`] in
-//! [`crate::client::Scope`]: first seen, decayed and long counts) and `total`, decayed with
-//! `[detect.scope]`'s `half_life`; `first_seen`. The engine fills the origin table only while
+//! [`crate::client::Scope`]: first seen, decayed calls, calls since first seen, the client's
+//! call count at its first and last call) and `total`, decayed with `[detect.scope]`'s
+//! `half_life`; `first_seen`. The engine fills the origin table only while
 //! this detector is enabled.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::scope::{check_share, count_share};
+use super::scope::{check_share, count_share, Violation};
 use super::{About, Context, Detector, InvalidSetting, Verdicts};
 use crate::alert::{AlertKind, Reading, Severity, Verdict};
 use crate::client::{Client, Scope};
@@ -75,15 +76,19 @@ impl NewOrigin {
             .filter(|&(_, first, _)| first >= settled_by && t - first < self.learn_after)
             .max_by(|a, b| a.2.total_cmp(&b.2));
         match newest {
-            Some((id, _, calls)) => count_share(
-                calls as f64,
-                s.origins.count(id).unwrap_or(0) as f64,
-                s.total as f64,
-                id,
-                self.min_events,
-                self.min_share,
-                self.half_life,
-            ),
+            Some((id, _, calls)) => {
+                let (count, long_share, clean) =
+                    s.origins.since(id, s.calls).unwrap_or((0, 0.0, 0));
+                let v = Violation {
+                    part: calls as f64,
+                    total: s.total as f64,
+                    count: count as f64,
+                    long_share,
+                    clean,
+                    item: id,
+                };
+                count_share(&v, self.min_events, self.min_share, self.half_life)
+            }
             None => Verdict::Clear(Reading {
                 observed: 0.0,
                 expected: s.total as f64,
@@ -149,12 +154,14 @@ mod tests {
         let new_origin = |c: &Client, t| p.new_origin.verdict(c, t);
         let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
         // an origin from the first day is the client's own, however big its share
-        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0);
+        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0, 100);
         c.scope.total = 130.0;
+        c.scope.calls = 100;
         assert!(matches!(new_origin(&c, T0), Verdict::Clear(_)));
         // one first seen an hour ago with 30 of 130 calls is new
         for _ in 0..30 {
-            c.scope.origins.add(2, T0 - HOUR_MS, 1.0);
+            c.scope.calls += 1;
+            c.scope.origins.add(2, T0 - HOUR_MS, 1.0, c.scope.calls);
         }
         assert!(matches!(new_origin(&c, T0), Verdict::Fire(r) if r.item == Some(2)));
         // and a day later it is established

@@ -3,14 +3,16 @@
 //!
 //! A volume detector (see [`super::volume`]): the contract is exact, so any significant excess
 //! over it fires once at the threshold. A firing alert also holds while the client is still
-//! well above its usual rate for the hour, once its learned baseline knows the daily shape.
+//! far enough above its usual rate for the hour that its busiest hour ahead would be over the
+//! contract, once its learned baseline knows the daily shape (the night of an overage that is
+//! over the contract by day).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
 
 use serde::{Deserialize, Serialize};
 
-use super::volume::{pairs_ms, windowed, Judge, WindowPair};
+use super::volume::{pairs_ms, windowed, Judge, Shape, WindowPair};
 use super::{About, Allowance, Context, Detector, Shared, Verdicts};
 use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
 use crate::baseline::BaselineParams;
@@ -43,10 +45,6 @@ impl Default for OverContractConfig {
     }
 }
 
-/// A firing `over_contract` holds while the last hour is at least this multiple of the
-/// client's learned rate for it (the night of an overage that is over the contract by day).
-const SEASONAL_HOLD: f64 = 1.5;
-
 #[derive(Debug, Clone)]
 pub struct OverContract {
     pub enabled: bool,
@@ -66,13 +64,16 @@ impl OverContract {
         shared: &Shared,
         baseline: &BaselineParams,
     ) -> [Verdict; 2] {
-        // Judged in calls (the baseline's own measure): a heavy-tailed client's units swing past
-        // 1.5x its usual hour by chance, and would hold an alert long after its overage ended.
-        let hold = c.baseline.has_shape() && {
-            let hour = crate::time::HOUR_MS;
-            let usual_calls = c.baseline.expected(t, hour, baseline) / c.units.mean().max(1e-9);
-            usual_calls > 0.0 && c.windows.calls(t, hour) >= SEASONAL_HOLD * usual_calls
-        };
+        let last_fire = c.last_fire(AlertKind::OverContract);
+        let usual = |end: Millis, dur: Millis| c.baseline.expected(end, dur, baseline);
+        // Only a firing alert needs the day ahead (to hold through the night).
+        let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| Shape {
+            usual: &usual,
+            peak_per_ms: (0..24)
+                .map(|h| c.baseline.rate_at(t + h * HOUR_MS, baseline))
+                .fold(0.0, f64::max)
+                / crate::time::MINUTE_MS as f64,
+        });
         let judge = Judge {
             pairs: &self.pairs,
             thresholds,
@@ -87,7 +88,8 @@ impl OverContract {
             |_, dur| rate_per_ms * dur as f64,
             // the contract is exact: any significant excess over it, once at the threshold
             |_| 1.0,
-            hold,
+            last_fire,
+            shape,
         )
     }
 }
@@ -229,22 +231,78 @@ mod tests {
         }
     }
 
+    /// `c` with a firing warning whose excess was last seen `ago` minutes before T0.
+    fn firing(mut c: Client, ago: i64) -> Client {
+        let mut slot = crate::alert::Slot::new(
+            AlertKind::OverContract,
+            Severity::Warning,
+            crate::alert::Reading {
+                observed: 0.0,
+                expected: 0.0,
+                ratio: 0.0,
+                window: 0,
+                item: None,
+            },
+        );
+        slot.firing_since = Some(T0 - 6 * HOUR_MS);
+        slot.last_fire = T0 - ago * MINUTE_MS;
+        c.alerts.push(slot);
+        c
+    }
+
     #[test]
-    fn a_dip_holds_while_the_six_hours_are_still_over() {
+    fn a_firing_alert_is_judged_on_what_came_after_its_excess() {
         let p = Detectors::default();
-        // five hours at 3x, then an hour at 0.2x: the contract's hour is clearly below the
-        // band, the six hours still 2.5x over, so the episode is not over yet
-        let c = client_with(&[(-360, -60, 30), (-60, 0, 2)]);
+        // five hours at 3x, then an hour at 0.2x since the excess was last seen: the six hours
+        // are still 2.5x over, but they are the episode; what came after it resolves
+        let c = firing(client_with(&[(-360, -60, 30), (-60, 0, 2)]), 60);
         let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p);
         assert!(
-            matches!(v, Verdict::Hold(r) if r.window == 6 * HOUR_MS && r.ratio > 2.0),
+            matches!(v, Verdict::Clear(r) if r.window == HOUR_MS && r.ratio < 0.3),
             "{v:?}"
         );
-        // once the six hours are quiet too, it resolves, quoting the contract's hour
-        let c = client_with(&[(-360, 0, 2)]);
-        let [v, _] = over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p);
+        // still 2.8x after it was last over 3x: both hold (the critical one in the
+        // warning's band)
+        let c = firing(client_with(&[(-360, -90, 30), (-90, 0, 28)]), 90);
+        let [v, crit] = over_contract(&c, T0, rate(100.0), [3.0, 6.0], &p);
         assert!(
-            matches!(v, Verdict::Clear(r) if r.window == HOUR_MS),
+            matches!(v, Verdict::Hold(r) if r.window == HOUR_MS && r.ratio > 2.7),
+            "{v:?}"
+        );
+        assert!(matches!(crit, Verdict::Hold(_)), "{crit:?}");
+        // a few calls since: too few to tell either way, so it waits
+        // (a client contracted for 12 units an hour, one 10-unit call in the 90 minutes since)
+        let c = firing(client_with(&[(-20, -19, 1)]), 90);
+        let [v, _] = over_contract(&c, T0, rate(0.2), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Weak(r) if r.window == HOUR_MS),
+            "{v:?}"
+        );
+        // and for the first hour after the excess was last seen it holds whatever the numbers
+        // (a gateway's gap looks like the end of an overage)
+        let c = firing(client_with(&[(-360, -20, 30)]), 20);
+        let [v, _] = over_contract(&c, T0, rate(100.0), [4.0, 6.0], &p);
+        assert!(
+            matches!(v, Verdict::Hold(r) if r.window == 20 * MINUTE_MS && r.ratio == 0.0),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_firing_alerts_excess_is_seen_only_where_the_short_window_shows_it() {
+        let p = Detectors::default();
+        // a client contracted for a call a minute: four hours at 3x, an hour back to normal,
+        // then an hour at 1.5x, which its calls do not show to be above the band
+        let traffic = [(-360, -120, 3), (-120, -60, 1), (-60, -30, 2), (-30, 0, 1)];
+        // with the six hours still holding the episode, a new alert fires...
+        let c = client_with(&traffic);
+        let [v, _] = over_contract(&c, T0, rate(10.0), [1.5, 3.0], &p);
+        assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
+        // ...but a firing one is only held: its excess is not seen again by chance
+        let c = firing(client_with(&traffic), 60);
+        let [v, _] = over_contract(&c, T0, rate(10.0), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Hold(r) if r.window == HOUR_MS),
             "{v:?}"
         );
     }

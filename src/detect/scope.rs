@@ -3,12 +3,13 @@
 //! contracts that have the list).
 //!
 //! Count detectors: decayed counts of violating calls, firing on enough of them making enough
-//! of the client's traffic, holding while the share stays at least half that (see
-//! [`count_share`], shared with [`super::new_origin`]).
+//! of the client's traffic, ending once the share is under half that and a run of the client's
+//! own clean calls shows the violation has stopped (see [`count_share`], shared with
+//! [`super::new_origin`]).
 //!
 //! Client state read: the decayed scope counters ([`crate::client::Scope`]: `bad_*`, `bad_long`,
-//! `total`, the last violating item of each kind), which the engine keeps with this section's
-//! `half_life`.
+//! `total`, `total_long`, the last violating item of each kind, the calls since the last
+//! violating one), which the engine keeps with this section's `half_life`.
 
 use std::time::Duration;
 
@@ -79,56 +80,67 @@ pub struct OutOfContract {
     pub min_share: f64,
 }
 
-impl OutOfContract {
-    /// Sustained share of calls breaking a scope rule (decayed counts, already anchored at `t`):
-    /// `bad` and `total` with the half-life, `bad_long` forgetting more slowly (it says whether
-    /// enough calls broke the contract, however slowly the client calls).
-    pub fn share(&self, bad: f32, bad_long: f32, total: f32, item: u32) -> Verdict {
-        count_share(
-            bad as f64,
-            bad_long as f64,
-            total as f64,
-            item,
-            self.min_events,
-            self.min_share,
-            self.half_life,
-        )
-    }
+/// What a count detector knows of one violation (calls breaking a scope rule, or from a new
+/// origin) at one evaluation.
+pub(super) struct Violation {
+    /// Decayed violating calls and decayed calls, with the half-life: the share now.
+    pub part: f64,
+    pub total: f64,
+    /// Violating calls over a longer span: enough of them to fire, however slowly the client
+    /// calls.
+    pub count: f64,
+    /// The share of violating calls over a longer span (what the violation ran at), and the
+    /// client's calls since the last violating one.
+    pub long_share: f64,
+    pub clean: u16,
+    pub item: u32,
 }
 
-/// `share` is `part / total`; `count` (of the same calls, over a longer span) must reach
-/// `min_events` to fire.
+/// A run of clean calls this unlikely under a violation still going on at its share ends it.
+const CLEAN_RUN_CHANCE: f64 = 1e-3;
+
+/// The run of clean calls that shows a violation at `share` of the calls has stopped.
+fn clean_run_needed(share: f64) -> f64 {
+    CLEAN_RUN_CHANCE.ln() / (1.0 - share.min(0.99)).ln()
+}
+
+/// Fires on at least `min_events` violating calls making at least `min_share` of the recent
+/// calls. Clears once the recent share is under half that and the violation is over in the
+/// client's own calls: a run of clean calls that the violation's long share would hardly leave,
+/// or a long share under half the threshold too. Counted in calls, not minutes, because a
+/// small client's decayed share empties in any quiet hour and refills with its next violating
+/// call: scope alerts resolved every night and fired again every morning.
 pub(super) fn count_share(
-    part: f64,
-    count: f64,
-    total: f64,
-    item: u32,
+    v: &Violation,
     min_events: f64,
     min_share: f64,
     window: Millis,
 ) -> Verdict {
-    let share = if total > 0.0 { part / total } else { 0.0 };
+    let share = if v.total > 0.0 { v.part / v.total } else { 0.0 };
     let r = Reading {
-        observed: count,
-        expected: total,
+        observed: v.count,
+        expected: v.total,
         ratio: share,
         window,
-        item: Some(item),
+        item: Some(v.item),
     };
-    if count >= min_events && share >= min_share {
+    let clear_at = min_share * COUNT_CLEAR_FRACTION;
+    // (Counters that went non-finite, decayed across an absurd jump in event time, read as
+    // nothing left, not as a violation held forever.)
+    let faded = |x: f64| x.is_nan() || x < clear_at;
+    if v.count >= min_events && share >= min_share {
         Verdict::Fire(r)
-    } else if share >= min_share * COUNT_CLEAR_FRACTION && count >= SILENT_COUNT {
-        // No count condition: counts decay in time, the share does not, so a violation that
-        // goes quiet at night is still the same violation in the morning. It clears when the
-        // client's own calls dilute it.
-        Verdict::Hold(r)
-    } else if share >= min_share * COUNT_CLEAR_FRACTION {
-        // A client that went silent keeps its last share forever: once even the long count
+    } else if faded(share)
+        && (faded(v.long_share) || v.clean as f64 >= clean_run_needed(v.long_share))
+    {
+        Verdict::Clear(r)
+    } else if v.count.is_nan() || v.count < SILENT_COUNT {
+        // A client that went silent keeps its last shares forever: once even the long count
         // has decayed to nothing, there is nothing left to tell, and the alert resolves after
         // the weak span instead of holding (and being evaluated every minute) for good.
         Verdict::Weak(r)
     } else {
-        Verdict::Clear(r)
+        Verdict::Hold(r)
     }
 }
 
@@ -155,25 +167,43 @@ impl Detector for OutOfContract {
             return;
         }
         let s = &cx.client.scope;
-        if cx.scope.is_some_and(|k| k.products.is_some()) {
-            out.push((
+        let kinds = [
+            (
                 AlertKind::OutOfContractProduct,
-                Severity::Warning,
-                self.share(s.bad_product, s.bad_long[0], s.total, s.last_product),
-            ));
-        }
-        if cx.contract.is_some_and(|k| k.endpoints.is_some()) {
-            out.push((
+                cx.scope.is_some_and(|k| k.products.is_some()),
+                s.bad_product,
+                s.last_product,
+            ),
+            (
                 AlertKind::OutOfContractEndpoint,
-                Severity::Warning,
-                self.share(s.bad_endpoint, s.bad_long[1], s.total, s.last_endpoint),
-            ));
-        }
-        if cx.scope.is_some_and(|k| k.countries.is_some()) {
-            out.push((
+                cx.contract.is_some_and(|k| k.endpoints.is_some()),
+                s.bad_endpoint,
+                s.last_endpoint,
+            ),
+            (
                 AlertKind::OutOfContractOrigin,
+                cx.scope.is_some_and(|k| k.countries.is_some()),
+                s.bad_origin,
+                s.last_origin,
+            ),
+        ];
+        for (i, (kind, applies, bad, item)) in kinds.into_iter().enumerate() {
+            if !applies {
+                continue;
+            }
+            let (long_share, clean) = s.long_share(i);
+            let v = Violation {
+                part: bad as f64,
+                total: s.total as f64,
+                count: s.bad_long[i] as f64,
+                long_share,
+                clean,
+                item,
+            };
+            out.push((
+                kind,
                 Severity::Warning,
-                self.share(s.bad_origin, s.bad_long[2], s.total, s.last_origin),
+                count_share(&v, self.min_events, self.min_share, self.half_life),
             ));
         }
     }
@@ -201,58 +231,90 @@ mod tests {
     use super::super::Detectors;
     use super::*;
 
-    fn scope_share(bad: f32, bad_long: f32, total: f32, item: u32, p: &Detectors) -> Verdict {
-        p.scope.share(bad, bad_long, total, item)
+    /// The verdict of the default `[detect.scope]` on one violation.
+    fn verdict(part: f64, count: f64, total: f64, long_share: f64, clean: u16) -> Verdict {
+        let p = Detectors::default().scope;
+        let v = Violation {
+            part,
+            total,
+            count,
+            long_share,
+            clean,
+            item: 1,
+        };
+        count_share(&v, p.min_events, p.min_share, p.half_life)
     }
 
     #[test]
     fn scope_share_has_a_hysteresis_band() {
-        let p = Detectors::default();
         assert!(matches!(
-            scope_share(20.0, 40.0, 200.0, 1, &p),
+            verdict(20.0, 40.0, 200.0, 0.1, 0),
             Verdict::Fire(_)
         ));
         assert!(matches!(
-            scope_share(7.0, 40.0, 200.0, 1, &p),
+            verdict(7.0, 40.0, 200.0, 0.1, 3),
             Verdict::Hold(_)
         ));
         assert!(matches!(
-            scope_share(3.0, 40.0, 200.0, 1, &p),
+            verdict(20.0, 40.0, 10_000.0, 0.002, 0),
             Verdict::Clear(_)
         ));
+    }
+
+    #[test]
+    fn a_violation_ends_after_a_run_of_clean_calls_its_share_would_hardly_leave() {
+        // at 15% of the calls, 43 clean calls in a row happen with chance 1e-3
+        assert!((clean_run_needed(0.15) - 42.5).abs() < 0.1);
+        // a small client's quiet hour empties the recent share, not the violation
+        assert!(matches!(verdict(0.0, 8.0, 2.0, 0.15, 20), Verdict::Hold(_)));
         assert!(matches!(
-            scope_share(20.0, 40.0, 10_000.0, 1, &p),
+            verdict(0.0, 8.0, 2.0, 0.15, 43),
             Verdict::Clear(_)
+        ));
+        // a violation at most of the calls is over after a few clean ones
+        assert!(matches!(
+            verdict(0.0, 30.0, 40.0, 0.9, 5),
+            Verdict::Clear(_)
+        ));
+        // one that went on at a trickle, under half the threshold over the long span, is over
+        assert!(matches!(
+            verdict(1.0, 40.0, 200.0, 0.02, 0),
+            Verdict::Clear(_)
+        ));
+        // but a busy client's clean minutes do not end it while its recent share is still up
+        assert!(matches!(
+            verdict(7.0, 40.0, 200.0, 0.15, 500),
+            Verdict::Hold(_)
         ));
     }
 
     #[test]
     fn a_slow_client_reaches_the_count_on_the_long_counters() {
-        let p = Detectors::default();
         // a few calls an hour: under one violating call with the short half-life, a dozen with
         // the long one; a quarter of its calls
-        assert!(matches!(
-            scope_share(0.8, 12.0, 3.2, 1, &p),
-            Verdict::Fire(_)
-        ));
+        assert!(matches!(verdict(0.8, 12.0, 3.2, 0.25, 0), Verdict::Fire(_)));
         // the same share with too few violating calls yet only holds
+        assert!(matches!(verdict(0.8, 4.0, 3.2, 0.25, 0), Verdict::Hold(_)));
+    }
+
+    #[test]
+    fn counters_gone_non_finite_clear_rather_than_hold_forever() {
         assert!(matches!(
-            scope_share(0.8, 4.0, 3.2, 1, &p),
-            Verdict::Hold(_)
+            verdict(f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0),
+            Verdict::Clear(_)
+        ));
+        assert!(matches!(
+            verdict(1.0, 40.0, f64::INFINITY, f64::NAN, 0),
+            Verdict::Clear(_)
         ));
     }
 
     #[test]
     fn a_scope_share_left_by_a_silent_client_fades_to_weak() {
-        let p = Detectors::from_config(&DetectConfig::default());
-        // a quarter of the calls out of scope, the violation still being seen: held
+        // a quarter of the calls out of scope, nothing seen for many long half-lives: too
+        // little to tell
         assert!(matches!(
-            scope_share(1.0, 4.0, 4.0, 1, &p),
-            Verdict::Hold(_) | Verdict::Fire(_)
-        ));
-        // the same share, nothing seen for many long half-lives: too little to tell
-        assert!(matches!(
-            scope_share(0.001, 0.1, 0.004, 1, &p),
+            verdict(0.001, 0.1, 0.004, 0.25, 0),
             Verdict::Weak(_)
         ));
     }

@@ -90,10 +90,14 @@ pub(crate) fn check_windows(
 /// One-sided level of [`clearly_below`] when resolving volume alerts.
 const CLEAR_ALPHA: f64 = 0.05;
 
+/// A firing volume alert holds for at least this long after its excess was last seen.
+const MIN_AFTER: Millis = crate::time::HOUR_MS;
+
 /// One window pair's numbers at a boundary.
 struct PairSums {
-    /// Short window ratio, long window ratio without its most intense minutes.
-    short_ratio: f64,
+    /// Short window units and expectation; the long window's ratio without its most intense
+    /// minutes.
+    short: (f64, f64),
     trim_ratio: f64,
     trimmed: f64,
     trimmed_expected: f64,
@@ -113,8 +117,10 @@ pub(crate) struct Judge<'a> {
 
 /// Shared logic of the windowed volume detectors, for a warning and a critical threshold at
 /// once (the sums are the same). `expected(t, duration)` gives the expected units over
-/// `[t - duration, t)`; the excess is tested against `null(threshold) ×` that; `hold` keeps a
-/// firing alert firing whatever the windows say.
+/// `[t - duration, t)`; the excess is tested against `null(threshold) ×` that;
+/// `last_fire` is when a firing alert of the kind was last over its threshold (`None` when none
+/// is firing); `shape` is the client's learned day, for a threshold that is not seasonal.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn windowed(
     w: &Windows,
     units: &Dispersion,
@@ -122,7 +128,8 @@ pub(crate) fn windowed(
     j: &Judge<'_>,
     expected: impl Fn(Millis, Millis) -> f64,
     null: impl Fn(f64) -> f64,
-    hold: bool,
+    last_fire: Option<Millis>,
+    shape: Option<Shape<'_>>,
 ) -> [Verdict; 2] {
     let p = j.shared;
     let sums: Vec<PairSums> = j
@@ -138,7 +145,7 @@ pub(crate) fn windowed(
             // approximation: the expectation varies little within an hour).
             let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
             (s_exp > 0.0 && l_trim_exp > 0.0).then(|| PairSums {
-                short_ratio: s_obs / s_exp,
+                short: (s_obs, s_exp),
                 trim_ratio: l_trim / l_trim_exp,
                 trimmed: l_trim,
                 trimmed_expected: l_trim_exp,
@@ -156,59 +163,134 @@ pub(crate) fn windowed(
     // Both severities hold while the overage itself lasts (the warning's band): a page that
     // escalated stays open until the episode is over, not until the excess dips under 3x.
     let hold_at = j.thresholds[0] * p.resolve_ratio;
-    j.thresholds
-        .map(|threshold| judge(&sums, threshold, units, j, null(threshold), hold_at, hold))
+    let longest = j.pairs.iter().map(|p| p.1).max().unwrap_or(0);
+    let after = last_fire.map(|since| {
+        let window = since_window(t - since, longest);
+        let (observed, dur) = w.sum(t, window);
+        let expected = expected(t, dur);
+        let seasonal = shape.as_ref().filter(|_| dur > 0).map(|s| {
+            let usual_calls = (s.usual)(t, dur) / units.mean().max(1e-9);
+            let need = hold_at * expected / dur as f64 / s.peak_per_ms.max(f64::MIN_POSITIVE);
+            (usual_calls, need)
+        });
+        Tail {
+            calls: w.calls(t, window),
+            seasonal,
+            reading: Reading {
+                observed,
+                expected,
+                ratio: observed / expected.max(f64::MIN_POSITIVE),
+                window,
+                item: None,
+            },
+        }
+    });
+    let band = Band { at: hold_at, units };
+    let [warning, critical] = j
+        .thresholds
+        .map(|threshold| judge(&sums, threshold, j, null(threshold), &band, after.as_ref()));
+    // A page is not over while the warning's excess still is.
+    match (warning, critical) {
+        (Verdict::Fire(r), Verdict::Clear(_) | Verdict::Weak(_)) if after.is_some() => {
+            [warning, Verdict::Hold(r)]
+        }
+        _ => [warning, critical],
+    }
+}
+
+/// The longest window ending at `t` that starts no earlier than `elapsed` ago and that the
+/// rings can sum: whole minutes up to an hour, whole hours beyond, at most `longest`.
+fn since_window(elapsed: Millis, longest: Millis) -> Millis {
+    use crate::time::{HOUR_MS, MINUTE_MS};
+    let w = elapsed.min(longest);
+    if w <= HOUR_MS {
+        w / MINUTE_MS * MINUTE_MS
+    } else {
+        w / HOUR_MS * HOUR_MS
+    }
+}
+
+/// A client's learned day, for a threshold that is flat (the contract's) when the client's
+/// traffic is not: what it usually consumes over a window, and its busiest rate ahead.
+pub(crate) struct Shape<'a> {
+    /// Usual units over `[t - duration, t)`.
+    pub usual: &'a dyn Fn(Millis, Millis) -> f64,
+    /// Usual units per millisecond in the busiest hour of the day ahead.
+    pub peak_per_ms: f64,
+}
+
+/// The consumption since a firing alert was last over its threshold.
+struct Tail {
+    calls: f64,
+    /// With a [`Shape`]: the usual calls over the same window, and the multiple of them at
+    /// which the busiest hour ahead would be in the band.
+    seasonal: Option<(f64, f64)>,
+    reading: Reading,
+}
+
+/// The hysteresis band a firing alert holds in.
+struct Band<'a> {
+    at: f64,
+    units: &'a Dispersion,
+}
+
+impl Band<'_> {
+    /// In the band by units and by calls at the mean units per call: a heavy-tailed client's
+    /// units alone swing into the band by chance, hour after hour, long after its overage
+    /// ended. (Minute call counts saturate at 255; a client near that is far too busy for
+    /// chance swings, and its units alone decide.)
+    fn holds(&self, r: &Reading, calls: f64) -> bool {
+        let minutes = (r.window / crate::time::MINUTE_MS).max(1) as f64;
+        let by_calls = if calls >= 200.0 * minutes {
+            r.ratio
+        } else {
+            calls * self.units.mean() / r.expected.max(f64::MIN_POSITIVE)
+        };
+        r.ratio.min(by_calls) >= self.at
+    }
+
+    fn clearly_below(&self, r: &Reading) -> bool {
+        clearly_below(
+            r.observed,
+            self.at * r.expected,
+            self.units.factor(),
+            CLEAR_ALPHA,
+        )
+    }
 }
 
 fn judge(
     sums: &[PairSums],
     threshold: f64,
-    units: &Dispersion,
     j: &Judge<'_>,
     null_ratio: f64,
-    hold_at: f64,
-    hold: bool,
+    band: &Band<'_>,
+    after: Option<&Tail>,
 ) -> Verdict {
     for s in sums {
-        let level = s.short_ratio.min(s.trim_ratio);
+        let level = (s.short.0 / s.short.1).min(s.trim_ratio);
         if level >= threshold
             && s.calls >= j.min_events
             && significant(
                 s.trimmed,
                 null_ratio * s.trimmed_expected,
-                units.factor(),
+                band.units.factor(),
                 j.shared.alpha,
             )
+            // Once firing, the long window still holds the episode for hours after it ended,
+            // and a small client's short window reaches the threshold by chance: the excess
+            // counts as still seen only where the short window alone shows it.
+            && (after.is_none()
+                || significant(
+                    s.short.0,
+                    band.at * s.short.1,
+                    band.units.factor(),
+                    CLEAR_ALPHA,
+                ))
         {
             return Verdict::Fire(s.reading);
         }
     }
-    // A firing alert holds while any pair's long window is still in the band (a night dip
-    // empties the contract's hour, not the last six), and only resolves once every long window
-    // is clearly below it. Each verdict carries the reading of the window that decided it, so a
-    // hold or a resolve never quotes numbers it did not use.
-    // In the band by units and by calls at the mean units per call: a heavy-tailed client's
-    // units alone swing into the band by chance, hour after hour, long after its overage ended.
-    // (Minute call counts saturate at 255; a client near that is far too busy for chance swings,
-    // and its units alone decide.)
-    let in_band = |s: &PairSums| {
-        let r = &s.reading;
-        let minutes = (r.window / crate::time::MINUTE_MS).max(1) as f64;
-        let by_calls = if s.calls >= 200.0 * minutes {
-            r.ratio
-        } else {
-            s.calls * units.mean() / r.expected.max(f64::MIN_POSITIVE)
-        };
-        r.ratio.min(by_calls) >= hold_at
-    };
-    let below = |s: &PairSums| {
-        clearly_below(
-            s.reading.observed,
-            hold_at * s.reading.expected,
-            units.factor(),
-            CLEAR_ALPHA,
-        )
-    };
     let Some(first) = sums.first() else {
         return Verdict::Clear(Reading {
             observed: 0.0,
@@ -218,15 +300,38 @@ fn judge(
             item: None,
         });
     };
-    if hold {
-        return Verdict::Hold(first.reading);
-    }
-    if let Some(s) = sums.iter().find(|s| in_band(s)) {
-        return Verdict::Hold(s.reading);
-    }
-    // (Only now the significance tests, and only until one window cannot tell.)
-    match sums.iter().find(|s| !below(s)) {
-        Some(s) => Verdict::Weak(s.reading),
-        None => Verdict::Clear(first.reading),
+    // A firing alert is judged on what came after its excess was last seen: the windows above
+    // still hold the episode for hours after it ended (a 10x hour keeps six hours 2.5x), and
+    // an alert held by them stayed firing most of a night after its client was back to normal.
+    // It holds while that span is still in the band and significantly above the expected (a
+    // small client's two calls in a quiet hour prove nothing), or, against a flat contract,
+    // while the client is still far enough above its usual for the hour that its busiest hour
+    // ahead would be in the band (the night of an overage that is over the contract by day).
+    // It resolves once the span is clearly below both, and otherwise waits, for a bounded
+    // time, for the calls that can tell. The span is at least [`MIN_AFTER`]: minutes without
+    // traffic are as likely a gateway's gap as the end of an overage. Each verdict carries the
+    // reading of the window that decided it, so a hold or a resolve never quotes numbers it
+    // did not use.
+    let Some(tail) = after else {
+        return Verdict::Clear(first.reading);
+    };
+    let r = &tail.reading;
+    let d = band.units.factor();
+    let over_contract =
+        band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
+    // (in calls, the baseline's own measure: a heavy-tailed client's units swing past its
+    // usual by chance)
+    let over_usual = tail.seasonal.is_some_and(|(usual, need)| {
+        tail.calls >= need * usual && significant(tail.calls, usual, 1.0, CLEAR_ALPHA)
+    });
+    let below_usual = tail
+        .seasonal
+        .is_none_or(|(usual, need)| clearly_below(tail.calls, need * usual, 1.0, CLEAR_ALPHA));
+    if r.window < MIN_AFTER || over_contract || over_usual {
+        Verdict::Hold(*r)
+    } else if band.clearly_below(r) && below_usual {
+        Verdict::Clear(*r)
+    } else {
+        Verdict::Weak(*r)
     }
 }
