@@ -78,6 +78,9 @@ pub struct KafkaConfig {
     pub dead_letter_topic: Option<String>,
     /// `/readyz` fails while the total consumer lag is above this many messages.
     pub max_ready_lag: i64,
+    /// Threads applying messages, each assigned partition on one of them (its messages stay in
+    /// order); more than the assigned partitions leaves some idle. Default: one per core.
+    pub threads: Option<u16>,
     /// librdkafka properties applied last, for TLS, SASL and tuning (values are never logged).
     pub options: std::collections::BTreeMap<String, String>,
 }
@@ -93,8 +96,19 @@ impl Default for KafkaConfig {
             alerts_topic: None,
             dead_letter_topic: None,
             max_ready_lag: 100_000,
+            threads: None,
             options: Default::default(),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// Worker threads for the assigned partitions (`threads`, else one per core).
+    pub fn worker_threads(&self) -> usize {
+        self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        )
     }
 }
 
@@ -726,6 +740,12 @@ impl Config {
         if self.kafka.brokers.trim().is_empty() || self.kafka.group_id.is_empty() {
             return fail("kafka.brokers", "brokers and group_id must be set".into());
         }
+        if self.kafka.threads == Some(0) {
+            return fail(
+                "kafka.threads",
+                "must be at least 1 (leave it out for one per core)".into(),
+            );
+        }
         if self.alerts.queue_capacity == 0 {
             return fail("alerts.queue_capacity", "must be positive".into());
         }
@@ -832,6 +852,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("input.allowed_lateness"), "{e}");
+
+        let e = Config::parse("[kafka]\nthreads = 0\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `kafka.threads`: must be at least 1"),
+            "{e}"
+        );
+        let c = Config::parse("[kafka]\nthreads = 3\n", Path::new("o.toml")).unwrap();
+        assert_eq!(c.kafka.worker_threads(), 3);
 
         let e = Config::parse(
             "[input]\nallowed_lateness = \"soon\"\n",

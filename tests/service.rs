@@ -236,3 +236,140 @@ fn sigterm_exits_within_the_bound_even_when_the_broker_is_gone() {
         "overage did not exit by its drain bound after SIGTERM without a broker"
     );
 }
+
+/// Eight contracted clients at their contract's rate for five hours (one call every 6 s),
+/// each at 3x for 90 minutes starting at its own time, so partitions fire and resolve at
+/// different moments. The contracts, the messages (keyed by client) and the last event time.
+fn fleet() -> (String, Vec<(String, Vec<u8>)>, i64) {
+    let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
+    let clients: Vec<String> = (0..8).map(|i| format!("client-{i}")).collect();
+    let contracts = clients
+        .iter()
+        .map(|c| format!("[[contract]]\nclient_id = \"{c}\"\nbaseline = {{ units = 6000, per = \"1h\" }}\n\n"))
+        .collect();
+    let mut out = vec![];
+    for i in 0..3000i64 {
+        let ts = start + i * 6_000;
+        for (n, c) in clients.iter().enumerate() {
+            let from = 300 + 200 * n as i64;
+            let units = if (from..from + 900).contains(&i) {
+                30
+            } else {
+                10
+            };
+            out.push((
+                c.clone(),
+                format!(r#"{{"ts":{ts},"client_id":"{c}","event_id":"{c}-{i}","units":{units}}}"#)
+                    .into_bytes(),
+            ));
+        }
+    }
+    (contracts, out, start + 2999 * 6_000)
+}
+
+/// What one `overage run` made of a topic: the alert transitions that the events alone decide
+/// (canonical JSON, sorted), each client's total events, and partitions per worker.
+struct Outcome {
+    alerts: Vec<String>,
+    totals: Vec<i64>,
+    loads: Vec<f64>,
+}
+
+fn consume_with_threads(
+    broker: &Broker,
+    dir: &Path,
+    topic: &str,
+    contracts: &str,
+    threads: u16,
+) -> Outcome {
+    let (_, events, end) = fleet();
+    let alerts = unique("alerts");
+    broker.create_topic(&alerts, 1);
+    let config = TestConfig::new(&broker.bootstrap())
+        .contracts(contracts, dir)
+        .topic(topic)
+        .alerts_topic(&alerts)
+        .past_events()
+        .with(|c| c.kafka.threads = Some(threads))
+        .write_to(&dir.join(format!("overage-{threads}.toml")));
+    let mut overage = Overage::start(&config, &[]);
+    eventually(Duration::from_secs(90), "all events consumed", || {
+        let accepted = overage.metric("overage_events_total{outcome=\"accepted\"}")?;
+        (accepted == events.len() as f64).then_some(())
+    });
+    let loads = (0..threads)
+        .map(|w| {
+            overage
+                .metric(&format!("overage_worker_partitions{{worker=\"{w}\"}}"))
+                .expect("a gauge per worker")
+        })
+        .collect();
+    let totals = (0..8)
+        .map(|i| {
+            let (status, body) = overage.get(&format!("/api/v1/clients/client-{i}")).unwrap();
+            assert_eq!(status, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["usage"]["total_events"].as_i64().expect("total_events")
+        })
+        .collect();
+    // SIGTERM drains the sinks: everything sent is on the topic once it has exited
+    assert_eq!(overage.terminate(Duration::from_secs(30)), Some(0));
+    let reader = broker.consumer(&alerts);
+    let (_, high) = reader
+        .fetch_watermarks(&alerts, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut seen = vec![];
+    eventually(Duration::from_secs(30), "the whole alerts topic", || {
+        seen.extend(drain(&reader, Duration::from_millis(300)));
+        (seen.len() as i64 >= high).then_some(())
+    });
+    // Transitions after the last watermark come from idle partitions moving on with the wall
+    // clock, so how many there are depends on when the test stopped the service.
+    let decided = overage::time::format_rfc3339(end - 2 * 60_000);
+    let mut alerts: Vec<String> = alerts_of(&seen)
+        .into_iter()
+        .filter(|a| a["at"].as_str().is_some_and(|at| *at <= *decided))
+        .map(|a| a.to_string())
+        .collect();
+    alerts.sort();
+    Outcome {
+        alerts,
+        totals,
+        loads,
+    }
+}
+
+#[test]
+fn partitions_applied_in_parallel_give_the_alerts_and_totals_of_one_thread() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (contracts, events, _) = fleet();
+    let topic = unique("events");
+    broker.create_topic(&topic, 4);
+    broker.produce(&topic, &events);
+
+    let one = consume_with_threads(&broker, dir.path(), &topic, &contracts, 1);
+    let three = consume_with_threads(&broker, dir.path(), &topic, &contracts, 3);
+    assert_eq!(one.loads, [4.0]);
+    let mut loads = three.loads.clone();
+    loads.sort_by(f64::total_cmp);
+    assert_eq!(
+        loads,
+        [1.0, 1.0, 2.0],
+        "the four partitions spread over three workers"
+    );
+    assert_eq!(one.totals, [3000; 8]);
+    assert_eq!(three.totals, one.totals);
+    let fired = |o: &Outcome| {
+        o.alerts
+            .iter()
+            .filter(|a| a.contains(r#""state":"firing""#))
+            .count()
+    };
+    assert!(
+        fired(&one) >= 8,
+        "every client's overage fires: {:#?}",
+        one.alerts
+    );
+    assert_eq!(three.alerts, one.alerts);
+}

@@ -1,11 +1,13 @@
 //! The Kafka consumer: a consumer-group member that feeds each partition's engine.
 //!
-//! It runs on a dedicated thread with librdkafka's poll loop (no async hop per message), one
-//! [`Engine`] per assigned partition. Delivery is at-least-once, as in rust-rdkafka's
-//! `at_least_once` example: auto-commit is on but offsets are *stored* only after a message has
-//! been applied to state and its alerts queued, so a crash replays at most the uncommitted tail
-//! (and the dedupe horizon absorbs redelivered event ids). Offsets are committed every
-//! `commit_interval`, by librdkafka before a revoke, and synchronously at shutdown.
+//! One thread runs librdkafka's poll loop (no async hop per message) and hands each message to
+//! the worker thread that owns its partition ([`super::worker`], `kafka.threads` of them), so
+//! partitions are applied in parallel and each partition's messages in order. Delivery is
+//! at-least-once, as in rust-rdkafka's `at_least_once` example: auto-commit is on but offsets
+//! are *stored* only after a message has been applied to state and its alerts queued, so a
+//! crash replays at most the uncommitted tail (and the dedupe horizon absorbs redelivered event
+//! ids). Offsets are committed every `commit_interval`, by librdkafka before a revoke, and
+//! synchronously at shutdown; the workers are drained before each of these.
 //!
 //! With checkpoints (`state.checkpoint.store`), state follows the partition instead: on
 //! assignment the partition's snapshot is loaded and consumption starts at the snapshot's
@@ -23,9 +25,8 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::metadata::Metadata;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -35,10 +36,10 @@ use super::checkpointer::{Checkpointer, Loaded};
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
 use super::router::Routed;
-use super::state::{Health, Link, Partition, Shared, TopicProblem};
+use super::state::{lock, Health, Link, Partition, Shared, TopicProblem};
+use super::worker::{run_worker, Apply, Pool};
 use crate::alert::Alert;
 use crate::config::{ms, Fallback, KafkaConfig};
-use crate::engine::Engine;
 use crate::time::{wall_now, Millis};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +71,12 @@ pub fn client_config(k: &KafkaConfig, settings: &[(&str, String)]) -> ClientConf
 /// Rebalance, error and statistics callbacks, and what they share with the poll loop (both
 /// run on the consumer thread: rebalances happen inside `poll`).
 pub struct Context {
-    shared: Arc<Shared>,
-    metrics: Arc<Metrics>,
-    log: Arc<LogLimiter>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) log: Arc<LogLimiter>,
     router: mpsc::Sender<Routed>,
+    /// The workers, as the poll thread sees them (callbacks run on that thread too).
+    pool: Mutex<Pool>,
     checkpoints: Mutex<Option<Checkpointer>>,
     /// Per restored partition: transitions at or before this event time were delivered before
     /// the restore.
@@ -83,12 +86,16 @@ pub struct Context {
 }
 
 impl Context {
-    fn checkpoints(&self) -> MutexGuard<'_, Option<Checkpointer>> {
+    pub(super) fn checkpoints(&self) -> MutexGuard<'_, Option<Checkpointer>> {
         self.checkpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn mute(&self) -> MutexGuard<'_, HashMap<Partition, Millis>> {
         self.mute.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wait until the router has handed on every alert sent so far (and recorded its mark),
@@ -111,7 +118,7 @@ impl Context {
     }
 
     /// Hand a partition's transitions to the router, then its delivered-alerts mark.
-    fn forward(&self, out: &mut Vec<Alert>, partition: &Partition, checkpoints: bool) {
+    pub(super) fn forward(&self, out: &mut Vec<Alert>, partition: &Partition, checkpoints: bool) {
         let Some(through) = out.iter().map(|a| a.at).max() else {
             return;
         };
@@ -143,6 +150,7 @@ impl Context {
 
     /// Load each assigned partition's state and set where its consumption starts.
     fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        self.pool().assign(&partitions(tpl));
         let mut guard = self.checkpoints();
         let Some(ck) = guard.as_mut() else {
             return;
@@ -166,13 +174,13 @@ impl Context {
                         tracing::error!("seeking {}:{} to its checkpoint: {e}", p.0, p.1);
                     }
                     let firing = engine.firing();
-                    self.shared.shards().insert(p.clone(), *engine);
+                    self.shared.insert(p.clone(), *engine);
                     if !firing.is_empty() {
                         let _ = self.router.blocking_send(Routed::Restored(firing, p));
                     }
                 }
                 Loaded::Fallback => {
-                    self.shared.shards().remove(&p);
+                    self.shared.remove(&p);
                     if ck.config().fallback == Fallback::Replay {
                         let _ = replay.add_partition_offset(&p.0, p.1, Offset::Offset(since));
                         // Rebuilding from history recomputes transitions someone was already
@@ -211,16 +219,26 @@ impl Context {
     fn on_revoke(&self, tpl: &TopicPartitionList) {
         let revoked = partitions(tpl);
         tracing::info!(partitions = ?revoked, "partitions revoked");
-        if let Some(ck) = self.checkpoints().as_mut() {
+        // Everything read so far applied and its offsets stored, so that librdkafka's commit
+        // before the revoke and the snapshots below cover it.
+        self.pool().sync();
+        if self.checkpoints().is_some() {
             self.barrier();
-            let shards = self.shared.shards();
             for p in &revoked {
-                if let Some(e) = shards.get(p) {
-                    ck.snapshot_sync(p, e);
+                if let Some(s) = self.shared.shard(p) {
+                    let e = lock(&s);
+                    if let Some(ck) = self.checkpoints().as_mut() {
+                        ck.snapshot_sync(p, &e);
+                    }
                 }
+            }
+        }
+        if let Some(ck) = self.checkpoints().as_mut() {
+            for p in &revoked {
                 ck.forget(p);
             }
         }
+        self.pool().revoke(&revoked);
         let mut mute = self.mute();
         for p in &revoked {
             mute.remove(p);
@@ -395,9 +413,9 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<Partition> {
 }
 
 /// Where rejected messages are copied, if configured.
-struct DeadLetters {
-    topic: String,
-    producer: ThreadedProducer<DefaultProducerContext>,
+pub(super) struct DeadLetters {
+    pub topic: String,
+    pub producer: ThreadedProducer<DefaultProducerContext>,
 }
 
 /// Run the consumer until `shutdown`, sending alert transitions to `alerts`. Blocking: call it
@@ -431,12 +449,15 @@ pub fn run(
         ],
     );
     let log = Arc::new(LogLimiter::new(Duration::from_secs(10)));
+    let threads = k.worker_threads();
+    let (pool, queues) = Pool::new(threads, metrics.worker_partitions.clone());
     let consumer: BaseConsumer<Context> = cc
         .create_with_context(Context {
             shared: shared.clone(),
             metrics: metrics.clone(),
             log: log.clone(),
             router: alerts,
+            pool: Mutex::new(pool),
             checkpoints: Mutex::new(checkpoints),
             mute: Mutex::new(HashMap::new()),
             undelivered: Default::default(),
@@ -462,145 +483,37 @@ pub fn run(
         },
         None => None,
     };
-    let decoder = cfg.input.decoder();
-    let skew = ms(cfg.input.max_future_skew);
-    let lateness = ms(cfg.input.allowed_lateness);
-    let mut contracts = shared.contracts();
-    let mut generation = shared.contracts_generation.load(Ordering::SeqCst);
-    let mut out: Vec<Alert> = Vec::new();
-    let mut last_idle_check = Instant::now();
-    let mut last_topic_check = Instant::now();
-    let mut topic_error = false;
-    let mut last_message: HashMap<Partition, Instant> = Default::default();
     let ctx = consumer.context();
-    let checkpointing = ctx.checkpoints().is_some();
-    tracing::info!(topics = ?k.topics, group = %k.group_id, "consuming");
-
-    while !shutdown.is_cancelled() {
-        let g = shared.contracts_generation.load(Ordering::SeqCst);
-        if g != generation {
-            generation = g;
-            contracts = shared.contracts();
-            for e in shared.shards().values_mut() {
-                e.set_contracts(contracts.clone());
+    let apply = Apply {
+        consumer: &consumer,
+        dead_letters: dead_letters.as_ref(),
+        decoder: cfg.input.decoder(),
+        skew: ms(cfg.input.max_future_skew),
+        lateness: ms(cfg.input.allowed_lateness),
+        checkpointing: ctx.checkpoints().is_some(),
+    };
+    tracing::info!(topics = ?k.topics, group = %k.group_id, threads, "consuming");
+    std::thread::scope(|scope| {
+        for (i, queue) in queues.into_iter().enumerate() {
+            let apply = &apply;
+            let spawned = std::thread::Builder::new()
+                .name(format!("overage-apply-{i}"))
+                .spawn_scoped(scope, move || run_worker(apply, queue));
+            if let Err(e) = spawned {
+                // its queue is dropped with the closure: the pool sees the worker gone
+                tracing::error!("starting consumer worker {i}: {e}");
             }
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(e)) => {
-                match e.rdkafka_error_code().and_then(trouble) {
-                    Some(Trouble::Topic(_)) => topic_error = true,
-                    Some(Trouble::Link(link)) => shared.health.set_link(link),
-                    None => {}
-                }
-                metrics.kafka_errors.with_label_values(&["poll"]).inc();
-                if let Some(suppressed) = log.allow("poll") {
-                    tracing::warn!(suppressed, "kafka poll: {e}");
-                }
-            }
-            Some(Ok(msg)) => {
-                let started = Instant::now();
-                shared.health.set_link(Link::Up);
-                let partition: Partition = (msg.topic().to_owned(), msg.partition());
-                let payload = msg.payload().unwrap_or_default();
-                let future_limit = (skew > 0).then(|| wall_now() + skew);
-                let rejected = {
-                    let mut shards = shared.shards();
-                    let engine = shards
-                        .entry(partition.clone())
-                        .or_insert_with(|| Engine::new(cfg, contracts.clone()));
-                    engine.ingest(&decoder, payload, future_limit, &mut out)
-                };
-                if let Some(reason) = rejected {
-                    // Where, and why; never the payload (it may hold client data).
-                    if let Some(suppressed) = log.allow(reason.as_str()) {
-                        tracing::warn!(
-                            topic = msg.topic(),
-                            partition = msg.partition(),
-                            offset = msg.offset(),
-                            reason = reason.as_str(),
-                            suppressed,
-                            "rejected message"
-                        );
-                    }
-                }
-                if let (Some(reason), Some(dl)) = (rejected, &dead_letters) {
-                    let headers = OwnedHeaders::new().insert(Header {
-                        key: "overage-reject",
-                        value: Some(reason.as_str()),
-                    });
-                    let mut record = BaseRecord::<[u8], [u8]>::to(&dl.topic)
-                        .payload(payload)
-                        .headers(headers);
-                    if let Some(key) = msg.key() {
-                        record = record.key(key);
-                    }
-                    match dl.producer.send(record) {
-                        Ok(()) => metrics.dead_letters.inc(),
-                        Err((e, _)) => {
-                            metrics
-                                .kafka_errors
-                                .with_label_values(&["dead_letter"])
-                                .inc();
-                            tracing::warn!("dead-letter send: {e}");
-                        }
-                    }
-                }
-                ctx.forward(&mut out, &partition, checkpointing);
-                if let Err(e) = consumer.store_offset_from_message(&msg) {
-                    tracing::warn!("storing offset: {e}");
-                }
-                if let Some(ck) = ctx.checkpoints().as_mut() {
-                    ck.applied(&partition, msg.offset());
-                }
-                last_message.insert(partition, Instant::now());
-                metrics.processing.observe(started.elapsed().as_secs_f64());
-            }
-        }
-        if checkpointing {
-            let due = ctx.checkpoints().as_mut().and_then(|ck| ck.due());
-            if let Some(p) = due {
-                if ctx.barrier() {
-                    let shards = shared.shards();
-                    if let (Some(e), Some(ck)) = (shards.get(&p), ctx.checkpoints().as_mut()) {
-                        ck.snapshot_async(&p, e);
-                    }
-                }
-            }
-        }
-        // While nothing is assigned or a topic is known to be unreadable (and the brokers
-        // answer, so the metadata can tell), find out which topic and why.
-        if topic_error || last_topic_check.elapsed() >= TOPIC_CHECK_INTERVAL {
-            last_topic_check = Instant::now();
-            let h = &shared.health;
-            let suspect = h.assigned.load(Ordering::Relaxed) == 0 || h.has_topic_problems();
-            if topic_error || (suspect && h.link() == Link::Up) {
-                check_topics(&consumer, &k.topics, h);
-            }
-            topic_error = false;
-        }
-        // Event time of an idle partition moves on with the wall clock, so its alerts can
-        // resolve (as idle sources do in Flink).
-        if last_idle_check.elapsed() >= Duration::from_secs(1) {
-            last_idle_check = Instant::now();
-            let mut shards = shared.shards();
-            for (p, e) in shards.iter_mut() {
-                let idle = last_message.get(p).map_or(Duration::ZERO, |t| t.elapsed());
-                let idle_ms = idle.as_millis() as i64;
-                if let (true, Some(max)) = (idle_ms > lateness, e.max_event_time()) {
-                    e.advance_to(max + idle_ms - lateness, &mut out);
-                    ctx.forward(&mut out, p, checkpointing);
-                }
-            }
-        }
-    }
+        poll_until(&consumer, &shutdown, apply.checkpointing);
+        // Hand over what was read and let the workers finish it before state is written.
+        ctx.pool().close();
+    });
     shared.health.shutting_down.store(true, Ordering::Relaxed);
     if let Some(ck) = ctx.checkpoints().as_mut() {
         tracing::info!("consumer stopping: writing checkpoints");
         ctx.barrier();
-        let shards = shared.shards();
-        for (p, e) in shards.iter() {
-            ck.snapshot_sync(p, e);
+        for (p, s) in shared.shards() {
+            ck.snapshot_sync(&p, &lock(&s));
         }
         ck.finish();
     }
@@ -616,6 +529,95 @@ pub fn run(
     }
     consumer.unsubscribe();
     Ok(())
+}
+
+/// Most messages read in one go before they are handed to the workers.
+const BURST: usize = 1024;
+
+/// The poll thread: read, hand each message to its partition's worker, and do what is due
+/// (contract reloads, checkpoints, topic checks, idle partitions) until `shutdown`.
+fn poll_until(consumer: &BaseConsumer<Context>, shutdown: &CancellationToken, checkpointing: bool) {
+    let ctx = consumer.context();
+    let shared = &ctx.shared;
+    let k = &shared.config.kafka;
+    let lateness = shared.config.input.allowed_lateness;
+    let mut generation = shared.contracts_generation.load(Ordering::SeqCst);
+    let mut last_idle_check = Instant::now();
+    let mut last_topic_check = Instant::now();
+    let mut topic_error = false;
+    let poll_error = |e: KafkaError, topic_error: &mut bool| {
+        match e.rdkafka_error_code().and_then(trouble) {
+            Some(Trouble::Topic(_)) => *topic_error = true,
+            Some(Trouble::Link(link)) => shared.health.set_link(link),
+            None => {}
+        }
+        ctx.metrics.kafka_errors.with_label_values(&["poll"]).inc();
+        if let Some(suppressed) = ctx.log.allow("poll") {
+            tracing::warn!(suppressed, "kafka poll: {e}");
+        }
+    };
+
+    while !shutdown.is_cancelled() {
+        let g = shared.contracts_generation.load(Ordering::SeqCst);
+        if g != generation {
+            generation = g;
+            let contracts = shared.contracts();
+            for (_, s) in shared.shards() {
+                lock(&s).set_contracts(contracts.clone());
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => poll_error(e, &mut topic_error),
+            Some(Ok(first)) => {
+                shared.health.set_link(Link::Up);
+                // The pool is locked per message, never across a poll: a rebalance callback
+                // inside `poll` needs it.
+                ctx.pool().push(&first);
+                drop(first);
+                for _ in 1..BURST {
+                    match consumer.poll(Duration::ZERO) {
+                        Some(Ok(m)) => ctx.pool().push(&m),
+                        Some(Err(e)) => {
+                            poll_error(e, &mut topic_error);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                ctx.pool().flush();
+            }
+        }
+        if checkpointing {
+            let due = ctx.checkpoints().as_mut().and_then(|ck| ck.due());
+            if let Some(s) = due.as_ref().and_then(|p| shared.shard(p).map(|s| (p, s))) {
+                let (p, s) = s;
+                // Locked before the barrier, so no transition of this partition can be
+                // handed to the router after it.
+                let e = lock(&s);
+                if ctx.barrier() {
+                    if let Some(ck) = ctx.checkpoints().as_mut() {
+                        ck.snapshot_async(p, &e);
+                    }
+                }
+            }
+        }
+        // While nothing is assigned or a topic is known to be unreadable (and the brokers
+        // answer, so the metadata can tell), find out which topic and why.
+        if topic_error || last_topic_check.elapsed() >= TOPIC_CHECK_INTERVAL {
+            last_topic_check = Instant::now();
+            let h = &shared.health;
+            let suspect = h.assigned.load(Ordering::Relaxed) == 0 || h.has_topic_problems();
+            if topic_error || (suspect && h.link() == Link::Up) {
+                check_topics(consumer, &k.topics, h);
+            }
+            topic_error = false;
+        }
+        if last_idle_check.elapsed() >= Duration::from_secs(1) {
+            last_idle_check = Instant::now();
+            ctx.pool().idle(lateness);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub contracts_reloads: IntCounterVec,
     pub alert_deliveries: IntCounterVec,
     pub assigned_partitions: IntGauge,
+    pub worker_partitions: IntGaugeVec,
     pub checkpoints: super::checkpointer::CheckpointMetrics,
 }
 
@@ -145,6 +146,17 @@ impl Metrics {
             assigned_partitions: gauge(
                 "overage_assigned_partitions",
                 "Partitions this instance owns.",
+            ),
+            worker_partitions: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "overage_worker_partitions",
+                        "Partitions each consumer worker applies (kafka.threads workers).",
+                    ),
+                    &["worker"],
+                )
+                .expect("static metric"),
             ),
             checkpoints: super::checkpointer::CheckpointMetrics::new(&r),
             registry: r,
@@ -255,11 +267,10 @@ mod tests {
             "{text}"
         );
         {
-            let mut shards = shared.shards();
-            let e = shards.entry(("t".into(), 0)).or_insert_with(|| {
+            let s = shared.shard_or_insert(&("t".into(), 0), || {
                 crate::engine::Engine::new(&Config::default(), Arc::new(Contracts::default()))
             });
-            e.reject(crate::decode::Reject::Malformed);
+            crate::service::state::lock(&s).reject(crate::decode::Reject::Malformed);
         }
         let text = m.render(&shared);
         assert!(

@@ -1,13 +1,14 @@
 //! `overage run`: the long-running service.
 //!
 //! ```text
-//!   Kafka ──► consumer thread ──(bounded channel)──► router ──► sinks: log / alerts topic /
-//!              │ one Engine per partition                       Alertmanager / webhook
-//!              └──────────── shared state ◄──── HTTP: /metrics /healthz /readyz /api/v1/...
+//!   Kafka ──► poll thread ──► workers ──(bounded channel)──► router ──► sinks: log / alerts
+//!                              │ one Engine per partition,             topic / Alertmanager /
+//!                              │ each partition on one worker          webhook
+//!                              └──── shared state ◄──── HTTP: /metrics /healthz /readyz /api/v1/...
 //! ```
 //!
 //! One cancellation token is watched by every loop. On SIGTERM or SIGINT: the consumer stops
-//! fetching, finishes the message in hand, commits its offsets and drops its sender; the router
+//! fetching, its workers apply what was read, it commits its offsets and drops its sender; the router
 //! hands on everything queued and every sink delivers what it holds; then the HTTP server
 //! stops. The whole drain is bounded by `shutdown_timeout`. SIGHUP (or a change of the file)
 //! reloads the contracts; a reload that fails validation keeps the contracts in force and says
@@ -22,6 +23,7 @@ pub mod ratelimit;
 pub mod router;
 pub mod state;
 pub mod status;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

@@ -1,8 +1,9 @@
 //! State shared between the consumer thread, the alert router and the HTTP server.
 //!
-//! The consumer thread owns the hot path and holds the shard lock only for the duration of one
-//! message; readers (the API, `/metrics`) take the same lock briefly to build small views. Health
-//! is plain atomics so probes never wait on the hot path.
+//! Each partition's engine sits behind a lock of its own ([`Shard`]): the consumer's worker that
+//! owns the partition holds it for one run of that partition's messages, and readers (the API,
+//! `/metrics`) take one engine's lock at a time to build small views, so a reader never stops
+//! every partition at once. Health is plain atomics so probes never wait on the hot path.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -21,9 +22,18 @@ use crate::time::{
 /// A topic partition: the unit of state ownership.
 pub type Partition = (String, i32);
 
+/// One partition's engine, shared between the worker applying its messages and the readers.
+pub type Shard = Arc<Mutex<Engine>>;
+
+/// A shard's engine, locked. A poisoned lock means a panic on the hot path: the data is still
+/// the best there is, so keep serving it.
+pub fn lock(shard: &Shard) -> MutexGuard<'_, Engine> {
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Shared {
     pub config: Config,
-    shards: Mutex<BTreeMap<Partition, Engine>>,
+    shards: Mutex<BTreeMap<Partition, Shard>>,
     /// Counters of engines dropped on revoke, so totals never go backwards.
     retired: Mutex<Stats>,
     contracts: RwLock<Arc<Contracts>>,
@@ -207,10 +217,46 @@ impl Shared {
         })
     }
 
-    /// The shards, locked. A poisoned lock means a panic on the hot path: the data is still
-    /// the best there is, so keep serving it.
-    pub fn shards(&self) -> MutexGuard<'_, BTreeMap<Partition, Engine>> {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<Partition, Shard>> {
         self.shards.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every partition's shard, in partition order. The map's lock is held only for the copy, so
+    /// the caller locks one engine at a time.
+    pub fn shards(&self) -> Vec<(Partition, Shard)> {
+        self.map()
+            .iter()
+            .map(|(p, s)| (p.clone(), s.clone()))
+            .collect()
+    }
+
+    pub fn shard(&self, p: &Partition) -> Option<Shard> {
+        self.map().get(p).cloned()
+    }
+
+    /// `p`'s shard, made with `new` if the partition has none yet.
+    pub fn shard_or_insert(&self, p: &Partition, new: impl FnOnce() -> Engine) -> Shard {
+        let mut map = self.map();
+        if let Some(s) = map.get(p) {
+            return s.clone();
+        }
+        let s = Arc::new(Mutex::new(new()));
+        map.insert(p.clone(), s.clone());
+        s
+    }
+
+    /// Make `engine` `p`'s state (a restored checkpoint), replacing any it had.
+    pub fn insert(&self, p: Partition, engine: Engine) {
+        self.map().insert(p, Arc::new(Mutex::new(engine)));
+    }
+
+    pub fn remove(&self, p: &Partition) {
+        self.map().remove(p);
+    }
+
+    /// Run `f` on each engine in turn, each under its own lock.
+    fn each<R>(&self, mut f: impl FnMut(&Engine) -> Option<R>) -> Option<R> {
+        self.shards().iter().find_map(|(_, s)| f(&lock(s)))
     }
 
     pub fn contracts(&self) -> Arc<Contracts> {
@@ -227,11 +273,11 @@ impl Shared {
 
     /// Drop the engines of revoked partitions, keeping their counters.
     pub fn retire(&self, partitions: &[Partition]) {
-        let mut shards = self.shards();
+        let mut map = self.map();
         let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
         for p in partitions {
-            if let Some(e) = shards.remove(p) {
-                retired.add(e.stats());
+            if let Some(s) = map.remove(p) {
+                retired.add(lock(&s).stats());
             }
         }
     }
@@ -243,19 +289,22 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let shards = self.shards();
         let mut clients = 0;
-        for e in shards.values() {
+        self.each(|e| {
             total.add(e.stats());
             clients += e.client_count();
-        }
+            None::<()>
+        });
         (total, clients)
     }
 
     /// Run `f` on the engine that holds `id`'s state (reports from live state).
     pub fn with_client<R>(&self, id: &str, f: impl FnOnce(&Engine) -> R) -> Option<R> {
-        let shards = self.shards();
-        shards.values().find(|e| e.client(id).is_some()).map(f)
+        let mut f = Some(f);
+        self.each(|e| {
+            e.client(id)?;
+            f.take().map(|f| f(e))
+        })
     }
 
     /// A client's usage in `[from, to)` (see [`Engine::usage`]) and the time its data is
@@ -279,18 +328,17 @@ impl Shared {
     }
 
     pub fn client_view(&self, id: &str) -> Option<ClientView> {
-        let shards = self.shards();
-        shards.values().find_map(|e| view(e, id))
+        self.each(|e| view(e, id))
     }
 
     /// Clients with the highest ratio of recent use to what they are measured against
     /// (contract, else learned baseline).
     pub fn top_clients(&self, limit: usize) -> Vec<ClientSummary> {
-        let shards = self.shards();
-        let mut all: Vec<ClientSummary> = shards
-            .values()
-            .flat_map(|e| e.clients().filter_map(move |c| summary(e, &c.id)))
-            .collect();
+        let mut all: Vec<ClientSummary> = vec![];
+        self.each(|e| {
+            all.extend(e.clients().filter_map(|c| summary(e, &c.id)));
+            None::<()>
+        });
         all.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
         all.truncate(limit);
         all
@@ -298,10 +346,10 @@ impl Shared {
 
     /// `(client, ratio to contract over the last hour)` for contracted clients.
     pub fn contract_ratios(&self) -> Vec<(String, f64)> {
-        let shards = self.shards();
         let mut out = vec![];
-        for e in shards.values() {
-            let t = eval_time(e);
+        for (_, s) in self.shards() {
+            let e = lock(&s);
+            let t = eval_time(&e);
             // Found through the contracts (thousands), not by walking every client (millions)
             // while the consumer waits for the lock.
             for contract in e.contracts().iter() {
@@ -611,7 +659,7 @@ mod tests {
             }
         }
         e.flush(&mut out);
-        shared.shards().insert(("events".into(), 0), e);
+        shared.insert(("events".into(), 0), e);
         let ratios = shared.contract_ratios();
         assert_eq!(ratios.len(), 1, "{ratios:?}");
         assert_eq!(ratios[0].0, "acme");

@@ -279,17 +279,17 @@ pub async fn index(State(app): State<App>) -> Response {
             .then_with(|| a.client_id.cmp(&b.client_id))
     });
     let top = shared.top_clients(20);
-    // Only the clients shown, under one lock: the consumer needs it too.
-    let glances: Vec<Option<Glance>> = {
-        let shards = shared.shards();
-        top.iter()
-            .map(|c| {
-                shards
-                    .values()
-                    .find_map(|e| e.client(&c.client_id).map(|cl| glance(e, cl)))
-            })
-            .collect()
-    };
+    // Only the clients shown, one engine lock at a time: the consumer needs them too.
+    let glances: Vec<Option<Glance>> = top
+        .iter()
+        .map(|c| {
+            shared
+                .with_client(&c.client_id, |e| {
+                    e.client(&c.client_id).map(|cl| glance(e, cl))
+                })
+                .flatten()
+        })
+        .collect();
     let lag: Vec<((String, i32), i64)> = shared
         .lag
         .lock()
@@ -592,7 +592,7 @@ monthly_cap = 100000
             engine.ingest(&decoder, line.to_string().as_bytes(), None, &mut out);
         }
         engine.flush(&mut out);
-        shared.shards().insert(("t".into(), 0), engine);
+        shared.insert(("t".into(), 0), engine);
         let app = router(App {
             shared,
             metrics: Arc::new(Metrics::new()),
