@@ -14,7 +14,8 @@
 //! reads the same topic with `[state.checkpoint] store = <tempdir>, interval = "1s"` (far more
 //! often than production's default, to bound the cost from above).
 //!
-//! `cargo bench --bench e2e [-- MESSAGES]` (default 400,000; the mock cluster gets 4x as many).
+//! `cargo bench --bench e2e [-- MESSAGES]` (default 400,000 on tansu; 300,000 on the mock
+//! cluster, which keeps at most 5 MB per partition).
 //! Needs tansu (scripts/test installs it). Under `cargo test` it runs a small smoke version.
 
 #[path = "../tests/util/mod.rs"]
@@ -73,6 +74,25 @@ fn mock_preloaded(
         }
     }
     p.flush(Duration::from_secs(60)).expect("flush");
+    // The mock cluster keeps at most 5 MB or 100,000 messages per partition and drops the
+    // oldest beyond that: check that every message is still there.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .expect("consumer");
+    let kept: i64 = (0..partitions)
+        .map(|i| {
+            let (low, high) = c
+                .fetch_watermarks(&topic, i, Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum();
+    assert_eq!(
+        kept,
+        lines.len() as i64,
+        "the mock cluster dropped messages: use more partitions"
+    );
     (cluster, topic)
 }
 
@@ -91,7 +111,12 @@ fn bare(brokers: &str, topic: &str, n: usize) -> f64 {
     let mut seen = 0;
     let mut first = None;
     let mut decoded = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(600);
     while seen < n {
+        assert!(
+            Instant::now() < deadline,
+            "the bare consumer read {seen} of {n}"
+        );
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             first.get_or_insert_with(Instant::now);
             decoded += m
@@ -261,13 +286,14 @@ fn latency_at(broker: &Broker, rate: f64, seconds: f64, lines: &[Vec<u8>]) -> Op
 }
 
 /// The mock cluster: the bare consumer and overage at 1 and 2 worker threads in alternation,
-/// `rounds` times, on `n` events in 8 partitions; every run and the medians.
+/// `rounds` times, on `n` events in 32 partitions (the mock cluster keeps at most 5 MB per
+/// partition); every run and the medians.
 fn mock_cluster(n: usize, rounds: usize) {
     let lines = common::lines(n, 20_000, 24 * 3600 * 1000, 4);
     let t = Instant::now();
-    let (cluster, topic) = mock_preloaded(&lines, 8);
+    let (cluster, topic) = mock_preloaded(&lines, 32);
     println!(
-        "mock cluster: preloaded {n} events into 8 partitions in {:.1}s",
+        "mock cluster: preloaded {n} events into 32 partitions in {:.1}s",
         t.elapsed().as_secs_f64()
     );
     let brokers = cluster.bootstrap_servers();
@@ -354,7 +380,7 @@ fn main() {
         );
     }
     mock_cluster(
-        if benching { 4 * n } else { n },
+        if benching { 300_000 } else { n },
         if benching { 3 } else { 1 },
     );
 
