@@ -68,6 +68,11 @@ pub struct KafkaConfig {
     /// Topics of access events (producers key messages by client id).
     pub topics: Vec<String>,
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a name of this instance that survives
+    /// its restarts and is unique in the group, such as a StatefulSet's pod name. A restarted
+    /// instance then gets its own partitions back at once instead of after the session timeout
+    /// and a rebalance; an instance gone for good holds its partitions until that timeout.
+    pub group_instance_id: Option<String>,
     pub client_id: String,
     /// How often stored offsets are committed (also on revoke and shutdown).
     #[serde(with = "humantime_serde")]
@@ -91,6 +96,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             topics: vec!["api-events".into()],
             group_id: "overage".into(),
+            group_instance_id: None,
             client_id: "overage".into(),
             commit_interval: Duration::from_secs(5),
             alerts_topic: None,
@@ -740,6 +746,17 @@ impl Config {
         if self.kafka.brokers.trim().is_empty() || self.kafka.group_id.is_empty() {
             return fail("kafka.brokers", "brokers and group_id must be set".into());
         }
+        if self
+            .kafka
+            .group_instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return fail(
+                "kafka.group_instance_id",
+                "is empty (leave it out for dynamic membership)".into(),
+            );
+        }
         if self.kafka.threads == Some(0) {
             return fail(
                 "kafka.threads",
@@ -858,6 +875,13 @@ mod tests {
             .to_string();
         assert!(
             e.contains("field `kafka.threads`: must be at least 1"),
+            "{e}"
+        );
+        let e = Config::parse("[kafka]\ngroup_instance_id = \" \"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `kafka.group_instance_id`: is empty"),
             "{e}"
         );
         let c = Config::parse("[kafka]\nthreads = 3\n", Path::new("o.toml")).unwrap();

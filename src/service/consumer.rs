@@ -437,17 +437,22 @@ pub fn run(
     // message is rejected by `Decoder::decode` on its length, before any parsing; librdkafka's
     // defaults already bound the fetched-but-unprocessed memory (`queued.max.messages.kbytes`,
     // 64 MiB), and `kafka.options` can tune all of these.
-    let cc = client_config(
-        k,
-        &[
-            ("group.id", k.group_id.clone()),
-            ("enable.auto.commit", "true".into()),
-            ("enable.auto.offset.store", "false".into()),
-            ("auto.commit.interval.ms", ms(k.commit_interval).to_string()),
-            ("auto.offset.reset", "earliest".into()),
-            ("statistics.interval.ms", "5000".into()),
-        ],
-    );
+    let instance = k
+        .group_instance_id
+        .iter()
+        .map(|id| ("group.instance.id", id.clone()));
+    let settings: Vec<(&str, String)> = [
+        ("group.id", k.group_id.clone()),
+        ("enable.auto.commit", "true".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("auto.commit.interval.ms", ms(k.commit_interval).to_string()),
+        ("auto.offset.reset", "earliest".into()),
+        ("statistics.interval.ms", "5000".into()),
+    ]
+    .into_iter()
+    .chain(instance)
+    .collect();
+    let cc = client_config(k, &settings);
     let log = Arc::new(LogLimiter::new(Duration::from_secs(10)));
     let threads = k.worker_threads();
     let (pool, queues) = Pool::new(threads, metrics.worker_partitions.clone());
