@@ -61,19 +61,7 @@ fn mock_preloaded(
     cluster
         .create_topic(&topic, partitions, 1)
         .expect("mock topic");
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    for (k, v) in keyed(lines) {
-        let mut r = BaseRecord::to(&topic).key(k.as_str()).payload(v.as_slice());
-        while let Err((_, back)) = p.send(r) {
-            r = back;
-            p.poll(Duration::from_millis(5));
-        }
-    }
-    p.flush(Duration::from_secs(60)).expect("flush");
+    util::produce(&cluster.bootstrap_servers(), &topic, &keyed(lines));
     // The mock cluster keeps at most 5 MB or 100,000 messages per partition and drops the
     // oldest beyond that: check that every message is still there.
     let c: BaseConsumer = ClientConfig::new()

@@ -237,10 +237,18 @@ fn sigterm_exits_within_the_bound_even_when_the_broker_is_gone() {
     );
 }
 
+/// Eight contracted clients, their events and the last event time.
+struct Fleet {
+    contracts: String,
+    /// Messages keyed by client.
+    events: Vec<(String, Vec<u8>)>,
+    end: i64,
+}
+
 /// Eight contracted clients at their contract's rate for five hours (one call every 6 s),
 /// each at 3x for 90 minutes starting at its own time, so partitions fire and resolve at
-/// different moments. The contracts, the messages (keyed by client) and the last event time.
-fn fleet() -> (String, Vec<(String, Vec<u8>)>, i64) {
+/// different moments.
+fn fleet() -> Fleet {
     let start = 1_787_529_600_000i64; // 2026-08-24T00:00:00Z
     let clients: Vec<String> = (0..8).map(|i| format!("client-{i}")).collect();
     let contracts = clients
@@ -264,7 +272,11 @@ fn fleet() -> (String, Vec<(String, Vec<u8>)>, i64) {
             ));
         }
     }
-    (contracts, out, start + 2999 * 6_000)
+    Fleet {
+        contracts,
+        events: out,
+        end: start + 2999 * 6_000,
+    }
 }
 
 /// What one `overage run` made of a topic: the alert transitions that the events alone decide
@@ -279,14 +291,13 @@ fn consume_with_threads(
     broker: &Broker,
     dir: &Path,
     topic: &str,
-    contracts: &str,
+    fleet: &Fleet,
     threads: u16,
 ) -> Outcome {
-    let (_, events, end) = fleet();
     let alerts = unique("alerts");
     broker.create_topic(&alerts, 1);
     let config = TestConfig::new(&broker.bootstrap())
-        .contracts(contracts, dir)
+        .contracts(&fleet.contracts, dir)
         .topic(topic)
         .alerts_topic(&alerts)
         .past_events()
@@ -295,7 +306,7 @@ fn consume_with_threads(
     let mut overage = Overage::start(&config, &[]);
     eventually(Duration::from_secs(90), "all events consumed", || {
         let accepted = overage.metric("overage_events_total{outcome=\"accepted\"}")?;
-        (accepted == events.len() as f64).then_some(())
+        (accepted == fleet.events.len() as f64).then_some(())
     });
     let loads = (0..threads)
         .map(|w| {
@@ -325,7 +336,7 @@ fn consume_with_threads(
     });
     // Transitions after the last watermark come from idle partitions moving on with the wall
     // clock, so how many there are depends on when the test stopped the service.
-    let decided = overage::time::format_rfc3339(end - 2 * 60_000);
+    let decided = overage::time::format_rfc3339(fleet.end - 2 * 60_000);
     let mut alerts: Vec<String> = alerts_of(&seen)
         .into_iter()
         .filter(|a| a["at"].as_str().is_some_and(|at| *at <= *decided))
@@ -343,13 +354,13 @@ fn consume_with_threads(
 fn partitions_applied_in_parallel_give_the_alerts_and_totals_of_one_thread() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let (contracts, events, _) = fleet();
+    let fleet = fleet();
     let topic = unique("events");
     broker.create_topic(&topic, 4);
-    broker.produce(&topic, &events);
+    broker.produce(&topic, &fleet.events);
 
-    let one = consume_with_threads(&broker, dir.path(), &topic, &contracts, 1);
-    let three = consume_with_threads(&broker, dir.path(), &topic, &contracts, 3);
+    let one = consume_with_threads(&broker, dir.path(), &topic, &fleet, 1);
+    let three = consume_with_threads(&broker, dir.path(), &topic, &fleet, 3);
     assert_eq!(one.loads, [4.0]);
     let mut loads = three.loads.clone();
     loads.sort_by(f64::total_cmp);

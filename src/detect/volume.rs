@@ -317,8 +317,7 @@ fn judge(
     };
     let r = &tail.reading;
     let d = band.units.factor();
-    let over_contract =
-        band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
+    let in_band = band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
     // (in calls, the baseline's own measure: a heavy-tailed client's units swing past its
     // usual by chance)
     let over_usual = tail.seasonal.is_some_and(|(usual, need)| {
@@ -327,7 +326,7 @@ fn judge(
     let below_usual = tail
         .seasonal
         .is_none_or(|(usual, need)| clearly_below(tail.calls, need * usual, 1.0, CLEAR_ALPHA));
-    if r.window < MIN_AFTER || over_contract || over_usual {
+    if r.window < MIN_AFTER || in_band || over_usual {
         Verdict::Hold(*r)
     } else if band.clearly_below(r) && below_usual {
         Verdict::Clear(*r)

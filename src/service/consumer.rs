@@ -225,17 +225,15 @@ impl Context {
         if self.checkpoints().is_some() {
             self.barrier();
             for p in &revoked {
-                if let Some(s) = self.shared.shard(p) {
-                    let e = lock(&s);
-                    if let Some(ck) = self.checkpoints().as_mut() {
-                        ck.snapshot_sync(p, &e);
+                // (the engine's lock before the checkpointer's, as the workers take them)
+                let shard = self.shared.shard(p);
+                let engine = shard.as_ref().map(lock);
+                if let Some(ck) = self.checkpoints().as_mut() {
+                    if let Some(e) = &engine {
+                        ck.snapshot_sync(p, e);
                     }
+                    ck.forget(p);
                 }
-            }
-        }
-        if let Some(ck) = self.checkpoints().as_mut() {
-            for p in &revoked {
-                ck.forget(p);
             }
         }
         self.pool().revoke(&revoked);

@@ -254,11 +254,6 @@ impl Shared {
         self.map().remove(p);
     }
 
-    /// Run `f` on each engine in turn, each under its own lock.
-    fn each<R>(&self, mut f: impl FnMut(&Engine) -> Option<R>) -> Option<R> {
-        self.shards().iter().find_map(|(_, s)| f(&lock(s)))
-    }
-
     pub fn contracts(&self) -> Arc<Contracts> {
         self.contracts
             .read()
@@ -290,21 +285,23 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut clients = 0;
-        self.each(|e| {
+        for (_, s) in self.shards() {
+            let e = lock(&s);
             total.add(e.stats());
             clients += e.client_count();
-            None::<()>
-        });
+        }
         (total, clients)
     }
 
     /// Run `f` on the engine that holds `id`'s state (reports from live state).
     pub fn with_client<R>(&self, id: &str, f: impl FnOnce(&Engine) -> R) -> Option<R> {
-        let mut f = Some(f);
-        self.each(|e| {
-            e.client(id)?;
-            f.take().map(|f| f(e))
-        })
+        for (_, s) in self.shards() {
+            let e = lock(&s);
+            if e.client(id).is_some() {
+                return Some(f(&e));
+            }
+        }
+        None
     }
 
     /// A client's usage in `[from, to)` (see [`Engine::usage`]) and the time its data is
@@ -328,17 +325,17 @@ impl Shared {
     }
 
     pub fn client_view(&self, id: &str) -> Option<ClientView> {
-        self.each(|e| view(e, id))
+        self.shards().iter().find_map(|(_, s)| view(&lock(s), id))
     }
 
     /// Clients with the highest ratio of recent use to what they are measured against
     /// (contract, else learned baseline).
     pub fn top_clients(&self, limit: usize) -> Vec<ClientSummary> {
         let mut all: Vec<ClientSummary> = vec![];
-        self.each(|e| {
-            all.extend(e.clients().filter_map(|c| summary(e, &c.id)));
-            None::<()>
-        });
+        for (_, s) in self.shards() {
+            let e = lock(&s);
+            all.extend(e.clients().filter_map(|c| summary(&e, &c.id)));
+        }
         all.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
         all.truncate(limit);
         all

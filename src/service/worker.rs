@@ -125,7 +125,7 @@ impl Pool {
 
     /// Partitions per worker.
     fn loads(&self) -> Vec<usize> {
-        let mut load = vec![0usize; self.senders.len().max(self.pending.len())];
+        let mut load = vec![0usize; self.pending.len()];
         for o in &self.owned {
             load[o.worker] += 1;
         }

@@ -221,24 +221,7 @@ impl Broker {
 
     /// Produce `(key, value)` messages and wait until all are acknowledged.
     pub fn produce(&self, topic: &str, messages: &[(String, Vec<u8>)]) {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer");
-        for (k, v) in messages {
-            let mut record = BaseRecord::to(topic).key(k.as_str()).payload(v.as_slice());
-            loop {
-                match p.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        record = r;
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-        }
-        p.flush(Duration::from_secs(30)).expect("flush");
+        produce(&self.bootstrap(), topic, messages)
     }
 
     /// Everything on `topic` so far, read from the start by a fresh group.
@@ -253,6 +236,29 @@ impl Broker {
         c.subscribe(&[topic]).expect("subscribe");
         c
     }
+}
+
+/// Produce `(key, value)` messages to any Kafka-protocol broker (tansu, the mock cluster) and
+/// wait until all are acknowledged.
+pub fn produce(brokers: &str, topic: &str, messages: &[(String, Vec<u8>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    for (k, v) in messages {
+        let mut record = BaseRecord::to(topic).key(k.as_str()).payload(v.as_slice());
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
 }
 
 /// Read what arrives on `c` for up to `wait`, as strings.
