@@ -14,6 +14,7 @@ use crate::alert::Slot;
 use crate::baseline::Seasonal;
 use crate::drivers::Mix;
 use crate::rollup::Rollup;
+use crate::sparse::Call;
 use crate::time::{month_of, month_start, Millis};
 use crate::window::Windows;
 
@@ -28,12 +29,8 @@ pub struct Client {
     /// Earliest event time seen (not the first to arrive: input may be out of order).
     pub first_seen: Millis,
     pub last_seen: Millis,
-    /// Evaluations pending in the engine's schedule: bit `k` is boundary `sched_base + 1 + k`.
-    /// Boundaries are at most the allowed lateness (≤ 30 min) apart, so 64 bits suffice.
-    sched_base: i64,
-    sched_mask: u64,
-    /// Last minute boundary it was evaluated at (an evaluation happens at most once per boundary).
-    pub last_eval: i64,
+    /// Which minute boundaries it is due to be evaluated at, and was last evaluated at.
+    pub sched: Schedule,
     pub windows: Windows,
     pub usage: Usage,
     pub units: Dispersion,
@@ -50,6 +47,72 @@ pub struct Client {
 
 pub const NOT_SCHEDULED: i64 = i64::MIN;
 
+/// When a client is due for evaluation, kept per client so that the engine's schedule holds
+/// each client once per boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Evaluations pending in the engine's schedule: bit `k` is boundary `base + 1 + k`.
+    /// Boundaries are at most the allowed lateness (≤ 30 min) apart, so 64 bits suffice.
+    base: i64,
+    mask: u64,
+    /// Last minute boundary it was evaluated at (an evaluation happens at most once per boundary).
+    pub last_eval: i64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            base: 0,
+            mask: 0,
+            last_eval: NOT_SCHEDULED,
+        }
+    }
+}
+
+impl Schedule {
+    /// Note that boundary `b` needs an evaluation. Returns true if the caller must add it to the
+    /// schedule (it was not pending already).
+    pub fn schedule(&mut self, b: i64) -> bool {
+        if b <= self.last_eval {
+            return false;
+        }
+        if self.mask == 0 {
+            self.base = b - 1;
+        }
+        let mut k = b - self.base - 1;
+        if k < 0 {
+            let shift = (-k) as u32;
+            if self.mask.leading_zeros() < shift {
+                return true; // cannot be represented: schedule anyway (evaluation dedupes)
+            }
+            self.mask <<= shift;
+            self.base = b - 1;
+            k = 0;
+        }
+        if k >= 64 {
+            return true;
+        }
+        let bit = 1u64 << k;
+        let fresh = self.mask & bit == 0;
+        self.mask |= bit;
+        fresh
+    }
+
+    /// Record an evaluation at boundary `b`; false if it was already evaluated there.
+    pub fn begin(&mut self, b: i64) -> bool {
+        if b <= self.last_eval {
+            return false;
+        }
+        self.last_eval = b;
+        if b > self.base {
+            let k = b - self.base;
+            self.mask = if k >= 64 { 0 } else { self.mask >> k };
+            self.base = b;
+        }
+        true
+    }
+}
+
 impl Client {
     pub fn new(id: Arc<str>, contract: Option<u32>, ts: Millis) -> Self {
         Client {
@@ -57,9 +120,7 @@ impl Client {
             contract,
             first_seen: ts,
             last_seen: ts,
-            sched_base: 0,
-            sched_mask: 0,
-            last_eval: NOT_SCHEDULED,
+            sched: Schedule::default(),
             windows: Windows::default(),
             usage: Usage::default(),
             units: Dispersion::default(),
@@ -71,46 +132,50 @@ impl Client {
         }
     }
 
-    /// Note that boundary `b` needs an evaluation. Returns true if the caller must add it to the
-    /// schedule (it was not pending already).
-    pub fn schedule(&mut self, b: i64) -> bool {
-        if b <= self.last_eval {
+    /// Apply one call the engine has resolved (labels interned, scope checked); true if the
+    /// end of its minute must be added to the engine's evaluation schedule.
+    pub fn apply(&mut self, call: &Call, half_life: Millis, track_origins: bool) -> bool {
+        let ts = call.ts;
+        self.usage.add(ts, call.units);
+        let country = call.country();
+        self.rollup.add(
+            ts,
+            call.product,
+            country.or(call.asn()).unwrap_or(crate::rollup::NONE),
+            call.units,
+        );
+        self.rollup.last_labels = [call.product, country.unwrap_or(crate::rollup::NONE)];
+        self.last_seen = self.last_seen.max(ts);
+        self.first_seen = self.first_seen.min(ts);
+        if call.late() {
             return false;
         }
-        if self.sched_mask == 0 {
-            self.sched_base = b - 1;
-        }
-        let mut k = b - self.sched_base - 1;
-        if k < 0 {
-            let shift = (-k) as u32;
-            if self.sched_mask.leading_zeros() < shift {
-                return true; // cannot be represented: schedule anyway (evaluation dedupes)
+        self.windows.add(ts, call.units as f32);
+        self.units.add(ts, call.units);
+        let learn_usual = !self.volume_alert_firing();
+        self.mix.add(
+            ts,
+            call.units as f32,
+            [
+                (call.product != crate::rollup::NONE).then_some(call.product),
+                call.endpoint(),
+                country,
+                call.asn(),
+            ],
+            learn_usual,
+        );
+        let w = self.scope.weight(ts, half_life);
+        let w_long = self.scope.long_weight(ts, half_life);
+        self.scope.add(w, w_long, call.breach);
+        let n = self.scope.calls;
+        // `new_origin` tracks a country and a network each on its own, so a new network in a
+        // known country is as new as a new country.
+        if track_origins {
+            for o in [country, call.asn()].into_iter().flatten() {
+                self.scope.origins.add(o, ts, w, n);
             }
-            self.sched_mask <<= shift;
-            self.sched_base = b - 1;
-            k = 0;
         }
-        if k >= 64 {
-            return true;
-        }
-        let bit = 1u64 << k;
-        let fresh = self.sched_mask & bit == 0;
-        self.sched_mask |= bit;
-        fresh
-    }
-
-    /// Record an evaluation at boundary `b`; false if it was already evaluated there.
-    pub fn begin_evaluation(&mut self, b: i64) -> bool {
-        if b <= self.last_eval {
-            return false;
-        }
-        self.last_eval = b;
-        if b > self.sched_base {
-            let k = b - self.sched_base;
-            self.sched_mask = if k >= 64 { 0 } else { self.sched_mask >> k };
-            self.sched_base = b;
-        }
-        true
+        self.sched.schedule(call.boundary())
     }
 
     /// The last evaluation at which a firing alert of `kind` (either severity) was over its
@@ -380,7 +445,7 @@ pub struct Scope {
 pub const LONG_HALF_LIVES: f64 = 16.0;
 
 /// Which scope rule an event broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Breach {
     Product(u32),
     Endpoint(u32),
@@ -543,20 +608,20 @@ mod tests {
 
     #[test]
     fn every_boundary_is_scheduled_once_in_any_order() {
-        let mut c = Client::new(Arc::from("c"), None, 0);
+        let mut c = Schedule::default();
         assert!(c.schedule(10));
         assert!(!c.schedule(10));
         assert!(c.schedule(12));
         assert!(c.schedule(9), "an earlier boundary after a later one");
         assert!(!c.schedule(12));
-        assert!(c.begin_evaluation(9));
-        assert!(!c.begin_evaluation(9));
+        assert!(c.begin(9));
+        assert!(!c.begin(9));
         assert!(!c.schedule(9), "already evaluated");
-        assert!(c.begin_evaluation(10));
+        assert!(c.begin(10));
         assert!(!c.schedule(12), "still pending");
         assert!(c.schedule(11));
-        assert!(c.begin_evaluation(11));
-        assert!(c.begin_evaluation(12));
+        assert!(c.begin(11));
+        assert!(c.begin(12));
         assert!(c.schedule(13));
         assert!(c.schedule(1_000), "far ahead is scheduled anyway");
     }

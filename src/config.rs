@@ -348,6 +348,10 @@ pub struct StateConfig {
     pub idle_timeout: Duration,
     /// Most distinct product / endpoint / origin names remembered.
     pub max_labels: usize,
+    /// Calls a client makes before it gets full windows: until then it is kept as its calls
+    /// (~50 bytes each instead of ~1.7 KB), with the same alerts. 0 gives every client full
+    /// windows from its first call.
+    pub sparse_calls: usize,
     /// Durable per-partition snapshots of this state (off unless `store` is set).
     pub checkpoint: CheckpointConfig,
 }
@@ -461,12 +465,16 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// Most calls `state.sparse_calls` may keep per client.
+pub const MAX_SPARSE_CALLS: usize = 64;
+
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             max_clients: 2_000_000,
             idle_timeout: Duration::from_secs(8 * 24 * 3600),
             max_labels: 100_000,
+            sparse_calls: 8,
             checkpoint: CheckpointConfig::default(),
         }
     }
@@ -768,6 +776,15 @@ impl Config {
         }
         if let Err(e) = self.alerts.validate_sinks() {
             return fail(&format!("alerts.{}", e.field), e.message);
+        }
+        if self.state.sparse_calls > MAX_SPARSE_CALLS {
+            return fail(
+                "state.sparse_calls",
+                format!(
+                    "must be at most {MAX_SPARSE_CALLS} (a sparse client is rebuilt from its calls \
+                     at each evaluation)"
+                ),
+            );
         }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());

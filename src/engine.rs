@@ -15,6 +15,7 @@
 //! - Memory is bounded: idle uncontracted clients are evicted after `idle_timeout`, and at
 //!   `max_clients` the least recently seen evictable client makes room (sampled, as Redis does).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use crate::dedupe::{self, Dedupe};
 use crate::detect::{About, CompiledScope, Context, Detectors, Verdicts};
 use crate::intern::Interner;
 use crate::rollup::{self, AlertRecord, By, UsageRow};
+use crate::sparse::{Call, Sparse, Tracked};
 use crate::time::{
     duration_label, hour_of, minute_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS,
 };
@@ -144,6 +146,8 @@ pub struct Engine {
     lateness: Millis,
     idle_timeout: Millis,
     max_clients: usize,
+    /// Calls a client may make before it gets full windows (0: from its first call).
+    sparse_calls: usize,
     contracts: Arc<Contracts>,
     compiled: Vec<CompiledScope>,
     endpoint_ok: AHashMap<(u32, u32), bool>,
@@ -164,7 +168,7 @@ pub struct EngineState {
     labels: Interner,
     /// Shared with the snapshots being written (copy on write: a snapshot costs a reference
     /// per client, and a client is copied only if it changes while one is being written).
-    clients: Vec<Option<Arc<Client>>>,
+    clients: Vec<Option<Tracked>>,
     free: Vec<u32>,
     /// Minute boundary → clients to evaluate there.
     due: BTreeMap<i64, Vec<u32>>,
@@ -206,6 +210,7 @@ impl Engine {
             lateness: ms(cfg.input.allowed_lateness),
             idle_timeout: ms(cfg.state.idle_timeout),
             max_clients: cfg.state.max_clients,
+            sparse_calls: cfg.state.sparse_calls,
             contracts: Arc::new(Contracts::default()),
             compiled: Vec::new(),
             endpoint_ok: AHashMap::new(),
@@ -240,7 +245,7 @@ impl Engine {
             .clients
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (c.id.clone(), i as u32)))
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.id().clone(), i as u32)))
             .collect();
         e.state = state;
         e.set_contracts(contracts);
@@ -251,7 +256,13 @@ impl Engine {
     /// like Alertmanager, are idempotent).
     pub fn firing(&self) -> Vec<Alert> {
         let mut out = Vec::new();
-        for c in self.clients() {
+        for c in self
+            .state
+            .clients
+            .iter()
+            .flatten()
+            .filter_map(Tracked::full)
+        {
             for slot in c.alerts.iter().filter(|s| s.is_firing()) {
                 let at = slot.firing_since.unwrap_or(self.state.watermark);
                 out.push(self.describe(c, slot, State::Firing, at));
@@ -277,9 +288,9 @@ impl Engine {
             .collect();
         self.endpoint_ok.clear();
         for c in self.state.clients.iter_mut().flatten() {
-            let contract = contracts.get(&c.id).map(|(i, _)| i as u32);
-            if c.contract != contract {
-                Arc::make_mut(c).contract = contract;
+            let contract = contracts.get(c.id()).map(|(i, _)| i as u32);
+            if c.contract() != contract {
+                c.set_contract(contract);
             }
         }
         self.contracts = contracts;
@@ -310,13 +321,44 @@ impl Engine {
         self.index.len()
     }
 
-    pub fn client(&self, id: &str) -> Option<&Client> {
+    /// A client's state; a sparse client's is rebuilt from its calls.
+    pub fn client(&self, id: &str) -> Option<Cow<'_, Client>> {
         let &i = self.index.get(id)?;
-        self.state.clients[i as usize].as_deref()
+        Some(self.view(self.state.clients[i as usize].as_ref()?))
     }
 
-    pub fn clients(&self) -> impl Iterator<Item = &Client> {
-        self.state.clients.iter().flatten().map(|c| &**c)
+    /// Every client's state (sparse clients rebuilt one at a time).
+    pub fn clients(&self) -> impl Iterator<Item = Cow<'_, Client>> {
+        self.state.clients.iter().flatten().map(|c| self.view(c))
+    }
+
+    pub fn client_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.state.clients.iter().flatten().map(Tracked::id)
+    }
+
+    /// How many clients are kept sparse (see [`crate::sparse`]).
+    pub fn sparse_count(&self) -> usize {
+        self.state
+            .clients
+            .iter()
+            .flatten()
+            .filter(|c| matches!(c, Tracked::Sparse(_)))
+            .count()
+    }
+
+    fn view<'a>(&self, c: &'a Tracked) -> Cow<'a, Client> {
+        match c {
+            Tracked::Full(c) => Cow::Borrowed(&**c),
+            Tracked::Sparse(s) => Cow::Owned(self.materialize(s)),
+        }
+    }
+
+    fn materialize(&self, s: &Sparse) -> Client {
+        s.materialize(
+            self.p.scope.half_life,
+            self.p.new_origin.enabled,
+            &|c, b| prepare(&self.p, c, b),
+        )
     }
 
     /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
@@ -331,18 +373,18 @@ impl Engine {
         let c = self.client(id)?;
         let k = self.contracts.by_index(c.contract? as usize);
         let per_hour = k.rate_per_ms() * HOUR_MS as f64;
-        Some(excess_until(c, from, t, &|_| per_hour))
+        Some(excess_until(&c, from, t, &|_| per_hour))
     }
 
     /// Where a client's month is heading at `t` (an evaluated minute boundary), as
     /// `cap_forecast` sees it: the projection usage reports draw.
     pub fn cap_projection(&self, id: &str, t: Millis) -> Option<crate::detect::cap::Projection> {
-        self.p.cap.project(self.client(id)?, t, &self.p.baseline)
+        self.p.cap.project(&*self.client(id)?, t, &self.p.baseline)
     }
 
     /// A client's recent alert transitions, oldest first.
-    pub fn alert_history(&self, id: &str) -> Option<&[AlertRecord]> {
-        Some(self.client(id)?.rollup.alerts())
+    pub fn alert_history(&self, id: &str) -> Option<Vec<AlertRecord>> {
+        Some(self.client(id)?.rollup.alerts().to_vec())
     }
 
     /// Name of an interned product / endpoint / origin.
@@ -432,15 +474,21 @@ impl Engine {
         // A client mostly repeats its product, country and endpoints: checking the last ones
         // (and the endpoints in its mix) against the label table costs a compare instead of a
         // hash lookup.
-        let Some(([last_product, last_country], last_endpoints)) =
-            self.state.clients[idx as usize].as_ref().map(|c| {
-                let mut e = [u32::MAX; crate::drivers::SLOTS];
+        let mut last_endpoints = [u32::MAX; crate::drivers::SLOTS];
+        let [last_product, last_country] = match &self.state.clients[idx as usize] {
+            Some(Tracked::Full(c)) => {
                 let known = c.mix.labels(crate::drivers::Dim::Endpoint);
-                e[..known.len()].copy_from_slice(known);
-                (c.rollup.last_labels, e)
-            })
-        else {
-            return Outcome::Overflow;
+                last_endpoints[..known.len()].copy_from_slice(known);
+                c.rollup.last_labels
+            }
+            Some(Tracked::Sparse(s)) => match s.calls().last() {
+                Some(call) => {
+                    last_endpoints[0] = call.endpoint().unwrap_or(u32::MAX);
+                    [call.product, call.country().unwrap_or(u32::MAX)]
+                }
+                None => [u32::MAX; 2],
+            },
+            None => return Outcome::Overflow,
         };
         let labels = &mut self.state.labels;
         let mut intern = |known: &[u32], s: &str| {
@@ -460,57 +508,37 @@ impl Engine {
             .map_or(rollup::NONE, |p| intern(&[last_product], p));
         let endpoint = ev.endpoint.as_ref().map(|e| intern(&last_endpoints, e));
         let asn = ev.origin_asn.map(|asn| ASN_FLAG | (asn & !ASN_FLAG));
-        let rollup_origin = country.or(asn).unwrap_or(rollup::NONE);
         let breach = if late {
             None
         } else {
             self.breach(idx, ev, product, country, endpoint)
         };
-        // `new_origin` tracks a country and a network each on its own, so a new network in a
-        // known country is as new as a new country.
-        let origins = if late || !self.p.new_origin.enabled {
-            [None, None]
-        } else {
-            [country, asn]
-        };
-        let half_life = self.p.scope.half_life;
-        let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
-            return Outcome::Overflow;
-        };
-        c.usage.add(ev.ts, ev.units);
-        c.rollup.add(ev.ts, product, rollup_origin, ev.units);
-        c.rollup.last_labels = [product, country.unwrap_or(rollup::NONE)];
-        c.last_seen = c.last_seen.max(ev.ts);
-        c.first_seen = c.first_seen.min(ev.ts);
-        if late {
-            return Outcome::Late;
-        }
-        c.windows.add(ev.ts, ev.units as f32);
-        c.units.add(ev.ts, ev.units);
-        let learn_usual = !c.volume_alert_firing();
-        c.mix.add(
-            ev.ts,
-            ev.units as f32,
-            [
-                (product != rollup::NONE).then_some(product),
-                endpoint,
-                country,
-                asn,
-            ],
-            learn_usual,
+        let call = Call::new(
+            ev.ts, ev.units, product, endpoint, country, asn, breach, late,
         );
-        let w = c.scope.weight(ev.ts, half_life);
-        let w_long = c.scope.long_weight(ev.ts, half_life);
-        c.scope.add(w, w_long, breach);
-        let call = c.scope.calls;
-        for o in origins.into_iter().flatten() {
-            c.scope.origins.add(o, ev.ts, w, call);
+        let (half_life, track_origins) = (self.p.scope.half_life, self.p.new_origin.enabled);
+        let slot = &mut self.state.clients[idx as usize];
+        let due = match slot {
+            Some(Tracked::Sparse(s)) if s.calls().len() < self.sparse_calls => {
+                Arc::make_mut(s).push(call)
+            }
+            Some(Tracked::Sparse(s)) => {
+                let mut c = s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b));
+                let due = c.apply(&call, half_life, track_origins);
+                *slot = Some(Tracked::Full(Arc::new(c)));
+                due
+            }
+            Some(Tracked::Full(c)) => Arc::make_mut(c).apply(&call, half_life, track_origins),
+            None => return Outcome::Overflow,
+        };
+        if due {
+            self.state.due.entry(call.boundary()).or_default().push(idx);
         }
-        let boundary = minute_of(ev.ts) + 1;
-        if c.schedule(boundary) {
-            self.state.due.entry(boundary).or_default().push(idx);
+        if late {
+            Outcome::Late
+        } else {
+            Outcome::Accepted
         }
-        Outcome::Accepted
     }
 
     /// The input has ended: evaluate everything up to the end of the newest event's minute, as
@@ -546,14 +574,18 @@ impl Engine {
         }
         let id: Arc<str> = Arc::from(id);
         let contract = self.contracts.get(&id).map(|(i, _)| i as u32);
-        let client = Client::new(id.clone(), contract, ts);
+        let client = if self.sparse_calls > 0 {
+            Tracked::Sparse(Arc::new(Sparse::new(id.clone(), contract)))
+        } else {
+            Tracked::Full(Arc::new(Client::new(id.clone(), contract, ts)))
+        };
         let idx = match self.state.free.pop() {
             Some(i) => {
-                self.state.clients[i as usize] = Some(Arc::new(client));
+                self.state.clients[i as usize] = Some(client);
                 i
             }
             None => {
-                self.state.clients.push(Some(Arc::new(client)));
+                self.state.clients.push(Some(client));
                 (self.state.clients.len() - 1) as u32
             }
         };
@@ -568,8 +600,8 @@ impl Engine {
         for k in 0..EVICTION_SAMPLE.min(n) {
             let i = (self.state.sweep_cursor + k * 7919) % n;
             if let Some(c) = &self.state.clients[i] {
-                if c.evictable() && best.is_none_or(|(_, seen)| c.last_seen < seen) {
-                    best = Some((i, c.last_seen));
+                if c.evictable() && best.is_none_or(|(_, seen)| c.last_seen() < seen) {
+                    best = Some((i, c.last_seen()));
                 }
             }
         }
@@ -586,7 +618,7 @@ impl Engine {
 
     fn remove(&mut self, i: usize) {
         if let Some(c) = self.state.clients[i].take() {
-            self.index.remove(&c.id);
+            self.index.remove(c.id());
             self.state.free.push(i as u32);
         }
     }
@@ -599,7 +631,7 @@ impl Engine {
         country: Option<u32>,
         endpoint: Option<u32>,
     ) -> Option<Breach> {
-        let ci = self.state.clients[idx as usize].as_ref()?.contract?;
+        let ci = self.state.clients[idx as usize].as_ref()?.contract()?;
         let compiled = &self.compiled[ci as usize];
         if let (Some(allowed), true) = (&compiled.products, product != rollup::NONE) {
             if !allowed.contains(&product) {
@@ -678,7 +710,7 @@ impl Engine {
         let cutoff = self.state.watermark.saturating_sub(self.idle_timeout);
         let idle = self.state.clients[i]
             .as_ref()
-            .is_some_and(|c| c.evictable() && c.last_seen < cutoff);
+            .is_some_and(|c| c.evictable() && c.last_seen() < cutoff);
         if idle {
             self.remove(i);
             self.stats.evicted_idle += 1;
@@ -690,38 +722,71 @@ impl Engine {
         let t = boundary * MINUTE_MS;
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
-        {
-            let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
-                self.verdicts = verdicts;
-                return;
-            };
-            if !c.begin_evaluation(boundary) {
+        let (half_life, track_origins) = (self.p.scope.half_life, self.p.new_origin.enabled);
+        let slot = &mut self.state.clients[idx as usize];
+        // A sparse client is evaluated on the full client its calls make; it is kept full only
+        // if the evaluation gives it an alert.
+        let mut sparse = None;
+        let c = match slot {
+            Some(Tracked::Full(c)) => Arc::make_mut(c),
+            Some(Tracked::Sparse(s)) => {
+                let c = s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b));
+                sparse = slot.replace(Tracked::Full(Arc::new(c)));
+                match slot {
+                    Some(Tracked::Full(c)) => Arc::make_mut(c),
+                    _ => unreachable!("just replaced"),
+                }
+            }
+            None => {
                 self.verdicts = verdicts;
                 return;
             }
-            self.stats.evaluations += 1;
-            c.units.fold_complete(t);
-            learn_baseline(c, t, &self.p.baseline);
-            c.scope.decay_to(t, self.p.scope.half_life);
-            let cx = Context {
-                client: c,
-                t,
-                contract: c.contract.map(|i| self.contracts.by_index(i as usize)),
-                scope: c.contract.map(|i| &self.compiled[i as usize]),
-                shared: &self.p.shared,
-                baseline: &self.p.baseline,
-            };
-            self.p.evaluate(&cx, &mut verdicts);
+        };
+        if !prepare(&self.p, c, boundary) {
+            if let Some(original) = sparse {
+                *slot = Some(original);
+            }
+            self.verdicts = verdicts;
+            return;
+        }
+        self.stats.evaluations += 1;
+        let cx = Context {
+            client: c,
+            t,
+            contract: c.contract.map(|i| self.contracts.by_index(i as usize)),
+            scope: c.contract.map(|i| &self.compiled[i as usize]),
+            shared: &self.p.shared,
+            baseline: &self.p.baseline,
+        };
+        self.p.evaluate(&cx, &mut verdicts);
+        if let Some(Tracked::Sparse(mut s)) = sparse {
+            // Without an alert slot, only a firing verdict changes anything.
+            if !verdicts
+                .iter()
+                .any(|(_, _, v)| matches!(v, Verdict::Fire(_)))
+            {
+                Arc::make_mut(&mut s).evaluated(c.sched);
+                *slot = Some(Tracked::Sparse(s));
+                self.verdicts = verdicts;
+                return;
+            }
         }
         self.apply_verdicts(idx, t, &verdicts, out);
         self.verdicts = verdicts;
-        let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
+        let Some(c) = self.full_mut(idx) else {
             return;
         };
         // Keep evaluating while anything is pending or firing, so alerts resolve even if the
         // client falls silent.
-        if !c.alerts.is_empty() && c.schedule(boundary + 1) {
+        if !c.alerts.is_empty() && c.sched.schedule(boundary + 1) {
             self.state.due.entry(boundary + 1).or_default().push(idx);
+        }
+    }
+
+    fn full_mut(&mut self, idx: u32) -> Option<&mut Client> {
+        match self.state.clients[idx as usize].as_mut()? {
+            Tracked::Full(c) => Some(Arc::make_mut(c)),
+            Tracked::Sparse(_) => None,
         }
     }
 
@@ -735,7 +800,7 @@ impl Engine {
         let (fire_after, resolve_after) = (self.p.shared.fire_after, self.p.shared.resolve_after);
         let mut transitions: Vec<(State, Slot)> = Vec::new();
         {
-            let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) else {
+            let Some(c) = self.full_mut(idx) else {
                 return;
             };
             for &(kind, severity, v) in verdicts {
@@ -788,7 +853,7 @@ impl Engine {
                 }
             }
         }
-        let Some(c) = self.state.clients[idx as usize].as_ref() else {
+        let Some(Tracked::Full(c)) = self.state.clients[idx as usize].as_ref() else {
             return;
         };
         let mut records = Vec::with_capacity(transitions.len());
@@ -808,7 +873,7 @@ impl Engine {
             }
             out.push(alert);
         }
-        if let Some(c) = self.state.clients[idx as usize].as_mut().map(Arc::make_mut) {
+        if let Some(c) = self.full_mut(idx) {
             for r in records {
                 c.rollup.record_alert(r);
             }
@@ -885,6 +950,20 @@ fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> 
         c.rollup.hour_totals(from, hour).chain(in_progress),
         allowance,
     )
+}
+
+/// What an evaluation at `boundary` changes in a client besides its alerts: the schedule, the
+/// hours folded into the unit moments and the learned baseline, the scope counters' decay.
+/// False if it was evaluated there already.
+fn prepare(p: &Detectors, c: &mut Client, boundary: i64) -> bool {
+    if !c.sched.begin(boundary) {
+        return false;
+    }
+    let t = boundary * MINUTE_MS;
+    c.units.fold_complete(t);
+    learn_baseline(c, t, &p.baseline);
+    c.scope.decay_to(t, p.scope.half_life);
+    true
 }
 
 /// Learn every hour the client has completed since it last learned.

@@ -11,6 +11,7 @@
 //! - [`engine`]: owns a shard of clients; event-time watermark, evaluation schedule, eviction.
 //!   `replay` and the service both go through [`engine::Engine::ingest`].
 //! - [`client`]: the fixed-size state of one client (windows, usage, scope counters, alerts).
+//! - [`sparse`]: a client of a few calls, kept as those calls until it needs full windows.
 //! - [`rollup`]: exact hourly usage by product and origin, for reports.
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
@@ -64,5 +65,6 @@ pub mod score;
 pub mod service;
 pub mod simulate;
 pub mod sink;
+pub mod sparse;
 pub mod time;
 pub mod window;

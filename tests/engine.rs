@@ -575,3 +575,104 @@ fn an_event_from_another_era_does_not_make_the_engine_learn_every_hour_between()
         c.baseline.learned_hours()
     );
 }
+
+/// Contracts for the sparse-client test: small baselines and narrow scopes, so that a client of
+/// a few calls can fire.
+fn sparse_contracts() -> Arc<Contracts> {
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&format!(
+            "[[contract]]\nclient_id = \"c{i}\"\nbaseline = {{ units = {}, per = \"1h\" }}\n\
+             monthly_cap = 5000\nproducts = [\"search\"]\nendpoints = [\"/2/search/*\"]\n\
+             origin_countries = [\"US\"]\n\n",
+            5 + i
+        ));
+    }
+    Arc::new(Contracts::parse(&text, Path::new("contracts.toml")).unwrap())
+}
+
+/// Clients making 1 to 40 calls over three days, some contracted, from a few products,
+/// endpoints, countries and networks, with redeliveries and arrivals up to 90 s out of order
+/// (the allowed lateness is 60 s, so some are late).
+fn sparse_stream(seed: u64) -> Vec<Ev> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let start = t0();
+    let mut events = vec![];
+    for i in 0..300 {
+        let client = format!("c{i}");
+        let calls = if rng.gen_bool(0.5) {
+            rng.gen_range(1..6)
+        } else {
+            rng.gen_range(6..40)
+        };
+        // some clients spread over days, some bunched within an hour
+        let span = if rng.gen_bool(0.5) {
+            3 * DAY_MS
+        } else {
+            HOUR_MS
+        };
+        let from = start + rng.gen_range(0..DAY_MS);
+        for n in 0..calls {
+            let ts = from + rng.gen_range(0..span);
+            let units = if rng.gen_bool(0.1) {
+                rng.gen_range(100.0..5_000.0)
+            } else {
+                rng.gen_range(0.0..10.0_f64).round()
+            };
+            let product = ["search", "ads", "firehose"][rng.gen_range(0..3)];
+            let endpoint = ["/2/search/recent", "/2/users", "/2/stream"][rng.gen_range(0..3)];
+            let country = ["US", "DE", "BR"][rng.gen_range(0..3)];
+            let asn = [64500, 64501, 3320][rng.gen_range(0..3)];
+            let extra = format!(
+                r#","product":"{product}","endpoint":"{endpoint}","origin_country":"{country}","origin_asn":{asn}"#
+            );
+            let e = ev(ts, &client, n, units, &extra);
+            if rng.gen_bool(0.05) {
+                events.push(e.clone());
+            }
+            events.push(e);
+        }
+    }
+    let mut keyed: Vec<(Millis, Ev)> = events
+        .into_iter()
+        .map(|e| (e.ts + rng.gen_range(0..90_000), e))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, e)| e).collect()
+}
+
+#[test]
+fn sparse_clients_give_the_alerts_and_state_of_full_ones() {
+    let mut fired = 0;
+    for seed in 0..6 {
+        let events = sparse_stream(seed);
+        let run_with = |sparse_calls: usize| {
+            let mut cfg = Config::default();
+            cfg.state.sparse_calls = sparse_calls;
+            let mut e = Engine::new(&cfg, sparse_contracts());
+            let alerts = run(&mut e, &events);
+            (e, alerts)
+        };
+        let (full, alerts) = run_with(0);
+        assert_eq!(full.sparse_count(), 0);
+        fired += alerts.len();
+        assert!(full.stats().count("late") > 0 && full.stats().count("duplicate") > 0);
+        // 3: most clients become full on their calls; 64: most stay sparse until an alert
+        for sparse_calls in [3, 64] {
+            let (sparse, sparse_alerts) = run_with(sparse_calls);
+            assert!(sparse.sparse_count() > 0, "seed {seed}: no sparse client");
+            assert!(sparse.sparse_count() < sparse.client_count());
+            assert_eq!(
+                alerts, sparse_alerts,
+                "seed {seed}, sparse_calls {sparse_calls}"
+            );
+            assert_eq!(full.stats(), sparse.stats());
+            for id in full.client_ids() {
+                let (a, b) = (full.client(id).unwrap(), sparse.client(id).unwrap());
+                // bit for bit: the same operations in the same order
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}, {id}");
+            }
+        }
+    }
+    assert!(fired > 20, "the stream must exercise alerts: {fired}");
+}

@@ -34,7 +34,7 @@ pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
 /// are also kept by arrival. 5: alerts keep when they were last over their threshold, scope
 /// counters count calls.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +165,14 @@ mod tests {
             );
             e.ingest(&decoder, line.as_bytes(), None, &mut out);
         }
+        // and two clients of a few calls, kept sparse
+        for (i, client) in ["s0", "s1", "s1"].iter().enumerate() {
+            let line = format!(
+                r#"{{"ts":"2026-09-10T10:08:0{i}Z","client_id":"{client}","units":2,"origin_asn":64500}}"#
+            );
+            e.ingest(&decoder, line.as_bytes(), None, &mut out);
+        }
+        assert_eq!(e.sparse_count(), 2);
         e
     }
 

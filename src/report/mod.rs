@@ -254,7 +254,7 @@ pub fn from_engine(engine: &Engine, id: &str, period: &Period) -> Option<ClientD
 
 /// Every client of an engine, sorted by id.
 pub fn engine_clients(engine: &Engine) -> Vec<String> {
-    let mut ids: Vec<String> = engine.clients().map(|c| c.id.to_string()).collect();
+    let mut ids: Vec<String> = engine.client_ids().map(|id| id.to_string()).collect();
     ids.sort();
     ids
 }
@@ -792,9 +792,8 @@ mod tests {
         let cap = build(&d, &Period::default()).cap.unwrap();
         assert!(cap.forecast_ready);
         // the firing alert's reading at the last evaluated minute, which the report is as of
-        let slot = e
-            .client("acme")
-            .unwrap()
+        let acme = e.client("acme").unwrap();
+        let slot = acme
             .alerts
             .iter()
             .find(|s| s.kind == AlertKind::CapForecast)

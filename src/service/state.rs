@@ -334,7 +334,7 @@ impl Shared {
         let mut all: Vec<ClientSummary> = vec![];
         for (_, s) in self.shards() {
             let e = lock(&s);
-            all.extend(e.clients().filter_map(|c| summary(&e, &c.id)));
+            all.extend(e.client_ids().filter_map(|id| summary(&e, id)));
         }
         all.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
         all.truncate(limit);
@@ -514,7 +514,7 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
             .collect(),
         first_seen: format_rfc3339(c.first_seen),
         last_seen: format_rfc3339(c.last_seen),
-        alert_history: e.alert_history(id).map(<[_]>::to_vec).unwrap_or_default(),
+        alert_history: e.alert_history(id).unwrap_or_default(),
         cap: contract.and_then(|k| k.monthly_cap).map(|_| CapView {
             pace_window: duration_label(p.cap.pace),
             projection: e.cap_projection(id, t),

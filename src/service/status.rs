@@ -285,7 +285,7 @@ pub async fn index(State(app): State<App>) -> Response {
         .map(|c| {
             shared
                 .with_client(&c.client_id, |e| {
-                    e.client(&c.client_id).map(|cl| glance(e, cl))
+                    e.client(&c.client_id).map(|cl| glance(e, &cl))
                 })
                 .flatten()
         })
@@ -378,7 +378,7 @@ pub async fn client_page(State(app): State<App>, Path(id): Path<String>) -> Resp
     };
     let g = app
         .shared
-        .with_client(&id, |e| e.client(&id).map(|c| glance(e, c)))
+        .with_client(&id, |e| e.client(&id).map(|c| glance(e, &c)))
         .flatten();
     let contracted = v.contract.is_some();
     let month = crate::time::parse_rfc3339(&v.as_of).map_or_else(
