@@ -336,6 +336,15 @@ impl Engine {
         self.state.clients.iter().flatten().map(Tracked::id)
     }
 
+    /// Every client's units since it was first tracked (without rebuilding sparse clients).
+    pub fn total_units(&self) -> impl Iterator<Item = (&Arc<str>, f64)> {
+        self.state
+            .clients
+            .iter()
+            .flatten()
+            .map(|c| (c.id(), c.total_units()))
+    }
+
     /// How many clients are kept sparse (see [`crate::sparse`]).
     pub fn sparse_count(&self) -> usize {
         self.state
@@ -726,16 +735,12 @@ impl Engine {
         let slot = &mut self.state.clients[idx as usize];
         // A sparse client is evaluated on the full client its calls make; it is kept full only
         // if the evaluation gives it an alert.
-        let mut sparse = None;
+        let mut rebuilt = None;
         let c = match slot {
             Some(Tracked::Full(c)) => Arc::make_mut(c),
             Some(Tracked::Sparse(s)) => {
-                let c = s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b));
-                sparse = slot.replace(Tracked::Full(Arc::new(c)));
-                match slot {
-                    Some(Tracked::Full(c)) => Arc::make_mut(c),
-                    _ => unreachable!("just replaced"),
-                }
+                rebuilt
+                    .insert(s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b)))
             }
             None => {
                 self.verdicts = verdicts;
@@ -743,9 +748,6 @@ impl Engine {
             }
         };
         if !prepare(&self.p, c, boundary) {
-            if let Some(original) = sparse {
-                *slot = Some(original);
-            }
             self.verdicts = verdicts;
             return;
         }
@@ -759,14 +761,18 @@ impl Engine {
             baseline: &self.p.baseline,
         };
         self.p.evaluate(&cx, &mut verdicts);
-        if let Some(Tracked::Sparse(mut s)) = sparse {
+        let sched = c.sched;
+        if let Some(rebuilt) = rebuilt {
             // Without an alert slot, only a firing verdict changes anything.
-            if !verdicts
+            if verdicts
                 .iter()
                 .any(|(_, _, v)| matches!(v, Verdict::Fire(_)))
             {
-                Arc::make_mut(&mut s).evaluated(c.sched);
-                *slot = Some(Tracked::Sparse(s));
+                *slot = Some(Tracked::Full(Arc::new(rebuilt)));
+            } else {
+                if let Some(Tracked::Sparse(s)) = slot {
+                    Arc::make_mut(s).evaluated(sched);
+                }
                 self.verdicts = verdicts;
                 return;
             }

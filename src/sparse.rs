@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use thin_vec::ThinVec;
+use smallvec::SmallVec;
 
 use crate::client::{Breach, Client, Schedule};
 use crate::time::{minute_of, Millis};
@@ -108,8 +108,8 @@ pub struct Sparse {
     pub sched: Schedule,
     /// Evaluations so far.
     evals: u8,
-    /// In arrival order.
-    calls: ThinVec<Call>,
+    /// In arrival order; most sparse clients have made one call, kept inline.
+    calls: SmallVec<[Call; 1]>,
 }
 
 /// What [`Sparse::materialize`] repeats of an evaluation: everything it changes in a client
@@ -123,7 +123,7 @@ impl Sparse {
             contract,
             sched: Schedule::default(),
             evals: 0,
-            calls: ThinVec::new(),
+            calls: SmallVec::new(),
         }
     }
 
@@ -138,6 +138,8 @@ impl Sparse {
     /// Record a call; true if the end of its minute must be added to the engine's schedule.
     pub fn push(&mut self, mut call: Call) -> bool {
         call.evals_before = self.evals;
+        // exactly: a vector's first growth would make room for four calls
+        self.calls.reserve_exact(1);
         self.calls.push(call);
         !call.late() && self.sched.schedule(call.boundary())
     }
@@ -212,6 +214,14 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => s.last_seen(),
             Tracked::Full(c) => c.last_seen,
+        }
+    }
+
+    /// Units since it was first tracked, as [`crate::client::Usage`] sums them.
+    pub fn total_units(&self) -> f64 {
+        match self {
+            Tracked::Sparse(s) => s.calls.iter().fold(0.0, |sum, c| sum + c.units),
+            Tracked::Full(c) => c.usage.total_units,
         }
     }
 

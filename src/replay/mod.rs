@@ -273,8 +273,8 @@ pub fn replay(
         alerts: counts,
         usage: engines
             .iter()
-            .flat_map(Engine::clients)
-            .map(|c| (c.id.to_string(), c.usage.total_units))
+            .flat_map(Engine::total_units)
+            .map(|(id, units)| (id.to_string(), units))
             .collect(),
         elapsed_seconds: elapsed,
         events_per_second: if elapsed > 0.0 {
