@@ -903,6 +903,13 @@ mod tests {
         );
         let c = Config::parse("[kafka]\nthreads = 3\n", Path::new("o.toml")).unwrap();
         assert_eq!(c.kafka.worker_threads(), 3);
+        let e = Config::parse("[state]\nsparse_calls = 65\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `state.sparse_calls`: must be at most 64"),
+            "{e}"
+        );
 
         let e = Config::parse(
             "[input]\nallowed_lateness = \"soon\"\n",

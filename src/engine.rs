@@ -345,6 +345,22 @@ impl Engine {
             .map(|c| (c.id(), c.total_units()))
     }
 
+    /// If `id` is a sparse client none of whose calls (late ones aside) falls in the minutes of
+    /// `[from, to)`, its contract: a caller summing that span knows the sum is zero without
+    /// rebuilding the client. `None` for any other client.
+    pub fn quiet_sparse(&self, id: &str, from: Millis, to: Millis) -> Option<Option<u32>> {
+        let &i = self.index.get(id)?;
+        let Some(Tracked::Sparse(s)) = &self.state.clients[i as usize] else {
+            return None;
+        };
+        let (from, to) = (minute_of(from), minute_of(to));
+        let quiet = s
+            .calls()
+            .iter()
+            .all(|c| c.late() || !(from..to).contains(&minute_of(c.ts)));
+        quiet.then_some(s.contract)
+    }
+
     /// How many clients are kept sparse (see [`crate::sparse`]).
     pub fn sparse_count(&self) -> usize {
         self.state
