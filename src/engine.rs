@@ -26,6 +26,7 @@ use crate::alert::{
     round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
 };
 use crate::baseline::BaselineParams;
+use crate::board::{self, Board, ClientSummary, Published};
 use crate::client::{Breach, Client};
 use crate::config::{ms, Config};
 use crate::contract::Contracts;
@@ -155,6 +156,8 @@ pub struct Engine {
     index: AHashMap<Arc<str>, u32>,
     stats: Stats,
     verdicts: Verdicts,
+    /// The read model, kept only once a reader asked for it ([`Engine::publish_board`]).
+    board: Option<Board>,
 }
 
 /// What an engine must remember across a restart: its clients, label table, schedule, event
@@ -217,6 +220,7 @@ impl Engine {
             index: AHashMap::new(),
             stats: Stats::default(),
             verdicts: Vec::with_capacity(16),
+            board: None,
         };
         e.set_contracts(contracts);
         e
@@ -336,6 +340,25 @@ impl Engine {
         self.state.clients.iter().flatten().map(Tracked::id)
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// Slots of the client table (some empty): readers walk `ids_in` a range at a time, so as
+    /// not to hold the engine for a walk of millions of clients.
+    pub fn slots(&self) -> usize {
+        self.state.clients.len()
+    }
+
+    /// The clients in slots `range` (clamped to the table).
+    pub fn ids_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &Arc<str>> {
+        let n = self.state.clients.len();
+        self.state.clients[range.start.min(n)..range.end.min(n)]
+            .iter()
+            .flatten()
+            .map(Tracked::id)
+    }
+
     /// Every client's units since it was first tracked (without rebuilding sparse clients).
     pub fn total_units(&self) -> impl Iterator<Item = (&Arc<str>, f64)> {
         self.state
@@ -359,6 +382,55 @@ impl Engine {
             .iter()
             .all(|c| c.late() || !(from..to).contains(&minute_of(c.ts)));
         quiet.then_some(s.contract)
+    }
+
+    /// Keep the read model (see [`crate::board`]) from now on, seeded with the clients there
+    /// are (one walk, when a partition is assigned), and hand out what it publishes.
+    pub fn publish_board(&mut self) -> Published {
+        if let Some(b) = &self.board {
+            return b.published();
+        }
+        let mut b = Board::default();
+        let t = self.state.watermark.div_euclid(MINUTE_MS) * MINUTE_MS;
+        for (slot, c) in self.state.clients.iter().enumerate() {
+            let ratio = match c {
+                Some(Tracked::Full(c)) => self.standing(c, t),
+                // nothing in the last hour: a ratio of 0 without rebuilding it
+                Some(Tracked::Sparse(s)) if self.quiet_sparse(&s.id, t - HOUR_MS, t).is_some() => {
+                    0.0
+                }
+                Some(Tracked::Sparse(s)) => self.standing(&self.materialize(s), t),
+                None => continue,
+            };
+            b.offer(slot as u32, ratio);
+        }
+        let published = b.published();
+        self.board = Some(b);
+        self.publish(t);
+        published
+    }
+
+    fn standing(&self, c: &Client, t: Millis) -> f64 {
+        let contract = c.contract.map(|i| self.contracts.by_index(i as usize));
+        board::standing(c, t, contract, &self.p.baseline).0
+    }
+
+    /// Re-score the board's candidates at the minute boundary `t` and publish them.
+    fn publish(&mut self, t: Millis) {
+        let Some(slots) = self.board.as_ref().map(Board::slots) else {
+            return;
+        };
+        let scored = slots
+            .into_iter()
+            .filter_map(|slot| {
+                let c = self.view(self.state.clients.get(slot as usize)?.as_ref()?);
+                let contract = c.contract.map(|i| self.contracts.by_index(i as usize));
+                Some((slot, ClientSummary::of(&c, t, contract, &self.p.baseline)))
+            })
+            .collect();
+        if let Some(b) = &mut self.board {
+            b.publish(scored);
+        }
     }
 
     /// How many clients are kept sparse (see [`crate::sparse`]).
@@ -711,6 +783,7 @@ impl Engine {
             };
             self.state.housekeeping_at = target;
             self.housekeeping(minutes);
+            self.publish(target * MINUTE_MS);
         }
     }
 
@@ -777,6 +850,9 @@ impl Engine {
             baseline: &self.p.baseline,
         };
         self.p.evaluate(&cx, &mut verdicts);
+        if let Some(b) = &mut self.board {
+            b.offer(idx, board::standing(c, t, cx.contract, &self.p.baseline).0);
+        }
         let sched = c.sched;
         if let Some(rebuilt) = rebuilt {
             // Without an alert slot, only a firing verdict changes anything.

@@ -30,6 +30,8 @@
 //!   with the Prometheus rules users would write instead.
 //! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
 //!   rollups, over recorded events or a running service's usage API.
+//! - [`board`]: the read model: each engine's clients worth showing, published each minute so
+//!   that readers never walk clients under the engine's lock.
 //! - [`sink`]: where transitions go, one file per destination behind the
 //!   [`sink::AlertSink`] trait (log, Kafka alerts topic, Alertmanager, webhook), each with its
 //!   own queue and backoff; `sink::build` makes the configured ones.
@@ -44,6 +46,7 @@
 
 pub mod alert;
 pub mod baseline;
+pub mod board;
 pub mod checkpoint;
 pub mod client;
 pub mod config;

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+pub use crate::board::ClientSummary;
+use crate::board::Published;
 use crate::config::Config;
 use crate::contract::Contracts;
 use crate::engine::{Engine, Stats};
@@ -33,7 +35,8 @@ pub fn lock(shard: &Shard) -> MutexGuard<'_, Engine> {
 
 pub struct Shared {
     pub config: Config,
-    shards: Mutex<BTreeMap<Partition, Shard>>,
+    /// Each partition's engine, and the read model it publishes (read without its lock).
+    shards: Mutex<BTreeMap<Partition, (Shard, Published)>>,
     /// Counters of engines dropped on revoke, so totals never go backwards.
     retired: Mutex<Stats>,
     contracts: RwLock<Arc<Contracts>>,
@@ -217,7 +220,7 @@ impl Shared {
         })
     }
 
-    fn map(&self) -> MutexGuard<'_, BTreeMap<Partition, Shard>> {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<Partition, (Shard, Published)>> {
         self.shards.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -226,28 +229,33 @@ impl Shared {
     pub fn shards(&self) -> Vec<(Partition, Shard)> {
         self.map()
             .iter()
-            .map(|(p, s)| (p.clone(), s.clone()))
+            .map(|(p, (s, _))| (p.clone(), s.clone()))
             .collect()
     }
 
     pub fn shard(&self, p: &Partition) -> Option<Shard> {
-        self.map().get(p).cloned()
+        self.map().get(p).map(|(s, _)| s.clone())
     }
 
     /// `p`'s shard, made with `new` if the partition has none yet.
     pub fn shard_or_insert(&self, p: &Partition, new: impl FnOnce() -> Engine) -> Shard {
         let mut map = self.map();
-        if let Some(s) = map.get(p) {
+        if let Some((s, _)) = map.get(p) {
             return s.clone();
         }
-        let s = Arc::new(Mutex::new(new()));
-        map.insert(p.clone(), s.clone());
-        s
+        let entry = Self::entry(new());
+        map.insert(p.clone(), entry.clone());
+        entry.0
     }
 
     /// Make `engine` `p`'s state (a restored checkpoint), replacing any it had.
     pub fn insert(&self, p: Partition, engine: Engine) {
-        self.map().insert(p, Arc::new(Mutex::new(engine)));
+        self.map().insert(p, Self::entry(engine));
+    }
+
+    fn entry(mut engine: Engine) -> (Shard, Published) {
+        let board = engine.publish_board();
+        (Arc::new(Mutex::new(engine)), board)
     }
 
     pub fn remove(&self, p: &Partition) {
@@ -271,7 +279,7 @@ impl Shared {
         let mut map = self.map();
         let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
         for p in partitions {
-            if let Some(s) = map.remove(p) {
+            if let Some((s, _)) = map.remove(p) {
                 retired.add(lock(&s).stats());
             }
         }
@@ -297,7 +305,7 @@ impl Shared {
     pub fn with_client<R>(&self, id: &str, f: impl FnOnce(&Engine) -> R) -> Option<R> {
         for (_, s) in self.shards() {
             let e = lock(&s);
-            if e.client(id).is_some() {
+            if e.contains(id) {
                 return Some(f(&e));
             }
         }
@@ -330,13 +338,16 @@ impl Shared {
 
     /// Clients with the highest ratio of recent use to what they are measured against
     /// (contract, else learned baseline).
+    /// From what each engine published at its last evaluated minute (see [`crate::board`]):
+    /// no engine's lock is taken.
     pub fn top_clients(&self, limit: usize) -> Vec<ClientSummary> {
+        let boards: Vec<Published> = self.map().values().map(|(_, b)| b.clone()).collect();
         let mut all: Vec<ClientSummary> = vec![];
-        for (_, s) in self.shards() {
-            let e = lock(&s);
-            all.extend(e.client_ids().filter_map(|id| summary(&e, id)));
+        for b in boards {
+            let list = b.read().unwrap_or_else(|e| e.into_inner()).clone();
+            all.extend(list.iter().take(limit).cloned());
         }
-        all.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+        all.sort_by(ClientSummary::rank);
         all.truncate(limit);
         all
     }
@@ -435,16 +446,6 @@ pub struct AlertState {
     pub ratio: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ClientSummary {
-    pub client_id: String,
-    pub contracted: bool,
-    /// Last hour against the contract, or against the learned baseline once warm.
-    pub ratio: f64,
-    pub last_hour_units: f64,
-    pub alerts_firing: usize,
-}
-
 const VIEW_WINDOWS: [Millis; 5] = [
     5 * MINUTE_MS,
     15 * MINUTE_MS,
@@ -522,40 +523,6 @@ fn view(e: &Engine, id: &str) -> Option<ClientView> {
     })
 }
 
-fn summary(e: &Engine, id: &str) -> Option<ClientSummary> {
-    let t = eval_time(e);
-    // Most of a large fleet is sparse clients quiet in the last hour: their summary needs no
-    // rebuilt client (this runs for every client on each status page view).
-    if let Some(contract) = e.quiet_sparse(id, t - HOUR_MS, t) {
-        return Some(ClientSummary {
-            client_id: id.to_owned(),
-            contracted: contract.is_some(),
-            ratio: 0.0,
-            last_hour_units: 0.0,
-            alerts_firing: 0,
-        });
-    }
-    let c = e.client(id)?;
-    let p = e.detectors();
-    let (used, dur) = c.windows.sum(t, HOUR_MS);
-    let expected = match c.contract {
-        Some(k) => e.contracts().by_index(k as usize).rate_per_ms() * dur as f64,
-        None if c.baseline.is_warm(&p.baseline) => c.baseline.expected(t, dur, &p.baseline),
-        None => 0.0,
-    };
-    Some(ClientSummary {
-        client_id: c.id.to_string(),
-        contracted: c.contract.is_some(),
-        ratio: if expected > 0.0 {
-            crate::alert::round2(used / expected)
-        } else {
-            0.0
-        },
-        last_hour_units: used,
-        alerts_firing: c.alerts.iter().filter(|s| s.is_firing()).count(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,51 +568,74 @@ mod tests {
         assert_eq!(back.projection, Some(p));
     }
 
-    /// A quiet sparse client's summary, taken without rebuilding it, is the one its rebuilt
-    /// state gives.
+    /// What the boards publish is the exact top at the last evaluated minute, for an engine
+    /// that had its clients when it was assigned (its board seeded by a walk, quiet sparse
+    /// clients without rebuilding them) and one that got them after.
     #[test]
-    fn summaries_of_sparse_clients_are_those_of_full_ones() {
-        let contracts = Arc::new(
-            Contracts::parse(
-                "[[contract]]\nclient_id = \"q1\"\nbaseline = { units = 60, per = \"1h\" }\n\n\
-                 [[contract]]\nclient_id = \"c2\"\nbaseline = { units = 60, per = \"1h\" }\n",
-                std::path::Path::new("c.toml"),
-            )
-            .unwrap(),
-        );
-        let engine = |sparse_calls| {
-            let mut cfg = Config::default();
-            cfg.state.sparse_calls = sparse_calls;
-            let mut e = Engine::new(&cfg, contracts.clone());
-            let decoder = cfg.input.decoder();
-            let start = crate::time::parse_rfc3339("2026-09-01T00:00:00Z").unwrap();
-            let mut out = Vec::new();
-            // calls every 7 minutes for three hours, five clients taking one in turn, and two
-            // clients (one contracted) calling only in the first hour
-            for k in 0..26 {
-                let ts = start + k * 7 * MINUTE_MS;
+    fn top_clients_are_the_top_at_the_last_evaluated_minute() {
+        let shared = Shared::new(Config::default(), Arc::new(Contracts::default()));
+        let cfg = Config::default();
+        let decoder = cfg.input.decoder();
+        let start = crate::time::parse_rfc3339("2026-09-01T00:00:00Z").unwrap();
+        // most clients contracted, at baselines that give them different ratios
+        let text: String = (0..2)
+            .flat_map(|p| (0..10).map(move |k| (p, k)))
+            .map(|(p, k)| {
+                format!(
+                    "[[contract]]\nclient_id = \"c{p}-{k}\"\nbaseline = {{ units = {}, per = \"1h\" }}\n\n",
+                    10 + 3 * k
+                )
+            })
+            .collect();
+        let contracts = Arc::new(Contracts::parse(&text, std::path::Path::new("c.toml")).unwrap());
+        // three hours: 13 clients in turn, and a few calling only in the first hour
+        let feed = |e: &mut Engine, p: i32| {
+            let mut out = vec![];
+            for k in 0..180 {
+                let ts = start + k * MINUTE_MS;
                 let client = match k {
-                    1 | 3 => format!("q{k}"),
-                    _ => format!("c{}", k % 5),
+                    1 | 3 | 5 => format!("q{p}-{k}"),
+                    _ => format!("c{p}-{}", k % 13),
                 };
-                let line = format!(r#"{{"ts":{ts},"client_id":"{client}","units":{k}}}"#);
+                let line = format!(r#"{{"ts":{ts},"client_id":"{client}","units":{}}}"#, k % 7);
                 e.ingest(&decoder, line.as_bytes(), None, &mut out);
             }
-            e
         };
-        let (sparse, full) = (engine(8), engine(0));
-        assert!(sparse.sparse_count() > 0);
-        let t = eval_time(&sparse);
-        let quiet = sparse
+        let mut assigned_with_clients = Engine::new(&cfg, contracts.clone());
+        feed(&mut assigned_with_clients, 0);
+        let t = eval_time(&assigned_with_clients);
+        let quiet = assigned_with_clients
             .client_ids()
-            .filter(|id| sparse.quiet_sparse(id, t - HOUR_MS, t).is_some())
+            .filter(|id| {
+                assigned_with_clients
+                    .quiet_sparse(id, t - HOUR_MS, t)
+                    .is_some()
+            })
             .count();
-        assert!(quiet > 0 && quiet < sparse.sparse_count(), "{quiet}");
-        for id in full.client_ids() {
-            assert_eq!(
-                format!("{:?}", summary(&sparse, id)),
-                format!("{:?}", summary(&full, id))
-            );
+        assert_eq!(quiet, 3);
+        shared.insert(("t".into(), 0), assigned_with_clients);
+        let s = shared.shard_or_insert(&("t".into(), 1), || Engine::new(&cfg, contracts.clone()));
+        feed(&mut lock(&s), 1);
+
+        let mut exact: Vec<ClientSummary> = vec![];
+        for (_, s) in shared.shards() {
+            let e = lock(&s);
+            let t = eval_time(&e);
+            for id in e.client_ids() {
+                let c = e.client(id).unwrap();
+                let contract = c.contract.map(|k| e.contracts().by_index(k as usize));
+                exact.push(ClientSummary::of(&c, t, contract, &e.detectors().baseline));
+            }
+        }
+        exact.sort_by(ClientSummary::rank);
+        assert_eq!(exact.len(), 32);
+        let ratios: std::collections::BTreeSet<String> =
+            exact.iter().map(|c| c.ratio.to_string()).collect();
+        assert!(ratios.len() > 5, "{ratios:?}");
+        let key = |v: &[ClientSummary]| format!("{v:?}");
+        for limit in [1, 4, 10, 40] {
+            let top = shared.top_clients(limit);
+            assert_eq!(key(&top), key(&exact[..limit.min(exact.len())]), "{limit}");
         }
     }
 
