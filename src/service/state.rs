@@ -3,7 +3,8 @@
 //! Each partition's engine sits behind a lock of its own ([`Shard`]): the consumer's worker that
 //! owns the partition holds it for one run of that partition's messages, and readers (the API,
 //! `/metrics`) take one engine's lock at a time to build small views, so a reader never stops
-//! every partition at once. Health is plain atomics so probes never wait on the hot path.
+//! every partition at once. What would need a walk of every client (the top clients) is read
+//! from what each engine publishes ([`crate::board`]), without its lock. Health is plain atomics so probes never wait on the hot path.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
