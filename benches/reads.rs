@@ -165,6 +165,8 @@ fn main() {
             {
                 let mut e = lock(&shard);
                 e.ingest(&decoder, msg.as_bytes(), None, &mut out);
+                // as the service's worker does after each run of a partition's messages
+                e.refresh_board(overage::time::wall_now());
             }
             out.clear();
             latencies.push(due.elapsed().as_nanos() as u64);

@@ -4,9 +4,10 @@
 //!
 //! An engine offers every client it evaluates (a client is evaluated at the end of each minute
 //! it calls in, and while an alert of its is pending or firing) to its [`Board`], with the
-//! ratio the evaluation saw; the board keeps the best [`CANDIDATES`] by that ratio. When the
-//! watermark passes a minute boundary the engine re-scores every candidate at that boundary
-//! and publishes them, sorted. A client that has not been evaluated for a while only loses
+//! ratio the evaluation saw; the board keeps the best [`CANDIDATES`] by that ratio. Once event
+//! time has passed a new minute boundary, and at most once a second of the caller's clock (a
+//! backlog replays many minutes a second), the engine re-scores every candidate at the last
+//! boundary and publishes them, sorted. A client that has not been evaluated for a while only loses
 //! ratio as its calls leave the hour (against a contract; a learned baseline also moves with
 //! the hour of day), so the candidates re-scored each minute are the clients to show.
 
@@ -86,7 +87,12 @@ pub struct Board {
     /// The lowest ratio among the candidates once full (`None`: to be found again).
     floor: Option<(u32, f64)>,
     published: Published,
+    /// The minute boundary and the caller's clock (ms) of the last publication.
+    at: Option<(Millis, i64)>,
 }
+
+/// Least time between two publications, on the caller's clock.
+pub const REFRESH_MS: i64 = 1_000;
 
 impl Board {
     /// The handle readers keep.
@@ -127,6 +133,12 @@ impl Board {
         }
     }
 
+    /// Is a publication at boundary `t` due, at `wall_ms` on the caller's clock?
+    pub fn due(&self, t: Millis, wall_ms: i64) -> bool {
+        self.at
+            .is_none_or(|(last, at)| t > last && wall_ms.saturating_sub(at) >= REFRESH_MS)
+    }
+
     /// The candidates' slots, to be re-scored by [`Board::publish`].
     pub fn slots(&self) -> Vec<u32> {
         self.candidates.keys().copied().collect()
@@ -134,7 +146,8 @@ impl Board {
 
     /// Publish the candidates as re-scored (`(slot, summary)`; a slot left out has no client
     /// any more).
-    pub fn publish(&mut self, scored: Vec<(u32, ClientSummary)>) {
+    pub fn publish(&mut self, scored: Vec<(u32, ClientSummary)>, t: Millis, wall_ms: i64) {
+        self.at = Some((t, wall_ms));
         self.candidates.clear();
         self.floor = None;
         let mut list = Vec::with_capacity(scored.len());

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use thin_vec::ThinVec;
 
 use crate::alert::Slot;
-use crate::baseline::Seasonal;
+use crate::baseline::{BaselineParams, Seasonal};
+use crate::detect::Detectors;
 use crate::drivers::Mix;
 use crate::rollup::Rollup;
 use crate::sparse::Call;
-use crate::time::{month_of, month_start, Millis};
+use crate::time::{hour_of, month_of, month_start, Millis, MINUTE_MS};
 use crate::window::Windows;
 
 /// How many distinct origins a client's table remembers.
@@ -134,8 +135,8 @@ impl Client {
 
     /// Apply one call the engine has resolved (labels interned, scope checked); true if the
     /// end of its minute must be added to the engine's evaluation schedule.
-    pub fn apply(&mut self, call: &Call, half_life: Millis, track_origins: bool) -> bool {
-        let ts = call.ts;
+    pub fn apply(&mut self, call: &Call, p: &Detectors) -> bool {
+        let (ts, half_life) = (call.ts, p.scope.half_life);
         self.usage.add(ts, call.units);
         let country = call.country();
         self.rollup.add(
@@ -170,12 +171,61 @@ impl Client {
         let n = self.scope.calls;
         // `new_origin` tracks a country and a network each on its own, so a new network in a
         // known country is as new as a new country.
-        if track_origins {
+        if p.new_origin.enabled {
             for o in [country, call.asn()].into_iter().flatten() {
                 self.scope.origins.add(o, ts, w, n);
             }
         }
         self.sched.schedule(call.boundary())
+    }
+
+    /// What an evaluation at `boundary` changes in a client besides its alerts: the schedule, the
+    /// hours folded into the unit moments and the learned baseline, the scope counters' decay.
+    /// False if it was evaluated there already.
+    pub fn prepare(&mut self, boundary: i64, p: &Detectors) -> bool {
+        if !self.sched.begin(boundary) {
+            return false;
+        }
+        let t = boundary * MINUTE_MS;
+        self.units.fold_complete(t);
+        self.learn_baseline(t, &p.baseline);
+        self.scope.decay_to(t, p.scope.half_life);
+        true
+    }
+
+    /// Learn every hour the client has completed since it last learned.
+    fn learn_baseline(&mut self, t: Millis, p: &BaselineParams) {
+        // Started at the first evaluation, when every event before it has arrived, so the start
+        // does not depend on arrival order.
+        self.baseline.start(hour_of(self.first_seen));
+        let Some(mut h) = self.baseline.next_hour() else {
+            return;
+        };
+        let current = hour_of(t - 1);
+        // Hours older than the hour ring hold nothing it can tell; a run of them longer than the
+        // relearn-after-silence span is that silence, so the baseline starts afresh where the ring
+        // begins rather than learning years of empty hours one by one (an ancient late event can
+        // set `first_seen` that far back, and an engine must not stall on it).
+        let oldest = current - crate::window::HOUR_SLOTS as i64 + 1;
+        if h < oldest - p.reset_after_hours as i64 {
+            self.baseline = crate::baseline::Seasonal::default();
+            self.baseline.start(oldest);
+            h = oldest;
+        }
+        let frozen = self.volume_alert_firing();
+        // An hour is complete once t has passed its end.
+        // The usual rate is learned as calls × mean units per call: call counts are Poisson, while
+        // the units of a heavy-tailed client swing by whole multiples hour to hour, and clipping
+        // those swings would bias its baseline low (and every ordinary hour would look like a jump).
+        let mean_units = self.units.mean();
+        while h < current || (h == current && t % crate::time::HOUR_MS == 0) {
+            let units = match self.windows.hour_calls(h) {
+                Some(calls) => calls * mean_units,
+                None => self.windows.hours.get(h) as f64,
+            };
+            self.baseline.learn_hour(h, units, mean_units, frozen, p);
+            h += 1;
+        }
     }
 
     /// The last evaluation at which a firing alert of `kind` (either severity) was over its

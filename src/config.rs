@@ -474,7 +474,7 @@ impl Default for StateConfig {
             max_clients: 2_000_000,
             idle_timeout: Duration::from_secs(8 * 24 * 3600),
             max_labels: 100_000,
-            sparse_calls: 8,
+            sparse_calls: 4,
             checkpoint: CheckpointConfig::default(),
         }
     }

@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{
     round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
 };
-use crate::baseline::BaselineParams;
 use crate::board::{self, Board, ClientSummary, Published};
 use crate::client::{Breach, Client};
 use crate::config::{ms, Config};
@@ -36,9 +35,7 @@ use crate::detect::{About, CompiledScope, Context, Detectors, Verdicts};
 use crate::intern::Interner;
 use crate::rollup::{self, AlertRecord, By, UsageRow};
 use crate::sparse::{Call, Sparse, Tracked};
-use crate::time::{
-    duration_label, hour_of, minute_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS,
-};
+use crate::time::{duration_label, minute_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS};
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,21 +341,6 @@ impl Engine {
         self.index.contains_key(id)
     }
 
-    /// Slots of the client table (some empty): readers walk `ids_in` a range at a time, so as
-    /// not to hold the engine for a walk of millions of clients.
-    pub fn slots(&self) -> usize {
-        self.state.clients.len()
-    }
-
-    /// The clients in slots `range` (clamped to the table).
-    pub fn ids_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &Arc<str>> {
-        let n = self.state.clients.len();
-        self.state.clients[range.start.min(n)..range.end.min(n)]
-            .iter()
-            .flatten()
-            .map(Tracked::id)
-    }
-
     /// Every client's units since it was first tracked (without rebuilding sparse clients).
     pub fn total_units(&self) -> impl Iterator<Item = (&Arc<str>, f64)> {
         self.state
@@ -385,13 +367,18 @@ impl Engine {
     }
 
     /// Keep the read model (see [`crate::board`]) from now on, seeded with the clients there
-    /// are (one walk, when a partition is assigned), and hand out what it publishes.
+    /// are (one walk, when a partition is assigned), and hand out what it publishes (see
+    /// [`Engine::refresh_board`]).
     pub fn publish_board(&mut self) -> Published {
         if let Some(b) = &self.board {
             return b.published();
         }
         let mut b = Board::default();
-        let t = self.state.watermark.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let t = self
+            .state
+            .watermark
+            .div_euclid(MINUTE_MS)
+            .saturating_mul(MINUTE_MS);
         for (slot, c) in self.state.clients.iter().enumerate() {
             let ratio = match c {
                 Some(Tracked::Full(c)) => self.standing(c, t),
@@ -406,8 +393,23 @@ impl Engine {
         }
         let published = b.published();
         self.board = Some(b);
-        self.publish(t);
+        self.publish(t, i64::MIN);
         published
+    }
+
+    /// Publish the read model if event time has reached a new minute boundary since it was
+    /// last published and a second has passed on `wall_ms`, the caller's clock (the engine
+    /// keeps none: a backlog is replayed many minutes a second, and re-scoring the candidates
+    /// at each would cost more than the replay).
+    pub fn refresh_board(&mut self, wall_ms: i64) {
+        let t = self
+            .state
+            .watermark
+            .div_euclid(MINUTE_MS)
+            .saturating_mul(MINUTE_MS);
+        if self.board.as_ref().is_some_and(|b| b.due(t, wall_ms)) {
+            self.publish(t, wall_ms);
+        }
     }
 
     fn standing(&self, c: &Client, t: Millis) -> f64 {
@@ -416,7 +418,7 @@ impl Engine {
     }
 
     /// Re-score the board's candidates at the minute boundary `t` and publish them.
-    fn publish(&mut self, t: Millis) {
+    fn publish(&mut self, t: Millis, wall_ms: i64) {
         let Some(slots) = self.board.as_ref().map(Board::slots) else {
             return;
         };
@@ -429,7 +431,7 @@ impl Engine {
             })
             .collect();
         if let Some(b) = &mut self.board {
-            b.publish(scored);
+            b.publish(scored, t, wall_ms);
         }
     }
 
@@ -451,11 +453,7 @@ impl Engine {
     }
 
     fn materialize(&self, s: &Sparse) -> Client {
-        s.materialize(
-            self.p.scope.half_life,
-            self.p.new_origin.enabled,
-            &|c, b| prepare(&self.p, c, b),
-        )
+        s.materialize(&self.p)
     }
 
     /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
@@ -613,19 +611,18 @@ impl Engine {
         let call = Call::new(
             ev.ts, ev.units, product, endpoint, country, asn, breach, late,
         );
-        let (half_life, track_origins) = (self.p.scope.half_life, self.p.new_origin.enabled);
         let slot = &mut self.state.clients[idx as usize];
         let due = match slot {
             Some(Tracked::Sparse(s)) if s.calls().len() < self.sparse_calls => {
                 Arc::make_mut(s).push(call)
             }
             Some(Tracked::Sparse(s)) => {
-                let mut c = s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b));
-                let due = c.apply(&call, half_life, track_origins);
+                let mut c = s.materialize(&self.p);
+                let due = c.apply(&call, &self.p);
                 *slot = Some(Tracked::Full(Arc::new(c)));
                 due
             }
-            Some(Tracked::Full(c)) => Arc::make_mut(c).apply(&call, half_life, track_origins),
+            Some(Tracked::Full(c)) => Arc::make_mut(c).apply(&call, &self.p),
             None => return Outcome::Overflow,
         };
         if due {
@@ -783,7 +780,6 @@ impl Engine {
             };
             self.state.housekeeping_at = target;
             self.housekeeping(minutes);
-            self.publish(target * MINUTE_MS);
         }
     }
 
@@ -820,23 +816,19 @@ impl Engine {
         let t = boundary * MINUTE_MS;
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
-        let (half_life, track_origins) = (self.p.scope.half_life, self.p.new_origin.enabled);
         let slot = &mut self.state.clients[idx as usize];
         // A sparse client is evaluated on the full client its calls make; it is kept full only
         // if the evaluation gives it an alert.
         let mut rebuilt = None;
         let c = match slot {
             Some(Tracked::Full(c)) => Arc::make_mut(c),
-            Some(Tracked::Sparse(s)) => {
-                rebuilt
-                    .insert(s.materialize(half_life, track_origins, &|c, b| prepare(&self.p, c, b)))
-            }
+            Some(Tracked::Sparse(s)) => rebuilt.insert(s.materialize(&self.p)),
             None => {
                 self.verdicts = verdicts;
                 return;
             }
         };
-        if !prepare(&self.p, c, boundary) {
+        if !c.prepare(boundary, &self.p) {
             self.verdicts = verdicts;
             return;
         }
@@ -1048,53 +1040,4 @@ fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> 
         c.rollup.hour_totals(from, hour).chain(in_progress),
         allowance,
     )
-}
-
-/// What an evaluation at `boundary` changes in a client besides its alerts: the schedule, the
-/// hours folded into the unit moments and the learned baseline, the scope counters' decay.
-/// False if it was evaluated there already.
-fn prepare(p: &Detectors, c: &mut Client, boundary: i64) -> bool {
-    if !c.sched.begin(boundary) {
-        return false;
-    }
-    let t = boundary * MINUTE_MS;
-    c.units.fold_complete(t);
-    learn_baseline(c, t, &p.baseline);
-    c.scope.decay_to(t, p.scope.half_life);
-    true
-}
-
-/// Learn every hour the client has completed since it last learned.
-fn learn_baseline(c: &mut Client, t: Millis, p: &BaselineParams) {
-    // Started at the first evaluation, when every event before it has arrived, so the start
-    // does not depend on arrival order.
-    c.baseline.start(hour_of(c.first_seen));
-    let Some(mut h) = c.baseline.next_hour() else {
-        return;
-    };
-    let current = hour_of(t - 1);
-    // Hours older than the hour ring hold nothing it can tell; a run of them longer than the
-    // relearn-after-silence span is that silence, so the baseline starts afresh where the ring
-    // begins rather than learning years of empty hours one by one (an ancient late event can
-    // set `first_seen` that far back, and an engine must not stall on it).
-    let oldest = current - crate::window::HOUR_SLOTS as i64 + 1;
-    if h < oldest - p.reset_after_hours as i64 {
-        c.baseline = crate::baseline::Seasonal::default();
-        c.baseline.start(oldest);
-        h = oldest;
-    }
-    let frozen = c.volume_alert_firing();
-    // An hour is complete once t has passed its end.
-    // The usual rate is learned as calls × mean units per call: call counts are Poisson, while
-    // the units of a heavy-tailed client swing by whole multiples hour to hour, and clipping
-    // those swings would bias its baseline low (and every ordinary hour would look like a jump).
-    let mean_units = c.units.mean();
-    while h < current || (h == current && t % crate::time::HOUR_MS == 0) {
-        let units = match c.windows.hour_calls(h) {
-            Some(calls) => calls * mean_units,
-            None => c.windows.hours.get(h) as f64,
-        };
-        c.baseline.learn_hour(h, units, mean_units, frozen, p);
-        h += 1;
-    }
 }

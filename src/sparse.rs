@@ -4,7 +4,9 @@
 //! ~1.7 KB of rings, baseline and tables from its first call on, and zeroing fresh pages for
 //! them dominated a replay of one call per client. A [`Sparse`] client is its id, contract,
 //! schedule and calls (~50 bytes each); it becomes a full client when it makes more than
-//! `state.sparse_calls` calls or an evaluation gives it an alert.
+//! `state.sparse_calls` calls (default 4) or an evaluation gives it an alert. Each evaluation
+//! of a sparse client rebuilds it, so the threshold trades memory for time: 8 made a replay
+//! of clients of 1-20 calls 20-35% slower, 4 costs about nothing (BENCHMARKS.md).
 //!
 //! Alerts are identical to those of full clients by construction: a sparse client is evaluated
 //! on the full client its calls make ([`Sparse::materialize`]), rebuilt by the same operations
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::client::{Breach, Client, Schedule};
+use crate::detect::Detectors;
 use crate::time::{minute_of, Millis};
 
 /// One call of a client, as the engine resolved it at arrival.
@@ -112,10 +115,6 @@ pub struct Sparse {
     calls: SmallVec<[Call; 1]>,
 }
 
-/// What [`Sparse::materialize`] repeats of an evaluation: everything it changes in a client
-/// besides the alerts (see `Engine::prepare`).
-pub type Prepare<'a> = &'a dyn Fn(&mut Client, i64) -> bool;
-
 impl Sparse {
     pub fn new(id: Arc<str>, contract: Option<u32>) -> Sparse {
         Sparse {
@@ -151,7 +150,7 @@ impl Sparse {
     }
 
     /// The full client these calls and evaluations make.
-    pub fn materialize(&self, half_life: Millis, track_origins: bool, prepare: Prepare) -> Client {
+    pub fn materialize(&self, p: &Detectors) -> Client {
         let first = self.calls.first().map_or(0, |c| c.ts);
         let mut c = Client::new(self.id.clone(), self.contract, first);
         // Evaluated boundaries come in order, and each is one of the calls' (a call arriving
@@ -168,13 +167,13 @@ impl Sparse {
         let mut done = 0;
         for call in &self.calls {
             while done < call.evals_before as usize {
-                prepare(&mut c, boundaries[done]);
+                c.prepare(boundaries[done], p);
                 done += 1;
             }
-            c.apply(call, half_life, track_origins);
+            c.apply(call, p);
         }
         for &b in &boundaries[done..] {
-            prepare(&mut c, b);
+            c.prepare(b, p);
         }
         debug_assert_eq!(c.sched, self.sched);
         c

@@ -617,6 +617,8 @@ mod tests {
         shared.insert(("t".into(), 0), assigned_with_clients);
         let s = shared.shard_or_insert(&("t".into(), 1), || Engine::new(&cfg, contracts.clone()));
         feed(&mut lock(&s), 1);
+        // what the partition's worker does after each run
+        lock(&s).refresh_board(0);
 
         let mut exact: Vec<ClientSummary> = vec![];
         for (_, s) in shared.shards() {

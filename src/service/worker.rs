@@ -292,6 +292,7 @@ impl Apply<'_> {
             if let Some(ck) = ctx.checkpoints().as_mut() {
                 ck.applied(p, last);
             }
+            engine.refresh_board(wall_now());
         }
     }
 
@@ -307,6 +308,7 @@ impl Apply<'_> {
         if let (true, Some(max)) = (quiet > self.lateness, engine.max_event_time()) {
             engine.advance_to(max + quiet - self.lateness, out);
             ctx.forward(out, p, self.checkpointing);
+            engine.refresh_board(wall_now());
         }
     }
 
