@@ -30,6 +30,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use overage::decode::decode_canonical;
+use overage::time::wall_now;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -241,6 +242,15 @@ fn quantile(o: &Overage, name: &str, q: f64) -> Option<f64> {
         .map(|(le, _)| *le)
 }
 
+/// A producer that sends within a millisecond (latency runs).
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer")
+}
+
 /// Produce at `rate` events/s for `seconds` while overage consumes; p99 processing latency.
 fn latency_at(broker: &Broker, rate: f64, seconds: f64, lines: &[Vec<u8>]) -> Option<f64> {
     let topic = unique("latency");
@@ -253,11 +263,7 @@ fn latency_at(broker: &Broker, rate: f64, seconds: f64, lines: &[Vec<u8>]) -> Op
     eventually(Duration::from_secs(30), "ready", || {
         (o.get("/readyz")?.0 == 200).then_some(())
     });
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("linger.ms", "1")
-        .create()
-        .expect("producer");
+    let p = producer(&broker.bootstrap());
     let start = Instant::now();
     let total = (rate * seconds) as usize;
     for (i, l) in lines.iter().cycle().take(total).enumerate() {
@@ -306,11 +312,6 @@ fn alert_latency(broker: &Broker, clients: usize, seconds: f64) -> Vec<f64> {
     eventually(Duration::from_secs(30), "ready", || {
         (o.get("/readyz")?.0 == 200).then_some(())
     });
-    let wall = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    };
     // read on a thread of its own, so that each alert is stamped as it arrives
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -328,18 +329,14 @@ fn alert_latency(broker: &Broker, clients: usize, seconds: f64) -> Vec<f64> {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
                     let text = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                    got.push((wall(), text.into_owned()));
+                    got.push((wall_now(), text.into_owned()));
                 }
             }
             got
         })
     };
-    let shift = (wall() % 60_000 - 57_000).rem_euclid(60_000);
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("linger.ms", "1")
-        .create()
-        .expect("producer");
+    let shift = (wall_now() % 60_000 - 57_000).rem_euclid(60_000);
+    let p = producer(&broker.bootstrap());
     let start = Instant::now();
     let every = Duration::from_millis(50);
     let mut tick = 0u32;
@@ -350,7 +347,7 @@ fn alert_latency(broker: &Broker, clients: usize, seconds: f64) -> Vec<f64> {
         // client k calls 5 times a second, 100 units a call, from its start: its first minute
         // is over its hourly contract (600) within two seconds
         let started = ((elapsed / (seconds - 5.0).max(1.0)) * clients as f64).ceil() as usize;
-        let ts = wall() - shift;
+        let ts = wall_now() - shift;
         for k in (0..started.min(clients)).filter(|k| (tick as usize + k) % 4 == 0) {
             let line = format!(r#"{{"ts":{ts},"client_id":"c{k}","units":100}}"#);
             let key = format!("c{k}");
