@@ -146,6 +146,8 @@ pub struct Engine {
     max_clients: usize,
     /// Calls a client may make before it gets full windows (0: from its first call).
     sparse_calls: usize,
+    /// Clients kept sparse now (a gauge for operators sizing memory).
+    sparse: usize,
     contracts: Arc<Contracts>,
     compiled: Vec<CompiledScope>,
     endpoint_ok: AHashMap<(u32, u32), bool>,
@@ -211,6 +213,7 @@ impl Engine {
             idle_timeout: ms(cfg.state.idle_timeout),
             max_clients: cfg.state.max_clients,
             sparse_calls: cfg.state.sparse_calls,
+            sparse: 0,
             contracts: Arc::new(Contracts::default()),
             compiled: Vec::new(),
             endpoint_ok: AHashMap::new(),
@@ -249,6 +252,13 @@ impl Engine {
             .filter_map(|(i, c)| c.as_ref().map(|c| (c.id().clone(), i as u32)))
             .collect();
         e.state = state;
+        e.sparse = e
+            .state
+            .clients
+            .iter()
+            .flatten()
+            .filter(|c| c.full().is_none())
+            .count();
         e.set_contracts(contracts);
         e
     }
@@ -437,12 +447,14 @@ impl Engine {
 
     /// How many clients are kept sparse (see [`crate::sparse`]).
     pub fn sparse_count(&self) -> usize {
-        self.state
-            .clients
-            .iter()
-            .flatten()
-            .filter(|c| matches!(c, Tracked::Sparse(_)))
-            .count()
+        self.sparse
+    }
+
+    pub fn is_sparse(&self, id: &str) -> bool {
+        self.index
+            .get(id)
+            .and_then(|&i| self.state.clients[i as usize].as_ref())
+            .is_some_and(|c| c.full().is_none())
     }
 
     fn view<'a>(&self, c: &'a Tracked) -> Cow<'a, Client> {
@@ -620,6 +632,7 @@ impl Engine {
                 let mut c = s.materialize(&self.p);
                 let due = c.apply(&call, &self.p);
                 *slot = Some(Tracked::Full(Arc::new(c)));
+                self.sparse -= 1;
                 due
             }
             Some(Tracked::Full(c)) => Arc::make_mut(c).apply(&call, &self.p),
@@ -669,6 +682,7 @@ impl Engine {
         let id: Arc<str> = Arc::from(id);
         let contract = self.contracts.get(&id).map(|(i, _)| i as u32);
         let client = if self.sparse_calls > 0 {
+            self.sparse += 1;
             Tracked::Sparse(Arc::new(Sparse::new(id.clone(), contract)))
         } else {
             Tracked::Full(Arc::new(Client::new(id.clone(), contract, ts)))
@@ -713,6 +727,9 @@ impl Engine {
     fn remove(&mut self, i: usize) {
         if let Some(c) = self.state.clients[i].take() {
             self.index.remove(c.id());
+            if c.full().is_none() {
+                self.sparse -= 1;
+            }
             self.state.free.push(i as u32);
         }
     }
@@ -853,6 +870,7 @@ impl Engine {
                 .any(|(_, _, v)| matches!(v, Verdict::Fire(_)))
             {
                 *slot = Some(Tracked::Full(Arc::new(rebuilt)));
+                self.sparse -= 1;
             } else {
                 if let Some(Tracked::Sparse(s)) = slot {
                     Arc::make_mut(s).evaluated(sched);

@@ -661,6 +661,15 @@ fn sparse_clients_give_the_alerts_and_state_of_full_ones() {
         for sparse_calls in [3, 64] {
             let (sparse, sparse_alerts) = run_with(sparse_calls);
             assert!(sparse.sparse_count() > 0, "seed {seed}: no sparse client");
+            let walked = sparse
+                .client_ids()
+                .filter(|id| sparse.is_sparse(id))
+                .count();
+            assert_eq!(
+                sparse.sparse_count(),
+                walked,
+                "the gauge counts what is sparse"
+            );
             assert!(sparse.sparse_count() < sparse.client_count());
             assert_eq!(
                 alerts, sparse_alerts,

@@ -194,6 +194,7 @@ mod tests {
         let cfg = Config::default();
         let mut r = Engine::restore(&cfg, Arc::new(Contracts::default()), state);
         assert_eq!(r.client_count(), e.client_count());
+        assert_eq!(r.sparse_count(), e.sparse_count());
         assert_eq!(r.watermark(), e.watermark());
         for c in e.clients() {
             let restored = r.client(&c.id).expect("every client restored");

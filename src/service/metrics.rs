@@ -31,6 +31,7 @@ pub struct Metrics {
     alerts: IntCounterVec,
     evictions: IntCounterVec,
     clients: IntGauge,
+    sparse_clients: IntGauge,
     alerts_active: IntGauge,
     lag: IntGaugeVec,
     ratio: prometheus::GaugeVec,
@@ -84,6 +85,10 @@ impl Metrics {
                 &["reason"],
             ),
             clients: gauge("overage_clients_tracked", "Clients with state in memory."),
+            sparse_clients: gauge(
+                "overage_clients_sparse",
+                "Of the clients tracked, those kept as their few calls (state.sparse_calls).",
+            ),
             alerts_active: gauge("overage_alerts_active", "Alerts firing now."),
             lag: register(
                 &r,
@@ -176,7 +181,7 @@ impl Metrics {
 
     /// Bring the engine-derived metrics up to date and render the text format.
     pub fn render(&self, shared: &Shared) -> String {
-        let (stats, clients) = shared.stats();
+        let (stats, tracked) = shared.stats();
         // every outcome, zeros included, so dashboards see no gaps
         for (label, n) in stats.outcomes() {
             catch_up(&self.events.with_label_values(&[label]), n);
@@ -201,7 +206,8 @@ impl Metrics {
             &self.evictions.with_label_values(&["capacity"]),
             stats.evicted_capacity,
         );
-        self.clients.set(clients as i64);
+        self.clients.set(tracked.clients as i64);
+        self.sparse_clients.set(tracked.sparse as i64);
         self.alerts_active.set(
             shared
                 .active
@@ -287,6 +293,7 @@ mod tests {
         for name in [
             "overage_alerts_total",
             "overage_clients_tracked",
+            "overage_clients_sparse",
             "overage_processing_seconds",
             "overage_alerts_active",
         ] {

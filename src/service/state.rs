@@ -50,6 +50,14 @@ pub struct Shared {
     pub lag: Mutex<BTreeMap<Partition, i64>>,
 }
 
+/// Clients with state in memory, over all engines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tracked {
+    pub clients: usize,
+    /// Of them, kept as their few calls (see [`crate::sparse`]).
+    pub sparse: usize,
+}
+
 #[derive(Default)]
 pub struct Health {
     /// A partition assignment has been received (possibly empty: more instances than partitions).
@@ -286,20 +294,21 @@ impl Shared {
         }
     }
 
-    /// Counters over all engines, current and retired.
-    pub fn stats(&self) -> (Stats, usize) {
+    /// Counters over all engines, current and retired, and the clients tracked now.
+    pub fn stats(&self) -> (Stats, Tracked) {
         let mut total = self
             .retired
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut clients = 0;
+        let mut tracked = Tracked::default();
         for (_, s) in self.shards() {
             let e = lock(&s);
             total.add(e.stats());
-            clients += e.client_count();
+            tracked.clients += e.client_count();
+            tracked.sparse += e.sparse_count();
         }
-        (total, clients)
+        (total, tracked)
     }
 
     /// Run `f` on the engine that holds `id`'s state (reports from live state).

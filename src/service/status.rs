@@ -266,7 +266,7 @@ pub async fn index(State(app): State<App>) -> Response {
     let shared = &app.shared;
     let ready = readiness(shared);
     let rate = consumption_rate(shared);
-    let (stats, clients) = shared.stats();
+    let (stats, tracked) = shared.stats();
     let mut active: Vec<crate::alert::Alert> = shared
         .active
         .read()
@@ -317,7 +317,7 @@ pub async fn index(State(app): State<App>) -> Response {
                 }
             }
             div.kpi { small { "events read" } b { (num(stats.events() as f64)) } }
-            div.kpi { small { "clients tracked" } b { (num(clients as f64)) } }
+            div.kpi { small { "clients tracked" } b { (num(tracked.clients as f64)) } }
             div.kpi { small { "partitions" } b { (assigned) } }
             div.kpi { small { "alerts firing" } b class=(if active.is_empty() { "good" } else { "bad" }) { (active.len()) } }
         }
