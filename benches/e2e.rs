@@ -315,14 +315,7 @@ fn alert_latency(broker: &Broker, clients: usize, seconds: f64) -> Vec<f64> {
     // read on a thread of its own, so that each alert is stamped as it arrives
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
-            .set("group.id", unique("reader"))
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .expect("alerts reader");
-        c.subscribe(&[alerts.as_str()]).expect("subscribe");
+        let c = broker.consumer_with(&alerts, &[("fetch.wait.max.ms", "10")]);
         let done = done.clone();
         std::thread::spawn(move || {
             let mut got: Vec<(i64, String)> = vec![];

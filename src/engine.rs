@@ -368,12 +368,7 @@ impl Engine {
         let Some(Tracked::Sparse(s)) = &self.state.clients[i as usize] else {
             return None;
         };
-        let (from, to) = (minute_of(from), minute_of(to));
-        let quiet = s
-            .calls()
-            .iter()
-            .all(|c| c.late() || !(from..to).contains(&minute_of(c.ts)));
-        quiet.then_some(s.contract)
+        s.quiet(from, to).then_some(s.contract)
     }
 
     /// Keep the read model (see [`crate::board`]) from now on, seeded with the clients there
@@ -384,18 +379,12 @@ impl Engine {
             return b.published();
         }
         let mut b = Board::default();
-        let t = self
-            .state
-            .watermark
-            .div_euclid(MINUTE_MS)
-            .saturating_mul(MINUTE_MS);
+        let t = self.evaluated_minute();
         for (slot, c) in self.state.clients.iter().enumerate() {
             let ratio = match c {
                 Some(Tracked::Full(c)) => self.standing(c, t),
                 // nothing in the last hour: a ratio of 0 without rebuilding it
-                Some(Tracked::Sparse(s)) if self.quiet_sparse(&s.id, t - HOUR_MS, t).is_some() => {
-                    0.0
-                }
+                Some(Tracked::Sparse(s)) if s.quiet(t - HOUR_MS, t) => 0.0,
                 Some(Tracked::Sparse(s)) => self.standing(&self.materialize(s), t),
                 None => continue,
             };
@@ -412,14 +401,18 @@ impl Engine {
     /// keeps none: a backlog is replayed many minutes a second, and re-scoring the candidates
     /// at each would cost more than the replay).
     pub fn refresh_board(&mut self, wall_ms: i64) {
-        let t = self
-            .state
-            .watermark
-            .div_euclid(MINUTE_MS)
-            .saturating_mul(MINUTE_MS);
+        let t = self.evaluated_minute();
         if self.board.as_ref().is_some_and(|b| b.due(t, wall_ms)) {
             self.publish(t, wall_ms);
         }
+    }
+
+    /// The last minute boundary event time has passed (what the board is scored at).
+    fn evaluated_minute(&self) -> Millis {
+        self.state
+            .watermark
+            .div_euclid(MINUTE_MS)
+            .saturating_mul(MINUTE_MS)
     }
 
     fn standing(&self, c: &Client, t: Millis) -> f64 {

@@ -134,6 +134,15 @@ impl Sparse {
         self.calls.iter().map(|c| c.ts).max().unwrap_or(Millis::MIN)
     }
 
+    /// No call of it (late ones aside) falls in the minutes of `[from, to)`: a window sum over
+    /// that span is zero without rebuilding it.
+    pub fn quiet(&self, from: Millis, to: Millis) -> bool {
+        let (from, to) = (minute_of(from), minute_of(to));
+        self.calls
+            .iter()
+            .all(|c| c.late() || !(from..to).contains(&minute_of(c.ts)))
+    }
+
     /// Record a call; true if the end of its minute must be added to the engine's schedule.
     pub fn push(&mut self, mut call: Call) -> bool {
         call.evals_before = self.evals;
@@ -155,7 +164,8 @@ impl Sparse {
         let mut c = Client::new(self.id.clone(), self.contract, first);
         // Evaluated boundaries come in order, and each is one of the calls' (a call arriving
         // after an evaluation at `b` is at or after `b`, or it is late and schedules nothing).
-        let mut boundaries: Vec<i64> = self
+        // (on the stack: this runs at every evaluation of a sparse client)
+        let mut boundaries: SmallVec<[i64; 8]> = self
             .calls
             .iter()
             .filter(|c| !c.late())

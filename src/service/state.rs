@@ -259,7 +259,10 @@ impl Shared {
 
     /// Make `engine` `p`'s state (a restored checkpoint), replacing any it had.
     pub fn insert(&self, p: Partition, engine: Engine) {
-        self.map().insert(p, Self::entry(engine));
+        // seeding the board walks every client: not while holding the map that readers and
+        // the other partitions' workers need
+        let entry = Self::entry(engine);
+        self.map().insert(p, entry);
     }
 
     fn entry(mut engine: Engine) -> (Shard, Published) {

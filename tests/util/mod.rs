@@ -226,13 +226,21 @@ impl Broker {
 
     /// Everything on `topic` so far, read from the start by a fresh group.
     pub fn consumer(&self, topic: &str) -> BaseConsumer {
-        let c: BaseConsumer = ClientConfig::new()
+        self.consumer_with(topic, &[])
+    }
+
+    /// [`Broker::consumer`] with librdkafka properties of its own.
+    pub fn consumer_with(&self, topic: &str, options: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", unique("reader"))
             .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
+            .set("enable.auto.commit", "false");
+        for (k, v) in options {
+            config.set(*k, *v);
+        }
+        let c: BaseConsumer = config.create().expect("consumer");
         c.subscribe(&[topic]).expect("subscribe");
         c
     }
