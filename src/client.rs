@@ -91,12 +91,21 @@ impl Schedule {
             k = 0;
         }
         if k >= 64 {
+            // far ahead (event time jumped): scheduled anyway, and pending for `is_pending`
             return true;
         }
         let bit = 1u64 << k;
         let fresh = self.mask & bit == 0;
         self.mask |= bit;
         fresh
+    }
+
+    /// Whether boundary `b` may wait for an evaluation of this client. False for a boundary the
+    /// engine's schedule still holds for the client that had its slot before (evicted since):
+    /// those are within the allowed lateness of this client's own, so the mask tells.
+    pub fn is_pending(&self, b: i64) -> bool {
+        let k = b - self.base - 1;
+        b > self.last_eval && (k >= 64 || (k >= 0 && self.mask >> k & 1 == 1))
     }
 
     /// Record an evaluation at boundary `b`; false if it was already evaluated there.
@@ -134,8 +143,9 @@ impl Client {
     }
 
     /// Apply one call the engine has resolved (labels interned, scope checked); true if the
-    /// end of its minute must be added to the engine's evaluation schedule.
-    pub fn apply(&mut self, call: &Call, p: &Detectors) -> bool {
+    /// end of its minute must be added to the engine's evaluation schedule. `allowance` is the
+    /// contract's units per hour, for the usage history's days ([`Rollup::add`]).
+    pub fn apply(&mut self, call: &Call, p: &Detectors, allowance: Option<f64>) -> bool {
         let (ts, half_life) = (call.ts, p.scope.half_life);
         self.usage.add(ts, call.units);
         let country = call.country();
@@ -144,6 +154,7 @@ impl Client {
             call.product,
             country.or(call.asn()).unwrap_or(crate::rollup::NONE),
             call.units,
+            allowance,
         );
         self.rollup.last_labels = [call.product, country.unwrap_or(crate::rollup::NONE)];
         self.last_seen = self.last_seen.max(ts);
@@ -674,6 +685,11 @@ mod tests {
         assert!(c.begin(12));
         assert!(c.schedule(13));
         assert!(c.schedule(1_000), "far ahead is scheduled anyway");
+        assert!(c.is_pending(13) && c.is_pending(1_000));
+        assert!(
+            !c.is_pending(12) && !c.is_pending(14),
+            "evaluated, or never scheduled"
+        );
     }
 
     #[test]

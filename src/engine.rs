@@ -458,7 +458,7 @@ impl Engine {
     }
 
     fn materialize(&self, s: &Sparse) -> Client {
-        s.materialize(&self.p)
+        s.materialize(&self.p, hourly_allowance(&self.contracts, s.contract))
     }
 
     /// A client's usage in `[from, to)` by hour, product or origin (see [`rollup::Rollup::query`]).
@@ -471,8 +471,7 @@ impl Engine {
     /// progress up to `t`); `None` without a contract.
     pub fn units_over_contract(&self, id: &str, from: Millis, t: Millis) -> Option<f64> {
         let c = self.client(id)?;
-        let k = self.contracts.by_index(c.contract? as usize);
-        let per_hour = k.rate_per_ms() * HOUR_MS as f64;
+        let per_hour = hourly_allowance(&self.contracts, c.contract)?;
         Some(excess_until(&c, from, t, &|_| per_hour))
     }
 
@@ -622,13 +621,17 @@ impl Engine {
                 Arc::make_mut(s).push(call)
             }
             Some(Tracked::Sparse(s)) => {
-                let mut c = s.materialize(&self.p);
-                let due = c.apply(&call, &self.p);
+                let allowance = hourly_allowance(&self.contracts, s.contract);
+                let mut c = s.materialize(&self.p, allowance);
+                let due = c.apply(&call, &self.p, allowance);
                 *slot = Some(Tracked::Full(Arc::new(c)));
                 self.sparse -= 1;
                 due
             }
-            Some(Tracked::Full(c)) => Arc::make_mut(c).apply(&call, &self.p),
+            Some(Tracked::Full(c)) => {
+                let allowance = hourly_allowance(&self.contracts, c.contract);
+                Arc::make_mut(c).apply(&call, &self.p, allowance)
+            }
             None => return Outcome::Overflow,
         };
         if due {
@@ -823,6 +826,15 @@ impl Engine {
     }
 
     fn evaluate(&mut self, idx: u32, boundary: i64, out: &mut Vec<Alert>) {
+        // A slot reused after an eviction keeps its previous client's place in the schedule:
+        // the new client is evaluated at its own boundaries only (a sparse client's rebuild
+        // replays exactly those).
+        let pending = self.state.clients[idx as usize]
+            .as_ref()
+            .is_some_and(|c| c.sched().is_pending(boundary));
+        if !pending {
+            return;
+        }
         let t = boundary * MINUTE_MS;
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
@@ -832,7 +844,8 @@ impl Engine {
         let mut rebuilt = None;
         let c = match slot {
             Some(Tracked::Full(c)) => Arc::make_mut(c),
-            Some(Tracked::Sparse(s)) => rebuilt.insert(s.materialize(&self.p)),
+            Some(Tracked::Sparse(s)) => rebuilt
+                .insert(s.materialize(&self.p, hourly_allowance(&self.contracts, s.contract))),
             None => {
                 self.verdicts = verdicts;
                 return;
@@ -1035,8 +1048,8 @@ impl Engine {
 }
 
 /// Units above `allowance` (per hour since the epoch), hour by hour, from the start of the hour
-/// of `from` to `t`: whole hours from the exact rollups, the hour in progress from the minute
-/// ring up to `t` (so the figure depends only on events before `t`).
+/// of `from` to `t`: whole hours (and days) from the usage history, the hour in progress from
+/// the minute ring up to `t` (so the figure depends only on events before `t`).
 fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> f64) -> f64 {
     let from = from.div_euclid(HOUR_MS) * HOUR_MS;
     let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
@@ -1047,8 +1060,10 @@ fn excess_until(c: &Client, from: Millis, t: Millis, allowance: &dyn Fn(i32) -> 
             .sum(hour.div_euclid(MINUTE_MS), t.div_euclid(MINUTE_MS));
         ((hour / HOUR_MS) as i32, units)
     });
-    rollup::excess_over(
-        c.rollup.hour_totals(from, hour).chain(in_progress),
-        allowance,
-    )
+    c.rollup.excess(from, hour, allowance) + rollup::excess_over(in_progress, allowance)
+}
+
+/// A contract's units per hour: what the usage history's days count their excess over.
+fn hourly_allowance(contracts: &Contracts, contract: Option<u32>) -> Option<f64> {
+    contract.map(|k| contracts.by_index(k as usize).rate_per_ms() * HOUR_MS as f64)
 }

@@ -158,8 +158,8 @@ impl Sparse {
         self.evals = self.evals.saturating_add(1);
     }
 
-    /// The full client these calls and evaluations make.
-    pub fn materialize(&self, p: &Detectors) -> Client {
+    /// The full client these calls and evaluations make (`allowance`: see [`Client::apply`]).
+    pub fn materialize(&self, p: &Detectors, allowance: Option<f64>) -> Client {
         let first = self.calls.first().map_or(0, |c| c.ts);
         let mut c = Client::new(self.id.clone(), self.contract, first);
         // Evaluated boundaries come in order, and each is one of the calls' (a call arriving
@@ -180,7 +180,7 @@ impl Sparse {
                 c.prepare(boundaries[done], p);
                 done += 1;
             }
-            c.apply(call, p);
+            c.apply(call, p, allowance);
         }
         for &b in &boundaries[done..] {
             c.prepare(b, p);
@@ -223,6 +223,13 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => s.last_seen(),
             Tracked::Full(c) => c.last_seen,
+        }
+    }
+
+    pub fn sched(&self) -> &Schedule {
+        match self {
+            Tracked::Sparse(s) => &s.sched,
+            Tracked::Full(c) => &c.sched,
         }
     }
 

@@ -101,15 +101,26 @@ fn assert_excess(c: &overage::report::ClientReport) {
     let per_hour = k.units * 3_600_000.0 / k.per_ms as f64;
     assert_eq!(a.allowance_per_hour, per_hour);
     let mut days: BTreeMap<String, f64> = BTreeMap::new();
-    for p in &c.hours {
-        let day = overage::time::format_rfc3339(p.t)[..10].to_owned();
-        *days.entry(day).or_default() += (p.units - per_hour).max(0.0);
-    }
-    let got: BTreeMap<String, f64> = a
+    let mut got: BTreeMap<String, f64> = a
         .days
         .iter()
         .map(|d| (d.day.clone(), d.over_contract))
         .collect();
+    for p in &c.hours {
+        let day = overage::time::format_rfc3339(p.t)[..10].to_owned();
+        if p.hours > 1 {
+            // a day past the engine's hourly span brings its own figure (checked against the
+            // hourly one in `days_past_the_hourly_span_keep_their_usage_and_excess`)
+            let x = got.remove(&day).expect("a day's excess");
+            *days.entry(day).or_default() += x;
+            continue;
+        }
+        *days.entry(day.clone()).or_default() += (p.units - per_hour).max(0.0);
+        got.entry(day).or_insert(0.0);
+    }
+    for (day, x) in &days {
+        got.entry(day.clone()).or_insert(*x);
+    }
     assert_eq!(got.len(), days.len(), "{}", c.client_id);
     for (day, x) in &days {
         assert!(
@@ -297,6 +308,80 @@ fn report_equals_the_ground_truth_exactly() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("svg class=\"chart usage\""));
+}
+
+/// Past the engine's hourly span (the last seven UTC days) usage is kept per day: over ten days
+/// the report's days and products still equal the ground truth exactly, and each of the first
+/// days has the units over contract it had while its hours were kept (a report over those days'
+/// events alone).
+#[test]
+fn days_past_the_hourly_span_keep_their_usage_and_excess() {
+    let s = scenario("10", "7");
+    let report = |events: &Path, name: &str| -> Report {
+        let out = s.path(name);
+        overage(&[
+            "report",
+            "--config",
+            &s.arg("overage.toml"),
+            "--events",
+            &events.display().to_string(),
+            "--format",
+            "json",
+            "--output",
+            &out.display().to_string(),
+        ]);
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let all = report(&s.path("events.jsonl"), "all.json");
+    assert_same(&report_cells(&all), &truth_cells(&s.truth), "ten days");
+    let folded = |r: &Report| -> usize {
+        r.clients
+            .iter()
+            .map(|c| c.hours.iter().filter(|p| p.hours == 24).count())
+            .sum()
+    };
+    assert!(folded(&all) > 0, "no day past the hourly span");
+
+    // the first four days' events alone: every hour kept
+    let text = std::fs::read_to_string(s.path("events.jsonl")).unwrap();
+    let ts = |line: &str| -> Option<i64> {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let ts = v.get("ts")?;
+        ts.as_i64()
+            .or_else(|| overage::time::parse_rfc3339(ts.as_str()?))
+    };
+    let first = text.lines().filter_map(ts).min().unwrap();
+    let cutoff = (overage::time::day_of(first) + 4) * overage::time::DAY_MS;
+    let early: String = text
+        .lines()
+        .filter(|l| ts(l).is_some_and(|t| t < cutoff))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(s.path("early.jsonl"), early).unwrap();
+    let hourly = report(&s.path("early.jsonl"), "early.json");
+    assert_eq!(folded(&hourly), 0);
+    let mut compared = 0;
+    for c in &hourly.clients {
+        let Some(want) = &c.against_contract else {
+            continue;
+        };
+        let other = all.clients.iter().find(|o| o.client_id == c.client_id);
+        let got = other.and_then(|o| o.against_contract.as_ref()).unwrap();
+        for d in &want.days {
+            let g = got.days.iter().find(|g| g.day == d.day).unwrap();
+            assert_eq!(g.units, d.units, "{} {}", c.client_id, d.day);
+            assert!(
+                (g.over_contract - d.over_contract).abs() < 1e-6,
+                "{} {}: {} kept as a day, {} by the hour",
+                c.client_id,
+                d.day,
+                g.over_contract,
+                d.over_contract
+            );
+            compared += usize::from(d.over_contract > 0.0);
+        }
+    }
+    assert!(compared > 0, "no day over contract to compare");
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
 /// are also kept by arrival. 5: alerts keep when they were last over their threshold, scope
 /// counters count calls.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +154,15 @@ mod tests {
         let mut e = Engine::new(&cfg, Arc::new(Contracts::default()));
         let decoder = cfg.input.decoder();
         let mut out = vec![];
+        // ten days of one client before, so its usage history has hours and days sealed
+        let start = crate::time::parse_rfc3339("2026-08-31T00:10:00Z").unwrap();
+        for i in 0..80 {
+            let line = format!(
+                r#"{{"ts":"{}","client_id":"c0","units":{i},"product":"p1"}}"#,
+                crate::time::format_rfc3339(start + i * 3 * crate::time::HOUR_MS)
+            );
+            e.ingest(&decoder, line.as_bytes(), None, &mut out);
+        }
         for i in 0..500 {
             let line = format!(
                 r#"{{"ts":"2026-09-10T10:{:02}:{:02}Z","client_id":"c{}","event_id":"e{i}","units":{},"product":"p{}","origin_country":"FR"}}"#,

@@ -13,15 +13,23 @@ use super::{cap_span, ClientData, ContractInfo, Period, Total};
 use crate::rollup::{AlertRecord, By, UsageRow};
 use crate::time::{format_rfc3339, parse_rfc3339, Millis};
 
-/// One row of the usage API: an hour (and product or origin, unless `by=hour`).
+/// One row of the usage API: an hour, or a UTC day beyond the hourly span (and product or
+/// origin, unless `by=hour`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HourRow {
-    /// Start of the hour, RFC 3339 UTC.
+    /// Start of the hour (or day), RFC 3339 UTC.
     pub hour: String,
+    /// 24 for a day; absent for an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub units: f64,
     pub events: u64,
+    /// A day's units over the contract's hourly rate, hour by hour (see
+    /// [`UsageRow::over_contract`]); absent for an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_contract: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,9 +70,11 @@ impl UsageResponse {
                 .iter()
                 .map(|r| HourRow {
                     hour: format_rfc3339(r.hour),
+                    hours: (r.hours != 1).then_some(r.hours),
                     key: r.key.clone(),
                     units: r.units,
                     events: r.events,
+                    over_contract: r.over_contract,
                 })
                 .collect(),
         }
@@ -77,9 +87,11 @@ impl UsageResponse {
                 Ok(UsageRow {
                     hour: parse_rfc3339(&r.hour)
                         .ok_or_else(|| ApiError::Format(format!("bad hour `{}`", r.hour)))?,
+                    hours: r.hours.unwrap_or(1),
                     key: r.key.clone(),
                     units: r.units,
                     events: r.events,
+                    over_contract: r.over_contract,
                 })
             })
             .collect()
@@ -344,16 +356,28 @@ mod tests {
 
     #[test]
     fn responses_round_trip() {
-        let rows = vec![UsageRow {
-            hour: parse_rfc3339("2026-09-10T10:00:00Z").unwrap(),
-            key: Some("search".into()),
-            units: 5.0,
-            events: 2,
-        }];
+        let rows = vec![
+            UsageRow {
+                hours: 24,
+                over_contract: Some(1.5),
+                ..UsageRow::hourly(
+                    parse_rfc3339("2026-08-10T00:00:00Z").unwrap(),
+                    Some("search".into()),
+                    50.0,
+                    20,
+                )
+            },
+            UsageRow::hourly(
+                parse_rfc3339("2026-09-10T10:00:00Z").unwrap(),
+                Some("search".into()),
+                5.0,
+                2,
+            ),
+        ];
         let r = UsageResponse::new("a", &Period::default(), By::Product, None, &rows);
         let back: UsageResponse =
             serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back.usage_rows().unwrap(), rows);
-        assert_eq!(back.units, 5.0);
+        assert_eq!(back.units, 55.0);
     }
 }

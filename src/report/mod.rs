@@ -361,8 +361,19 @@ pub struct DayExcess {
 pub struct Point {
     /// Start of the bucket, epoch milliseconds.
     pub t: Millis,
+    /// Hours the bucket covers: 1, or 24 for a day beyond the engine's hourly span.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub hours: u32,
     pub units: f64,
     pub events: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(h: &u32) -> bool {
+    *h == 1
 }
 
 /// Monthly cap burn-down: what is left of the cap through the month, and where the cap
@@ -424,33 +435,29 @@ fn day_label(t: Millis) -> String {
 }
 
 /// Units above `allowance_per_hour` in each hour, summed per UTC day (days since the epoch),
-/// from hourly rows of any breakdown (an hour's rows are added up first), with the engine's
+/// from rows of any breakdown (an hour's rows are added up first), with the engine's
 /// arithmetic ([`crate::rollup::excess_over`]), so a report and an alert count excess alike.
+/// A day kept as a day brings its own figure (`over_contract`), counted when its hours were.
 pub fn excess_by_day(rows: &[UsageRow], allowance_per_hour: f64) -> BTreeMap<i64, f64> {
     let mut hours: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut days: BTreeMap<i64, f64> = BTreeMap::new();
     for r in rows {
-        *hours.entry(r.hour.div_euclid(HOUR_MS)).or_default() += r.units;
+        match r.over_contract {
+            Some(x) => *days.entry(day_of(r.hour)).or_default() += x,
+            None => *hours.entry(r.hour.div_euclid(HOUR_MS)).or_default() += r.units,
+        }
     }
-    let mut days: BTreeMap<i64, Vec<(i32, f64)>> = BTreeMap::new();
     for (h, units) in hours {
-        days.entry(day_of(h * HOUR_MS))
-            .or_default()
-            .push((h as i32, units));
+        *days.entry(day_of(h * HOUR_MS)).or_default() +=
+            crate::rollup::excess_over([(h as i32, units)], |_| allowance_per_hour);
     }
-    days.into_iter()
-        .map(|(day, hours)| {
-            (
-                day,
-                crate::rollup::excess_over(hours, |_| allowance_per_hour),
-            )
-        })
-        .collect()
+    days
 }
 
-fn coverage(hours: &BTreeMap<Millis, (f64, u64)>) -> Option<Coverage> {
+fn coverage(hours: &BTreeMap<Millis, (f64, u64, u32)>) -> Option<Coverage> {
     let (&first, _) = hours.first_key_value()?;
-    let (&last, _) = hours.last_key_value()?;
-    let to = last + HOUR_MS;
+    let (&last, &(_, _, span)) = hours.last_key_value()?;
+    let to = last + i64::from(span) * HOUR_MS;
     Some(Coverage {
         from: format_rfc3339(first),
         to: format_rfc3339(to),
@@ -498,7 +505,7 @@ fn against_contract(
 pub fn build(d: &ClientData, period: &Period) -> ClientReport {
     let (from, to) = period.bounds();
     let mut days: BTreeMap<(i64, &str), (f64, u64)> = BTreeMap::new();
-    let mut hours: BTreeMap<Millis, (f64, u64)> = BTreeMap::new();
+    let mut hours: BTreeMap<Millis, (f64, u64, u32)> = BTreeMap::new();
     let (mut units, mut events) = (0.0, 0u64);
     for r in &d.products {
         let e = days
@@ -506,7 +513,7 @@ pub fn build(d: &ClientData, period: &Period) -> ClientReport {
             .or_default();
         e.0 += r.units;
         e.1 += r.events;
-        let h = hours.entry(r.hour).or_default();
+        let h = hours.entry(r.hour).or_insert((0.0, 0, r.hours));
         h.0 += r.units;
         h.1 += r.events;
         units += r.units;
@@ -540,7 +547,12 @@ pub fn build(d: &ClientData, period: &Period) -> ClientReport {
             .collect(),
         hours: hours
             .into_iter()
-            .map(|(t, (units, events))| Point { t, units, events })
+            .map(|(t, (units, events, hours))| Point {
+                t,
+                hours,
+                units,
+                events,
+            })
             .collect(),
         covered,
         against_contract,
@@ -653,11 +665,8 @@ mod tests {
 
     pub(crate) fn sample() -> ClientData {
         let t = parse_rfc3339("2026-09-10T00:00:00Z").unwrap();
-        let row = |h: i64, k: &str, u: f64, e: u64| UsageRow {
-            hour: t + h * HOUR_MS,
-            key: Some(k.to_owned()),
-            units: u,
-            events: e,
+        let row = |h: i64, k: &str, u: f64, e: u64| {
+            UsageRow::hourly(t + h * HOUR_MS, Some(k.into()), u, e)
         };
         ClientData {
             client_id: "acme".into(),
@@ -676,24 +685,9 @@ mod tests {
             ],
             origins: vec![row(0, "US", 70.0, 7), row(25, "IE", 300.0, 30)],
             cap_hours: vec![
-                UsageRow {
-                    hour: t - 9 * DAY_MS,
-                    key: None,
-                    units: 5000.0,
-                    events: 10,
-                },
-                UsageRow {
-                    hour: t,
-                    key: None,
-                    units: 70.0,
-                    events: 7,
-                },
-                UsageRow {
-                    hour: t + 25 * HOUR_MS,
-                    key: None,
-                    units: 300.0,
-                    events: 30,
-                },
+                UsageRow::hourly(t - 9 * DAY_MS, None, 5000.0, 10),
+                UsageRow::hourly(t, None, 70.0, 7),
+                UsageRow::hourly(t + 25 * HOUR_MS, None, 300.0, 30),
             ],
             alerts: vec![AlertRecord {
                 kind: AlertKind::OverContract,
@@ -859,12 +853,7 @@ mod tests {
         );
         // an hour's rows are added up before the allowance: two products at 60 are 20 over
         let t = parse_rfc3339("2026-09-10T10:00:00Z").unwrap();
-        let row = |h: i64, k: &str, u: f64| UsageRow {
-            hour: t + h * HOUR_MS,
-            key: Some(k.into()),
-            units: u,
-            events: 1,
-        };
+        let row = |h: i64, k: &str, u: f64| UsageRow::hourly(t + h * HOUR_MS, Some(k.into()), u, 1);
         let by_product = [row(0, "a", 60.0), row(0, "b", 60.0), row(14, "a", 150.0)];
         let by_hour = [
             UsageRow {
@@ -883,6 +872,21 @@ mod tests {
         // any order (the API's rows, or a merge of several)
         let mut shuffled = by_product.to_vec();
         shuffled.reverse();
+        assert_eq!(excess_by_day(&shuffled, 100.0), want);
+        // a day beyond the hourly span brings its own figure, whatever its units
+        let folded = UsageRow {
+            hours: 24,
+            over_contract: Some(7.0),
+            ..UsageRow::hourly((day - 3) * DAY_MS, Some("a".into()), 5000.0, 9)
+        };
+        shuffled.push(folded.clone());
+        shuffled.push(UsageRow {
+            key: Some("b".into()),
+            over_contract: Some(1.0),
+            ..folded
+        });
+        let mut want = want;
+        want.insert(day - 3, 8.0);
         assert_eq!(excess_by_day(&shuffled, 100.0), want);
     }
 

@@ -48,6 +48,7 @@ pub fn rebucket(points: &[Point], from: Millis, to: Millis, bucket: Millis) -> V
     let mut out: Vec<Point> = (0..n)
         .map(|i| Point {
             t: from + i * bucket,
+            hours: (bucket / HOUR_MS) as u32,
             units: 0.0,
             events: 0,
         })
@@ -80,7 +81,12 @@ pub fn usage(
     to: Millis,
     contract: Option<&ContractInfo>,
 ) -> Markup {
-    let bucket = bucket_for(from, to);
+    // days beyond the engine's hourly span cannot be drawn as hours
+    let bucket = if points.iter().any(|p| p.hours > 1) {
+        DAY_MS
+    } else {
+        bucket_for(from, to)
+    };
     let from = from.div_euclid(bucket) * bucket;
     let buckets = rebucket(points, from, to, bucket);
     let line = contract.map(|k| k.over(bucket));
@@ -378,16 +384,19 @@ mod tests {
         let pts = [
             Point {
                 t: 0,
+                hours: 1,
                 units: 1.0,
                 events: 1,
             },
             Point {
                 t: HOUR_MS,
+                hours: 1,
                 units: 2.0,
                 events: 1,
             },
             Point {
                 t: DAY_MS + 5,
+                hours: 1,
                 units: 4.0,
                 events: 2,
             },

@@ -165,6 +165,7 @@ fn glance(e: &Engine, c: &Client) -> Glance {
     let mut totals = c
         .rollup
         .hour_totals((last_h - TREND_HOURS + 1) * HOUR_MS, last_h * HOUR_MS)
+        .into_iter()
         .peekable();
     let mut trend: Vec<SparkPoint> = (last_h - TREND_HOURS + 1..last_h)
         .map(|h| {
