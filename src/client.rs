@@ -91,21 +91,12 @@ impl Schedule {
             k = 0;
         }
         if k >= 64 {
-            // far ahead (event time jumped): scheduled anyway, and pending for `is_pending`
             return true;
         }
         let bit = 1u64 << k;
         let fresh = self.mask & bit == 0;
         self.mask |= bit;
         fresh
-    }
-
-    /// Whether boundary `b` may wait for an evaluation of this client. False for a boundary the
-    /// engine's schedule still holds for the client that had its slot before (evicted since):
-    /// those are within the allowed lateness of this client's own, so the mask tells.
-    pub fn is_pending(&self, b: i64) -> bool {
-        let k = b - self.base - 1;
-        b > self.last_eval && (k >= 64 || (k >= 0 && self.mask >> k & 1 == 1))
     }
 
     /// Record an evaluation at boundary `b`; false if it was already evaluated there.
@@ -685,11 +676,6 @@ mod tests {
         assert!(c.begin(12));
         assert!(c.schedule(13));
         assert!(c.schedule(1_000), "far ahead is scheduled anyway");
-        assert!(c.is_pending(13) && c.is_pending(1_000));
-        assert!(
-            !c.is_pending(12) && !c.is_pending(14),
-            "evaluated, or never scheduled"
-        );
     }
 
     #[test]

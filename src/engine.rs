@@ -16,7 +16,7 @@
 //!   `max_clients` the least recently seen evictable client makes room (sampled, as Redis does).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use ahash::AHashMap;
@@ -172,6 +172,10 @@ pub struct EngineState {
     /// per client, and a client is copied only if it changes while one is being written).
     clients: Vec<Option<Tracked>>,
     free: Vec<u32>,
+    /// Slots of evicted clients with the last boundary their schedule may still hold them at:
+    /// reused only once it is evaluated, so that a new client is never evaluated at its
+    /// predecessor's boundaries (a sparse client's rebuild replays its own only).
+    quarantine: VecDeque<(i64, u32)>,
     /// Minute boundary → clients to evaluate there.
     due: BTreeMap<i64, Vec<u32>>,
     max_ts: Millis,
@@ -201,6 +205,7 @@ impl Engine {
                 labels: Interner::new(cfg.state.max_labels),
                 clients: Vec::new(),
                 free: Vec::new(),
+                quarantine: VecDeque::new(),
                 due: BTreeMap::new(),
                 max_ts: Millis::MIN,
                 watermark: Millis::MIN,
@@ -726,7 +731,9 @@ impl Engine {
             if c.full().is_none() {
                 self.sparse -= 1;
             }
-            self.state.free.push(i as u32);
+            // its boundaries are those of calls up to the newest event, or the one after
+            let last_due = self.state.max_ts.div_euclid(MINUTE_MS) + 1;
+            self.state.quarantine.push_back((last_due, i as u32));
         }
     }
 
@@ -785,6 +792,13 @@ impl Engine {
                 self.evaluate(idx, boundary, out);
             }
         }
+        while let Some(&(last_due, i)) = self.state.quarantine.front() {
+            if last_due > target {
+                break;
+            }
+            self.state.quarantine.pop_front();
+            self.state.free.push(i);
+        }
         if target > self.state.housekeeping_at {
             let minutes = if self.state.housekeeping_at == i64::MIN {
                 1
@@ -826,15 +840,6 @@ impl Engine {
     }
 
     fn evaluate(&mut self, idx: u32, boundary: i64, out: &mut Vec<Alert>) {
-        // A slot reused after an eviction keeps its previous client's place in the schedule:
-        // the new client is evaluated at its own boundaries only (a sparse client's rebuild
-        // replays exactly those).
-        let pending = self.state.clients[idx as usize]
-            .as_ref()
-            .is_some_and(|c| c.sched().is_pending(boundary));
-        if !pending {
-            return;
-        }
         let t = boundary * MINUTE_MS;
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();

@@ -226,13 +226,6 @@ impl Tracked {
         }
     }
 
-    pub fn sched(&self) -> &Schedule {
-        match self {
-            Tracked::Sparse(s) => &s.sched,
-            Tracked::Full(c) => &c.sched,
-        }
-    }
-
     /// Units since it was first tracked, as [`crate::client::Usage`] sums them.
     pub fn total_units(&self) -> f64 {
         match self {
