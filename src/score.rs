@@ -21,7 +21,8 @@
 //! - a **re-fire** is every firing of one alert (kind and severity) inside an anomaly's window
 //!   after its first: one overage should be one alert, however long;
 //! - a **stuck** alert is still firing 6 h after its anomaly ended (or after it fired, for a
-//!   false one), or never resolves although the run went on that long;
+//!   false one), or never resolves although the run went on that long; a cap alert in a month
+//!   whose units do cross the cap is due only 6 h after that month ends;
 //! - when the truth says when an anomaly became clearly detectable, delays are measured from
 //!   there, and grouped by kind and magnitude.
 
@@ -33,7 +34,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::simulate::{kind, Anomaly, SimError, Truth};
-use crate::time::{format_rfc3339, parse_rfc3339, HOUR_MS, MINUTE_MS};
+use crate::time::{
+    format_rfc3339, month_label, month_of, month_start, parse_rfc3339, HOUR_MS, MINUTE_MS,
+};
 
 /// How long after an anomaly ends an alert about it still counts.
 pub const LATE_GRACE_MS: i64 = 2 * HOUR_MS;
@@ -717,7 +720,10 @@ fn stuck_alerts(
                         && in_match_window(a, f.at_ms)
                 })
             });
-            let due = anomaly.map_or(f.at_ms, |a| a.end_ms.max(f.at_ms)) + STUCK_AFTER_MS;
+            let mut due = anomaly.map_or(f.at_ms, |a| a.end_ms.max(f.at_ms)) + STUCK_AFTER_MS;
+            if let Some(month_end) = cap_blown_until(truth, f) {
+                due = due.max(month_end + STUCK_AFTER_MS);
+            }
             let late = match resolved {
                 Some(r) => r > due,
                 None => truth.end_ms > due,
@@ -735,6 +741,22 @@ fn stuck_alerts(
         }
     }
     out
+}
+
+/// For a cap alert in a month whose units do cross the client's cap (the truth's crossings,
+/// counted from the events): the end of that month. What such an alert says stays true until the
+/// cap resets, whatever caused it (an overage that ate the month's budget days before still
+/// blows the cap), so it is not stuck before then.
+fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
+    if f.alert != kind::CAP_FORECAST && f.alert != kind::CAP_EXCEEDED {
+        return None;
+    }
+    let month = month_of(f.at_ms);
+    let client = truth.clients.iter().find(|c| c.client_id == f.client_id)?;
+    client
+        .cap_crossings
+        .contains_key(&month_label(month))
+        .then(|| month_start(month + 1))
 }
 
 /// `9m30s`, `45s`, `2h05m`: delays as people read them.
@@ -1078,6 +1100,38 @@ mod tests {
             r.median_delay_s(|x| x.scenario.starts_with("sudden_jump")),
             Some(540.0)
         );
+    }
+
+    #[test]
+    fn stuck_is_firing_six_hours_past_the_episode_or_the_blown_caps_month() {
+        let resolve = |kind: &str, at: i64| AlertRecord::new(kind, false, "jumpy", at, "warning");
+        let stuck = |t: &Truth, resolved_at: i64| {
+            let alerts = [
+                fire(kind::OVER_CONTRACT, "jumpy", T0 + 9 * MINUTE_MS),
+                resolve(kind::OVER_CONTRACT, resolved_at),
+                // the jump's consequence, never resolved in the run
+                fire(kind::CAP_FORECAST, "jumpy", T0 + HOUR_MS),
+            ];
+            let r = score(t, &alerts);
+            r.stuck.into_iter().map(|x| x.alert).collect::<Vec<_>>()
+        };
+        let mut t = truth();
+        // the jump ends at T0 + 3h: resolving 9h later is stuck, 5h later is not
+        assert_eq!(
+            stuck(&t, T0 + 12 * HOUR_MS),
+            ["cap_forecast warning", "over_contract warning"]
+        );
+        assert_eq!(stuck(&t, T0 + 8 * HOUR_MS), ["cap_forecast warning"]);
+        // a month whose units do cross the cap: the forecast stays true until the month ends
+        // (after the run here)
+        t.clients[0]
+            .cap_crossings
+            .insert("2026-09".into(), T0 + 5 * 24 * HOUR_MS);
+        assert!(stuck(&t, T0 + 8 * HOUR_MS).is_empty());
+        // a crossing in another month does not count
+        t.clients[0].cap_crossings.clear();
+        t.clients[0].cap_crossings.insert("2026-08".into(), T0);
+        assert_eq!(stuck(&t, T0 + 8 * HOUR_MS), ["cap_forecast warning"]);
     }
 
     #[test]
