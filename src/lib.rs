@@ -12,7 +12,7 @@
 //!   `replay` and the service both go through [`engine::Engine::ingest`].
 //! - [`client`]: the fixed-size state of one client (windows, usage, scope counters, alerts).
 //! - [`sparse`]: a client of a few calls, kept as those calls until it needs full windows.
-//! - [`rollup`]: exact hourly usage by product and origin, for reports.
+//! - [`rollup`]: exact usage by product and origin (hours, then days), for reports.
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
 //! - [`detect`]: pure detectors, state at a minute boundary → verdicts. One file per detector
@@ -29,7 +29,7 @@
 //!   month, or a fleet sampled from distributions), graded against their truth side by side
 //!   with the Prometheus rules users would write instead.
 //! - [`report`]: usage reports (CSV, JSON, self-contained HTML with SVG charts) from the
-//!   rollups, over recorded events or a running service's usage API.
+//!   usage history, over recorded events or a running service's usage API.
 //! - [`board`]: the read model: each engine's clients worth showing, published each minute so
 //!   that readers never walk clients under the engine's lock.
 //! - [`sink`]: where transitions go, one file per destination behind the
