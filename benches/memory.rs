@@ -89,18 +89,12 @@ fn measure(
         elapsed,
         events_per_s / 1e3
     );
-    let full: Vec<usize> = engine
-        .clients()
-        .filter_map(|c| match c {
-            // a sparse client's history is its calls
-            std::borrow::Cow::Borrowed(c) => Some(c.rollup.heap_bytes()),
-            std::borrow::Cow::Owned(_) => None,
-        })
-        .collect();
-    if !full.is_empty() {
+    // (a sparse client's history is its calls, and walking it would rebuild it)
+    if engine.sparse_count() == 0 {
+        let history: usize = engine.clients().map(|c| c.rollup.heap_bytes()).sum();
         println!(
             "usage history:            {:.0} bytes per full client (of it, on the heap beside the client)",
-            full.iter().sum::<usize>() as f64 / full.len() as f64
+            history as f64 / clients as f64
         );
     }
     Measured {

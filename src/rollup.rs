@@ -371,11 +371,11 @@ impl std::str::FromStr for By {
     }
 }
 
-fn one_hour(h: &u32) -> bool {
+pub(crate) fn one_hour(h: &u32) -> bool {
     *h == 1
 }
 
-fn default_hours() -> u32 {
+pub(crate) fn default_hours() -> u32 {
     1
 }
 

@@ -132,7 +132,7 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
     let to =
         r.to.as_deref()
             .and_then(parse_rfc3339)
-            .or(c.hours.last().map(|p| p.t + HOUR_MS))
+            .or(c.hours.last().map(|p| p.t + i64::from(p.hours) * HOUR_MS))
             .unwrap_or(from + DAY_MS);
     // averages and the contract over the hours the data covers, not the whole period asked for
     let hours = c.covered.as_ref().map_or(1, |k| k.hours.max(1)) as f64;
@@ -143,7 +143,7 @@ fn client(r: &Report, c: &ClientReport, i: usize) -> Markup {
                 .map(|d| (d.day.as_str(), d.over_contract))
                 .collect()
         });
-    let bucket = if svg::bucket_for(from, to) == HOUR_MS {
+    let bucket = if svg::bucket_for(&c.hours, from, to) == HOUR_MS {
         "hour"
     } else {
         "day"

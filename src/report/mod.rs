@@ -362,18 +362,13 @@ pub struct Point {
     /// Start of the bucket, epoch milliseconds.
     pub t: Millis,
     /// Hours the bucket covers: 1, or 24 for a day beyond the engine's hourly span.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(
+        default = "crate::rollup::default_hours",
+        skip_serializing_if = "crate::rollup::one_hour"
+    )]
     pub hours: u32,
     pub units: f64,
     pub events: u64,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn is_one(h: &u32) -> bool {
-    *h == 1
 }
 
 /// Monthly cap burn-down: what is left of the cap through the month, and where the cap

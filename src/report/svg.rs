@@ -65,9 +65,10 @@ pub fn rebucket(points: &[Point], from: Millis, to: Millis, bucket: Millis) -> V
     out
 }
 
-/// Hourly buckets for up to 4 days, daily beyond.
-pub fn bucket_for(from: Millis, to: Millis) -> Millis {
-    if to - from <= 4 * DAY_MS {
+/// Hourly buckets for up to 4 days, daily beyond, and daily wherever `points` hold a day (days
+/// beyond the engine's hourly span cannot be drawn as hours).
+pub fn bucket_for(points: &[Point], from: Millis, to: Millis) -> Millis {
+    if to - from <= 4 * DAY_MS && points.iter().all(|p| p.hours == 1) {
         HOUR_MS
     } else {
         DAY_MS
@@ -81,12 +82,7 @@ pub fn usage(
     to: Millis,
     contract: Option<&ContractInfo>,
 ) -> Markup {
-    // days beyond the engine's hourly span cannot be drawn as hours
-    let bucket = if points.iter().any(|p| p.hours > 1) {
-        DAY_MS
-    } else {
-        bucket_for(from, to)
-    };
+    let bucket = bucket_for(points, from, to);
     let from = from.div_euclid(bucket) * bucket;
     let buckets = rebucket(points, from, to, bucket);
     let line = contract.map(|k| k.over(bucket));
@@ -406,6 +402,20 @@ mod tests {
         assert_eq!((b[0].units, b[0].events), (3.0, 2));
         assert_eq!(b[1].units, 4.0);
         assert_eq!(b[2].units, 0.0);
+    }
+
+    #[test]
+    fn a_day_among_the_points_makes_the_buckets_days() {
+        let hour = Point {
+            t: 0,
+            hours: 1,
+            units: 1.0,
+            events: 1,
+        };
+        assert_eq!(bucket_for(&[hour], 0, 2 * DAY_MS), HOUR_MS);
+        assert_eq!(bucket_for(&[hour], 0, 5 * DAY_MS), DAY_MS);
+        let day = Point { hours: 24, ..hour };
+        assert_eq!(bucket_for(&[day, hour], 0, 2 * DAY_MS), DAY_MS);
     }
 
     #[test]
