@@ -744,7 +744,8 @@ fn stuck_alerts(
 }
 
 /// For a cap alert in a month whose units do cross the client's cap (the truth's crossings,
-/// counted from the events): the end of that month. What such an alert says stays true until the
+/// counted from the events, or, for a month the run ends in, expected to cross it by its end):
+/// the end of that month. What such an alert says stays true until the
 /// cap resets, whatever caused it (an overage that ate the month's budget days before still
 /// blows the cap), so it is not stuck before then.
 fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
@@ -753,10 +754,10 @@ fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
     }
     let month = month_of(f.at_ms);
     let client = truth.clients.iter().find(|c| c.client_id == f.client_id)?;
-    client
-        .cap_crossings
-        .contains_key(&month_label(month))
-        .then(|| month_start(month + 1))
+    let label = month_label(month);
+    (client.cap_crossings.contains_key(&label)
+        || client.cap_crossed_after_run.as_ref() == Some(&label))
+    .then(|| month_start(month + 1))
 }
 
 /// `9m30s`, `45s`, `2h05m`: delays as people read them.
@@ -956,6 +957,7 @@ mod tests {
             contract_units_per_hour: Some(100.0),
             events: 1,
             cap_crossings: Default::default(),
+            cap_crossed_after_run: None,
             traits: Vec::new(),
         };
         Truth {
@@ -1128,8 +1130,13 @@ mod tests {
             .cap_crossings
             .insert("2026-09".into(), T0 + 5 * 24 * HOUR_MS);
         assert!(stuck(&t, T0 + 8 * HOUR_MS).is_empty());
-        // a crossing in another month does not count
+        // nor in a month the run ends in, when the rest of it at the client's usual rate
+        // crosses the cap
         t.clients[0].cap_crossings.clear();
+        t.clients[0].cap_crossed_after_run = Some("2026-09".into());
+        assert!(stuck(&t, T0 + 8 * HOUR_MS).is_empty());
+        t.clients[0].cap_crossed_after_run = None;
+        // a crossing in another month does not count
         t.clients[0].cap_crossings.insert("2026-08".into(), T0);
         assert_eq!(stuck(&t, T0 + 8 * HOUR_MS), ["cap_forecast warning"]);
     }

@@ -19,7 +19,7 @@ use super::params::{splitmix, stream_seed};
 use super::plan::{Backlog, Scenario, REPORT_GRACE_MS};
 use super::spec::{CallUnits, ClientSpec, TsStyle, OK_SHARE};
 use super::truth::{kind, reason, Anomaly, ClientTruth, Faults, Truth, UsageTruth};
-use crate::time::{format_rfc3339, month_of, DAY_MS, MINUTE_MS};
+use crate::time::{format_rfc3339, month_of, month_start, DAY_MS, MINUTE_MS};
 
 /// Most records one call can return (the largest page size).
 const MAX_PAGE: f64 = 500.0;
@@ -149,6 +149,22 @@ struct Account {
     cap_crossings: BTreeMap<String, i64>,
     /// Units per minute from the run's start, for clients whose excess is scored (else empty).
     by_minute: Vec<f64>,
+}
+
+/// [`ClientTruth::cap_crossed_after_run`]: the last month's units plus `c`'s expected units from
+/// the run's end to the month's, against its cap.
+fn cap_crossed_after_run(sc: &Scenario, c: &ClientSpec, a: &Account) -> Option<String> {
+    let cap = c.contract.as_ref()?.monthly_cap?;
+    let month = month_of(sc.end_ms - 1);
+    if a.events == 0 || a.month != month || a.month_units > cap {
+        return None;
+    }
+    let u = c.mean_units_per_event();
+    let rest: f64 = (sc.end_ms..month_start(month + 1))
+        .step_by(MINUTE_MS as usize)
+        .map(|t| c.rate_at(t) * u)
+        .sum();
+    (a.month_units + rest > cap).then(|| crate::time::month_label(month))
 }
 
 /// An item of the stream: event time, the client it belongs to (the Kafka key a producer
@@ -413,6 +429,7 @@ impl Generator {
                 contract_units_per_hour: c.contract.as_ref().map(|k| k.units_per_hour),
                 events: a.events,
                 cap_crossings: a.cap_crossings.clone(),
+                cap_crossed_after_run: cap_crossed_after_run(sc, c, a),
                 traits: c.traits.iter().map(|t| t.to_string()).collect(),
             });
         }
@@ -986,6 +1003,38 @@ mod tests {
         );
         assert_eq!(t.faults.observed_max_disorder_ms, disorder);
         assert!(formats.contains(&b'"') && formats.iter().any(u8::is_ascii_digit));
+    }
+
+    /// A run that ends inside a month: a cap its events stop short of counts as crossed when
+    /// the client's expected rest of the month takes it over, and not when it stays far above.
+    #[test]
+    fn a_month_the_run_ends_in_is_judged_with_its_expected_rest() {
+        let p = SimParams {
+            days: 3,
+            scale: 0.3,
+            ..SimParams::default()
+        };
+        let mut sc = Scenario::standard(&p).unwrap();
+        assert_eq!(month_of(sc.start_ms), month_of(sc.end_ms - 1));
+        let usage = sc.generator().finish().usage;
+        let i = (0..sc.clients.len())
+            .find(|&i| sc.clients[i].contract.is_some() && usage[&*sc.clients[i].id] > 1000.0)
+            .unwrap();
+        let crossed = |sc: &mut Scenario, cap: f64| {
+            sc.clients[i].contract.as_mut().unwrap().monthly_cap = Some(cap);
+            let t = sc.clone().generator().finish();
+            let c = t
+                .clients
+                .into_iter()
+                .find(|c| c.client_id == *sc.clients[i].id);
+            let c = c.unwrap();
+            assert!(c.cap_crossings.is_empty(), "{:?}", c.cap_crossings);
+            c.cap_crossed_after_run
+        };
+        let units = usage[&*sc.clients[i].id];
+        let month = crate::time::month_label(month_of(sc.end_ms - 1));
+        assert_eq!(crossed(&mut sc, units * 1.01), Some(month));
+        assert_eq!(crossed(&mut sc, units * 100.0), None);
     }
 
     #[test]

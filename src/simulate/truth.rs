@@ -146,6 +146,12 @@ pub struct ClientTruth {
     /// First month-to-date cap crossing per month (`YYYY-MM` → event time), if any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cap_crossings: BTreeMap<String, i64>,
+    /// The run's last month (`YYYY-MM`) if the run ends before it does and the month's units so
+    /// far plus the client's expected units for the rest of it (its rate model, no incidents
+    /// past the run) cross the cap: a forecast that says so is right, though the events stop
+    /// short of the crossing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_crossed_after_run: Option<String>,
     /// Legitimate behaviours the fleet sampled for it (`holiday`, `ramp`, `growth`, `batch`,
     /// `heavy_tail`, ...), to tell which kind of client a false alert came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
