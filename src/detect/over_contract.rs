@@ -5,7 +5,7 @@
 //! over it fires once at the threshold. A firing alert also holds while the client is still
 //! far enough above its usual rate for the hour that its busiest hour ahead would be over the
 //! contract, once its learned baseline knows the daily shape (the night of an overage that is
-//! over the contract by day).
+//! over the contract by day; for a creep the baseline has followed, the usual rate is enough).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
@@ -286,6 +286,34 @@ mod tests {
             matches!(v, Verdict::Hold(r) if r.window == 20 * MINUTE_MS && r.ratio == 0.0),
             "{v:?}"
         );
+    }
+
+    /// A creep's baseline follows it: by the time the alert fires, the client's usual day
+    /// peaks over the contract. At night, at its usual, the busiest hour ahead is still over
+    /// the band, and the alert holds (it resolved every night and re-fired every morning);
+    /// a client whose usual peak is within the contract resolves.
+    #[test]
+    fn a_firing_alert_holds_at_night_while_the_usual_peak_ahead_is_over_the_band() {
+        let p = Detectors::default();
+        let h0 = T0 / HOUR_MS;
+        let night_at_usual = |peak_calls_per_minute: f64| {
+            // 2 calls a minute at night, the peak for the 12 hours from 6 hours ahead
+            let mut c = firing(client_with(&[(-360, 0, 2)]), 120);
+            c.baseline.start(h0 - 9 * 24);
+            for h in h0 - 9 * 24..h0 {
+                let busy = (6..18).contains(&(h - h0).rem_euclid(24));
+                let calls = if busy { peak_calls_per_minute } else { 2.0 } * 60.0;
+                c.baseline
+                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+            }
+            over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p)[0]
+        };
+        // a usual peak of 3x the contract
+        let v = night_at_usual(30.0);
+        assert!(matches!(v, Verdict::Hold(r) if r.ratio < 0.3), "{v:?}");
+        // a usual peak at the contract
+        let v = night_at_usual(10.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
     #[test]

@@ -319,9 +319,12 @@ fn judge(
     let d = band.units.factor();
     let in_band = band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
     // (in calls, the baseline's own measure: a heavy-tailed client's units swing past its
-    // usual by chance)
+    // usual by chance; significantly above the usual, or, where the usual alone would take the
+    // busiest hour ahead into the band, above that share of it: a creep's baseline follows the
+    // creep, and its alert resolved every night at the usual and re-fired every morning)
     let over_usual = tail.seasonal.is_some_and(|(usual, need)| {
-        tail.calls >= need * usual && significant(tail.calls, usual, 1.0, CLEAR_ALPHA)
+        tail.calls >= need * usual
+            && significant(tail.calls, need.min(1.0) * usual, 1.0, CLEAR_ALPHA)
     });
     let below_usual = tail
         .seasonal
