@@ -745,9 +745,9 @@ fn stuck_alerts(
 
 /// For a cap alert in a month whose units do cross the client's cap (the truth's crossings,
 /// counted from the events, or, for a month the run ends in, expected to cross it by its end):
-/// the end of that month. What such an alert says stays true until the
-/// cap resets, whatever caused it (an overage that ate the month's budget days before still
-/// blows the cap), so it is not stuck before then.
+/// the end of that month. What such an alert says stays true until the cap resets, whatever
+/// caused it (an overage that ate the month's budget days before still blows the cap), so it is
+/// not stuck before then.
 fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
     if f.alert != kind::CAP_FORECAST && f.alert != kind::CAP_EXCEEDED {
         return None;

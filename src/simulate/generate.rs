@@ -159,11 +159,7 @@ fn cap_crossed_after_run(sc: &Scenario, c: &ClientSpec, a: &Account) -> Option<S
     if a.events == 0 || a.month != month || a.month_units > cap {
         return None;
     }
-    let u = c.mean_units_per_event();
-    let rest: f64 = (sc.end_ms..month_start(month + 1))
-        .step_by(MINUTE_MS as usize)
-        .map(|t| c.rate_at(t) * u)
-        .sum();
+    let rest = c.expected_units(sc.end_ms, month_start(month + 1));
     (a.month_units + rest > cap).then(|| crate::time::month_label(month))
 }
 

@@ -215,6 +215,16 @@ impl ClientSpec {
         self.peak_per_min * self.diurnal.at(local_hour) * self.weekly[weekday]
     }
 
+    /// Expected units over `[from, to)`, minute by minute of [`ClientSpec::rate_at`] (incidents
+    /// included).
+    pub fn expected_units(&self, from: i64, to: i64) -> f64 {
+        let u = self.mean_units_per_event();
+        (from..to)
+            .step_by(MINUTE_MS as usize)
+            .map(|t| self.rate_at(t) * u)
+            .sum()
+    }
+
     /// Expected events in the minute starting at `t`: the client's whole rate model (season,
     /// noise, ramp, incidents, bursts). Deterministic for a built scenario.
     pub fn rate_at(&self, t: i64) -> f64 {

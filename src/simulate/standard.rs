@@ -78,17 +78,8 @@ impl Builder {
         self.clients.len() - 1
     }
 
-    /// Expected units of client `i` over `[from, to)` (noise-free season, incidents included).
     fn expected_units(&self, i: usize, from: i64, to: i64) -> f64 {
-        let c = &self.clients[i];
-        let u = c.mean_units_per_event();
-        let mut t = from;
-        let mut total = 0.0;
-        while t < to {
-            total += c.rate_at(t) * u;
-            t += MINUTE_MS;
-        }
-        total
+        self.clients[i].expected_units(from, to)
     }
 
     /// A monthly cap of `times ×` the client's expected consumption in a 31-day month.
