@@ -99,6 +99,11 @@ impl Schedule {
         fresh
     }
 
+    /// Is an evaluation scheduled and not yet begun?
+    pub fn pending(&self) -> bool {
+        self.mask != 0
+    }
+
     /// Record an evaluation at boundary `b`; false if it was already evaluated there.
     pub fn begin(&mut self, b: i64) -> bool {
         if b <= self.last_eval {

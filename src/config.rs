@@ -352,6 +352,10 @@ pub struct StateConfig {
     /// (~50 bytes each instead of ~1.7 KB), with the same alerts. 0 gives every client full
     /// windows from its first call.
     pub sparse_calls: usize,
+    /// Full clients without a call for this long (and no alert) are packed: compressed to a
+    /// few hundred bytes until their next call, with the same alerts. 0 never packs.
+    #[serde(with = "humantime_serde")]
+    pub pack_after: Duration,
     /// Durable per-partition snapshots of this state (off unless `store` is set).
     pub checkpoint: CheckpointConfig,
 }
@@ -465,6 +469,9 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// Shortest `state.pack_after` but 0.
+pub const MIN_PACK_AFTER: Duration = Duration::from_secs(3 * 3600);
+
 /// Most calls `state.sparse_calls` may keep per client.
 pub const MAX_SPARSE_CALLS: usize = 64;
 
@@ -475,6 +482,7 @@ impl Default for StateConfig {
             idle_timeout: Duration::from_secs(8 * 24 * 3600),
             max_labels: 100_000,
             sparse_calls: 4,
+            pack_after: Duration::from_secs(6 * 3600),
             checkpoint: CheckpointConfig::default(),
         }
     }
@@ -786,6 +794,14 @@ impl Config {
                 ),
             );
         }
+        if !self.state.pack_after.is_zero() && self.state.pack_after < MIN_PACK_AFTER {
+            return fail(
+                "state.pack_after",
+                "must be 0 (never pack) or at least 3h (longer than the minute windows and the \
+                 allowed lateness, which a packed client no longer keeps)"
+                    .into(),
+            );
+        }
         if self.state.max_clients == 0 {
             return fail("state.max_clients", "must be positive".into());
         }
@@ -910,6 +926,17 @@ mod tests {
             e.contains("field `state.sparse_calls`: must be at most 64"),
             "{e}"
         );
+        let e = Config::parse("[state]\npack_after = \"1h\"\n", Path::new("o.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `state.pack_after`: must be 0 (never pack) or at least 3h"),
+            "{e}"
+        );
+        for ok in ["0s", "3h"] {
+            let text = format!("[state]\npack_after = \"{ok}\"\n");
+            Config::parse(&text, Path::new("o.toml")).unwrap();
+        }
 
         let e = Config::parse(
             "[input]\nallowed_lateness = \"soon\"\n",

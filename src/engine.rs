@@ -14,6 +14,8 @@
 //!   so reordering within the allowed lateness never changes a result.
 //! - Memory is bounded: idle uncontracted clients are evicted after `idle_timeout`, and at
 //!   `max_clients` the least recently seen evictable client makes room (sampled, as Redis does).
+//!   Clients of a few calls are kept as those calls ([`crate::sparse`]), and full clients quiet
+//!   for `pack_after` are packed ([`crate::packed`]), both with the alerts of full clients.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
@@ -33,6 +35,7 @@ use crate::decode::{Event, Reject};
 use crate::dedupe::{self, Dedupe};
 use crate::detect::{About, CompiledScope, Context, Detectors, Verdicts};
 use crate::intern::Interner;
+use crate::packed::Packed;
 use crate::rollup::{self, AlertRecord, By, UsageRow};
 use crate::sparse::{Call, Sparse, Tracked};
 use crate::time::{duration_label, minute_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS};
@@ -148,6 +151,10 @@ pub struct Engine {
     sparse_calls: usize,
     /// Clients kept sparse now (a gauge for operators sizing memory).
     sparse: usize,
+    /// Full clients quiet for this long are packed (0: never).
+    pack_after: Millis,
+    /// Clients kept packed now.
+    packed: usize,
     contracts: Arc<Contracts>,
     compiled: Vec<CompiledScope>,
     endpoint_ok: AHashMap<(u32, u32), bool>,
@@ -219,6 +226,8 @@ impl Engine {
             max_clients: cfg.state.max_clients,
             sparse_calls: cfg.state.sparse_calls,
             sparse: 0,
+            pack_after: ms(cfg.state.pack_after),
+            packed: 0,
             contracts: Arc::new(Contracts::default()),
             compiled: Vec::new(),
             endpoint_ok: AHashMap::new(),
@@ -257,13 +266,9 @@ impl Engine {
             .filter_map(|(i, c)| c.as_ref().map(|c| (c.id().clone(), i as u32)))
             .collect();
         e.state = state;
-        e.sparse = e
-            .state
-            .clients
-            .iter()
-            .flatten()
-            .filter(|c| c.full().is_none())
-            .count();
+        let forms = e.state.clients.iter().flatten();
+        e.sparse = forms.clone().filter(|c| c.is_sparse()).count();
+        e.packed = forms.filter(|c| c.is_packed()).count();
         e.set_contracts(contracts);
         e
     }
@@ -390,6 +395,7 @@ impl Engine {
                 Some(Tracked::Full(c)) => self.standing(c, t),
                 // nothing in the last hour: a ratio of 0 without rebuilding it
                 Some(Tracked::Sparse(s)) if s.quiet(t - HOUR_MS, t) => 0.0,
+                Some(Tracked::Packed(_)) => 0.0,
                 Some(Tracked::Sparse(s)) => self.standing(&self.materialize(s), t),
                 None => continue,
             };
@@ -449,16 +455,27 @@ impl Engine {
     }
 
     pub fn is_sparse(&self, id: &str) -> bool {
-        self.index
-            .get(id)
-            .and_then(|&i| self.state.clients[i as usize].as_ref())
-            .is_some_and(|c| c.full().is_none())
+        self.tracked(id).is_some_and(Tracked::is_sparse)
+    }
+
+    /// How many clients are kept packed (see [`crate::packed`]).
+    pub fn packed_count(&self) -> usize {
+        self.packed
+    }
+
+    pub fn is_packed(&self, id: &str) -> bool {
+        self.tracked(id).is_some_and(Tracked::is_packed)
+    }
+
+    fn tracked(&self, id: &str) -> Option<&Tracked> {
+        self.state.clients[*self.index.get(id)? as usize].as_ref()
     }
 
     fn view<'a>(&self, c: &'a Tracked) -> Cow<'a, Client> {
         match c {
             Tracked::Full(c) => Cow::Borrowed(&**c),
             Tracked::Sparse(s) => Cow::Owned(self.materialize(s)),
+            Tracked::Packed(p) => Cow::Owned(p.unpack()),
         }
     }
 
@@ -592,6 +609,7 @@ impl Engine {
                 }
                 None => [u32::MAX; 2],
             },
+            Some(Tracked::Packed(_)) => [u32::MAX; 2],
             None => return Outcome::Overflow,
         };
         let labels = &mut self.state.labels;
@@ -636,6 +654,17 @@ impl Engine {
             Some(Tracked::Full(c)) => {
                 let allowance = hourly_allowance(&self.contracts, c.contract);
                 Arc::make_mut(c).apply(&call, &self.p, allowance)
+            }
+            Some(Tracked::Packed(p)) => {
+                let mut c = p.unpack();
+                let due = c.apply(
+                    &call,
+                    &self.p,
+                    hourly_allowance(&self.contracts, c.contract),
+                );
+                *slot = Some(Tracked::Full(Arc::new(c)));
+                self.packed -= 1;
+                due
             }
             None => return Outcome::Overflow,
         };
@@ -728,8 +757,10 @@ impl Engine {
     fn remove(&mut self, i: usize) {
         if let Some(c) = self.state.clients[i].take() {
             self.index.remove(c.id());
-            if c.full().is_none() {
-                self.sparse -= 1;
+            match c {
+                Tracked::Sparse(_) => self.sparse -= 1,
+                Tracked::Packed(_) => self.packed -= 1,
+                Tracked::Full(_) => {}
             }
             // its boundaries are those of calls up to the newest event, or the one after
             let last_due = self.state.max_ts.div_euclid(MINUTE_MS) + 1;
@@ -822,7 +853,28 @@ impl Engine {
         for _ in 0..batch {
             let i = self.state.sweep_cursor % n;
             self.state.sweep_cursor = (i + 1) % n;
-            self.evict_if_idle(i);
+            if !self.evict_if_idle(i) {
+                self.pack_if_quiet(i);
+            }
+        }
+    }
+
+    /// Pack slot `i` if it is a full client quiet for `pack_after`, with no alert and no
+    /// evaluation to come (see [`crate::packed`]).
+    fn pack_if_quiet(&mut self, i: usize) {
+        let (wm, after) = (self.state.watermark, self.pack_after);
+        let slot = &mut self.state.clients[i];
+        let quiet = matches!(slot, Some(Tracked::Full(c))
+            if c.alerts.is_empty() && !c.sched.pending() && c.last_seen < wm - after);
+        if after == 0 || !quiet {
+            return;
+        }
+        if let Some(Tracked::Full(c)) = slot.take() {
+            *slot = Some(Tracked::Packed(Arc::new(Packed::pack(
+                Arc::unwrap_or_clone(c),
+                wm,
+            ))));
+            self.packed += 1;
         }
     }
 
@@ -847,11 +899,16 @@ impl Engine {
         // A sparse client is evaluated on the full client its calls make; it is kept full only
         // if the evaluation gives it an alert.
         let mut rebuilt = None;
+        if let Some(Tracked::Packed(p)) = slot {
+            // (only a call schedules an evaluation, and a call unpacks it: this is defensive)
+            *slot = Some(Tracked::Full(Arc::new(p.unpack())));
+            self.packed -= 1;
+        }
         let c = match slot {
             Some(Tracked::Full(c)) => Arc::make_mut(c),
             Some(Tracked::Sparse(s)) => rebuilt
                 .insert(s.materialize(&self.p, hourly_allowance(&self.contracts, s.contract))),
-            None => {
+            Some(Tracked::Packed(_)) | None => {
                 self.verdicts = verdicts;
                 return;
             }
@@ -905,7 +962,7 @@ impl Engine {
     fn full_mut(&mut self, idx: u32) -> Option<&mut Client> {
         match self.state.clients[idx as usize].as_mut()? {
             Tracked::Full(c) => Some(Arc::make_mut(c)),
-            Tracked::Sparse(_) => None,
+            Tracked::Sparse(_) | Tracked::Packed(_) => None,
         }
     }
 

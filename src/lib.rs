@@ -12,6 +12,7 @@
 //!   `replay` and the service both go through [`engine::Engine::ingest`].
 //! - [`client`]: the fixed-size state of one client (windows, usage, scope counters, alerts).
 //! - [`sparse`]: a client of a few calls, kept as those calls until it needs full windows.
+//! - [`packed`]: a full client gone quiet, compressed until it calls again.
 //! - [`rollup`]: exact usage by product and origin (hours, then days), for reports.
 //! - [`window`]: minute / hour / day bucket rings and exact window sums.
 //! - [`baseline`]: the learned seasonal baseline (hour of day × weekday).
@@ -58,6 +59,7 @@ pub mod detect;
 pub mod drivers;
 pub mod engine;
 pub mod intern;
+pub mod packed;
 pub mod peers;
 pub mod quality;
 pub mod redact;

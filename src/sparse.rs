@@ -23,6 +23,7 @@ use smallvec::SmallVec;
 
 use crate::client::{Breach, Client, Schedule};
 use crate::detect::Detectors;
+use crate::packed::Packed;
 use crate::time::{minute_of, Millis};
 
 /// One call of a client, as the engine resolved it at arrival.
@@ -190,11 +191,13 @@ impl Sparse {
     }
 }
 
-/// A tracked client, in whichever form it is kept.
+/// A tracked client, in whichever form it is kept: its few calls, full, or packed while quiet
+/// ([`crate::packed`]). Variants are appended only: their order is the checkpoint format.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Tracked {
     Sparse(Arc<Sparse>),
     Full(Arc<Client>),
+    Packed(Arc<Packed>),
 }
 
 impl Tracked {
@@ -202,6 +205,7 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => &s.id,
             Tracked::Full(c) => &c.id,
+            Tracked::Packed(p) => &p.id,
         }
     }
 
@@ -209,6 +213,7 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => s.contract,
             Tracked::Full(c) => c.contract,
+            Tracked::Packed(p) => p.contract,
         }
     }
 
@@ -216,6 +221,7 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => Arc::make_mut(s).contract = contract,
             Tracked::Full(c) => Arc::make_mut(c).contract = contract,
+            Tracked::Packed(p) => Arc::make_mut(p).contract = contract,
         }
     }
 
@@ -223,6 +229,7 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => s.last_seen(),
             Tracked::Full(c) => c.last_seen,
+            Tracked::Packed(p) => p.last_seen,
         }
     }
 
@@ -231,21 +238,31 @@ impl Tracked {
         match self {
             Tracked::Sparse(s) => s.calls.iter().fold(0.0, |sum, c| sum + c.units),
             Tracked::Full(c) => c.usage.total_units,
+            Tracked::Packed(p) => p.total_units,
         }
     }
 
-    /// May it be forgotten to make room? (A sparse client has no alert.)
+    /// May it be forgotten to make room? (A sparse or packed client has no alert.)
     pub fn evictable(&self) -> bool {
         match self {
             Tracked::Sparse(s) => s.contract.is_none(),
+            Tracked::Packed(p) => p.contract.is_none(),
             Tracked::Full(c) => c.evictable(),
         }
     }
 
     pub fn full(&self) -> Option<&Client> {
         match self {
-            Tracked::Sparse(_) => None,
+            Tracked::Sparse(_) | Tracked::Packed(_) => None,
             Tracked::Full(c) => Some(c),
         }
+    }
+
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Tracked::Sparse(_))
+    }
+
+    pub fn is_packed(&self) -> bool {
+        matches!(self, Tracked::Packed(_))
     }
 }

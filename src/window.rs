@@ -180,6 +180,21 @@ impl Windows {
 
     /// Calls in hour `h`, unless the count saturated (a client of more than 65,535 calls an
     /// hour, whose hourly units are then a precise enough measure on their own).
+    /// Forget the minute buckets if none of them can be read or written again: every read
+    /// and write from `now` on is at a minute after `now − MINUTE_SLOTS` (windows of the
+    /// minute rings look back at most an hour, and later events write at or after `now`), so
+    /// a ring whose newest minute is older than that holds nothing anyone will see, and
+    /// emptying it changes no sum. What makes a quiet client pack small
+    /// ([`crate::packed`]).
+    pub fn forget_minutes_before(&mut self, now: Millis) {
+        if self.minutes.head < now.div_euclid(MINUTE_MS) - MINUTE_SLOTS as i64 {
+            self.minutes = Ring::default();
+        }
+        if self.minute_calls.head < now.div_euclid(MINUTE_MS) - MINUTE_SLOTS as i64 {
+            self.minute_calls = Ring::default();
+        }
+    }
+
     pub fn hour_calls(&self, h: i64) -> Option<f64> {
         let n = self.hour_calls.get(h);
         (n < u16::MAX).then_some(n as f64)

@@ -704,3 +704,97 @@ fn sparse_clients_give_the_alerts_and_state_of_full_ones() {
     }
     assert!(fired > 20, "the stream must exercise alerts: {fired}");
 }
+
+/// Clients in sessions of up to three hours (a call every few minutes, some far over their
+/// contracts or usual) separated by quiet gaps of 4 hours to 3 days, for six to twelve days, with
+/// redeliveries and arrivals up to 90 s out of order.
+fn quiet_stream(seed: u64) -> Vec<Ev> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut events = vec![];
+    // c0-c29 are contracted (see `sparse_contracts`), the rest not; each stops at its own time
+    for i in 0..60 {
+        let client = format!("c{i}");
+        let end = t0() + rng.gen_range(6 * DAY_MS..12 * DAY_MS);
+        let mut t = t0() + rng.gen_range(0..DAY_MS);
+        let mut n = 0;
+        while t < end {
+            let session_end = t + rng.gen_range(10 * MINUTE_MS..3 * HOUR_MS);
+            let heavy = rng.gen_bool(0.3);
+            while t < session_end {
+                let units = if heavy {
+                    rng.gen_range(50.0..500.0_f64).round()
+                } else {
+                    rng.gen_range(0.0..3.0_f64).round()
+                };
+                let product = ["search", "ads"][rng.gen_range(0..2)];
+                let country = ["US", "DE"][rng.gen_range(0..2)];
+                let extra = format!(
+                    r#","product":"{product}","endpoint":"/2/search/recent","origin_country":"{country}""#
+                );
+                let e = ev(t, &client, n, units, &extra);
+                if rng.gen_bool(0.05) {
+                    events.push(e.clone());
+                }
+                events.push(e);
+                n += 1;
+                t += rng.gen_range(MINUTE_MS..5 * MINUTE_MS);
+            }
+            t += rng.gen_range(4 * HOUR_MS..3 * DAY_MS);
+        }
+    }
+    let mut keyed: Vec<(Millis, Ev)> = events
+        .into_iter()
+        .map(|e| (e.ts + rng.gen_range(0..90_000), e))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, e)| e).collect()
+}
+
+#[test]
+fn packed_clients_give_the_alerts_and_state_of_full_ones() {
+    let mut fired = 0;
+    for (seed, max_clients) in (0..4).flat_map(|s| [(s, None), (s, Some(12))]) {
+        let events = quiet_stream(seed);
+        let run_with = |pack_after: u64| {
+            let mut cfg = Config::default();
+            cfg.state.pack_after = std::time::Duration::from_secs(pack_after * 3600);
+            if let Some(n) = max_clients {
+                cfg.state.max_clients = n;
+            }
+            let mut e = Engine::new(&cfg, sparse_contracts());
+            let alerts = run(&mut e, &events);
+            (e, alerts)
+        };
+        let (never, alerts) = run_with(0);
+        assert_eq!(never.packed_count(), 0);
+        fired += alerts.len();
+        let (packed, packed_alerts) = run_with(3);
+        assert!(packed.packed_count() > 0, "seed {seed}: nothing was packed");
+        let walked = packed
+            .client_ids()
+            .filter(|id| packed.is_packed(id))
+            .count();
+        assert_eq!(
+            packed.packed_count(),
+            walked,
+            "the gauge counts what is packed"
+        );
+        assert_eq!(
+            alerts, packed_alerts,
+            "seed {seed}, max_clients {max_clients:?}"
+        );
+        assert_eq!(never.stats(), packed.stats());
+        let wm = never.watermark().expect("events were seen");
+        for id in never.client_ids() {
+            // equal but for minute rings nothing can read any more (which packing forgets)
+            let (mut a, mut b) = (
+                never.client(id).unwrap().into_owned(),
+                packed.client(id).unwrap().into_owned(),
+            );
+            a.windows.forget_minutes_before(wm);
+            b.windows.forget_minutes_before(wm);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}, {id}");
+        }
+    }
+    assert!(fired > 20, "the stream must exercise alerts: {fired}");
+}

@@ -33,8 +33,8 @@ pub use store::Store;
 pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// Version of the body encoding this build writes and reads. 2: dedupe ids of late events
 /// are also kept by arrival. 5: alerts keep when they were last over their threshold, scope
-/// counters count calls.
-pub const FORMAT_VERSION: u16 = 7;
+/// counters count calls. 8: quiet clients may be packed.
+pub const FORMAT_VERSION: u16 = 8;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +156,15 @@ mod tests {
         let mut out = vec![];
         // ten days of one client before, so its usage history has hours and days sealed
         let start = crate::time::parse_rfc3339("2026-08-31T00:10:00Z").unwrap();
+        // (and a client of the same calls gone quiet the evening before, to be packed)
         for i in 0..80 {
-            let line = format!(
-                r#"{{"ts":"{}","client_id":"c0","units":{i},"product":"p1"}}"#,
-                crate::time::format_rfc3339(start + i * 3 * crate::time::HOUR_MS)
-            );
-            e.ingest(&decoder, line.as_bytes(), None, &mut out);
+            for client in ["c0", "q0"] {
+                let line = format!(
+                    r#"{{"ts":"{}","client_id":"{client}","units":{i},"product":"p1"}}"#,
+                    crate::time::format_rfc3339(start + i * 3 * crate::time::HOUR_MS)
+                );
+                e.ingest(&decoder, line.as_bytes(), None, &mut out);
+            }
         }
         for i in 0..500 {
             let line = format!(
@@ -182,6 +185,7 @@ mod tests {
             e.ingest(&decoder, line.as_bytes(), None, &mut out);
         }
         assert_eq!(e.sparse_count(), 2);
+        assert!(e.is_packed("q0") && e.packed_count() == 1);
         e
     }
 
@@ -204,6 +208,7 @@ mod tests {
         let mut r = Engine::restore(&cfg, Arc::new(Contracts::default()), state);
         assert_eq!(r.client_count(), e.client_count());
         assert_eq!(r.sparse_count(), e.sparse_count());
+        assert_eq!(r.packed_count(), e.packed_count());
         assert_eq!(r.watermark(), e.watermark());
         for c in e.clients() {
             let restored = r.client(&c.id).expect("every client restored");
@@ -303,7 +308,8 @@ mod tests {
 
         // every older body is laid out differently (v1: dedupe ids by event time only; v3:
         // clients without their driver mix; v4: alerts without when they were last over their
-        // threshold, scope counters without calls) and must be refused, not misread
+        // threshold, scope counters without calls; v7: no packed clients, which it would
+        // take for corruption) and must be refused, not misread
         for v in 1..FORMAT_VERSION {
             let mut old = good.clone();
             old[8..10].copy_from_slice(&v.to_le_bytes());

@@ -32,6 +32,7 @@ pub struct Metrics {
     evictions: IntCounterVec,
     clients: IntGauge,
     sparse_clients: IntGauge,
+    packed_clients: IntGauge,
     alerts_active: IntGauge,
     lag: IntGaugeVec,
     ratio: prometheus::GaugeVec,
@@ -88,6 +89,10 @@ impl Metrics {
             sparse_clients: gauge(
                 "overage_clients_sparse",
                 "Of the clients tracked, those kept as their few calls (state.sparse_calls).",
+            ),
+            packed_clients: gauge(
+                "overage_clients_packed",
+                "Of the clients tracked, those packed while quiet (state.pack_after).",
             ),
             alerts_active: gauge("overage_alerts_active", "Alerts firing now."),
             lag: register(
@@ -208,6 +213,7 @@ impl Metrics {
         );
         self.clients.set(tracked.clients as i64);
         self.sparse_clients.set(tracked.sparse as i64);
+        self.packed_clients.set(tracked.packed as i64);
         self.alerts_active.set(
             shared
                 .active
@@ -294,6 +300,7 @@ mod tests {
             "overage_alerts_total",
             "overage_clients_tracked",
             "overage_clients_sparse",
+            "overage_clients_packed",
             "overage_processing_seconds",
             "overage_alerts_active",
         ] {

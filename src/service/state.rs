@@ -56,6 +56,8 @@ pub struct Tracked {
     pub clients: usize,
     /// Of them, kept as their few calls (see [`crate::sparse`]).
     pub sparse: usize,
+    /// Of them, packed while quiet (see [`crate::packed`]).
+    pub packed: usize,
 }
 
 #[derive(Default)]
@@ -310,6 +312,7 @@ impl Shared {
             total.add(e.stats());
             tracked.clients += e.client_count();
             tracked.sparse += e.sparse_count();
+            tracked.packed += e.packed_count();
         }
         (total, tracked)
     }
