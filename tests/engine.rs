@@ -633,12 +633,7 @@ fn sparse_stream(seed: u64) -> Vec<Ev> {
             events.push(e);
         }
     }
-    let mut keyed: Vec<(Millis, Ev)> = events
-        .into_iter()
-        .map(|e| (e.ts + rng.gen_range(0..90_000), e))
-        .collect();
-    keyed.sort_by_key(|(k, _)| *k);
-    keyed.into_iter().map(|(_, e)| e).collect()
+    arrive_out_of_order(events, &mut rng)
 }
 
 /// `id`'s state in `a` and `b` is the same, bit for bit, but for minute rings nothing can read
@@ -654,6 +649,34 @@ fn assert_same_state(a: &Engine, b: &Engine, id: &str, case: &str) {
     assert_eq!(format!("{x:?}"), format!("{y:?}"), "{case}, {id}");
 }
 
+/// `events` in arrival order: each up to 90 s late (the allowed lateness is 60 s, so some are
+/// late).
+fn arrive_out_of_order(events: Vec<Ev>, rng: &mut SmallRng) -> Vec<Ev> {
+    let mut keyed: Vec<(Millis, Ev)> = events
+        .into_iter()
+        .map(|e| (e.ts + rng.gen_range(0..90_000), e))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, e)| e).collect()
+}
+
+/// `events` through an engine of the default config as `set` changes it, keeping at most
+/// `max_clients` clients, under `sparse_contracts`.
+fn run_with(
+    events: &[Ev],
+    max_clients: Option<usize>,
+    set: impl FnOnce(&mut Config),
+) -> (Engine, Vec<Alert>) {
+    let mut cfg = Config::default();
+    set(&mut cfg);
+    if let Some(n) = max_clients {
+        cfg.state.max_clients = n;
+    }
+    let mut e = Engine::new(&cfg, sparse_contracts());
+    let alerts = run(&mut e, events);
+    (e, alerts)
+}
+
 #[test]
 fn sparse_clients_give_the_alerts_and_state_of_full_ones() {
     let mut fired = 0;
@@ -662,14 +685,9 @@ fn sparse_clients_give_the_alerts_and_state_of_full_ones() {
     for (seed, max_clients) in (0..6).flat_map(|s| [(s, None), (s, Some(8))]) {
         let events = sparse_stream(seed);
         let run_with = |sparse_calls: usize| {
-            let mut cfg = Config::default();
-            cfg.state.sparse_calls = sparse_calls;
-            if let Some(n) = max_clients {
-                cfg.state.max_clients = n;
-            }
-            let mut e = Engine::new(&cfg, sparse_contracts());
-            let alerts = run(&mut e, &events);
-            (e, alerts)
+            run_with(&events, max_clients, |c| {
+                c.state.sparse_calls = sparse_calls
+            })
         };
         let (full, alerts) = run_with(0);
         assert_eq!(full.sparse_count(), 0);
@@ -755,12 +773,7 @@ fn quiet_stream(seed: u64) -> Vec<Ev> {
             t += rng.gen_range(4 * HOUR_MS..3 * DAY_MS);
         }
     }
-    let mut keyed: Vec<(Millis, Ev)> = events
-        .into_iter()
-        .map(|e| (e.ts + rng.gen_range(0..90_000), e))
-        .collect();
-    keyed.sort_by_key(|(k, _)| *k);
-    keyed.into_iter().map(|(_, e)| e).collect()
+    arrive_out_of_order(events, &mut rng)
 }
 
 #[test]
@@ -768,15 +781,9 @@ fn packed_clients_give_the_alerts_and_state_of_full_ones() {
     let mut fired = 0;
     for (seed, max_clients) in (0..4).flat_map(|s| [(s, None), (s, Some(12))]) {
         let events = quiet_stream(seed);
-        let run_with = |pack_after: u64| {
-            let mut cfg = Config::default();
-            cfg.state.pack_after = std::time::Duration::from_secs(pack_after * 3600);
-            if let Some(n) = max_clients {
-                cfg.state.max_clients = n;
-            }
-            let mut e = Engine::new(&cfg, sparse_contracts());
-            let alerts = run(&mut e, &events);
-            (e, alerts)
+        let run_with = |hours: u64| {
+            let pack_after = std::time::Duration::from_secs(hours * 3600);
+            run_with(&events, max_clients, |c| c.state.pack_after = pack_after)
         };
         let (never, alerts) = run_with(0);
         assert_eq!(never.packed_count(), 0);
