@@ -452,7 +452,16 @@ impl Dispersion {
     /// lognormal fit (`exp(μ + 1.5σ²)` over nonzero units, which zero-unit calls do not change)
     /// when that is larger and the log-variance says the tail is heavy.
     pub fn factor(&self) -> f64 {
+        self.factor_with((0.0, 0.0))
+    }
+
+    /// [`Self::factor`] with `(Σu, Σu²)` of calls not folded in yet (the hour in progress,
+    /// [`crate::window::Windows::hour_so_far`]): a call being judged counts in the spread it is
+    /// judged against, so a bulk export many times any call before it is its own evidence of a
+    /// heavy tail, not of an overage.
+    pub fn factor_with(&self, (e1, e2): (f64, f64)) -> f64 {
         let (s1, s2, _) = self.moments();
+        let (s1, s2) = (s1 + e1 as f32, s2 + e2 as f32);
         let moment = if s1 > 0.0 { (s2 / s1).max(1e-3) } else { 1.0 };
         let (l1, l2, nz) = self.log_moments();
         if nz < 2.0 {
@@ -735,6 +744,11 @@ mod tests {
         d.add(t + 2 * HOUR_MS, 1.0);
         d.fold_complete(t + 2 * HOUR_MS);
         assert_eq!(d.factor(), e.factor());
+        // calls not folded yet are added as given: (Σu, Σu²) of one 1,000-unit call
+        let before = d.factor();
+        let with = d.factor_with((1000.0, 1e6));
+        assert!(with > 3.0 * before, "{with} vs {before}");
+        assert_eq!(d.factor_with((0.0, 0.0)), before);
     }
 
     #[test]

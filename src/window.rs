@@ -195,6 +195,23 @@ impl Windows {
         }
     }
 
+    /// The hour in progress up to `t`, minute by minute: `(Σ units, Σ units² as if each
+    /// minute's calls were of equal size)`. The squares are exact for a minute of one
+    /// call (a bulk export stands alone) and a lower bound otherwise; nothing at or after `t`
+    /// counts, so the result does not depend on what has arrived ahead of `t`.
+    pub fn hour_so_far(&self, t: Millis) -> (f64, f64) {
+        let b = t.div_euclid(MINUTE_MS);
+        let from = t.div_euclid(HOUR_MS) * HOUR_MS / MINUTE_MS;
+        (from..b).fold((0.0, 0.0), |(s1, s2), m| {
+            let (v, c) = (self.minutes.get(m) as f64, self.minute_calls.get(m) as f64);
+            if c > 0.0 {
+                (s1 + v, s2 + v * v / c)
+            } else {
+                (s1, s2)
+            }
+        })
+    }
+
     pub fn hour_calls(&self, h: i64) -> Option<f64> {
         let n = self.hour_calls.get(h);
         (n < u16::MAX).then_some(n as f64)
@@ -350,6 +367,18 @@ mod tests {
             w.add(T0, 1.0);
         }
         assert_eq!(w.calls(T0 + MINUTE_MS, MINUTE_MS), 255.0);
+    }
+
+    #[test]
+    fn the_hour_so_far_counts_calls_before_t_only() {
+        let mut w = Windows::default();
+        w.add(T0 - MINUTE_MS, 99.0); // the hour before: folded elsewhere
+        w.add(T0 + MINUTE_MS, 30.0); // one call: its square exactly
+        w.add(T0 + 2 * MINUTE_MS, 4.0); // two calls of a minute: as if equal
+        w.add(T0 + 2 * MINUTE_MS + 1, 6.0);
+        w.add(T0 + 10 * MINUTE_MS, 500.0); // at t: a later evaluation's business
+        assert_eq!(w.hour_so_far(T0 + 10 * MINUTE_MS), (40.0, 900.0 + 50.0));
+        assert_eq!(w.hour_so_far(T0), (0.0, 0.0));
     }
 
     #[test]

@@ -231,6 +231,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn one_bulk_call_of_a_heavy_tailed_client_does_not_fire() {
+        // A week of six calls an hour of 1 to 40 units (a heavy tail: the mean is 10), then in
+        // the hour in progress one call of 600: the six hours are over 2x the contract, but
+        // the call is its own evidence of the spread it is judged against.
+        let p = Detectors::default();
+        let sizes = [1.0, 2.0, 3.0, 5.0, 8.0, 40.0];
+        let mut c = client_with(&[]);
+        for k in 0..7 * 24 * 6 {
+            let ts = T0 - 7 * 24 * HOUR_MS + k * 10 * MINUTE_MS;
+            c.windows.add(ts, sizes[k as usize % 6] as f32);
+            c.units.add(ts, sizes[k as usize % 6]);
+        }
+        let bulk = T0 + 20 * MINUTE_MS;
+        c.windows.add(bulk, 600.0);
+        c.units.add(bulk, 600.0);
+        c.units.fold_complete(T0);
+        let t = T0 + 30 * MINUTE_MS;
+        let open = c.units.factor_with(c.windows.hour_so_far(t));
+        assert!(
+            open > 2.0 * c.units.factor(),
+            "{open} vs {}",
+            c.units.factor()
+        );
+        let [v, _] = over_contract(&c, t, rate(80.0 / 60.0), [1.5, 3.0], &p);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+        // an excess as large from calls each 3x their usual size, six hours long: it fires
+        let mut d = client_with(&[]);
+        for k in 0..7 * 24 * 6 {
+            let ts = T0 - 7 * 24 * HOUR_MS + k * 10 * MINUTE_MS;
+            let twice = if ts >= T0 - 6 * HOUR_MS { 3.0 } else { 1.0 };
+            d.windows.add(ts, (sizes[k as usize % 6] * twice) as f32);
+            d.units.add(ts, sizes[k as usize % 6] * twice);
+        }
+        d.units.fold_complete(T0);
+        let [v, _] = over_contract(&d, T0, rate(80.0 / 60.0), [1.5, 3.0], &p);
+        assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
+    }
+
     /// `c` with a firing warning whose excess was last seen `ago` minutes before T0.
     fn firing(mut c: Client, ago: i64) -> Client {
         let mut slot = crate::alert::Slot::new(

@@ -185,7 +185,11 @@ pub(crate) fn windowed(
             },
         }
     });
-    let band = Band { at: hold_at, units };
+    let band = Band {
+        at: hold_at,
+        units,
+        factor: units.factor_with(w.hour_so_far(t)),
+    };
     let [warning, critical] = j
         .thresholds
         .map(|threshold| judge(&sums, threshold, j, null(threshold), &band, after.as_ref()));
@@ -228,10 +232,12 @@ struct Tail {
     reading: Reading,
 }
 
-/// The hysteresis band a firing alert holds in.
+/// The hysteresis band a firing alert holds in, and the client's dispersion as of `t` (the
+/// hour in progress included).
 struct Band<'a> {
     at: f64,
     units: &'a Dispersion,
+    factor: f64,
 }
 
 impl Band<'_> {
@@ -250,12 +256,7 @@ impl Band<'_> {
     }
 
     fn clearly_below(&self, r: &Reading) -> bool {
-        clearly_below(
-            r.observed,
-            self.at * r.expected,
-            self.units.factor(),
-            CLEAR_ALPHA,
-        )
+        clearly_below(r.observed, self.at * r.expected, self.factor, CLEAR_ALPHA)
     }
 }
 
@@ -274,7 +275,7 @@ fn judge(
             && significant(
                 s.trimmed,
                 null_ratio * s.trimmed_expected,
-                band.units.factor(),
+                band.factor,
                 j.shared.alpha,
             )
             // Once firing, the long window still holds the episode for hours after it ended,
@@ -284,7 +285,7 @@ fn judge(
                 || significant(
                     s.short.0,
                     band.at * s.short.1,
-                    band.units.factor(),
+                    band.factor,
                     CLEAR_ALPHA,
                 ))
         {
@@ -316,7 +317,7 @@ fn judge(
         return Verdict::Clear(first.reading);
     };
     let r = &tail.reading;
-    let d = band.units.factor();
+    let d = band.factor;
     let in_band = band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
     // (in calls, the baseline's own measure: a heavy-tailed client's units swing past its
     // usual by chance; significantly above the usual, or, where the usual alone would take the
