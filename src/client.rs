@@ -316,10 +316,12 @@ impl Usage {
 /// random size behaves like a Poisson count scaled by `E[u²]/E[u]` (compound Poisson).
 ///
 /// Events are summed per hour in two slots; completed hours are folded into a long-run estimate
-/// that forgets with a half-life of about a day, so one odd hour (a single huge call on a tiny
+/// that forgets with a half-life of about a week, so one odd hour (a single huge call on a tiny
 /// client) neither hides nor fakes an excess. Hours are folded in order, at the first
-/// evaluation after they complete (or when their slot is needed), so the value read at an
-/// evaluation depends only on events before it, not on arrival order.
+/// evaluation after they complete (or when their slot is needed), and the hour in progress is
+/// added by the judge from the minute rings up to the evaluated minute
+/// ([`Dispersion::factor_with`]), so the value read at an evaluation depends only on events
+/// before it, not on arrival order.
 ///
 /// A heavy tail (a client whose calls are mostly small pages and now and then a bulk export)
 /// has a second moment that a week of a small client's calls does not show: the sample `E[u²]`

@@ -841,8 +841,8 @@ impl Engine {
         }
     }
 
-    /// Expire dedupe ids and sweep a slice of the table for idle clients, so that the whole
-    /// table is swept about once an hour of event time.
+    /// Expire dedupe ids and sweep a slice of the table for idle clients (evicted) and quiet
+    /// ones (packed), so that the whole table is swept about once an hour of event time.
     fn housekeeping(&mut self, minutes: usize) {
         self.state.dedupe.expire(self.state.watermark);
         let n = self.state.clients.len();
