@@ -395,13 +395,12 @@ fn robust_week(week: &[f64; 7]) -> [f64; 7] {
     let rest = median(&mut week[5..].to_vec());
     let mut out = *week;
     for (d, x) in out.iter_mut().enumerate() {
-        let m = if d < 5 { work } else { rest.max(*x) };
         // (a weekend day's median is the larger of the two: one under two thirds of the other
         // is the other half of a holiday split over both, or the holiday itself)
-        let low = if d < 5 {
-            OUTLIER_DAY
+        let (m, low) = if d < 5 {
+            (work, OUTLIER_DAY)
         } else {
-            LOW_FIRST_WEEKEND_DAY
+            (rest.max(*x), LOW_FIRST_WEEKEND_DAY)
         };
         if m > 0.0 && !(m / low..=m * OUTLIER_DAY).contains(x) {
             *x = m;

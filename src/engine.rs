@@ -591,6 +591,7 @@ impl Engine {
         let Some(idx) = self.client_index(&ev.client_id, ev.ts) else {
             return Outcome::Overflow;
         };
+        self.unpack(idx);
         let late = ev.ts < self.state.watermark;
         // A client mostly repeats its product, country and endpoints: checking the last ones
         // (and the endpoints in its mix) against the label table costs a compare instead of a
@@ -609,8 +610,8 @@ impl Engine {
                 }
                 None => [u32::MAX; 2],
             },
-            Some(Tracked::Packed(_)) => [u32::MAX; 2],
-            None => return Outcome::Overflow,
+            // (unpacked above)
+            Some(Tracked::Packed(_)) | None => return Outcome::Overflow,
         };
         let labels = &mut self.state.labels;
         let mut intern = |known: &[u32], s: &str| {
@@ -655,18 +656,7 @@ impl Engine {
                 let allowance = hourly_allowance(&self.contracts, c.contract);
                 Arc::make_mut(c).apply(&call, &self.p, allowance)
             }
-            Some(Tracked::Packed(p)) => {
-                let mut c = p.unpack();
-                let due = c.apply(
-                    &call,
-                    &self.p,
-                    hourly_allowance(&self.contracts, c.contract),
-                );
-                *slot = Some(Tracked::Full(Arc::new(c)));
-                self.packed -= 1;
-                due
-            }
-            None => return Outcome::Overflow,
+            Some(Tracked::Packed(_)) | None => return Outcome::Overflow,
         };
         if due {
             self.state.due.entry(call.boundary()).or_default().push(idx);
@@ -863,10 +853,13 @@ impl Engine {
     /// evaluation to come (see [`crate::packed`]).
     fn pack_if_quiet(&mut self, i: usize) {
         let (wm, after) = (self.state.watermark, self.pack_after);
+        if after == 0 {
+            return;
+        }
         let slot = &mut self.state.clients[i];
         let quiet = matches!(slot, Some(Tracked::Full(c))
             if c.alerts.is_empty() && !c.sched.pending() && c.last_seen < wm - after);
-        if after == 0 || !quiet {
+        if !quiet {
             return;
         }
         if let Some(Tracked::Full(c)) = slot.take() {
@@ -875,6 +868,16 @@ impl Engine {
                 wm,
             ))));
             self.packed += 1;
+        }
+    }
+
+    /// Slot `idx` as a full client again if it is packed: its next call, or an evaluation
+    /// (only a call schedules one, and a call unpacks it first; that one is defensive).
+    fn unpack(&mut self, idx: u32) {
+        let slot = &mut self.state.clients[idx as usize];
+        if let Some(Tracked::Packed(p)) = slot {
+            *slot = Some(Tracked::Full(Arc::new(p.unpack())));
+            self.packed -= 1;
         }
     }
 
@@ -895,19 +898,16 @@ impl Engine {
         let t = boundary * MINUTE_MS;
         let mut verdicts = std::mem::take(&mut self.verdicts);
         verdicts.clear();
+        self.unpack(idx);
         let slot = &mut self.state.clients[idx as usize];
         // A sparse client is evaluated on the full client its calls make; it is kept full only
         // if the evaluation gives it an alert.
         let mut rebuilt = None;
-        if let Some(Tracked::Packed(p)) = slot {
-            // (only a call schedules an evaluation, and a call unpacks it: this is defensive)
-            *slot = Some(Tracked::Full(Arc::new(p.unpack())));
-            self.packed -= 1;
-        }
         let c = match slot {
             Some(Tracked::Full(c)) => Arc::make_mut(c),
             Some(Tracked::Sparse(s)) => rebuilt
                 .insert(s.materialize(&self.p, hourly_allowance(&self.contracts, s.contract))),
+            // (unpacked above)
             Some(Tracked::Packed(_)) | None => {
                 self.verdicts = verdicts;
                 return;
