@@ -172,15 +172,14 @@ impl Client {
             ],
             learn_usual,
         );
-        let w = self.scope.weight(ts, half_life);
-        let w_long = self.scope.long_weight(ts, half_life);
-        self.scope.add(w, w_long, call.breach);
+        let w = self.scope.weights(ts, half_life);
+        self.scope.add(w, call.breach);
         let n = self.scope.calls;
         // `new_origin` tracks a country and a network each on its own, so a new network in a
         // known country is as new as a new country.
         if p.new_origin.enabled {
             for o in [country, call.asn()].into_iter().flatten() {
-                self.scope.origins.add(o, ts, w, n);
+                self.scope.origins.add(o, ts, w[0], n);
             }
         }
         self.sched.schedule(call.boundary())
@@ -484,7 +483,9 @@ impl Dispersion {
 /// Whether enough calls broke the contract to be sure uses counters that forget
 /// [`LONG_HALF_LIVES`] times slower, so a client making a few calls an hour can still reach
 /// `min_events` violating calls (with the short half-life it never could: its decayed count
-/// stays below one call).
+/// stays below one call). How many calls the violation under way made is counted exactly, from
+/// its first call: a client making a call every few hours needs days for ten violating calls,
+/// which even the long counters forget faster than it makes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scope {
     anchor: Millis,
@@ -496,11 +497,17 @@ pub struct Scope {
     pub bad_long: [f32; 3],
     /// Every call with the long half-life (the long share's denominator).
     pub total_long: f32,
-    /// Calls counted (modulo 2^16, far more than any run of clean calls that ends a
-    /// violation), and its value at the last violating call of each kind: how many of the
+    /// Violating calls of each kind since the violation under way began (saturating): its
+    /// first call after a run of clean calls that ended the one before
+    /// ([`crate::detect::scope::clean_run_needed`]).
+    pub run: [u16; 3],
+    /// The long share of each kind as of its last violating call: the share the violation ran
+    /// at, which the clean calls since do not dilute.
+    pub ran_at: [f32; 3],
+    /// Calls counted (modulo 2^32), and its value at the last violating call of each kind: how many of the
     /// client's own calls have been clean since, whatever the hour.
-    pub calls: u16,
-    pub last_bad: [u16; 3],
+    pub calls: u32,
+    pub last_bad: [u32; 3],
     /// Most recent out-of-contract product / endpoint / origin (interned ids).
     pub last_product: u32,
     pub last_endpoint: u32,
@@ -521,21 +528,15 @@ pub enum Breach {
 }
 
 impl Scope {
-    /// Weight of an event at `ts` relative to the anchor.
+    /// Weights of an event at `ts` relative to the anchor, with the short and long half-lives.
     #[inline]
-    pub fn weight(&mut self, ts: Millis, half_life: Millis) -> f32 {
+    pub fn weights(&mut self, ts: Millis, half_life: Millis) -> [f32; 2] {
         // Re-anchor when the event is far from the anchor, so weights stay in f32 range.
         if self.anchor == 0 || (ts - self.anchor).abs() > 4 * half_life {
             self.decay_to(ts, half_life);
         }
-        ((ts - self.anchor) as f64 / half_life as f64).exp2() as f32
-    }
-
-    /// Weight of an event at `ts` (relative to the anchor) in the long counters, after
-    /// [`Scope::weight`] placed the anchor.
-    #[inline]
-    pub fn long_weight(&self, ts: Millis, half_life: Millis) -> f32 {
-        ((ts - self.anchor) as f64 / (half_life as f64 * LONG_HALF_LIVES)).exp2() as f32
+        let x = (ts - self.anchor) as f64 / half_life as f64;
+        [x.exp2() as f32, (x / LONG_HALF_LIVES).exp2() as f32]
     }
 
     /// Move the anchor to `t`, scaling every counter.
@@ -557,9 +558,9 @@ impl Scope {
         f
     }
 
-    /// Count one call of weights `w` and `w_long`, and the scope rule it broke if any.
+    /// Count one call of [`Scope::weights`] `[w, w_long]`, and the scope rule it broke if any.
     #[inline]
-    pub fn add(&mut self, w: f32, w_long: f32, breach: Option<Breach>) {
+    pub fn add(&mut self, [w, w_long]: [f32; 2], breach: Option<Breach>) {
         self.total += w;
         self.total_long += w_long;
         self.calls = self.calls.wrapping_add(1);
@@ -582,18 +583,31 @@ impl Scope {
             None => return,
         };
         self.bad_long[kind] += w_long;
+        let clean = self.calls.wrapping_sub(self.last_bad[kind]).wrapping_sub(1);
+        let over = clean as f64 >= crate::detect::scope::clean_run_needed(self.ran_at[kind] as f64);
+        self.run[kind] = if over {
+            1
+        } else {
+            self.run[kind].saturating_add(1)
+        };
+        self.ran_at[kind] = self.bad_long[kind] / self.total_long;
         self.last_bad[kind] = self.calls;
     }
 
     /// Of the scope rule `kind` (product, endpoint, origin): the share of calls breaking it
-    /// over the long half-life, and the client's calls since the last one that did.
-    pub fn long_share(&self, kind: usize) -> (f64, u16) {
+    /// over the long half-life, that share as of the last call that did, and the client's
+    /// calls since.
+    pub fn long_share(&self, kind: usize) -> (f64, f64, u32) {
         let share = if self.total_long > 0.0 {
             (self.bad_long[kind] / self.total_long) as f64
         } else {
             0.0
         };
-        (share, self.calls.wrapping_sub(self.last_bad[kind]))
+        (
+            share,
+            self.ran_at[kind] as f64,
+            self.calls.wrapping_sub(self.last_bad[kind]),
+        )
     }
 }
 
@@ -607,16 +621,14 @@ pub struct Origins {
     first_seen: [i32; ORIGIN_SLOTS],
     calls: [f32; ORIGIN_SLOTS],
     count: [u16; ORIGIN_SLOTS],
-    /// The scope's call counter at the entry's first and last call (modulo 2^16: the share
-    /// since first seen reads high on a client making over 65,536 calls in the day an origin
-    /// stays new).
-    first_call: [u16; ORIGIN_SLOTS],
-    last_call: [u16; ORIGIN_SLOTS],
+    /// The scope's call counter at the entry's first and last call.
+    first_call: [u32; ORIGIN_SLOTS],
+    last_call: [u32; ORIGIN_SLOTS],
 }
 
 impl Origins {
     #[inline]
-    pub fn add(&mut self, id: u32, ts: Millis, w: f32, call: u16) {
+    pub fn add(&mut self, id: u32, ts: Millis, w: f32, call: u32) {
         let n = self.len as usize;
         if let Some(i) = self.ids[..n].iter().position(|&x| x == id) {
             self.calls[i] += w;
@@ -657,15 +669,31 @@ impl Origins {
         })
     }
 
+    /// The client's calls since origin `id` was first seen (that one included), as of the
+    /// scope's call counter `now`; infinite if it is not in the table.
+    pub fn calls_since(&self, id: u32, now: u32) -> f64 {
+        let n = self.len as usize;
+        match self.ids[..n].iter().position(|&x| x == id) {
+            Some(i) => now.wrapping_sub(self.first_call[i]) as f64 + 1.0,
+            None => f64::INFINITY,
+        }
+    }
+
     /// Of origin `id`, if it is in the table, as of the scope's call counter `now`: its calls
-    /// since it was first seen (saturating), their share of the client's calls since, and the
-    /// client's calls since its last one.
-    pub fn since(&self, id: u32, now: u16) -> Option<(u16, f64, u16)> {
+    /// since it was first seen (saturating), their share of the client's calls since, that
+    /// share as of its last call, and the client's calls since its last one.
+    pub fn since(&self, id: u32, now: u32) -> Option<(u16, f64, f64, u32)> {
         let n = self.len as usize;
         let i = self.ids[..n].iter().position(|&x| x == id)?;
-        let span = now.wrapping_sub(self.first_call[i]) as f64 + 1.0;
-        let share = (self.count[i] as f64 / span).min(1.0);
-        Some((self.count[i], share, now.wrapping_sub(self.last_call[i])))
+        let count = self.count[i] as f64;
+        let share = (count / self.calls_since(id, now)).min(1.0);
+        let ran_at = (count / self.calls_since(id, self.last_call[i])).min(1.0);
+        Some((
+            self.count[i],
+            share,
+            ran_at,
+            now.wrapping_sub(self.last_call[i]),
+        ))
     }
 }
 
@@ -795,14 +823,12 @@ mod tests {
         let mut b = Scope::default();
         let times = [t0, t0 + 10_000, t0 + 50_000, t0 + 20_000];
         for &t in &times {
-            let w = a.weight(t, hl);
-            let wl = a.long_weight(t, hl);
-            a.add(w, wl, Some(Breach::Product(1)));
+            let w = a.weights(t, hl);
+            a.add(w, Some(Breach::Product(1)));
         }
         for &t in times.iter().rev() {
-            let w = b.weight(t, hl);
-            let wl = b.long_weight(t, hl);
-            b.add(w, wl, None);
+            let w = b.weights(t, hl);
+            b.add(w, None);
         }
         a.decay_to(t0 + hl, hl);
         b.decay_to(t0 + hl, hl);
@@ -811,15 +837,17 @@ mod tests {
         assert_eq!(a.bad_product, a.total);
         assert_eq!(a.last_product, 1);
         // every call broke the rule, over the long span too, and none has been clean since
-        assert_eq!(a.long_share(0), (1.0, 0));
-        assert_eq!(b.long_share(0), (0.0, 4));
+        assert_eq!(a.long_share(0), (1.0, 1.0, 0));
+        assert_eq!(b.long_share(0), (0.0, 0.0, 4));
+        // four violating calls in a row make one violation
+        assert_eq!(a.run[0], 4);
     }
 
     #[test]
     fn origin_table_is_bounded_and_replaces_the_least_used() {
         let mut o = Origins::default();
         for id in 0..ORIGIN_SLOTS as u32 {
-            o.add(id, 0, 10.0 + id as f32, id as u16);
+            o.add(id, 0, 10.0 + id as f32, id);
         }
         o.add(99, 60_000, 1.0, 20);
         let ids: Vec<u32> = o.iter().map(|(id, _, _)| id).collect();
@@ -828,6 +856,6 @@ mod tests {
         let (_, first, calls) = o.iter().find(|e| e.0 == 99).unwrap();
         assert_eq!((first, calls), (60_000, 1.0));
         // one call of the client's 21 since, and 4 more since that one
-        assert_eq!(o.since(99, 24), Some((1, 0.2, 4)));
+        assert_eq!(o.since(99, 24), Some((1, 0.2, 1.0, 4)));
     }
 }

@@ -501,6 +501,89 @@ fn new_origin_fires_for_a_new_country_and_not_for_the_usual_ones() {
     assert_eq!(alerts.len(), 2, "{alerts:#?}");
 }
 
+/// A client making a call an hour needs more than a day for ten calls at a third of its traffic:
+/// counts that forget in hours never got there (both kinds fire on about the tenth call, and
+/// the new origin is still new though first seen more than a day before).
+#[test]
+fn a_slow_clients_violations_fire_on_about_their_tenth_call() {
+    let start = t0();
+    let from = start + 3 * DAY_MS;
+    let to = from + 2 * DAY_MS;
+    // the product on every third call, the origin on the calls after those
+    let breach = |t: Millis, n: u64, k: u64| t >= from && t < to && n % 3 == k;
+    let fields = |t: Millis, n: u64| {
+        let product = if breach(t, n, 0) {
+            "firehose"
+        } else {
+            "search"
+        };
+        let country = if breach(t, n, 1) { "RU" } else { "US" };
+        format!(
+            r#","product":"{product}","endpoint":"/2/tweets/search/recent","origin_country":"{country}""#
+        )
+    };
+    let mut events = stream(
+        "scoped",
+        start,
+        start + 7 * DAY_MS,
+        HOUR_MS,
+        |_| 10.0,
+        fields,
+    );
+    events.extend(stream(
+        "free",
+        start,
+        start + 7 * DAY_MS,
+        HOUR_MS,
+        |_| 10.0,
+        fields,
+    ));
+    // a busy client moves event time on every minute, as a fleet does
+    events.extend(stream(
+        "ticker",
+        start,
+        start + 7 * DAY_MS,
+        MINUTE_MS,
+        |_| 10.0,
+        none,
+    ));
+    let tenth = |k: u64| {
+        let mut n = (from - start) / HOUR_MS;
+        while n % 3 != k as i64 {
+            n += 1;
+        }
+        start + (n + 27) * HOUR_MS
+    };
+    assert!(
+        tenth(0) - from > DAY_MS,
+        "the test needs more than a day to the tenth call"
+    );
+    let alerts = run(&mut engine(&Config::default()), &sorted(events));
+    for (client, kind, k) in [
+        ("scoped", AlertKind::OutOfContractProduct, 0),
+        ("scoped", AlertKind::OutOfContractOrigin, 1),
+        ("free", AlertKind::NewOrigin, 1),
+    ] {
+        let (a, tenth) = (of(&alerts, client, kind), tenth(k));
+        assert_eq!(a.len(), 2, "{client} {kind}: {a:#?}");
+        assert_eq!(a[0].state, State::Firing);
+        assert!(
+            // (scope counters hold what has arrived, up to the allowed lateness past the
+            // minute evaluated)
+            (at(&a[0]) - tenth).abs() <= 2 * MINUTE_MS,
+            "{client} {kind} fired {} min after the tenth violating call: {a:#?}",
+            (at(&a[0]) - tenth) / MINUTE_MS
+        );
+        // resolved by the client's own clean calls (a third of its calls broke the contract:
+        // 17 clean ones in a row end it), not held for days
+        assert_eq!(a[1].state, State::Resolved);
+        assert!(
+            at(&a[1]) > to && at(&a[1]) < to + 20 * HOUR_MS,
+            "{client} {kind}: {a:#?}"
+        );
+    }
+}
+
 #[test]
 fn cap_exceeded_fires_at_the_crossing() {
     let start = t0() + 8 * DAY_MS; // 2026-09-01

@@ -3,8 +3,10 @@
 //! use before.
 //!
 //! A count detector (see [`super::scope::count_share`]). An origin is new when first seen after
-//! the client's own learning period (`learn_after` from its first event) and less than
-//! `learn_after` ago.
+//! the client's own learning period (`learn_after` from its first event) and either less than
+//! `learn_after` ago or fewer of the client's calls ago than it takes to see `min_events` calls
+//! at `min_share` (a client making a call an hour takes days to show a new origin at a third of
+//! its calls ten times; for a week at most).
 //!
 //! Client state read: the origin table ([`crate::client::Origins`] in
 //! [`crate::client::Scope`]: first seen, decayed calls, calls since first seen, the client's
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::scope::{check_share, count_share, Violation};
+use super::scope::{check_share, count_share, fired_lately, Violation};
 use super::{About, Context, Detector, InvalidSetting, Verdicts};
 use crate::alert::{AlertKind, Reading, Severity, Verdict};
 use crate::client::{Client, Scope};
@@ -54,6 +56,10 @@ impl NewOriginConfig {
     }
 }
 
+/// An origin stays new for at most this many `learn_after` spans, however few calls the client
+/// made since it appeared.
+const MAX_NEW_SPANS: i64 = 7;
+
 #[derive(Debug, Clone)]
 pub struct NewOrigin {
     pub enabled: bool,
@@ -70,20 +76,34 @@ impl NewOrigin {
     pub fn verdict(&self, c: &Client, t: Millis) -> Verdict {
         let s: &Scope = &c.scope;
         let settled_by = c.first_seen + self.learn_after;
+        // Enough of the client's calls to see `min_events` of them at `min_share`: a client
+        // making a call an hour needs days for that, a busy one minutes.
+        let calls_to_judge = self.min_events / self.min_share;
+        let new = |id: u32, first: Millis| {
+            let age = t - first;
+            first >= settled_by
+                && (age < self.learn_after
+                    || (age < MAX_NEW_SPANS * self.learn_after
+                        && s.origins.calls_since(id, s.calls) < calls_to_judge))
+        };
         let newest = s
             .origins
             .iter()
-            .filter(|&(_, first, _)| first >= settled_by && t - first < self.learn_after)
+            .filter(|&(id, first, _)| new(id, first))
             .max_by(|a, b| a.2.total_cmp(&b.2));
         match newest {
             Some((id, _, calls)) => {
-                let (count, long_share, clean) =
-                    s.origins.since(id, s.calls).unwrap_or((0, 0.0, 0));
+                let (count, long_share, ran_at, clean) =
+                    s.origins.since(id, s.calls).unwrap_or((0, 0.0, 0.0, 0));
                 let v = Violation {
                     part: calls as f64,
                     total: s.total as f64,
                     count: count as f64,
+                    recent: count as f64,
                     long_share,
+                    ran_at,
+                    long_total: s.origins.calls_since(id, s.calls),
+                    fired_lately: fired_lately(c, AlertKind::NewOrigin, t, self.half_life),
                     clean,
                     item: id,
                 };
@@ -164,9 +184,23 @@ mod tests {
             c.scope.origins.add(2, T0 - HOUR_MS, 1.0, c.scope.calls);
         }
         assert!(matches!(new_origin(&c, T0), Verdict::Fire(r) if r.item == Some(2)));
-        // and a day later it is established
+        // a day later, after a busy client's next 200 calls, it is established...
+        let mut busy = c.clone();
+        busy.scope.calls += 200;
         assert!(matches!(
-            new_origin(&c, T0 + 24 * HOUR_MS),
+            new_origin(&busy, T0 + 24 * HOUR_MS),
+            Verdict::Clear(_)
+        ));
+        // ...but not after a slow client's next 20: too few to tell 10 calls at 10% of them
+        let mut slow = c.clone();
+        slow.scope.calls += 20;
+        assert!(!matches!(
+            new_origin(&slow, T0 + 24 * HOUR_MS),
+            Verdict::Clear(_)
+        ));
+        // and after a week, whatever the calls
+        assert!(matches!(
+            new_origin(&slow, T0 + 7 * 24 * HOUR_MS),
             Verdict::Clear(_)
         ));
     }

@@ -2,21 +2,24 @@
 //! client's calls breaking its contract's product, endpoint or origin list (each kind only for
 //! contracts that have the list).
 //!
-//! Count detectors: decayed counts of violating calls, firing on enough of them making enough
-//! of the client's traffic, ending once the share is under half that and a run of the client's
+//! Count detectors: enough violating calls since the violation began, making enough of the
+//! client's recent traffic, fire; the alert ends once the share is under half that and a run of the client's
 //! own clean calls shows the violation has stopped (see [`count_share`], shared with
 //! [`super::new_origin`]).
 //!
-//! Client state read: the decayed scope counters ([`crate::client::Scope`]: `bad_*`, `bad_long`,
-//! `total`, `total_long`, the last violating item of each kind, the calls since the last
-//! violating one), which the engine keeps with this section's `half_life`.
+//! Client state read: the scope counters ([`crate::client::Scope`]: decayed `bad_*`,
+//! `bad_long`, `total`, `total_long`; the violation's calls `run` and long share `ran_at`; the
+//! last violating item of each kind and the calls since the last violating one), which the
+//! engine keeps with this section's `half_life`; the last time a firing alert of the kind was
+//! over its thresholds.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{About, Context, Detector, InvalidSetting, Verdicts};
+use super::{stats, About, Context, Detector, InvalidSetting, Verdicts};
 use crate::alert::{AlertKind, Reading, Severity, Verdict};
+use crate::client::{Client, LONG_HALF_LIVES};
 use crate::config::{ms, DetectConfig};
 use crate::time::{duration_label, Millis};
 
@@ -86,28 +89,58 @@ pub(super) struct Violation {
     /// Decayed violating calls and decayed calls, with the half-life: the share now.
     pub part: f64,
     pub total: f64,
-    /// Violating calls over a longer span: enough of them to fire, however slowly the client
-    /// calls.
+    /// Violating calls since the violation began, however slowly the client calls: enough of
+    /// them to fire.
     pub count: f64,
-    /// The share of violating calls over a longer span (what the violation ran at), and the
-    /// client's calls since the last violating one.
+    /// Violating calls over the long span: once under half a call, nothing is left to tell.
+    pub recent: f64,
+    /// The share of violating calls over a longer span, that share as of the last violating
+    /// call (what the violation ran at), and the client's calls since the last violating one.
     pub long_share: f64,
-    pub clean: u16,
+    pub ran_at: f64,
+    /// The (decayed) calls the long share is over.
+    pub long_total: f64,
+    /// A firing alert of the kind was over its thresholds within the long half-life: the long
+    /// share may still be rising from the calls before the violation began.
+    pub fired_lately: bool,
+    pub clean: u32,
     pub item: u32,
+}
+
+/// Is the long share clearly under `min_share`, on enough calls to tell? A client making a few
+/// calls an hour shows a violation at 5% of them as no violating call for hours at a time.
+fn clearly_under(v: &Violation, min_share: f64) -> bool {
+    let calls = v.long_total;
+    // (non-finite counters read as nothing left, as in `faded`)
+    !(calls.is_finite() && v.long_share.is_finite())
+        || stats::clearly_below(
+            v.long_share * calls,
+            min_share * calls,
+            1.0,
+            CLEAN_RUN_CHANCE,
+        )
+}
+
+/// Was a firing alert of `kind` over its thresholds within the long half-life before `t`?
+pub(super) fn fired_lately(c: &Client, kind: AlertKind, t: Millis, half_life: Millis) -> bool {
+    c.last_fire(kind)
+        .is_some_and(|at| ((t - at) as f64) < half_life as f64 * LONG_HALF_LIVES)
 }
 
 /// A run of clean calls this unlikely under a violation still going on at its share ends it.
 const CLEAN_RUN_CHANCE: f64 = 1e-3;
 
 /// The run of clean calls that shows a violation at `share` of the calls has stopped.
-fn clean_run_needed(share: f64) -> f64 {
+pub(crate) fn clean_run_needed(share: f64) -> f64 {
     CLEAN_RUN_CHANCE.ln() / (1.0 - share.min(0.99)).ln()
 }
 
 /// Fires on at least `min_events` violating calls making at least `min_share` of the recent
 /// calls. Clears once the recent share is under half that and the violation is over in the
 /// client's own calls: a run of clean calls that the violation's long share would hardly leave,
-/// or a long share under half the threshold too. Counted in calls, not minutes, because a
+/// or a long share under half the threshold too once a long half-life has passed since the
+/// alert was last over its thresholds (a violation at 5% of a busy client's calls has a long
+/// share still under half that for hours after it began: it resolved and fired again). Counted in calls, not minutes, because a
 /// small client's decayed share empties in any quiet hour and refills with its next violating
 /// call: scope alerts resolved every night and fired again every morning.
 pub(super) fn count_share(
@@ -128,13 +161,16 @@ pub(super) fn count_share(
     // (Counters that went non-finite, decayed across an absurd jump in event time, read as
     // nothing left, not as a violation held forever.)
     let faded = |x: f64| x.is_nan() || x < clear_at;
-    if v.count >= min_events && share >= min_share {
+    // (a violating call within about the recent half-life: a silent client keeps its last
+    // shares and counts, and fired for good on them)
+    if v.count >= min_events && share >= min_share && v.part >= SILENT_COUNT {
         Verdict::Fire(r)
     } else if faded(share)
-        && (faded(v.long_share) || v.clean as f64 >= clean_run_needed(v.long_share))
+        && ((faded(v.long_share) && !v.fired_lately && clearly_under(v, min_share))
+            || v.clean as f64 >= clean_run_needed(v.ran_at))
     {
         Verdict::Clear(r)
-    } else if v.count.is_nan() || v.count < SILENT_COUNT {
+    } else if v.recent.is_nan() || v.recent < SILENT_COUNT {
         // A client that went silent keeps its last shares forever: once even the long count
         // has decayed to nothing, there is nothing left to tell, and the alert resolves after
         // the weak span instead of holding (and being evaluated every minute) for good.
@@ -191,12 +227,17 @@ impl Detector for OutOfContract {
             if !applies {
                 continue;
             }
-            let (long_share, clean) = s.long_share(i);
+            let (long_share, ran_at, clean) = s.long_share(i);
+            let fired_lately = fired_lately(cx.client, kind, cx.t, self.half_life);
             let v = Violation {
                 part: bad as f64,
                 total: s.total as f64,
-                count: s.bad_long[i] as f64,
+                count: s.run[i] as f64,
+                recent: s.bad_long[i] as f64,
                 long_share,
+                ran_at,
+                long_total: s.total_long as f64,
+                fired_lately,
                 clean,
                 item,
             };
@@ -232,13 +273,17 @@ mod tests {
     use super::*;
 
     /// The verdict of the default `[detect.scope]` on one violation.
-    fn verdict(part: f64, count: f64, total: f64, long_share: f64, clean: u16) -> Verdict {
+    fn verdict(part: f64, count: f64, total: f64, long_share: f64, clean: u32) -> Verdict {
         let p = Detectors::default().scope;
         let v = Violation {
             part,
             total,
             count,
+            recent: count,
             long_share,
+            ran_at: long_share,
+            long_total: total * LONG_HALF_LIVES,
+            fired_lately: false,
             clean,
             item: 1,
         };
@@ -289,12 +334,38 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_client_reaches_the_count_on_the_long_counters() {
-        // a few calls an hour: under one violating call with the short half-life, a dozen with
-        // the long one; a quarter of its calls
+    fn a_slow_client_reaches_the_count_of_its_violation() {
+        // a few calls an hour: under one violating call with the short half-life, a dozen
+        // since the violation began; a quarter of its calls
         assert!(matches!(verdict(0.8, 12.0, 3.2, 0.25, 0), Verdict::Fire(_)));
         // the same share with too few violating calls yet only holds
         assert!(matches!(verdict(0.8, 4.0, 3.2, 0.25, 0), Verdict::Hold(_)));
+    }
+
+    #[test]
+    fn a_trickle_resolves_only_once_the_long_share_is_clearly_under_and_the_alert_quiet() {
+        let p = Detectors::default().scope;
+        // 2% over the long span, no violating call in the recent one
+        let v = |long_total: f64, fired_lately: bool| Violation {
+            part: 0.0,
+            total: 10.0,
+            count: 40.0,
+            recent: 40.0,
+            long_share: 0.02,
+            ran_at: 0.05,
+            long_total,
+            fired_lately,
+            clean: 3,
+            item: 1,
+        };
+        let verdict = |v: &Violation| count_share(v, p.min_events, p.min_share, p.half_life);
+        // on 5,000 calls 2% is clearly under 5%...
+        assert!(matches!(verdict(&v(5000.0, false)), Verdict::Clear(_)));
+        // ...on 100 it is two calls where five were expected: a lull, not the end
+        assert!(matches!(verdict(&v(100.0, false)), Verdict::Hold(_)));
+        // nor while the alert was over its thresholds within the long half-life: the long
+        // share may still be rising from the calls before the violation began
+        assert!(matches!(verdict(&v(5000.0, true)), Verdict::Hold(_)));
     }
 
     #[test]
@@ -315,6 +386,24 @@ mod tests {
         // little to tell
         assert!(matches!(
             verdict(0.001, 0.1, 0.004, 0.25, 0),
+            Verdict::Weak(_)
+        ));
+        // however many calls its violation made: they are counted for good, the silence too
+        let p = Detectors::default().scope;
+        let v = Violation {
+            part: 0.001,
+            total: 0.004,
+            count: 40.0,
+            recent: 0.1,
+            long_share: 0.25,
+            ran_at: 0.25,
+            long_total: 0.4,
+            fired_lately: true,
+            clean: 0,
+            item: 1,
+        };
+        assert!(matches!(
+            count_share(&v, p.min_events, p.min_share, p.half_life),
             Verdict::Weak(_)
         ));
     }
