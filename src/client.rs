@@ -326,7 +326,11 @@ impl Usage {
 /// has a second moment that a week of a small client's calls does not show: the sample `E[u²]`
 /// is dominated by calls that have not happened yet. Its log-moments are estimable from a few
 /// dozen calls, so the factor is also taken from a lognormal fit of the nonzero units, weighted
-/// in as the log-variance says the tail is heavy (see [`Dispersion::factor`]).
+/// in as the log-variance says the tail is heavy, and never above the largest call seen: `E[u²]/
+/// E[u]` cannot exceed it, and a client mixing one-unit lookups with 500-record pages (an API's
+/// page limit) has a log-variance whose lognormal tail runs to thousands of units per call, so
+/// that an overage of 3.5x on hundreds of calls read as one "effective" call (see
+/// [`Dispersion::factor`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dispersion {
     hour: [i32; 2],
@@ -337,6 +341,8 @@ pub struct Dispersion {
     l1: [f32; 2],
     l2: [f32; 2],
     nz: [u32; 2],
+    /// The largest call of each hour slot, and of every hour folded.
+    top: [f32; 2],
     folded: [bool; 2],
     long_s1: f32,
     long_s2: f32,
@@ -344,6 +350,7 @@ pub struct Dispersion {
     long_l1: f32,
     long_l2: f32,
     long_nz: f32,
+    long_top: f32,
     long_hour: i32,
 }
 
@@ -375,9 +382,11 @@ impl Dispersion {
             self.l1[i] = 0.0;
             self.l2[i] = 0.0;
             self.nz[i] = 0;
+            self.top[i] = 0.0;
             self.folded[i] = false;
         }
         let u = units as f32;
+        self.top[i] = self.top[i].max(u);
         self.s1[i] += u;
         self.s2[i] += u * u;
         self.n[i] += 1;
@@ -402,6 +411,7 @@ impl Dispersion {
         self.long_l1 = self.long_l1 * keep + self.l1[i];
         self.long_l2 = self.long_l2 * keep + self.l2[i];
         self.long_nz = self.long_nz * keep + self.nz[i] as f32;
+        self.long_top = self.long_top.max(self.top[i]);
         self.long_hour = self.hour[i];
         self.folded[i] = true;
     }
@@ -439,13 +449,15 @@ impl Dispersion {
         }
     }
 
-    /// `(Σ ln u, Σ (ln u)², n)` over nonzero units, from the same span as [`Self::moments`].
-    fn log_moments(&self) -> (f32, f32, f32) {
+    /// `(Σ ln u, Σ (ln u)², n)` over nonzero units, and the largest call, from the same span
+    /// as [`Self::moments`].
+    fn log_moments(&self) -> (f32, f32, f32, f32) {
         if self.long_n > 0.0 {
-            (self.long_l1, self.long_l2, self.long_nz)
+            (self.long_l1, self.long_l2, self.long_nz, self.long_top)
         } else {
             let n: u32 = self.nz.iter().sum();
-            (self.l1.iter().sum(), self.l2.iter().sum(), n as f32)
+            let top = self.top[0].max(self.top[1]);
+            (self.l1.iter().sum(), self.l2.iter().sum(), n as f32, top)
         }
     }
 
@@ -453,25 +465,26 @@ impl Dispersion {
     /// lognormal fit (`exp(μ + 1.5σ²)` over nonzero units, which zero-unit calls do not change)
     /// when that is larger and the log-variance says the tail is heavy.
     pub fn factor(&self) -> f64 {
-        self.factor_with((0.0, 0.0))
+        self.factor_with((0.0, 0.0, 0.0))
     }
 
-    /// [`Self::factor`] with `(Σu, Σu²)` of calls not folded in yet (the hour in progress,
+    /// [`Self::factor`] with `(Σu, Σu², largest call)` of calls not folded in yet (the hour in
+    /// progress,
     /// [`crate::window::Windows::hour_so_far`]): a call being judged counts in the spread it is
     /// judged against, so a bulk export many times any call before it is its own evidence of a
     /// heavy tail, not of an overage.
-    pub fn factor_with(&self, (e1, e2): (f64, f64)) -> f64 {
+    pub fn factor_with(&self, (e1, e2, e_top): (f64, f64, f64)) -> f64 {
         let (s1, s2, _) = self.moments();
         let (s1, s2) = (s1 + e1 as f32, s2 + e2 as f32);
         let moment = if s1 > 0.0 { (s2 / s1).max(1e-3) } else { 1.0 };
-        let (l1, l2, nz) = self.log_moments();
+        let (l1, l2, nz, top) = self.log_moments();
         if nz < 2.0 {
             return moment as f64;
         }
         let mu = l1 / nz;
         let var = (l2 / nz - mu * mu).max(0.0);
         let weight = ((var - HEAVY_LOG_VAR) / HEAVY_LOG_VAR_SPAN).clamp(0.0, 1.0);
-        let fitted = (mu + 1.5 * var).exp();
+        let fitted = (mu + 1.5 * var).exp().min(top.max(e_top as f32));
         (moment.max(weight * fitted)) as f64
     }
 }
@@ -776,9 +789,9 @@ mod tests {
         assert_eq!(d.factor(), e.factor());
         // calls not folded yet are added as given: (Σu, Σu²) of one 1,000-unit call
         let before = d.factor();
-        let with = d.factor_with((1000.0, 1e6));
+        let with = d.factor_with((1000.0, 1e6, 1000.0));
         assert!(with > 3.0 * before, "{with} vs {before}");
-        assert_eq!(d.factor_with((0.0, 0.0)), before);
+        assert_eq!(d.factor_with((0.0, 0.0, 0.0)), before);
     }
 
     #[test]
@@ -807,6 +820,24 @@ mod tests {
             "{} vs {truth}",
             d.factor()
         );
+        // never above the largest call: half one-unit lookups, half pages of 15 to 500 records
+        // have a log-variance whose lognormal tail reads about 200,000 units per call
+        let mut m = Dispersion::default();
+        for i in 0..400 {
+            m.add(
+                t + i * 1000,
+                if i % 2 == 0 {
+                    1.0
+                } else {
+                    15.0 + (i % 486) as f64
+                },
+            );
+        }
+        m.fold_complete(t + HOUR_MS);
+        assert!(m.factor() > 300.0 && m.factor() <= 500.0, "{}", m.factor());
+        // the hour in progress raises the cap with its own largest call
+        let f = m.factor_with((3000.0, 9e6, 3000.0));
+        assert!(f > 500.0 && f <= 3000.0, "{f}");
         // light tails keep their sample moments (10s and 30s: 25, as computed)
         let mut e = Dispersion::default();
         for i in 0..100 {

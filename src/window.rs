@@ -196,18 +196,19 @@ impl Windows {
     }
 
     /// The hour in progress up to `t`, minute by minute: `(Σ units, Σ units² as if each
-    /// minute's calls were of equal size)`. The squares are exact for a minute of one
-    /// call (a bulk export stands alone) and a lower bound otherwise; nothing at or after `t`
-    /// counts, so the result does not depend on what has arrived ahead of `t`.
-    pub fn hour_so_far(&self, t: Millis) -> (f64, f64) {
+    /// minute's calls were of equal size, the largest such call)`. The squares and the largest
+    /// call are exact for minutes of one call (a bulk export stands alone) and lower bounds
+    /// otherwise; nothing at or after `t` counts, so the result does not depend on what has
+    /// arrived ahead of `t`.
+    pub fn hour_so_far(&self, t: Millis) -> (f64, f64, f64) {
         let b = t.div_euclid(MINUTE_MS);
         let from = t.div_euclid(HOUR_MS) * HOUR_MS / MINUTE_MS;
-        (from..b).fold((0.0, 0.0), |(s1, s2), m| {
+        (from..b).fold((0.0, 0.0, 0.0), |(s1, s2, top), m| {
             let (v, c) = (self.minutes.get(m) as f64, self.minute_calls.get(m) as f64);
             if c > 0.0 {
-                (s1 + v, s2 + v * v / c)
+                (s1 + v, s2 + v * v / c, top.max(v / c))
             } else {
-                (s1, s2)
+                (s1, s2, top)
             }
         })
     }
@@ -377,8 +378,11 @@ mod tests {
         w.add(T0 + 2 * MINUTE_MS, 4.0); // two calls of a minute: as if equal
         w.add(T0 + 2 * MINUTE_MS + 1, 6.0);
         w.add(T0 + 10 * MINUTE_MS, 500.0); // at t: a later evaluation's business
-        assert_eq!(w.hour_so_far(T0 + 10 * MINUTE_MS), (40.0, 900.0 + 50.0));
-        assert_eq!(w.hour_so_far(T0), (0.0, 0.0));
+        assert_eq!(
+            w.hour_so_far(T0 + 10 * MINUTE_MS),
+            (40.0, 900.0 + 50.0, 30.0)
+        );
+        assert_eq!(w.hour_so_far(T0), (0.0, 0.0, 0.0));
     }
 
     #[test]

@@ -99,17 +99,17 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.952, 0.84 false firings per 1,000 client-days, no
-    // false page, 33 re-fires, 45 stuck
-    assert!(ours.recall() >= 0.952, "recall {:.3}", ours.recall());
+    // regressions, not noise): recall 0.968, 0.84 false firings per 1,000 client-days, no
+    // false page, 34 re-fires, 43 stuck
+    assert!(ours.recall() >= 0.968, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.84,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 33, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 45, "{} stuck", ours.stuck);
+    assert!(ours.refires <= 34, "{} re-fires", ours.refires);
+    assert!(ours.stuck <= 43, "{} stuck", ours.stuck);
 }
 
 #[test]
