@@ -31,7 +31,7 @@ pub struct ScopeConfig {
     /// Out-of-contract calls are counted with exponential decay of this half-life.
     #[serde(with = "humantime_serde")]
     pub half_life: Duration,
-    /// Sustained use: at least this many (decayed) calls...
+    /// Sustained use: at least this many violating calls since the violation began...
     pub min_events: f64,
     /// ...making at least this share of the client's calls.
     pub min_share: f64,
