@@ -469,10 +469,9 @@ impl Dispersion {
     }
 
     /// [`Self::factor`] with `(Σu, Σu², largest call)` of calls not folded in yet (the hour in
-    /// progress,
-    /// [`crate::window::Windows::hour_so_far`]): a call being judged counts in the spread it is
-    /// judged against, so a bulk export many times any call before it is its own evidence of a
-    /// heavy tail, not of an overage.
+    /// progress, [`crate::window::Windows::hour_so_far`]): a call being judged counts in the
+    /// spread it is judged against, so a bulk export many times any call before it is its own
+    /// evidence of a heavy tail, not of an overage.
     pub fn factor_with(&self, (e1, e2, e_top): (f64, f64, f64)) -> f64 {
         let (s1, s2, _) = self.moments();
         let (s1, s2) = (s1 + e1 as f32, s2 + e2 as f32);
@@ -517,8 +516,8 @@ pub struct Scope {
     /// The long share of each kind as of its last violating call: the share the violation ran
     /// at, which the clean calls since do not dilute.
     pub ran_at: [f32; 3],
-    /// Calls counted (modulo 2^32), and its value at the last violating call of each kind: how many of the
-    /// client's own calls have been clean since, whatever the hour.
+    /// Calls counted (modulo 2^32), and its value at the last violating call of each kind: how
+    /// many of the client's own calls have been clean since, whatever the hour.
     pub calls: u32,
     pub last_bad: [u32; 3],
     /// Most recent out-of-contract product / endpoint / origin (interned ids).
@@ -597,7 +596,8 @@ impl Scope {
         };
         self.bad_long[kind] += w_long;
         let clean = self.calls.wrapping_sub(self.last_bad[kind]).wrapping_sub(1);
-        let over = clean as f64 >= crate::detect::scope::clean_run_needed(self.ran_at[kind] as f64);
+        let over = self.run[kind] == 0
+            || clean as f64 >= crate::detect::scope::clean_run_needed(self.ran_at[kind] as f64);
         self.run[kind] = if over {
             1
         } else {

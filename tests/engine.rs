@@ -522,31 +522,13 @@ fn a_slow_clients_violations_fire_on_about_their_tenth_call() {
             r#","product":"{product}","endpoint":"/2/tweets/search/recent","origin_country":"{country}""#
         )
     };
-    let mut events = stream(
-        "scoped",
-        start,
-        start + 7 * DAY_MS,
-        HOUR_MS,
-        |_| 10.0,
-        fields,
-    );
-    events.extend(stream(
-        "free",
-        start,
-        start + 7 * DAY_MS,
-        HOUR_MS,
-        |_| 10.0,
-        fields,
-    ));
+    let week = start + 7 * DAY_MS;
+    let mut events = vec![];
+    for client in ["scoped", "free"] {
+        events.extend(stream(client, start, week, HOUR_MS, |_| 10.0, fields));
+    }
     // a busy client moves event time on every minute, as a fleet does
-    events.extend(stream(
-        "ticker",
-        start,
-        start + 7 * DAY_MS,
-        MINUTE_MS,
-        |_| 10.0,
-        none,
-    ));
+    events.extend(stream("ticker", start, week, MINUTE_MS, |_| 10.0, none));
     let tenth = |k: u64| {
         let mut n = (from - start) / HOUR_MS;
         while n % 3 != k as i64 {

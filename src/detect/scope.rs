@@ -3,9 +3,9 @@
 //! contracts that have the list).
 //!
 //! Count detectors: enough violating calls since the violation began, making enough of the
-//! client's recent traffic, fire; the alert ends once the share is under half that and a run of the client's
-//! own clean calls shows the violation has stopped (see [`count_share`], shared with
-//! [`super::new_origin`]).
+//! client's recent traffic, fire; the alert ends once the share is under half that and a run of
+//! the client's own clean calls shows the violation has stopped (see [`count_share`], shared
+//! with [`super::new_origin`]).
 //!
 //! Client state read: the scope counters ([`crate::client::Scope`]: decayed `bad_*`,
 //! `bad_long`, `total`, `total_long`; the violation's calls `run` and long share `ran_at`; the
@@ -94,8 +94,8 @@ pub(super) struct Violation {
     pub count: f64,
     /// Violating calls over the long span: once under half a call, nothing is left to tell.
     pub recent: f64,
-    /// The share of violating calls over a longer span, that share as of the last violating
-    /// call (what the violation ran at), and the client's calls since the last violating one.
+    /// The share of violating calls over a longer span, and that share as of the last
+    /// violating call (what the violation ran at).
     pub long_share: f64,
     pub ran_at: f64,
     /// The (decayed) calls the long share is over.
@@ -103,6 +103,7 @@ pub(super) struct Violation {
     /// A firing alert of the kind was over its thresholds within the long half-life: the long
     /// share may still be rising from the calls before the violation began.
     pub fired_lately: bool,
+    /// The client's calls since the last violating one.
     pub clean: u32,
     pub item: u32,
 }
@@ -137,12 +138,13 @@ pub(crate) fn clean_run_needed(share: f64) -> f64 {
 
 /// Fires on at least `min_events` violating calls making at least `min_share` of the recent
 /// calls. Clears once the recent share is under half that and the violation is over in the
-/// client's own calls: a run of clean calls that the violation's long share would hardly leave,
-/// or a long share under half the threshold too once a long half-life has passed since the
-/// alert was last over its thresholds (a violation at 5% of a busy client's calls has a long
-/// share still under half that for hours after it began: it resolved and fired again). Counted in calls, not minutes, because a
-/// small client's decayed share empties in any quiet hour and refills with its next violating
-/// call: scope alerts resolved every night and fired again every morning.
+/// client's own calls: a run of clean calls that the share the violation ran at would hardly
+/// leave, or a long share clearly under the threshold and under half of it, once a long
+/// half-life has passed since the alert was last over its thresholds (a violation at 5% of a
+/// busy client's calls has a long share still under half that for hours after it began: it
+/// resolved and fired again). Counted in calls, not minutes, because a small client's decayed
+/// share empties in any quiet hour and refills with its next violating call: scope alerts
+/// resolved every night and fired again every morning.
 pub(super) fn count_share(
     v: &Violation,
     min_events: f64,
