@@ -607,17 +607,10 @@ impl Scope {
         self.last_bad[kind] = self.calls;
     }
 
-    /// Of the scope rule `kind` (product, endpoint, origin): the share of calls breaking it
-    /// over the long half-life, that share as of the last call that did, and the client's
-    /// calls since.
-    pub fn long_share(&self, kind: usize) -> (f64, f64, u32) {
-        let share = if self.total_long > 0.0 {
-            (self.bad_long[kind] / self.total_long) as f64
-        } else {
-            0.0
-        };
+    /// Of the scope rule `kind` (product, endpoint, origin): the long share as of the last call
+    /// that broke it, and the client's calls since.
+    pub fn last_violation(&self, kind: usize) -> (f64, u32) {
         (
-            share,
             self.ran_at[kind] as f64,
             self.calls.wrapping_sub(self.last_bad[kind]),
         )
@@ -687,24 +680,27 @@ impl Origins {
     pub fn calls_since(&self, id: u32, now: u32) -> f64 {
         let n = self.len as usize;
         match self.ids[..n].iter().position(|&x| x == id) {
-            Some(i) => now.wrapping_sub(self.first_call[i]) as f64 + 1.0,
+            Some(i) => self.span(i, now),
             None => f64::INFINITY,
         }
     }
 
+    /// The client's calls from entry `i`'s first call to `now`, both included.
+    fn span(&self, i: usize, now: u32) -> f64 {
+        now.wrapping_sub(self.first_call[i]) as f64 + 1.0
+    }
+
     /// Of origin `id`, if it is in the table, as of the scope's call counter `now`: its calls
-    /// since it was first seen (saturating), their share of the client's calls since, that
-    /// share as of its last call, and the client's calls since its last one.
+    /// since it was first seen (saturating), the client's calls since, the origin's share of
+    /// them as of its last call, and the client's calls since its last one.
     pub fn since(&self, id: u32, now: u32) -> Option<(u16, f64, f64, u32)> {
         let n = self.len as usize;
         let i = self.ids[..n].iter().position(|&x| x == id)?;
         let count = self.count[i] as f64;
-        let share = (count / self.calls_since(id, now)).min(1.0);
-        let ran_at = (count / self.calls_since(id, self.last_call[i])).min(1.0);
         Some((
             self.count[i],
-            share,
-            ran_at,
+            self.span(i, now),
+            (count / self.span(i, self.last_call[i])).min(1.0),
             now.wrapping_sub(self.last_call[i]),
         ))
     }
@@ -868,8 +864,11 @@ mod tests {
         assert_eq!(a.bad_product, a.total);
         assert_eq!(a.last_product, 1);
         // every call broke the rule, over the long span too, and none has been clean since
-        assert_eq!(a.long_share(0), (1.0, 1.0, 0));
-        assert_eq!(b.long_share(0), (0.0, 0.0, 4));
+        assert_eq!(
+            (a.bad_long[0], a.last_violation(0)),
+            (a.total_long, (1.0, 0))
+        );
+        assert_eq!((b.bad_long[0], b.last_violation(0)), (0.0, (0.0, 4)));
         // four violating calls in a row make one violation
         assert_eq!(a.run[0], 4);
     }
@@ -886,7 +885,8 @@ mod tests {
         assert!(ids.contains(&99) && !ids.contains(&0));
         let (_, first, calls) = o.iter().find(|e| e.0 == 99).unwrap();
         assert_eq!((first, calls), (60_000, 1.0));
-        // one call of the client's 21 since, and 4 more since that one
-        assert_eq!(o.since(99, 24), Some((1, 0.2, 1.0, 4)));
+        // its one call, the client's 5 calls since it appeared (all of them its own as of that
+        // call), and 4 more since
+        assert_eq!(o.since(99, 24), Some((1, 5.0, 1.0, 4)));
     }
 }

@@ -93,16 +93,15 @@ impl NewOrigin {
             .max_by(|a, b| a.2.total_cmp(&b.2));
         match newest {
             Some((id, _, calls)) => {
-                let (count, long_share, ran_at, clean) =
+                let (count, since, ran_at, clean) =
                     s.origins.since(id, s.calls).unwrap_or((0, 0.0, 0.0, 0));
                 let v = Violation {
                     part: calls as f64,
                     total: s.total as f64,
                     count: count as f64,
                     recent: count as f64,
-                    long_share,
+                    long_total: since,
                     ran_at,
-                    long_total: s.origins.calls_since(id, s.calls),
                     fired_lately: fired_lately(c, AlertKind::NewOrigin, t, self.half_life),
                     clean,
                     item: id,

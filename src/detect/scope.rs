@@ -92,14 +92,12 @@ pub(super) struct Violation {
     /// Violating calls since the violation began, however slowly the client calls: enough of
     /// them to fire.
     pub count: f64,
-    /// Violating calls over the long span: once under half a call, nothing is left to tell.
+    /// Violating calls over a longer span, of `long_total` calls (their share:
+    /// [`Violation::long_share`]); once under half a call, nothing is left to tell.
     pub recent: f64,
-    /// The share of violating calls over a longer span, and that share as of the last
-    /// violating call (what the violation ran at).
-    pub long_share: f64,
-    pub ran_at: f64,
-    /// The (decayed) calls the long share is over.
     pub long_total: f64,
+    /// The long share as of the last violating call: what the violation ran at.
+    pub ran_at: f64,
     /// A firing alert of the kind was over its thresholds within the long half-life: the long
     /// share may still be rising from the calls before the violation began.
     pub fired_lately: bool,
@@ -108,18 +106,24 @@ pub(super) struct Violation {
     pub item: u32,
 }
 
+impl Violation {
+    /// The share of violating calls over the longer span.
+    fn long_share(&self) -> f64 {
+        if self.long_total > 0.0 {
+            self.recent / self.long_total
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Is the long share clearly under `min_share`, on enough calls to tell? A client making a few
 /// calls an hour shows a violation at 5% of them as no violating call for hours at a time.
 fn clearly_under(v: &Violation, min_share: f64) -> bool {
     let calls = v.long_total;
     // (non-finite counters read as nothing left, as in `faded`)
-    !(calls.is_finite() && v.long_share.is_finite())
-        || stats::clearly_below(
-            v.long_share * calls,
-            min_share * calls,
-            1.0,
-            CLEAN_RUN_CHANCE,
-        )
+    !(calls.is_finite() && v.recent.is_finite())
+        || stats::clearly_below(v.recent, min_share * calls, 1.0, CLEAN_RUN_CHANCE)
 }
 
 /// Was a firing alert of `kind` over its thresholds within the long half-life before `t`?
@@ -168,7 +172,7 @@ pub(super) fn count_share(
     if v.count >= min_events && share >= min_share && v.part >= SILENT_COUNT {
         Verdict::Fire(r)
     } else if faded(share)
-        && ((faded(v.long_share) && !v.fired_lately && clearly_under(v, min_share))
+        && ((faded(v.long_share()) && !v.fired_lately && clearly_under(v, min_share))
             || v.clean as f64 >= clean_run_needed(v.ran_at))
     {
         Verdict::Clear(r)
@@ -229,16 +233,15 @@ impl Detector for OutOfContract {
             if !applies {
                 continue;
             }
-            let (long_share, ran_at, clean) = s.long_share(i);
+            let (ran_at, clean) = s.last_violation(i);
             let fired_lately = fired_lately(cx.client, kind, cx.t, self.half_life);
             let v = Violation {
                 part: bad as f64,
                 total: s.total as f64,
                 count: s.run[i] as f64,
                 recent: s.bad_long[i] as f64,
-                long_share,
-                ran_at,
                 long_total: s.total_long as f64,
+                ran_at,
                 fired_lately,
                 clean,
                 item,
@@ -281,10 +284,9 @@ mod tests {
             part,
             total,
             count,
-            recent: count,
-            long_share,
-            ran_at: long_share,
+            recent: long_share * total * LONG_HALF_LIVES,
             long_total: total * LONG_HALF_LIVES,
+            ran_at: long_share,
             fired_lately: false,
             clean,
             item: 1,
@@ -352,10 +354,9 @@ mod tests {
             part: 0.0,
             total: 10.0,
             count: 40.0,
-            recent: 40.0,
-            long_share: 0.02,
-            ran_at: 0.05,
+            recent: 0.02 * long_total,
             long_total,
+            ran_at: 0.05,
             fired_lately,
             clean: 3,
             item: 1,
@@ -397,9 +398,8 @@ mod tests {
             total: 0.004,
             count: 40.0,
             recent: 0.1,
-            long_share: 0.25,
-            ran_at: 0.25,
             long_total: 0.4,
+            ran_at: 0.25,
             fired_lately: true,
             clean: 0,
             item: 1,
