@@ -16,7 +16,7 @@ use crate::detect::Detectors;
 use crate::drivers::Mix;
 use crate::rollup::Rollup;
 use crate::sparse::Call;
-use crate::time::{hour_of, month_of, month_start, Millis, MINUTE_MS};
+use crate::time::{hour_of, month_of, month_start, Millis, HOUR_MS, MINUTE_MS};
 use crate::window::Windows;
 
 /// How many distinct origins a client's table remembers.
@@ -174,12 +174,11 @@ impl Client {
         );
         let w = self.scope.weights(ts, half_life);
         self.scope.add(w, call.breach);
-        let n = self.scope.calls;
         // `new_origin` tracks a country and a network each on its own, so a new network in a
         // known country is as new as a new country.
         if p.new_origin.enabled {
             for o in [country, call.asn()].into_iter().flatten() {
-                self.scope.origins.add(o, ts, w[0], n);
+                self.scope.origins.add(o, ts, w[0]);
             }
         }
         self.sched.schedule(call.boundary())
@@ -261,11 +260,10 @@ impl Client {
 /// Exact consumption totals (f64: these are billing numbers), including late events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Month (see [`month_of`]) of `month_units`, and its bounds, cached to avoid calendar
-    /// arithmetic per event.
-    pub month: i32,
-    month_from: Millis,
-    month_to: Millis,
+    /// Bounds of the month of `month_units` in hours since the epoch (months begin on whole
+    /// hours; i32 holds every hour of years 0 to 9999), cached so that an event needs no
+    /// calendar arithmetic; `[0, 0]` before the first event.
+    month_hours: [i32; 2],
     pub month_units: f64,
     pub prev_month_units: f64,
     /// Since the client was first tracked.
@@ -277,33 +275,39 @@ impl Usage {
     pub fn add(&mut self, ts: Millis, units: f64) {
         self.total_units += units;
         self.total_events += 1;
-        if ts >= self.month_from && ts < self.month_to {
+        let [from, to] = self.month_hours;
+        let h = ts.div_euclid(HOUR_MS);
+        if h >= from as i64 && h < to as i64 {
             self.month_units += units;
             return;
         }
-        let m = month_of(ts);
-        if self.month_to == 0 || m > self.month {
-            self.prev_month_units = if m == self.month + 1 {
+        let (m, month) = (month_of(ts), self.month());
+        if to == 0 || m > month {
+            self.prev_month_units = if m == month + 1 {
                 self.month_units
             } else {
                 0.0
             };
-            self.month = m;
-            self.month_from = month_start(m);
-            self.month_to = month_start(m + 1);
+            let hour = |m| (month_start(m) / HOUR_MS) as i32;
+            self.month_hours = [hour(m), hour(m + 1)];
             self.month_units = units;
-        } else if m == self.month - 1 {
+        } else if m == month - 1 {
             self.prev_month_units += units;
         }
     }
 
+    /// Month (see [`month_of`]) of `month_units`.
+    fn month(&self) -> i32 {
+        month_of(self.month_hours[0] as Millis * HOUR_MS)
+    }
+
     /// Units consumed in `month` as far as this state knows (current or previous month).
     pub fn in_month(&self, month: i32) -> f64 {
-        if self.month_to == 0 {
+        if self.month_hours[1] == 0 {
             0.0
-        } else if month == self.month {
+        } else if month == self.month() {
             self.month_units
-        } else if month == self.month - 1 {
+        } else if month == self.month() - 1 {
             self.prev_month_units
         } else {
             0.0
@@ -516,10 +520,9 @@ pub struct Scope {
     /// The long share of each kind as of its last violating call: the share the violation ran
     /// at, which the clean calls since do not dilute.
     pub ran_at: [f32; 3],
-    /// Calls counted (modulo 2^32), and its value at the last violating call of each kind: how
-    /// many of the client's own calls have been clean since, whatever the hour.
-    pub calls: u32,
-    pub last_bad: [u32; 3],
+    /// The client's calls since the last violating call of each kind (saturating): how many
+    /// of its own calls have been clean since, whatever the hour.
+    pub since_bad: [u16; 3],
     /// Most recent out-of-contract product / endpoint / origin (interned ids).
     pub last_product: u32,
     pub last_endpoint: u32,
@@ -575,7 +578,10 @@ impl Scope {
     pub fn add(&mut self, [w, w_long]: [f32; 2], breach: Option<Breach>) {
         self.total += w;
         self.total_long += w_long;
-        self.calls = self.calls.wrapping_add(1);
+        for n in &mut self.since_bad {
+            *n = n.saturating_add(1);
+        }
+        self.origins.count_call();
         let kind = match breach {
             Some(Breach::Product(id)) => {
                 self.bad_product += w;
@@ -595,7 +601,7 @@ impl Scope {
             None => return,
         };
         self.bad_long[kind] += w_long;
-        let clean = self.calls.wrapping_sub(self.last_bad[kind]).wrapping_sub(1);
+        let clean = self.since_bad[kind] - 1;
         let over = self.run[kind] == 0
             || clean as f64 >= crate::detect::scope::clean_run_needed(self.ran_at[kind] as f64);
         self.run[kind] = if over {
@@ -604,16 +610,13 @@ impl Scope {
             self.run[kind].saturating_add(1)
         };
         self.ran_at[kind] = self.bad_long[kind] / self.total_long;
-        self.last_bad[kind] = self.calls;
+        self.since_bad[kind] = 0;
     }
 
     /// Of the scope rule `kind` (product, endpoint, origin): the long share as of the last call
     /// that broke it, and the client's calls since.
     pub fn last_violation(&self, kind: usize) -> (f64, u32) {
-        (
-            self.ran_at[kind] as f64,
-            self.calls.wrapping_sub(self.last_bad[kind]),
-        )
+        (self.ran_at[kind] as f64, self.since_bad[kind] as u32)
     }
 }
 
@@ -627,19 +630,32 @@ pub struct Origins {
     first_seen: [i32; ORIGIN_SLOTS],
     calls: [f32; ORIGIN_SLOTS],
     count: [u16; ORIGIN_SLOTS],
-    /// The scope's call counter at the entry's first and last call.
-    first_call: [u32; ORIGIN_SLOTS],
-    last_call: [u32; ORIGIN_SLOTS],
+    /// The client's calls since the entry's first and its last call (saturating: an origin
+    /// 65,535 of the client's calls old is long past being new).
+    since_first: [u16; ORIGIN_SLOTS],
+    since_last: [u16; ORIGIN_SLOTS],
 }
 
 impl Origins {
+    /// Count one of the client's calls, before [`Origins::add`] records where it came from.
     #[inline]
-    pub fn add(&mut self, id: u32, ts: Millis, w: f32, call: u32) {
+    pub fn count_call(&mut self) {
+        let n = self.len as usize;
+        for c in self.since_first[..n]
+            .iter_mut()
+            .chain(&mut self.since_last[..n])
+        {
+            *c = c.saturating_add(1);
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, id: u32, ts: Millis, w: f32) {
         let n = self.len as usize;
         if let Some(i) = self.ids[..n].iter().position(|&x| x == id) {
             self.calls[i] += w;
             self.count[i] = self.count[i].saturating_add(1);
-            self.last_call[i] = call;
+            self.since_last[i] = 0;
             return;
         }
         let minute = (ts / crate::time::MINUTE_MS) as i32;
@@ -655,8 +671,8 @@ impl Origins {
         self.first_seen[i] = minute;
         self.calls[i] = w;
         self.count[i] = 1;
-        self.first_call[i] = call;
-        self.last_call[i] = call;
+        self.since_first[i] = 0;
+        self.since_last[i] = 0;
     }
 
     /// Scale counts (on re-anchoring the scope).
@@ -675,33 +691,29 @@ impl Origins {
         })
     }
 
-    /// The client's calls since origin `id` was first seen (that one included), as of the
-    /// scope's call counter `now`; infinite if it is not in the table.
-    pub fn calls_since(&self, id: u32, now: u32) -> f64 {
+    /// The client's calls since origin `id` was first seen, that one included; infinite if it
+    /// is not in the table.
+    pub fn calls_since(&self, id: u32) -> f64 {
         let n = self.len as usize;
         match self.ids[..n].iter().position(|&x| x == id) {
-            Some(i) => self.span(i, now),
+            Some(i) => self.since_first[i] as f64 + 1.0,
             None => f64::INFINITY,
         }
     }
 
-    /// The client's calls from entry `i`'s first call to `now`, both included.
-    fn span(&self, i: usize, now: u32) -> f64 {
-        now.wrapping_sub(self.first_call[i]) as f64 + 1.0
-    }
-
-    /// Of origin `id`, if it is in the table, as of the scope's call counter `now`: its calls
-    /// since it was first seen (saturating), the client's calls since, the origin's share of
-    /// them as of its last call, and the client's calls since its last one.
-    pub fn since(&self, id: u32, now: u32) -> Option<(u16, f64, f64, u32)> {
+    /// Of origin `id`, if it is in the table: its calls since it was first seen (saturating),
+    /// the client's calls since, the origin's share of them as of its last call, and the
+    /// client's calls since its last one.
+    pub fn since(&self, id: u32) -> Option<(u16, f64, f64, u32)> {
         let n = self.len as usize;
         let i = self.ids[..n].iter().position(|&x| x == id)?;
+        let (first, last) = (self.since_first[i], self.since_last[i]);
         let count = self.count[i] as f64;
         Some((
             self.count[i],
-            self.span(i, now),
-            (count / self.span(i, self.last_call[i])).min(1.0),
-            now.wrapping_sub(self.last_call[i]),
+            first as f64 + 1.0,
+            (count / (first.saturating_sub(last) as f64 + 1.0)).min(1.0),
+            last as u32,
         ))
     }
 }
@@ -709,7 +721,7 @@ impl Origins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::{parse_rfc3339, HOUR_MS};
+    use crate::time::parse_rfc3339;
 
     #[test]
     fn every_boundary_is_scheduled_once_in_any_order() {
@@ -877,9 +889,12 @@ mod tests {
     fn origin_table_is_bounded_and_replaces_the_least_used() {
         let mut o = Origins::default();
         for id in 0..ORIGIN_SLOTS as u32 {
-            o.add(id, 0, 10.0 + id as f32, id);
+            o.count_call();
+            o.add(id, 0, 10.0 + id as f32);
         }
-        o.add(99, 60_000, 1.0, 20);
+        o.count_call();
+        o.add(99, 60_000, 1.0);
+        (0..4).for_each(|_| o.count_call());
         let ids: Vec<u32> = o.iter().map(|(id, _, _)| id).collect();
         assert_eq!(ids.len(), ORIGIN_SLOTS);
         assert!(ids.contains(&99) && !ids.contains(&0));
@@ -887,6 +902,6 @@ mod tests {
         assert_eq!((first, calls), (60_000, 1.0));
         // its one call, the client's 5 calls since it appeared (all of them its own as of that
         // call), and 4 more since
-        assert_eq!(o.since(99, 24), Some((1, 5.0, 1.0, 4)));
+        assert_eq!(o.since(99), Some((1, 5.0, 1.0, 4)));
     }
 }

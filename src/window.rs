@@ -29,7 +29,8 @@ pub const MAX_TRIM: usize = 10;
 /// The longest window that can be asked for.
 pub const MAX_WINDOW: Millis = 7 * DAY_MS;
 
-/// What a ring bucket holds: unit sums (`f32`) or saturating call counts (`u8`, `u16`).
+/// What a ring bucket holds: unit sums (`f32`), saturating call counts (`u8`, `u16`), or
+/// nothing (`()`: a ring without a count column costs no bytes for it).
 pub trait Bucket:
     Copy + Default + PartialEq + std::fmt::Debug + Serialize + for<'de> Deserialize<'de>
 {
@@ -70,55 +71,76 @@ impl Bucket for u16 {
     }
 }
 
-/// Totals for the last `N` periods (of whatever length the owner uses).
+impl Bucket for () {
+    #[inline]
+    fn add(&mut self, _: ()) {}
+    #[inline]
+    fn value(self) -> f64 {
+        0.0
+    }
+}
+
+/// Totals for the last `N` periods (of whatever length the owner uses), and optionally a
+/// count column `C` beside them. Both columns share one head: they always advance together,
+/// and a head per column cost 8 bytes of every client's state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ring<const N: usize, T: Bucket = f32> {
+pub struct Ring<const N: usize, T: Bucket = f32, C: Bucket = ()> {
     /// Newest period written; `i64::MIN` while empty.
     head: i64,
     vals: [T; N],
+    counts: [C; N],
 }
 
-impl<const N: usize, T: Bucket> Default for Ring<N, T> {
+impl<const N: usize, T: Bucket, C: Bucket> Default for Ring<N, T, C> {
     fn default() -> Self {
         Ring {
             head: i64::MIN,
             vals: [T::default(); N],
+            counts: [C::default(); N],
         }
     }
 }
 
-/// Serialized as `(head, values)`: serde derives arrays only up to 32 elements.
-impl<const N: usize, T: Bucket> Serialize for Ring<N, T> {
+/// Serialized as `(head, values, counts)`: serde derives arrays only up to 32 elements.
+impl<const N: usize, T: Bucket, C: Bucket> Serialize for Ring<N, T, C> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.head, &self.vals[..]).serialize(s)
+        (self.head, &self.vals[..], &self.counts[..]).serialize(s)
     }
 }
 
-impl<'de, const N: usize, T: Bucket> Deserialize<'de> for Ring<N, T> {
+impl<'de, const N: usize, T: Bucket, C: Bucket> Deserialize<'de> for Ring<N, T, C> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (head, vals): (i64, Vec<T>) = Deserialize::deserialize(d)?;
-        let vals: [T; N] = vals.try_into().map_err(|v: Vec<T>| {
-            serde::de::Error::invalid_length(v.len(), &format!("{N} buckets").as_str())
-        })?;
-        Ok(Ring { head, vals })
+        fn exactly<E: serde::de::Error, X, const N: usize>(v: Vec<X>) -> Result<[X; N], E> {
+            v.try_into()
+                .map_err(|v: Vec<X>| E::invalid_length(v.len(), &format!("{N} buckets").as_str()))
+        }
+        let (head, vals, counts): (i64, Vec<T>, Vec<C>) = Deserialize::deserialize(d)?;
+        Ok(Ring {
+            head,
+            vals: exactly(vals)?,
+            counts: exactly(counts)?,
+        })
     }
 }
 
-impl<const N: usize, T: Bucket> Ring<N, T> {
+impl<const N: usize, T: Bucket, C: Bucket> Ring<N, T, C> {
     #[inline]
     fn slot(period: i64) -> usize {
         period.rem_euclid(N as i64) as usize
     }
 
-    /// Add `v` to `period`. Returns false (and drops it) if the period fell out of the ring.
+    /// Add `v` and `count` to `period`. Returns false (and drops them) if the period fell out
+    /// of the ring.
     #[inline]
-    pub fn add(&mut self, period: i64, v: T) -> bool {
+    pub fn add_counted(&mut self, period: i64, v: T, count: C) -> bool {
         if period > self.head {
             if self.head == i64::MIN || period - self.head >= N as i64 {
                 self.vals = [T::default(); N];
+                self.counts = [C::default(); N];
             } else {
                 for p in self.head + 1..=period {
                     self.vals[Self::slot(p)] = T::default();
+                    self.counts[Self::slot(p)] = C::default();
                 }
             }
             self.head = period;
@@ -126,31 +148,61 @@ impl<const N: usize, T: Bucket> Ring<N, T> {
             return false;
         }
         self.vals[Self::slot(period)].add(v);
+        self.counts[Self::slot(period)].add(count);
         true
+    }
+
+    /// Periods in `[from, to)` that the ring holds.
+    #[inline]
+    fn held(&self, from: i64, to: i64) -> std::ops::Range<i64> {
+        if self.head == i64::MIN {
+            return 0..0;
+        }
+        from.max(self.head - N as i64 + 1)..to.min(self.head + 1)
     }
 
     /// Sum over periods in `[from, to)`, counting periods outside the ring as zero.
     #[inline]
     pub fn sum(&self, from: i64, to: i64) -> f64 {
-        if self.head == i64::MIN {
-            return 0.0;
-        }
-        let lo = from.max(self.head - N as i64 + 1);
-        let hi = to.min(self.head + 1);
         // (a float sum starts at -0.0, which an empty window would print as "-0.0x")
-        (lo..hi)
+        self.held(from, to)
             .map(|p| self.vals[Self::slot(p)].value())
             .sum::<f64>()
             + 0.0
     }
 
+    /// Sum of the count column over periods in `[from, to)`.
+    #[inline]
+    pub fn count_sum(&self, from: i64, to: i64) -> f64 {
+        self.held(from, to)
+            .map(|p| self.counts[Self::slot(p)].value())
+            .sum::<f64>()
+            + 0.0
+    }
+
+    /// Value and count of one period (zero if outside the ring).
+    pub fn get_counted(&self, period: i64) -> (T, C) {
+        if self.head == i64::MIN || period > self.head || period <= self.head - N as i64 {
+            (T::default(), C::default())
+        } else {
+            (
+                self.vals[Self::slot(period)],
+                self.counts[Self::slot(period)],
+            )
+        }
+    }
+
     /// Value of one period (zero if outside the ring).
     pub fn get(&self, period: i64) -> T {
-        if self.head == i64::MIN || period > self.head || period <= self.head - N as i64 {
-            T::default()
-        } else {
-            self.vals[Self::slot(period)]
-        }
+        self.get_counted(period).0
+    }
+}
+
+impl<const N: usize, T: Bucket> Ring<N, T> {
+    /// Add `v` to `period`. Returns false (and drops it) if the period fell out of the ring.
+    #[inline]
+    pub fn add(&mut self, period: i64, v: T) -> bool {
+        self.add_counted(period, v, ())
     }
 }
 
@@ -158,11 +210,10 @@ impl<const N: usize, T: Bucket> Ring<N, T> {
 /// they only need to say "at least so many calls") at two.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
-    pub minutes: Ring<MINUTE_SLOTS>,
-    pub hours: Ring<HOUR_SLOTS>,
+    /// Units and calls per minute, and per hour.
+    pub minutes: Ring<MINUTE_SLOTS, f32, u8>,
+    pub hours: Ring<HOUR_SLOTS, f32, u16>,
     pub days: Ring<DAY_SLOTS>,
-    minute_calls: Ring<MINUTE_SLOTS, u8>,
-    hour_calls: Ring<HOUR_SLOTS, u16>,
 }
 
 impl Windows {
@@ -171,11 +222,9 @@ impl Windows {
     #[inline]
     pub fn add(&mut self, ts: Millis, units: f32) {
         let (m, h) = (ts.div_euclid(MINUTE_MS), ts.div_euclid(HOUR_MS));
-        self.minutes.add(m, units);
-        self.hours.add(h, units);
+        self.minutes.add_counted(m, units, 1);
+        self.hours.add_counted(h, units, 1);
         self.days.add(ts.div_euclid(DAY_MS), units);
-        self.minute_calls.add(m, 1);
-        self.hour_calls.add(h, 1);
     }
 
     /// Calls in hour `h`, unless the count saturated (a client of more than 65,535 calls an
@@ -190,9 +239,6 @@ impl Windows {
         if self.minutes.head < now.div_euclid(MINUTE_MS) - MINUTE_SLOTS as i64 {
             self.minutes = Ring::default();
         }
-        if self.minute_calls.head < now.div_euclid(MINUTE_MS) - MINUTE_SLOTS as i64 {
-            self.minute_calls = Ring::default();
-        }
     }
 
     /// The hour in progress up to `t`, minute by minute: `(Σ units, Σ units² as if each
@@ -204,7 +250,8 @@ impl Windows {
         let b = t.div_euclid(MINUTE_MS);
         let from = t.div_euclid(HOUR_MS) * HOUR_MS / MINUTE_MS;
         (from..b).fold((0.0, 0.0, 0.0), |(s1, s2, top), m| {
-            let (v, c) = (self.minutes.get(m) as f64, self.minute_calls.get(m) as f64);
+            let (v, c) = self.minutes.get_counted(m);
+            let (v, c) = (v as f64, c as f64);
             if c > 0.0 {
                 (s1 + v, s2 + v * v / c, top.max(v / c))
             } else {
@@ -214,7 +261,7 @@ impl Windows {
     }
 
     pub fn hour_calls(&self, h: i64) -> Option<f64> {
-        let n = self.hour_calls.get(h);
+        let n = self.hours.get_counted(h).1;
         (n < u16::MAX).then_some(n as f64)
     }
 
@@ -223,11 +270,11 @@ impl Windows {
     pub fn calls(&self, t: Millis, window: Millis) -> f64 {
         let b = t.div_euclid(MINUTE_MS);
         if window <= HOUR_MS {
-            return self.minute_calls.sum(b - window / MINUTE_MS, b);
+            return self.minutes.count_sum(b - window / MINUTE_MS, b);
         }
         let h = t.div_euclid(HOUR_MS);
         let k = window.min(DAY_MS) / HOUR_MS;
-        self.hour_calls.sum(h - (k - 1), h) + self.minute_calls.sum(h * HOUR_MS / MINUTE_MS, b)
+        self.hours.count_sum(h - (k - 1), h) + self.minutes.count_sum(h * HOUR_MS / MINUTE_MS, b)
     }
 
     /// Sum over the window of length `window` ending at the minute boundary `t`, and the

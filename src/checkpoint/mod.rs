@@ -35,8 +35,9 @@ pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// are also kept by arrival. 5: alerts keep when they were last over their threshold, scope
 /// counters count calls. 8: quiet clients may be packed. 9: scope counters count each
 /// violation's calls and keep the share it ran at; call counters are 32-bit. 10: unit moments
-/// keep the largest call.
-pub const FORMAT_VERSION: u16 = 10;
+/// keep the largest call. 11: a ring's unit and call columns share one head; call counters
+/// count calls since (16-bit, saturating); month bounds in hours.
+pub const FORMAT_VERSION: u16 = 11;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]

@@ -84,7 +84,7 @@ impl NewOrigin {
             first >= settled_by
                 && (age < self.learn_after
                     || (age < MAX_NEW_SPANS * self.learn_after
-                        && s.origins.calls_since(id, s.calls) < calls_to_judge))
+                        && s.origins.calls_since(id) < calls_to_judge))
         };
         let newest = s
             .origins
@@ -93,8 +93,7 @@ impl NewOrigin {
             .max_by(|a, b| a.2.total_cmp(&b.2));
         match newest {
             Some((id, _, calls)) => {
-                let (count, since, ran_at, clean) =
-                    s.origins.since(id, s.calls).unwrap_or((0, 0.0, 0.0, 0));
+                let (count, since, ran_at, clean) = s.origins.since(id).unwrap_or((0, 0.0, 0.0, 0));
                 let v = Violation {
                     part: calls as f64,
                     total: s.total as f64,
@@ -173,26 +172,25 @@ mod tests {
         let new_origin = |c: &Client, t| p.new_origin.verdict(c, t);
         let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
         // an origin from the first day is the client's own, however big its share
-        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0, 100);
+        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0);
         c.scope.total = 130.0;
-        c.scope.calls = 100;
         assert!(matches!(new_origin(&c, T0), Verdict::Clear(_)));
         // one first seen an hour ago with 30 of 130 calls is new
         for _ in 0..30 {
-            c.scope.calls += 1;
-            c.scope.origins.add(2, T0 - HOUR_MS, 1.0, c.scope.calls);
+            c.scope.origins.count_call();
+            c.scope.origins.add(2, T0 - HOUR_MS, 1.0);
         }
         assert!(matches!(new_origin(&c, T0), Verdict::Fire(r) if r.item == Some(2)));
         // a day later, after a busy client's next 200 calls, it is established...
         let mut busy = c.clone();
-        busy.scope.calls += 200;
+        (0..200).for_each(|_| busy.scope.origins.count_call());
         assert!(matches!(
             new_origin(&busy, T0 + 24 * HOUR_MS),
             Verdict::Clear(_)
         ));
         // ...but not after a slow client's next 20: too few to tell 10 calls at 10% of them
         let mut slow = c.clone();
-        slow.scope.calls += 20;
+        (0..20).for_each(|_| slow.scope.origins.count_call());
         assert!(!matches!(
             new_origin(&slow, T0 + 24 * HOUR_MS),
             Verdict::Clear(_)
