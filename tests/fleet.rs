@@ -100,7 +100,9 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.968, 0.84 false firings per 1,000 client-days, no
-    // false page, 34 re-fires, 43 stuck
+    // false page, 35 re-fires, 43 stuck (one more than before the call floor scaled with the
+    // excess: seed 1's fleet-0116, 10x its usual for a day, resolved in the night's lull as it
+    // did before, and now fires again in the morning where 30 calls took it past the end)
     assert!(ours.recall() >= 0.968, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.84,
@@ -108,8 +110,32 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 34, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 35, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 43, "{} stuck", ours.stuck);
+    // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
+    // minutes of being clearly detectable (61 and 70 before the call floor scaled)
+    let jumps: Vec<Option<f64>> = runs
+        .iter()
+        .flat_map(|c| &c.overage.results)
+        .filter(|m| m.scenario.starts_with("sudden_jump") && m.magnitude >= Some(4.0))
+        .map(|m| m.delay_s.filter(|_| m.detected))
+        .collect();
+    let within = |s: f64| jumps.iter().filter(|d| d.is_some_and(|d| d <= s)).count();
+    assert!(
+        jumps.len() >= 80 || clients() < 300,
+        "{} jumps",
+        jumps.len()
+    );
+    assert!(
+        within(600.0) >= 63,
+        "{} of 4x+ jumps within 10 min",
+        within(600.0)
+    );
+    assert!(
+        within(3600.0) >= 73,
+        "{} of 4x+ jumps within 1 h",
+        within(3600.0)
+    );
 }
 
 #[test]
@@ -138,7 +164,7 @@ fn alerts_name_what_drove_the_excess_and_bill_it_exactly() {
         checks += r.excess_checks.len();
     }
     assert!(driven >= 60, "only {driven} driven incidents were caught");
-    // (298 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
+    // (310 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
     assert!(checks >= 280, "only {checks} excess figures checked");
     // one miss in this build: a small client's new network caught 26 h in (seed 2,
     // fleet-0181), when the usual mix had taken in a day of it and its country moved more

@@ -34,7 +34,8 @@ pub struct BaselineJumpConfig {
     /// Ratio that raises a critical alert.
     pub page_at: f64,
     pub windows: Vec<WindowPair>,
-    /// Fewer calls than this in the long window never fire.
+    /// Fewer calls than this in the long window never fire at the threshold (an excess of k
+    /// times it needs 1/k of them: [`super::volume`]).
     pub min_events: f64,
 }
 

@@ -29,7 +29,8 @@ pub struct OverContractConfig {
     /// Fires when any pair has both windows over the threshold, significantly (the rules of
     /// windows are the volume detectors' own: [`super::volume::check_windows`]).
     pub windows: Vec<WindowPair>,
-    /// Fewer calls than this in the long window never fire.
+    /// Fewer calls than this in the long window never fire at the threshold (an excess of k
+    /// times it needs 1/k of them: [`super::volume`]).
     pub min_events: f64,
 }
 
@@ -372,6 +373,23 @@ mod tests {
             matches!(v, Verdict::Hold(r) if r.window == HOUR_MS),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn a_slow_client_far_over_fires_on_fewer_calls_than_min_events() {
+        // a call of 10 units every two hours for a week, its contract exactly; then eight calls
+        // in the last hour: 16x the contract, on fewer calls than `min_events`
+        let p = Detectors::default();
+        let mut calls: Vec<(i64, i64, u32)> =
+            (1..84).map(|k| (-60 - 120 * k, -59 - 120 * k, 1)).collect();
+        calls.extend((0..8).map(|k| (-3 - 7 * k, -2 - 7 * k, 1)));
+        let c = client_with(&calls);
+        assert!(c.windows.calls(T0, HOUR_MS) < p.over_contract.min_events);
+        let [v, _] = over_contract(&c, T0, rate(10.0 / 120.0), [1.5, 3.0], &p);
+        assert!(matches!(v, Verdict::Fire(r) if r.ratio > 10.0), "{v:?}");
+        // at 2x, the same few calls are not enough: the floor scales with the excess
+        let [v, _] = over_contract(&c, T0, rate(10.0 / 15.0), [1.5, 3.0], &p);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub(crate) struct Judge<'a> {
     pub pairs: &'a [(Millis, Millis)],
     /// Warning and critical thresholds.
     pub thresholds: [f64; 2],
-    /// Fewer calls than this in the long window never fire.
+    /// Fewer calls than this in the long window never fire at the threshold; an excess of k
+    /// times the threshold, in units and in calls at the mean units per call, needs 1/k of
+    /// them.
     pub min_events: f64,
     pub shared: &'a Shared,
 }
@@ -270,8 +272,12 @@ fn judge(
 ) -> Verdict {
     for s in sums {
         let level = (s.short.0 / s.short.1).min(s.trim_ratio);
+        // The call floor scales down with the excess, as far as calls at the mean units per
+        // call show it too: a slow client at 10x its usual needed 30 calls, four hours of its
+        // overage, while one bulk call of a heavy-tailed client shows no excess in calls.
+        let by_calls = s.calls * band.units.mean() / s.reading.expected.max(f64::MIN_POSITIVE);
         if level >= threshold
-            && s.calls >= j.min_events
+            && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
             && significant(
                 s.trimmed,
                 null_ratio * s.trimmed_expected,
