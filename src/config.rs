@@ -343,7 +343,7 @@ pub struct StateConfig {
     /// Most clients tracked at once; beyond it idle uncontracted clients are evicted first.
     pub max_clients: usize,
     /// Clients without traffic for this long are forgotten (never contracted ones, nor ones with
-    /// an alert firing).
+    /// an alert firing); sparse and packed ones up to an eighth of it (at most a day) later.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Most distinct product / endpoint / origin names remembered.

@@ -430,6 +430,35 @@ fn idle_clients_are_evicted() {
 }
 
 #[test]
+fn idle_sparse_clients_are_evicted_though_swept_once_a_day() {
+    // the default 8 days: a client of one call (kept sparse) is looked at in one hour a day
+    // only; it stays until its timeout, and is gone in the first such hour after it
+    let cfg = Config::default();
+    let start = t0();
+    let ticker = |days: i64| {
+        stream(
+            "ticker",
+            start,
+            start + days * DAY_MS,
+            10 * MINUTE_MS,
+            |_| 1.0,
+            none,
+        )
+    };
+    let mut events = vec![ev(start, "once", 0, 1.0, "")];
+    events.extend(ticker(8));
+    let mut e = engine(&cfg);
+    run(&mut e, &events);
+    assert!(e.client("once").is_some(), "idle for less than its timeout");
+    let mut events = vec![ev(start, "once", 0, 1.0, "")];
+    events.extend(ticker(10));
+    let mut e = engine(&cfg);
+    run(&mut e, &events);
+    assert!(e.client("once").is_none(), "two days past its timeout");
+    assert_eq!(e.stats().evicted_idle, 1);
+}
+
+#[test]
 fn scope_alerts_name_what_left_the_contract() {
     let start = t0();
     let breach_from = start + 2 * HOUR_MS;
