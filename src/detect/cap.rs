@@ -3,7 +3,8 @@
 //! `cap_exceeded` (critical) compares the month's units so far with the cap; `cap_forecast`
 //! (warning) adds the recent pace until month end: the `pace_window` average, or, once the
 //! learned baseline is warm and the last day is significantly above its usual, that day's pace,
-//! so a pace change shows within hours, not days.
+//! so a pace change shows within hours, not days (once the forecast fires, while the day is above
+//! its usual at all).
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -120,7 +121,15 @@ impl Cap {
             let day = crate::time::DAY_MS;
             let usual = c.baseline.expected(t, day, baseline);
             let observed = c.windows.sum(t, day).0;
-            if usual > 0.0 && observed - usual > 3.0 * (usual * c.units.factor()).sqrt() {
+            // Once the forecast fires, a day still above its usual keeps its pace: the 3σ gate
+            // alone let a forecast near the cap switch between the two paces as the day's
+            // significance crossed it, resolving and firing again within the hour.
+            let sigmas = if c.last_fire(AlertKind::CapForecast).is_some() {
+                0.0
+            } else {
+                3.0
+            };
+            if usual > 0.0 && observed - usual > sigmas * (usual * c.units.factor()).sqrt() {
                 let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
                 pace = pace.max(observed / usual * level);
             }
@@ -247,7 +256,7 @@ mod tests {
     use super::super::test_util::{client_with, T0};
     use super::super::Detectors;
     use super::*;
-    use crate::time::HOUR_MS;
+    use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
     #[test]
     fn cap_forecast_projects_pace_to_month_end() {
@@ -269,5 +278,42 @@ mod tests {
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
         c.first_seen = T0 - HOUR_MS;
         assert!(cap_forecast(&c, T0, 1.0).is_none(), "too new for a pace");
+    }
+
+    #[test]
+    fn a_firing_forecast_keeps_the_last_days_pace_while_the_day_is_over_its_usual() {
+        // two weeks of a call of 10 units a minute, learned as the service would, then a last
+        // day 8% busier: above its usual, but not by 3σ
+        let p = Detectors::default();
+        let start = T0 - 15 * DAY_MS;
+        let mut c = Client::new(std::sync::Arc::from("c"), Some(0), start);
+        for m in 0..15 * 24 * 60 {
+            let ts = start + m * MINUTE_MS;
+            let units = if ts >= T0 - DAY_MS { 10.8 } else { 10.0 };
+            c.windows.add(ts, units as f32);
+            c.units.add(ts, units);
+            c.usage.add(ts, units);
+            let boundary = ts / MINUTE_MS + 1;
+            c.sched.schedule(boundary);
+            c.prepare(boundary, &p);
+        }
+        assert!(c.baseline.is_warm(&p.baseline));
+        let pace =
+            |c: &Client| p.cap.project(c, T0, &p.baseline).unwrap().pace_per_ms * MINUTE_MS as f64;
+        let week = pace(&c);
+        // the week's average: 10 units a minute and a day of 10.8
+        assert!((week / 10.11 - 1.0).abs() < 0.01, "{week}");
+        let r = Reading {
+            observed: 0.0,
+            expected: 0.0,
+            ratio: 0.0,
+            window: 0,
+            item: None,
+        };
+        let mut firing = crate::alert::Slot::new(AlertKind::CapForecast, Severity::Warning, r);
+        firing.firing_since = Some(T0 - HOUR_MS);
+        c.alerts.push(firing);
+        let day = pace(&c);
+        assert!(day > 1.02 * week, "{day} against {week}");
     }
 }
