@@ -161,23 +161,26 @@ impl<const N: usize, T: Bucket, C: Bucket> Ring<N, T, C> {
         from.max(self.head - N as i64 + 1)..to.min(self.head + 1)
     }
 
+    /// Sum of `column` over periods in `[from, to)`, counting periods outside the ring as zero.
+    #[inline]
+    fn column_sum<B: Bucket>(&self, column: &[B; N], from: i64, to: i64) -> f64 {
+        // (a float sum starts at -0.0, which an empty window would print as "-0.0x")
+        self.held(from, to)
+            .map(|p| column[Self::slot(p)].value())
+            .sum::<f64>()
+            + 0.0
+    }
+
     /// Sum over periods in `[from, to)`, counting periods outside the ring as zero.
     #[inline]
     pub fn sum(&self, from: i64, to: i64) -> f64 {
-        // (a float sum starts at -0.0, which an empty window would print as "-0.0x")
-        self.held(from, to)
-            .map(|p| self.vals[Self::slot(p)].value())
-            .sum::<f64>()
-            + 0.0
+        self.column_sum(&self.vals, from, to)
     }
 
     /// Sum of the count column over periods in `[from, to)`.
     #[inline]
     pub fn count_sum(&self, from: i64, to: i64) -> f64 {
-        self.held(from, to)
-            .map(|p| self.counts[Self::slot(p)].value())
-            .sum::<f64>()
-            + 0.0
+        self.column_sum(&self.counts, from, to)
     }
 
     /// Value and count of one period (zero if outside the ring).
