@@ -303,11 +303,12 @@ impl Usage {
 
     /// Units consumed in `month` as far as this state knows (current or previous month).
     pub fn in_month(&self, month: i32) -> f64 {
+        let current = self.month();
         if self.month_hours[1] == 0 {
             0.0
-        } else if month == self.month() {
+        } else if month == current {
             self.month_units
-        } else if month == self.month() - 1 {
+        } else if month == current - 1 {
             self.prev_month_units
         } else {
             0.0

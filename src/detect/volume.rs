@@ -243,18 +243,22 @@ struct Band<'a> {
 }
 
 impl Band<'_> {
-    /// In the band by units and by calls at the mean units per call: a heavy-tailed client's
-    /// units alone swing into the band by chance, hour after hour, long after its overage
-    /// ended. (Minute call counts saturate at 255; a client near that is far too busy for
-    /// chance swings, and its units alone decide.)
-    fn holds(&self, r: &Reading, calls: f64) -> bool {
+    /// The ratio `r`'s `calls` show at the mean units per call. (Minute call counts saturate
+    /// at 255; a client near that is far too busy for chance swings, and its units alone
+    /// decide.)
+    fn by_calls(&self, r: &Reading, calls: f64) -> f64 {
         let minutes = (r.window / crate::time::MINUTE_MS).max(1) as f64;
-        let by_calls = if calls >= 200.0 * minutes {
+        if calls >= 200.0 * minutes {
             r.ratio
         } else {
             calls * self.units.mean() / r.expected.max(f64::MIN_POSITIVE)
-        };
-        r.ratio.min(by_calls) >= self.at
+        }
+    }
+
+    /// In the band by units and by calls: a heavy-tailed client's units alone swing into the
+    /// band by chance, hour after hour, long after its overage ended.
+    fn holds(&self, r: &Reading, calls: f64) -> bool {
+        r.ratio.min(self.by_calls(r, calls)) >= self.at
     }
 
     fn clearly_below(&self, r: &Reading) -> bool {
@@ -275,7 +279,7 @@ fn judge(
         // The call floor scales down with the excess, as far as calls at the mean units per
         // call show it too: a slow client at 10x its usual needed 30 calls, four hours of its
         // overage, while one bulk call of a heavy-tailed client shows no excess in calls.
-        let by_calls = s.calls * band.units.mean() / s.reading.expected.max(f64::MIN_POSITIVE);
+        let by_calls = band.by_calls(&s.reading, s.calls);
         if level >= threshold
             && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
             && significant(
