@@ -166,7 +166,15 @@ pub struct Seasonal {
     /// mix a call-based level with unit-based days.
     today: f32,
     days: [f32; 7],
+    /// The hour after the last volume incident that resolved was last seen going on, as hours
+    /// since the epoch modulo 65,535, plus one; 0 if none. Only its last day is ever read (see
+    /// [`Seasonal::incident_seen`]), so two bytes do, and here they fit in padding: a client's
+    /// detection state is held to 2 KiB.
+    incident_seen: u16,
 }
+
+/// [`Seasonal::incident_seen`] counts hours modulo this (1..=65,535 fits a `u16`).
+const INCIDENT_MODULUS: i64 = u16::MAX as i64;
 
 /// An hour below this fraction of its expectation is a drop, not learned...
 const DROP_FRACTION: f32 = 0.3;
@@ -199,11 +207,30 @@ impl Default for Seasonal {
             low_hours: 0,
             today: 0.0,
             days: [0.0; 7],
+            incident_seen: 0,
         }
     }
 }
 
 impl Seasonal {
+    /// A volume incident resolved, last seen going on at `last_fire`.
+    pub fn end_incident(&mut self, last_fire: Millis) {
+        let hour = last_fire.div_euclid(HOUR_MS) + 1;
+        self.incident_seen = (hour.rem_euclid(INCIDENT_MODULUS) + 1) as u16;
+    }
+
+    /// Where, within the day before `t`, the last volume incident that resolved was last seen
+    /// going on (to the hour after), if one was: the day's windows still hold it, and what
+    /// reads them as the client's pace must not (`cap_forecast`).
+    pub fn incident_seen(&self, t: Millis) -> Option<Millis> {
+        if self.incident_seen == 0 {
+            return None;
+        }
+        let now = t.div_euclid(HOUR_MS);
+        let ago = (now - (self.incident_seen as i64 - 1)).rem_euclid(INCIDENT_MODULUS);
+        (ago <= 24).then(|| (now - ago) * HOUR_MS)
+    }
+
     /// The next hour this baseline wants to learn, if it has started.
     pub fn next_hour(&self) -> Option<i64> {
         (self.last_hour != i32::MIN).then(|| self.last_hour as i64 + 1)

@@ -243,6 +243,16 @@ impl Client {
             .max()
     }
 
+    /// Take out an alert that resolved; a volume alert's episode is an incident the baseline
+    /// remembers the end of ([`Seasonal::incident_seen`]).
+    pub fn resolve(&mut self, i: usize) -> Slot {
+        let s = self.alerts.remove(i);
+        if s.kind.is_volume() {
+            self.baseline.end_incident(s.last_fire);
+        }
+        s
+    }
+
     /// Is any alert on this client's volume firing? (Then its baseline must not learn.)
     pub fn volume_alert_firing(&self) -> bool {
         self.alerts

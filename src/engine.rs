@@ -1011,7 +1011,7 @@ impl Engine {
                 match c.alerts[pos].step(v, t, fire_after, resolve_after) {
                     Step::Fired => transitions.push((State::Firing, c.alerts[pos].clone())),
                     Step::Resolved => {
-                        transitions.push((State::Resolved, c.alerts.remove(pos)));
+                        transitions.push((State::Resolved, c.resolve(pos)));
                     }
                     Step::Dropped => {
                         c.alerts.remove(pos);
@@ -1037,7 +1037,7 @@ impl Engine {
                     ..s.last
                 });
                 match c.alerts[i].step(clear, t, fire_after, resolve_after) {
-                    Step::Resolved => transitions.push((State::Resolved, c.alerts.remove(i))),
+                    Step::Resolved => transitions.push((State::Resolved, c.resolve(i))),
                     Step::Dropped => {
                         c.alerts.remove(i);
                     }

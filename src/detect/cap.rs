@@ -5,7 +5,8 @@
 //! then the learned baseline's usual pace, or, when the last day is significantly above its
 //! usual, that day's pace, so a pace change shows within hours, not days (once the forecast
 //! fires, while the day is above its usual at all), and an overage that ended leaves the
-//! forecast within a day, not a week.
+//! forecast within a day, not a week; within hours where a volume alert saw it end (the day is
+//! then the hours since).
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -19,7 +20,7 @@ use crate::alert::{fmt_units, AlertKind, Reading, Severity, Verdict};
 use crate::baseline::BaselineParams;
 use crate::client::Client;
 use crate::config::{ms, DetectConfig};
-use crate::time::{month_label, month_of, month_start, Millis};
+use crate::time::{month_label, month_of, month_start, Millis, DAY_MS, HOUR_MS};
 use crate::window::is_supported_window;
 
 /// `[detect.cap]`.
@@ -126,9 +127,17 @@ impl Cap {
         if c.baseline.is_warm(baseline) {
             let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
             pace = level;
-            let day = crate::time::DAY_MS;
-            let usual = c.baseline.expected(t, day, baseline);
-            let observed = c.windows.sum(t, day).0;
+            // (the last day, or, where a volume episode ended within it and none is going on,
+            // the span since: the day's window holds an ended overage for a day, and kept its
+            // forecast firing that long)
+            let span = match c.baseline.incident_seen(t) {
+                Some(seen) if !c.volume_alert_firing() => {
+                    super::volume::since_window(t - seen, DAY_MS)
+                }
+                _ => DAY_MS,
+            };
+            let usual = c.baseline.expected(t, span, baseline);
+            let observed = c.windows.sum(t, span).0;
             // Once the forecast fires, a day still above its usual keeps its pace: the 3σ gate
             // alone let a forecast near the cap switch between the two paces as the day's
             // significance crossed it, resolving and firing again within the hour.
@@ -137,7 +146,10 @@ impl Cap {
             } else {
                 3.0
             };
-            if usual > 0.0 && observed - usual > sigmas * (usual * c.units.factor()).sqrt() {
+            if span >= HOUR_MS
+                && usual > 0.0
+                && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
+            {
                 pace = observed / usual * level;
             }
         }
@@ -316,6 +328,43 @@ mod tests {
         // learned of the burst, clipped at twice the usual (in the service, nothing: learning
         // stops while a volume alert fires)
         assert!((10.0..12.0).contains(&pace), "{pace}");
+    }
+
+    #[test]
+    fn a_volume_episode_that_resolved_is_not_read_as_the_days_pace() {
+        // six hours at 10x, ended three hours before T0
+        let p = Detectors::default();
+        let burst = T0 - 9 * HOUR_MS..T0 - 3 * HOUR_MS;
+        let mut c = learned(&p, |ts| if burst.contains(&ts) { 100.0 } else { 10.0 });
+        let pace =
+            |c: &Client| p.cap.project(c, T0, &p.baseline).unwrap().pace_per_ms * MINUTE_MS as f64;
+        // nothing alerted on it: a new pace, as far as anyone knows (the day's 32.5 units a
+        // minute)
+        let day = pace(&c);
+        assert!(day > 25.0, "{day}");
+        // an `over_contract` alert on it resolved, last over its threshold at its end: the
+        // hours since are the client's pace, its usual
+        let r = Reading {
+            observed: 0.0,
+            expected: 0.0,
+            ratio: 0.0,
+            window: 0,
+            item: None,
+        };
+        let mut s = crate::alert::Slot::new(AlertKind::OverContract, Severity::Warning, r);
+        s.firing_since = Some(burst.start);
+        s.last_fire = burst.end;
+        c.alerts.push(s);
+        c.resolve(0);
+        // (to the hour after it)
+        assert_eq!(c.baseline.incident_seen(T0), Some(burst.end + HOUR_MS));
+        assert_eq!(
+            c.baseline.incident_seen(T0 + DAY_MS),
+            None,
+            "a day later, the day's window is clean"
+        );
+        let after = pace(&c);
+        assert!((10.0..12.5).contains(&after), "{after}");
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub(crate) fn windowed(
 
 /// The longest window ending at `t` that starts no earlier than `elapsed` ago and that the
 /// rings can sum: whole minutes up to an hour, whole hours beyond, at most `longest`.
-fn since_window(elapsed: Millis, longest: Millis) -> Millis {
+pub(crate) fn since_window(elapsed: Millis, longest: Millis) -> Millis {
     use crate::time::{HOUR_MS, MINUTE_MS};
     let w = elapsed.min(longest);
     if w <= HOUR_MS {
