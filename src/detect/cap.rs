@@ -317,6 +317,20 @@ mod tests {
         c
     }
 
+    /// A warning of `kind` firing since `since`.
+    fn firing(kind: AlertKind, since: Millis) -> crate::alert::Slot {
+        let r = Reading {
+            observed: 0.0,
+            expected: 0.0,
+            ratio: 0.0,
+            window: 0,
+            item: None,
+        };
+        let mut s = crate::alert::Slot::new(kind, Severity::Warning, r);
+        s.firing_since = Some(since);
+        s
+    }
+
     #[test]
     fn an_overage_that_ended_leaves_the_pace_at_the_usual_not_the_weeks_average() {
         // six hours at 10x, over 30 hours before T0: still in the week, no longer in the day
@@ -344,15 +358,7 @@ mod tests {
         assert!(day > 25.0, "{day}");
         // an `over_contract` alert on it resolved, last over its threshold at its end: the
         // hours since are the client's pace, its usual
-        let r = Reading {
-            observed: 0.0,
-            expected: 0.0,
-            ratio: 0.0,
-            window: 0,
-            item: None,
-        };
-        let mut s = crate::alert::Slot::new(AlertKind::OverContract, Severity::Warning, r);
-        s.firing_since = Some(burst.start);
+        let mut s = firing(AlertKind::OverContract, burst.start);
         s.last_fire = burst.end;
         c.alerts.push(s);
         c.resolve(0);
@@ -377,16 +383,7 @@ mod tests {
         let usual = pace(&c);
         // the usual, learning the busier day at the level's slow rate
         assert!((10.0..10.5).contains(&usual), "{usual}");
-        let r = Reading {
-            observed: 0.0,
-            expected: 0.0,
-            ratio: 0.0,
-            window: 0,
-            item: None,
-        };
-        let mut firing = crate::alert::Slot::new(AlertKind::CapForecast, Severity::Warning, r);
-        firing.firing_since = Some(T0 - HOUR_MS);
-        c.alerts.push(firing);
+        c.alerts.push(firing(AlertKind::CapForecast, T0 - HOUR_MS));
         let day = pace(&c);
         assert!(day > 1.02 * usual, "{day} against {usual}");
     }
