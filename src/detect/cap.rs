@@ -113,10 +113,7 @@ impl Cap {
         }
         let month = month_of(t - 1);
         let used = used_before(c, month, t);
-        let (recent, covered) = c.windows.sum(t, self.pace);
-        let span = covered.min(history).max(1);
         let month_end = month_start(month + 1);
-        let mut pace = recent / span as f64;
         // Once the baseline is warm, the month goes on at the client's usual pace: a window's
         // average holds an overage for as long as the window (a 72h jump kept a week's pace,
         // and its forecast, high for days after it ended), and the baseline learns no
@@ -124,9 +121,8 @@ impl Cap {
         // within hours, without mistaking a busy weekday or the afternoon peak for a new pace
         // (the baseline knows those). Only a day significantly above the usual counts (3σ,
         // compound Poisson), so a heavy-tailed day is not a new pace.
-        if c.baseline.is_warm(baseline) {
+        let pace = if c.baseline.is_warm(baseline) {
             let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
-            pace = level;
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
             // forecast firing that long)
@@ -150,9 +146,14 @@ impl Cap {
                 && usual > 0.0
                 && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
             {
-                pace = observed / usual * level;
+                observed / usual * level
+            } else {
+                level
             }
-        }
+        } else {
+            let (recent, covered) = c.windows.sum(t, self.pace);
+            recent / covered.min(history).max(1) as f64
+        };
         Some(Projection {
             at: t,
             month_end,
