@@ -17,7 +17,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use overage::config::Config;
-use overage::decode::{decode_canonical, Decoder};
+use overage::decode::{decode_canonical, decode_canonical_serde, Decoder};
 use overage::engine::Engine;
 use overage::replay;
 use overage::report;
@@ -53,6 +53,14 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 let _ = black_box(decode_canonical(black_box(l)));
+            }
+        })
+    });
+    // the same without the fast path: what it saves
+    g.bench_function("parse_serde", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let _ = black_box(decode_canonical_serde(black_box(l)));
             }
         })
     });

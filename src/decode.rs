@@ -5,13 +5,15 @@
 //! bounded metric label and carry on; nothing here panics or allocates per field unless a JSON
 //! string had escapes.
 //!
-//! Formats: overage's canonical event JSON (its own fast decoder, below), and gateway logs as
+//! Formats: overage's canonical event JSON (a single-pass [`fast`] path for events as producers
+//! write them, the serde decoder below for everything else), and gateway logs as
 //! they are written, each a built-in [`mapping::Mapping`] of event fields to paths in the log:
 //! Kong ([`kong`]), Apache APISIX ([`apisix`]) and Tyk ([`tyk`]); `[input.mapping]` overrides
 //! any of their fields or, with `format = "mapping"`, describes any other JSON log. Adding a
 //! gateway is one file with its mapping and one line in [`Format`] and [`Format::mapping`].
 
 pub mod apisix;
+mod fast;
 pub mod kong;
 pub mod mapping;
 pub mod tyk;
@@ -192,8 +194,18 @@ impl Decoder {
     }
 }
 
-/// Decode one canonical event.
+/// Decode one canonical event: by the [`fast`] path where it can tell, else by serde.
 pub fn decode_canonical(bytes: &[u8]) -> Result<Event<'_>, Reject> {
+    match fast::raw(bytes) {
+        Some(raw) => raw.validate(),
+        None => decode_canonical_serde(bytes),
+    }
+}
+
+/// One canonical event by the serde decoder alone (public for the bench that compares the two
+/// paths).
+#[doc(hidden)]
+pub fn decode_canonical_serde(bytes: &[u8]) -> Result<Event<'_>, Reject> {
     let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|_| Reject::Malformed)?;
     raw.validate()
 }
