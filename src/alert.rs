@@ -173,6 +173,12 @@ impl Slot {
         self.firing_since.is_some()
     }
 
+    /// Did it resolve for want of calls (its last [`WEAK_RESOLVE_EVALS`] verdicts too few to
+    /// tell), rather than on a clear reading? Its last reading may then still be in the band.
+    pub fn expired(&self) -> bool {
+        self.streak == 0 && self.below >= WEAK_RESOLVE_EVALS
+    }
+
     /// Advance the lifecycle. `fire_after` and `resolve_after` are counts of evaluations.
     pub fn step(&mut self, v: Verdict, at: Millis, fire_after: u16, resolve_after: u16) -> Step {
         // A clear reading of a scope or origin alert names no item (nothing is out of scope any
@@ -461,6 +467,7 @@ mod tests {
         assert_eq!(s.step(Verdict::Clear(r(0.5)), 7, 1, 3), Step::Nothing);
         assert_eq!(s.step(Verdict::Clear(r(0.5)), 8, 1, 3), Step::Resolved);
         assert_eq!(s.firing_since, Some(1));
+        assert!(!s.expired());
     }
 
     #[test]
@@ -494,6 +501,7 @@ mod tests {
             ),
             Step::Resolved
         );
+        assert!(s.expired());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{
     round2, Alert, AlertKind, DriverInfo, Reading, Severity, Slot, State, Step, Verdict,
+    WEAK_RESOLVE_EVALS,
 };
 use crate::board::{self, Board, ClientSummary, Published};
 use crate::client::{Breach, Client};
@@ -1095,6 +1096,16 @@ impl Engine {
             ),
             // every kind has its detector (a unit test in `detect` checks it)
             None => (duration_label(r.window), String::new()),
+        };
+        // A resolve for want of calls quotes a span that decided nothing, possibly still in the
+        // band: say what decided.
+        let summary = if state == State::Resolved && slot.expired() {
+            format!(
+                "{summary} (too few calls to tell for {}: resolved)",
+                duration_label(WEAK_RESOLVE_EVALS as Millis * MINUTE_MS)
+            )
+        } else {
+            summary
         };
         let mut alert = Alert::new(state, id, slot, t, window, summary, labels);
         let allowance = owner.and_then(|d| d.allowance(slot.kind, c, contract, &self.p.baseline));

@@ -180,6 +180,55 @@ fn a_jump_fires_once_and_resolves_once() {
     );
 }
 
+/// A resolve for want of calls says so, as its reading decided nothing. `jumper` makes
+/// 600-unit calls: 100 an hour for an hour (10x its contract), then one every 5 minutes, 1.2x
+/// its contract: under the band (1.35x) by the numbers, but 12 calls an hour of that size
+/// cannot show it clearly, so it resolves once 4 hours have told nothing either way. Back at
+/// 0.4x in small calls instead, it is clearly under the band, and its resolve quotes the
+/// reading that decided it.
+#[test]
+fn a_resolve_for_want_of_calls_says_so() {
+    let start = t0();
+    let jump = start + HOUR_MS;
+    let after = jump + HOUR_MS;
+    let end = after + 8 * HOUR_MS;
+    let run_with = |calls_after: Millis, units_after: f64| {
+        let mut events = stream("jumper", jump, after, 36 * SECOND_MS, |_| 600.0, none);
+        events.extend(
+            stream("jumper", after, end, calls_after, |_| units_after, none)
+                .into_iter()
+                .map(|mut e| {
+                    e.line = e.line.replace("jumper-", "jumper-after-");
+                    e
+                }),
+        );
+        let mut oc = of(
+            &run(&mut engine(&Config::default()), &sorted(events)),
+            "jumper",
+            AlertKind::OverContract,
+        );
+        // (10x pages too; the warning says the same)
+        oc.retain(|a| a.severity == Severity::Warning);
+        assert_eq!(
+            oc.iter().map(|a| a.state).collect::<Vec<_>>(),
+            [State::Firing, State::Resolved],
+            "{oc:#?}"
+        );
+        oc[1].clone()
+    };
+    let expired = run_with(5 * MINUTE_MS, 600.0);
+    assert!(
+        expired.ratio < 1.35
+            && expired
+                .summary
+                .ends_with("(too few calls to tell for 4h: resolved)"),
+        "{expired:?}"
+    );
+    assert!(at(&expired) - after >= 4 * HOUR_MS, "{expired:?}");
+    let clear = run_with(6 * SECOND_MS, 4.0);
+    assert!(!clear.summary.contains("too few calls"), "{clear:?}");
+}
+
 /// An uncontracted client whose hourly batch job makes each hour's calls in its first 8
 /// minutes, 20 calls an hour except 400 at 22:00 and 23:00, for 14 days; then, on the 15th day,
 /// 8x its usual calls spread over 10:00-14:00.
