@@ -19,11 +19,7 @@ use crate::time::parse_rfc3339;
 pub(super) fn raw(bytes: &[u8]) -> Option<RawEvent<'_>> {
     // One check of the whole line, not one per string (most of them a few bytes long).
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut s = Scan {
-        text,
-        b: bytes,
-        i: 0,
-    };
+    let mut s = Scan { text, i: 0 };
     let mut ev = RawEvent::default();
     s.ws();
     s.expect(b'{')?;
@@ -89,14 +85,16 @@ enum Scalar<'a> {
 
 struct Scan<'a> {
     text: &'a str,
-    /// `text`'s bytes.
-    b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Scan<'a> {
+    fn b(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+        self.b().get(self.i).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -121,11 +119,11 @@ impl<'a> Scan<'a> {
         self.expect(b'"')?;
         let start = self.i;
         // one pass: the strings of an event are short, shorter than memchr's set-up pays for
-        let len = self.b[start..]
+        let len = self.b()[start..]
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
         let end = start + len;
-        if self.b[end] != b'"' {
+        if self.b()[end] != b'"' {
             return None;
         }
         self.i = end + 1;
@@ -154,7 +152,7 @@ impl<'a> Scan<'a> {
         }
         let digits = self.i - start;
         // (serde reads `-0` as the float -0.0, which no whole-number field takes)
-        if digits == 0 || (digits > 1 && self.b[start] == b'0') || (negative && v == 0) {
+        if digits == 0 || (digits > 1 && self.b()[start] == b'0') || (negative && v == 0) {
             return None;
         }
         match self.peek() {
@@ -165,7 +163,7 @@ impl<'a> Scan<'a> {
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.i + word.len();
-        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+        (self.b().get(self.i..end)? == word).then(|| self.i = end)
     }
 
     fn scalar(&mut self) -> Option<Scalar<'a>> {
