@@ -22,9 +22,13 @@
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
 //!   public holiday, an outage) is not learned unless the drop lasts two days; a day far from
 //!   its prediction moves no weekday factor; and the first week's factors are taken robustly (a
-//!   day far from the median of its kind, weekdays or weekend, counts as that median; a weekend
-//!   day under two thirds of the other, as the other), so one holiday in the first week, even
-//!   one split over two UTC days, does not make the same weekday look like a jump for weeks.
+//!   day under two thirds or above twice the usual day of its kind, weekdays or weekend, counts
+//!   as that usual day; the usual weekday is the median of those not under two thirds of the
+//!   median, the usual weekend day the larger), so holidays in the first week, even two split
+//!   over four UTC days, do not make the same weekdays look like a jump for weeks.
+//! - A day on which learning was frozen (an incident) is unknown, not a day's total: the first
+//!   week replaces it by the usual day of its kind, and a later week counts it as predicted,
+//!   so a first-week incident is neither the norm nor a drag on the other days' factors.
 //!
 //! After a long silence the client is relearned from scratch rather than compared with a
 //! baseline from another era.
@@ -182,15 +186,16 @@ const DROP_FRACTION: f32 = 0.3;
 const DROP_ACCEPT_HOURS: u16 = 48;
 /// One-sided level at which an hour's calls are clearly below its expectation (a drop).
 const OUTLIER_ALPHA: f64 = 0.01;
-/// A first-week weekend day below `1/x ×` the other is taken as the other. Tighter than
+/// A first-week day below `1/x ×` the usual day of its kind is taken as that day. Tighter than
 /// [`OUTLIER_DAY`]: a holiday of a client hours from UTC falls on two UTC days, and leaves one
-/// of them at about half of the other; a factor learned that low pages on that day every week
+/// of them at about half of the usual; a factor learned that low pages on that day every week
 /// (a day far above its prediction teaches no factor), where one learned too high only makes
-/// the day a little less sensitive. (Weekdays keep the 2x band: their median is of five days,
-/// and on the fleets the tighter band there raised small clients' noisy days for no page saved.)
-const LOW_FIRST_WEEKEND_DAY: f64 = 1.5;
+/// the day a little less sensitive.
+const LOW_FIRST_WEEK_DAY: f64 = 1.5;
 /// A day whose total is outside `[1/x, x] ×` its prediction teaches no weekday factor.
 const OUTLIER_DAY: f64 = 2.0;
+/// A day's total in [`Seasonal::days`] when learning was frozen for part of it: unknown.
+const FROZEN_DAY: f32 = -1.0;
 
 impl Default for Seasonal {
     fn default() -> Self {
@@ -352,9 +357,22 @@ impl Seasonal {
 
     fn close_day(&mut self, d: usize, p: &BaselineParams) {
         let frozen = std::mem::take(&mut self.day_frozen);
-        let week: [f64; 7] = self.days.map(f64::from);
-        let total: f64 = week.iter().sum();
-        if frozen || total <= 0.0 {
+        if frozen {
+            self.days[d] = FROZEN_DAY;
+            return;
+        }
+        let predicted = |d: usize| self.level as f64 * 24.0 * 60.0 * self.weekday[d] as f64;
+        let mut week: [f64; 7] = self.days.map(f64::from);
+        if self.weekdays_known {
+            // (an incident's day counts as what was expected of it, not as its excess)
+            for (d, x) in week.iter_mut().enumerate() {
+                if *x < 0.0 {
+                    *x = predicted(d);
+                }
+            }
+        }
+        let total: f64 = week.iter().filter(|x| **x > 0.0).sum();
+        if total <= 0.0 {
             return;
         }
         if !self.weekdays_known {
@@ -364,7 +382,9 @@ impl Seasonal {
             if self.learned_hours < 7 * 24 + partial_first_day {
                 return;
             }
-            let week = robust_week(&week);
+            let Some(week) = robust_week(&week) else {
+                return;
+            };
             let total: f64 = week.iter().sum();
             if total <= 0.0 {
                 return;
@@ -377,8 +397,7 @@ impl Seasonal {
             self.level = (total / (7.0 * 24.0 * 60.0)) as f32;
             self.weekdays_known = true;
         } else {
-            let predicted = self.level as f64 * 24.0 * 60.0 * self.weekday[d] as f64;
-            let ratio = week[d] / predicted.max(f64::MIN_POSITIVE);
+            let ratio = week[d] / predicted(d).max(f64::MIN_POSITIVE);
             if !(1.0 / OUTLIER_DAY..=OUTLIER_DAY).contains(&ratio) {
                 return;
             }
@@ -411,29 +430,44 @@ impl Seasonal {
     }
 }
 
-/// A first week with its outlier days (a holiday, a ramp) replaced by the median of their kind:
-/// weekdays (Monday to Friday) and weekend days are alike among themselves, not with each other.
-fn robust_week(week: &[f64; 7]) -> [f64; 7] {
-    let median = |xs: &mut Vec<f64>| {
-        xs.sort_by(f64::total_cmp);
-        xs[xs.len() / 2]
+/// A first week with its outlier days (a holiday, a ramp, an incident's frozen day) replaced by
+/// the usual day of their kind: weekdays (Monday to Friday) and weekend days are alike among
+/// themselves, not with each other. `None` if every day was frozen.
+fn robust_week(week: &[f64; 7]) -> Option<[f64; 7]> {
+    let known = |days: &[f64]| {
+        let mut known: Vec<f64> = days.iter().copied().filter(|x| *x >= 0.0).collect();
+        known.sort_by(f64::total_cmp);
+        known
     };
-    let work = median(&mut week[..5].to_vec());
-    let rest = median(&mut week[5..].to_vec());
+    // (of an even count, the lower of the middle two: a Monday peak is no weekday's usual)
+    let median = |sorted: &[f64]| sorted.get(sorted.len().checked_sub(1)? / 2).copied();
+    let (work, rest) = (known(&week[..5]), known(&week[5..]));
+    // A usual weekday is the median of those that are not drops from the median of all:
+    // holidays split over two UTC days can leave three of five weekdays low, and the median
+    // then one of them (it would also make a Monday peak look like an outlier).
+    let usual_work = median(&work).and_then(|m| {
+        let not_low: Vec<f64> = work
+            .iter()
+            .copied()
+            .filter(|x| *x >= m / LOW_FIRST_WEEK_DAY)
+            .collect();
+        median(&not_low)
+    });
+    // A usual weekend day is the larger: one under two thirds of the other is the other half
+    // of a holiday split over both, or the holiday itself.
+    let usual_rest = rest.last().copied();
+    let (usual_work, usual_rest) = match (usual_work, usual_rest) {
+        (None, None) => return None,
+        (w, r) => (w.or(r)?, r.or(w)?),
+    };
     let mut out = *week;
     for (d, x) in out.iter_mut().enumerate() {
-        // (a weekend day's median is the larger of the two: one under two thirds of the other
-        // is the other half of a holiday split over both, or the holiday itself)
-        let (m, low) = if d < 5 {
-            (work, OUTLIER_DAY)
-        } else {
-            (rest.max(*x), LOW_FIRST_WEEKEND_DAY)
-        };
-        if m > 0.0 && !(m / low..=m * OUTLIER_DAY).contains(x) {
+        let m = if d < 5 { usual_work } else { usual_rest };
+        if *x < 0.0 || m > 0.0 && !(m / LOW_FIRST_WEEK_DAY..=m * OUTLIER_DAY).contains(x) {
             *x = m;
         }
     }
-    out
+    Some(out)
 }
 
 /// Scale `xs` to mean 1, keeping the shape.
@@ -597,6 +631,53 @@ mod tests {
         assert!(b.is_warm(&BaselineParams::default()));
         // the next weekend is expected at about the holiday's larger day, not its smaller
         assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
+    }
+
+    #[test]
+    fn two_holidays_of_the_first_week_split_over_utc_days_are_not_learned() {
+        // Tuesday and Friday off, eleven hours east of UTC: Tuesday and Friday keep only
+        // their UTC mornings (42% of the usual), Wednesday and Saturday lose theirs (69%).
+        // Three of the five weekdays are low, so their median is one of them, and Tuesday is
+        // more than half of it.
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 7, |h| {
+            let off = match (h / 24, hour_of_day(MONDAY_H + h)) {
+                (1 | 4, hour) => hour >= 13,
+                (2 | 5, hour) => hour < 13,
+                _ => false,
+            };
+            100.0 * shape(MONDAY_H + h) * if off { 0.1 } else { 1.0 }
+        });
+        assert!(b.is_warm(&BaselineParams::default()));
+        assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
+    }
+
+    #[test]
+    fn a_first_week_incident_that_froze_learning_is_not_learned() {
+        // Three weekdays at 4x, learning frozen by the alert: a median of the five days would
+        // take 4x as the usual weekday, and expect it every week after.
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        let incident = |h: i64| (2..5).contains(&(h / 24));
+        for h in 0..24 * 7 {
+            let rate = 100.0 * shape(MONDAY_H + h) * if incident(h) { 4.0 } else { 1.0 };
+            b.learn_hour(MONDAY_H + h, rate * 60.0, 1.0, incident(h), &p);
+        }
+        assert!(b.is_warm(&p));
+        let expected = |day: i64| {
+            let hours = day * 24..day * 24 + 24;
+            let e: f64 = hours
+                .clone()
+                .map(|h| b.rate_at((MONDAY_H + h) * HOUR_MS, &p))
+                .sum();
+            e / hours.map(|h| 100.0 * shape(MONDAY_H + h)).sum::<f64>()
+        };
+        for day in 7..14 {
+            let r = expected(day);
+            assert!((0.7..1.3).contains(&r), "day {day}: {r}x the truth");
+        }
     }
 
     #[test]

@@ -99,17 +99,17 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.968, 0.84 false firings per 1,000 client-days, no
-    // false page, 28 re-fires, 37 stuck
+    // regressions, not noise): recall 0.968, 0.63 false firings per 1,000 client-days, no
+    // false page, 28 re-fires, 36 stuck
     assert!(ours.recall() >= 0.968, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_per_1000_client_days() <= 0.84,
+        ours.false_per_1000_client_days() <= 0.64,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 28, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 37, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 36, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled)
     let jumps: Vec<Option<f64>> = runs
