@@ -599,9 +599,8 @@ mod tests {
         }
     }
 
-    /// The expected total of each day of `weeks` (from `MONDAY_H`) against the truth: the
-    /// lowest ratio.
-    fn worst_day(b: &Seasonal, weeks: std::ops::Range<i64>) -> f64 {
+    /// The expected total of each day of `weeks` (from `MONDAY_H`) against the truth.
+    fn day_ratios(b: &Seasonal, weeks: std::ops::Range<i64>) -> Vec<f64> {
         let p = BaselineParams::default();
         let total =
             |day: i64, f: &dyn Fn(i64) -> f64| (day * 24..day * 24 + 24).map(f).sum::<f64>();
@@ -610,7 +609,30 @@ mod tests {
                 total(day, &|h| b.rate_at((MONDAY_H + h) * HOUR_MS, &p))
                     / total(day, &|h| 100.0 * shape(MONDAY_H + h))
             })
+            .collect()
+    }
+
+    /// The lowest of [`day_ratios`].
+    fn worst_day(b: &Seasonal, weeks: std::ops::Range<i64>) -> f64 {
+        day_ratios(b, weeks)
+            .into_iter()
             .fold(f64::INFINITY, f64::min)
+    }
+
+    /// A first week of the usual shape with hours off (at 10%): `off(day, hour of day)`.
+    fn first_week_with_time_off(off: impl Fn(i64, usize) -> bool) -> Seasonal {
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 7, |h| {
+            let factor = if off(h / 24, hour_of_day(MONDAY_H + h)) {
+                0.1
+            } else {
+                1.0
+            };
+            100.0 * shape(MONDAY_H + h) * factor
+        });
+        assert!(b.is_warm(&BaselineParams::default()));
+        b
     }
 
     #[test]
@@ -618,17 +640,11 @@ mod tests {
         // A client six hours from UTC: its Sunday off falls on Saturday evening and most of
         // Sunday in UTC, at 72% and 38% of a usual weekend day. The larger is no outlier, and
         // the smaller is within twice it.
-        let mut b = Seasonal::default();
-        b.start(MONDAY_H);
-        learn(&mut b, 0..24 * 7, |h| {
-            let off = match (h / 24, hour_of_day(MONDAY_H + h)) {
-                (5, hour) => hour >= 18,
-                (6, hour) => hour < 18,
-                _ => false,
-            };
-            100.0 * shape(MONDAY_H + h) * if off { 0.1 } else { 1.0 }
+        let b = first_week_with_time_off(|day, hour| match day {
+            5 => hour >= 18,
+            6 => hour < 18,
+            _ => false,
         });
-        assert!(b.is_warm(&BaselineParams::default()));
         // the next weekend is expected at about the holiday's larger day, not its smaller
         assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
     }
@@ -639,17 +655,11 @@ mod tests {
         // their UTC mornings (42% of the usual), Wednesday and Saturday lose theirs (69%).
         // Three of the five weekdays are low, so their median is one of them, and Tuesday is
         // more than half of it.
-        let mut b = Seasonal::default();
-        b.start(MONDAY_H);
-        learn(&mut b, 0..24 * 7, |h| {
-            let off = match (h / 24, hour_of_day(MONDAY_H + h)) {
-                (1 | 4, hour) => hour >= 13,
-                (2 | 5, hour) => hour < 13,
-                _ => false,
-            };
-            100.0 * shape(MONDAY_H + h) * if off { 0.1 } else { 1.0 }
+        let b = first_week_with_time_off(|day, hour| match day {
+            1 | 4 => hour >= 13,
+            2 | 5 => hour < 13,
+            _ => false,
         });
-        assert!(b.is_warm(&BaselineParams::default()));
         assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
     }
 
@@ -666,17 +676,11 @@ mod tests {
             b.learn_hour(MONDAY_H + h, rate * 60.0, 1.0, incident(h), &p);
         }
         assert!(b.is_warm(&p));
-        let expected = |day: i64| {
-            let hours = day * 24..day * 24 + 24;
-            let e: f64 = hours
-                .clone()
-                .map(|h| b.rate_at((MONDAY_H + h) * HOUR_MS, &p))
-                .sum();
-            e / hours.map(|h| 100.0 * shape(MONDAY_H + h)).sum::<f64>()
-        };
-        for day in 7..14 {
-            let r = expected(day);
-            assert!((0.7..1.3).contains(&r), "day {day}: {r}x the truth");
+        for (day, r) in day_ratios(&b, 1..2).into_iter().enumerate() {
+            assert!(
+                (0.7..1.3).contains(&r),
+                "day {day} of week 2: {r}x the truth"
+            );
         }
     }
 
