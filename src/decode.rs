@@ -337,6 +337,11 @@ enum RawTs {
 }
 
 impl RawTs {
+    /// A timestamp given as text (RFC 3339).
+    fn parse(text: &str) -> RawTs {
+        parse_rfc3339(text).map_or(RawTs::Invalid, RawTs::checked)
+    }
+
     fn checked(ms: Millis) -> RawTs {
         if (MIN_TS..=MAX_TS).contains(&ms) {
             RawTs::Ok(ms)
@@ -355,7 +360,7 @@ impl<'de> Deserialize<'de> for RawTs {
                 f.write_str("an RFC 3339 string or epoch milliseconds")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTs, E> {
-                Ok(parse_rfc3339(v).map_or(RawTs::Invalid, RawTs::checked))
+                Ok(RawTs::parse(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTs, E> {
                 Ok(i64::try_from(v).map_or(RawTs::Invalid, RawTs::checked))

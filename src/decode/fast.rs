@@ -13,7 +13,6 @@
 use std::borrow::Cow;
 
 use super::{RawEvent, RawTs, RawUnits};
-use crate::time::parse_rfc3339;
 
 /// `bytes` as a [`RawEvent`], or `None` where only the serde decoder can say.
 pub(super) fn raw(bytes: &[u8]) -> Option<RawEvent<'_>> {
@@ -35,7 +34,7 @@ pub(super) fn raw(bytes: &[u8]) -> Option<RawEvent<'_>> {
             match key {
                 "ts" => {
                     ev.ts = match s.scalar()? {
-                        Scalar::Str(v) => parse_rfc3339(v).map_or(RawTs::Invalid, RawTs::checked),
+                        Scalar::Str(v) => RawTs::parse(v),
                         Scalar::Int(v) => RawTs::checked(v),
                         Scalar::Null => RawTs::Missing,
                         Scalar::Bool => RawTs::Invalid,
