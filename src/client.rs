@@ -501,6 +501,23 @@ impl Dispersion {
         let fitted = (mu + 1.5 * var).exp().min(top.max(e_top as f32));
         (moment.max(weight * fitted)) as f64
     }
+
+    /// The chance that one call is of more than `x` units, from the lognormal with the mean
+    /// and the `E[u²]/E[u]` (`factor`) the test uses. Fitted by those moments, not by the
+    /// log-moments: a client mixing one-unit lookups with pages has a log-variance that
+    /// understates its largest calls tenfold, where its second moment does not. Zero where the
+    /// units are not heavy-tailed (`factor` under e times the mean: every gamma of the fleet,
+    /// constant units), as a light tail's largest call explains no excess.
+    pub fn tail(&self, x: f64, factor: f64) -> f64 {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let mean = self.mean();
+        let var = (factor / mean).ln();
+        if x <= 0.0 || mean <= 0.0 || var.is_nan() || var < HEAVY_LOG_VAR as f64 {
+            return 0.0;
+        }
+        let mu = mean.ln() - var / 2.0;
+        Normal::standard().sf((x.ln() - mu) / var.sqrt())
+    }
 }
 
 /// Exponentially decayed call counters for scope checks, all relative to one anchor time, so
@@ -863,6 +880,45 @@ mod tests {
             e.add(t + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
         }
         assert!((e.factor() - 25.0).abs() < 1e-3, "{}", e.factor());
+    }
+
+    #[test]
+    fn the_tail_of_lookups_mixed_with_pages_is_read_from_the_moments() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, LogNormal};
+        let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
+        // half one-unit lookups, half pages (lognormal σ 1.5, mean 8), as the fleet's heavy
+        // tails: the log-moments fit (σ ≈ 1.1 over the mix) puts a call of 300 ten times
+        // rarer than it is
+        let sigma: f64 = 1.5;
+        let ln = LogNormal::new(8f64.ln() - sigma * sigma / 2.0, sigma).unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let mut d = Dispersion::default();
+        let mut sizes = Vec::new();
+        for i in 0..20_000 {
+            let u = if i % 2 == 0 {
+                1.0
+            } else {
+                ln.sample(&mut rng).round()
+            };
+            d.add(t + i * 10_000, u);
+            sizes.push(u);
+        }
+        d.fold_complete(t + 20_000 * 10_000);
+        for x in [50.0, 100.0, 300.0] {
+            let seen = sizes.iter().filter(|&&u| u > x).count() as f64 / sizes.len() as f64;
+            let read = d.tail(x, d.factor());
+            assert!(
+                read > seen / 2.5 && read < seen * 2.5,
+                "{x}: {read} vs {seen}"
+            );
+        }
+        // light tails have none to explain an excess with
+        let mut e = Dispersion::default();
+        for i in 0..100 {
+            e.add(t + i * 1000, if i % 2 == 0 { 10.0 } else { 30.0 });
+        }
+        assert_eq!(e.tail(50.0, e.factor()), 0.0);
     }
 
     #[test]

@@ -271,6 +271,57 @@ mod tests {
         assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
     }
 
+    /// A week of a heavy-tailed client: eight calls an hour whose sizes run through the
+    /// quantiles of a lognormal (median 2 units, σ 1.45: mean about 5.7, a call of 100 in a
+    /// few hundred) up to minute `until` before T0, then calls `k` times as many.
+    fn heavy_tailed(until: i64, k: i64) -> Client {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let n = Normal::standard();
+        let sizes: Vec<f64> = (0..64)
+            .map(|i| {
+                (2f64.ln() + 1.45 * n.inverse_cdf((i as f64 + 0.5) / 64.0))
+                    .exp()
+                    .round()
+            })
+            .collect();
+        let mut c = client_with(&[]);
+        let mut i = 0;
+        let mut ts = T0 - 7 * 24 * HOUR_MS;
+        while ts < T0 {
+            let size = sizes[(i * 37) % sizes.len()];
+            c.windows.add(ts, size as f32);
+            c.units.add(ts, size);
+            c.units.fold_complete(ts);
+            i += 1;
+            ts +=
+                (7 * MINUTE_MS + MINUTE_MS / 2) / if ts >= T0 + until * MINUTE_MS { k } else { 1 };
+        }
+        c
+    }
+
+    #[test]
+    fn an_excess_one_large_call_makes_fires_only_with_the_calls_to_show_it() {
+        // The largest call of the client's month, 350 units, 20 minutes ago: six hours at
+        // 2.4x the contract, significant by the compound Poisson test even with the call in
+        // the spread it is judged against, yet a client like this makes such a call every
+        // few weeks, and its calls show nothing
+        let p = Detectors::default();
+        let mut c = heavy_tailed(0, 1);
+        let bulk = T0 - 20 * MINUTE_MS;
+        c.windows.add(bulk, 350.0);
+        c.units.add(bulk, 350.0);
+        let contract = rate(8.0 * 5.7 / 60.0);
+        let [v, _] = over_contract(&c, T0, contract, [1.5, 3.0], &p);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+        // the same excess from three times the calls for six hours fires
+        let d = heavy_tailed(-6 * 60, 3);
+        let [v, _] = over_contract(&d, T0, contract, [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Fire(r) if r.window == 6 * HOUR_MS),
+            "{v:?}"
+        );
+    }
+
     /// `c` with a firing warning whose excess was last seen `ago` minutes before T0.
     fn firing(mut c: Client, ago: i64) -> Client {
         let mut slot = crate::alert::Slot::new(

@@ -13,7 +13,7 @@ use super::{InvalidSetting, Shared};
 use crate::alert::{Reading, Verdict};
 use crate::client::Dispersion;
 use crate::config::ms;
-use crate::time::Millis;
+use crate::time::{Millis, DAY_MS, HOUR_MS};
 use crate::window::{is_supported_window, Windows};
 
 /// A short and a long window that must both be over the threshold (multi-window alerting: the
@@ -91,7 +91,7 @@ pub(crate) fn check_windows(
 const CLEAR_ALPHA: f64 = 0.05;
 
 /// A firing volume alert holds for at least this long after its excess was last seen.
-const MIN_AFTER: Millis = crate::time::HOUR_MS;
+const MIN_AFTER: Millis = HOUR_MS;
 
 /// One window pair's numbers at a boundary.
 struct PairSums {
@@ -192,9 +192,17 @@ pub(crate) fn windowed(
         units,
         factor: units.factor_with(w.hour_so_far(t)),
     };
-    let [warning, critical] = j
-        .thresholds
-        .map(|threshold| judge(&sums, threshold, j, null(threshold), &band, after.as_ref()));
+    let [warning, critical] = j.thresholds.map(|threshold| {
+        judge(
+            &sums,
+            threshold,
+            j,
+            null(threshold),
+            &band,
+            after.as_ref(),
+            (w, t),
+        )
+    });
     // A page is not over while the warning's excess still is.
     match (warning, critical) {
         (Verdict::Fire(r), Verdict::Clear(_) | Verdict::Weak(_)) if after.is_some() => {
@@ -207,7 +215,7 @@ pub(crate) fn windowed(
 /// The longest window ending at `t` that starts no earlier than `elapsed` ago and that the
 /// rings can sum: whole minutes up to an hour, whole hours beyond, at most `longest`.
 pub(crate) fn since_window(elapsed: Millis, longest: Millis) -> Millis {
-    use crate::time::{HOUR_MS, MINUTE_MS};
+    use crate::time::MINUTE_MS;
     let w = elapsed.min(longest);
     if w <= HOUR_MS {
         w / MINUTE_MS * MINUTE_MS
@@ -266,6 +274,40 @@ impl Band<'_> {
     }
 }
 
+/// Could a single call explain the excess? A heavy tail's sums are made by their largest
+/// call: the chance that a window holds `x` units more than expected is about the chance that
+/// one of its calls alone is of `x` units (a sum of subexponential calls exceeds a level
+/// mostly through its maximum), far above what the compound Poisson test gives it. And a
+/// window tested every minute meets every large call the client makes, so what matters is how
+/// often such a call comes, not its chance in one window. An excess of a size the client makes
+/// in one call at least once in [`ONE_CALL_DAYS`] days of its usual calls does not fire where
+/// neither its calls nor its units without its busiest minute are significantly above the
+/// null: a bulk export is one call in one minute.
+fn one_call_explains(
+    s: &PairSums,
+    (w, t): (&Windows, Millis),
+    null_ratio: f64,
+    band: &Band<'_>,
+    alpha: f64,
+) -> bool {
+    let null = null_ratio * s.trimmed_expected;
+    let calls = null / band.units.mean().max(1e-9);
+    let per_day = calls * (DAY_MS as f64 / s.reading.window.max(1) as f64);
+    // (a window of up to an hour is trimmed of its busiest minutes already)
+    let busiest = if s.reading.window > HOUR_MS {
+        w.sum(t, HOUR_MS).0 - w.sum_trimmed(t, HOUR_MS, 1).0
+    } else {
+        0.0
+    };
+    per_day * ONE_CALL_DAYS * band.units.tail(s.trimmed - null, band.factor) >= 1.0
+        && !significant(s.calls, calls, 1.0, alpha)
+        && !significant(s.trimmed - busiest, null, band.factor, alpha)
+}
+
+/// A size of call the client makes at least once in this many days (at the rate of its usual
+/// calls) explains an excess by itself: at most a false alert in about three years a client.
+const ONE_CALL_DAYS: f64 = 1000.0;
+
 fn judge(
     sums: &[PairSums],
     threshold: f64,
@@ -273,6 +315,7 @@ fn judge(
     null_ratio: f64,
     band: &Band<'_>,
     after: Option<&Tail>,
+    window_at: (&Windows, Millis),
 ) -> Verdict {
     for s in sums {
         let level = (s.short.0 / s.short.1).min(s.trim_ratio);
@@ -288,6 +331,7 @@ fn judge(
                 band.factor,
                 j.shared.alpha,
             )
+            && !one_call_explains(s, window_at, null_ratio, band, j.shared.alpha)
             // Once firing, the long window still holds the episode for hours after it ended,
             // and a small client's short window reaches the threshold by chance: the excess
             // counts as still seen only where the short window alone shows it.
