@@ -101,7 +101,7 @@ impl Scenario {
     pub(super) fn mark_detectable(&mut self, drop: bool) {
         let mut keep = Vec::with_capacity(self.planned.len());
         for a in std::mem::take(&mut self.planned) {
-            match detectable(&self.clients[a.client], &a) {
+            match detectable(&self.clients[a.client], &a, self.start_ms) {
                 Some(t) if t <= a.end_ms - (a.end_ms - a.start_ms) / 4 => keep.push(Planned {
                     detectable_ms: Some(t),
                     ..a
@@ -643,8 +643,9 @@ impl Fleet {
 /// The endpoint a driven incident's bulk calls use.
 const BULK_ENDPOINT: &str = "/2/bulk/export";
 
-/// When `a` becomes clearly detectable on `c`, if it does before its end.
-fn detectable(c: &ClientSpec, a: &Planned) -> Option<i64> {
+/// When `a` becomes clearly detectable on `c`, if it does before its end, from what a stream
+/// beginning at `stream_start` holds.
+fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
     let units = c.mean_units_per_event();
     let dispersion = c.units_dispersion();
     let normal = {
@@ -679,9 +680,11 @@ fn detectable(c: &ClientSpec, a: &Planned) -> Option<i64> {
     let month_of_start = month_of(a.start_ms);
     let cap = c.contract.as_ref().and_then(|k| k.monthly_cap);
     if a.expect == kind::CAP_FORECAST {
-        // units used this month before the change, at the usual pace
+        // units used this month before the change, at the usual pace, as far as the stream
+        // shows them: what a client used before it began is known to no detector
         let mut s = month_start(month_of_start)
             .max(c.active_from_ms)
+            .max(stream_start)
             .max(a.start_ms - 40 * DAY_MS);
         while s < a.start_ms {
             used += normal.rate_at(s) * units;
@@ -754,4 +757,40 @@ fn detectable(c: &ClientSpec, a: &Planned) -> Option<i64> {
         t += MINUTE_MS;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_is_blown_only_by_usage_the_stream_holds() {
+        // Pace changes a few days before the first month boundary: counted from the month's
+        // start, the days before the stream (at the usual pace) with the new pace would blow a
+        // cap of 1.2 usual months; the stream holds a week of that month at most, which does
+        // not, so no detector can tell before the next month begins at the new pace.
+        let mut across = 0;
+        for seed in 1..=3 {
+            let p = SimParams {
+                seed,
+                ..SimParams::default()
+            };
+            let sc = Scenario::fleet(&p, 300).expect("a fleet");
+            let boundary = month_start(month_of(sc.start_ms) + 1);
+            for a in sc.planned.iter().filter(|a| a.expect == kind::CAP_FORECAST) {
+                let at = a.detectable_ms.expect("every cap incident is detectable");
+                if a.start_ms < boundary {
+                    across += 1;
+                    assert!(
+                        (boundary..boundary + DAY_MS).contains(&at),
+                        "{}: detectable at {at}, the month turns at {boundary}",
+                        sc.clients[a.client].id
+                    );
+                } else {
+                    assert!(at >= a.start_ms && at < a.start_ms + DAY_MS, "{at}");
+                }
+            }
+        }
+        assert!(across >= 3, "{across} pace changes before a month boundary");
+    }
 }
