@@ -99,11 +99,11 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.968, 0.24 false firings per 1,000 client-days, no
+    // regressions, not noise): recall 0.968, 0.20 false firings per 1,000 client-days, no
     // false page, 28 re-fires, 36 stuck
     assert!(ours.recall() >= 0.968, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_per_1000_client_days() <= 0.24,
+        ours.false_per_1000_client_days() <= 0.2,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );

@@ -142,9 +142,12 @@ impl Cap {
             } else {
                 3.0
             };
+            // (and above the average day: a weekday whose factor a holiday taught low took a
+            // normal day for a new pace of 2.4x, and forecast the month at that)
             if span >= HOUR_MS
                 && usual > 0.0
                 && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
+                && observed > level * span as f64
             {
                 observed / usual * level
             } else {
@@ -300,16 +303,24 @@ mod tests {
         assert!(cap_forecast(&c, T0, 1.0).is_none(), "too new for a pace");
     }
 
-    /// Two weeks of a call of 10 units a minute, learned as the service would, with `units(ts)`.
+    /// Two weeks of a call of 10 units a minute, learned as the service would, with `units(ts)`
+    /// (no call where it is 0).
     fn learned(p: &Detectors, units: impl Fn(Millis) -> f64) -> Client {
-        let start = T0 - 15 * DAY_MS;
+        learned_until(p, T0, units)
+    }
+
+    /// [`learned`], the two weeks ending at `end`.
+    fn learned_until(p: &Detectors, end: Millis, units: impl Fn(Millis) -> f64) -> Client {
+        let start = end - 15 * DAY_MS;
         let mut c = Client::new(std::sync::Arc::from("c"), Some(0), start);
         for m in 0..15 * 24 * 60 {
             let ts = start + m * MINUTE_MS;
             let u = units(ts);
-            c.windows.add(ts, u as f32);
-            c.units.add(ts, u);
-            c.usage.add(ts, u);
+            if u > 0.0 {
+                c.windows.add(ts, u as f32);
+                c.units.add(ts, u);
+                c.usage.add(ts, u);
+            }
             let boundary = ts / MINUTE_MS + 1;
             c.sched.schedule(boundary);
             c.prepare(boundary, p);
@@ -372,6 +383,62 @@ mod tests {
         );
         let after = pace(&c);
         assert!((10.0..12.5).contains(&after), "{after}");
+    }
+
+    #[test]
+    fn a_day_under_the_average_day_is_no_new_pace() {
+        // Weekends at 0.35 of the weekdays' calls; then the last day, a Sunday, holds 0.75 of
+        // a weekday's units: over twice its usual, but under the average day. A weekday factor
+        // a holiday taught low looks the same: a normal day read as a new pace of 2.4x, and
+        // the month forecast at that.
+        let p = Detectors::default();
+        let weekday = |ts: Millis| crate::time::day_of_week(ts.div_euclid(HOUR_MS));
+        // the last midnight before T0 that ends a Sunday
+        let mut end = T0 - T0 % DAY_MS;
+        while weekday(end - 1) != 6 {
+            end -= DAY_MS;
+        }
+        let mut c = learned_until(&p, end, |ts| {
+            let share = if weekday(ts) >= 5 { 7 } else { 20 };
+            if ts / MINUTE_MS % 20 < share {
+                10.0
+            } else {
+                0.0
+            }
+        });
+        let usual = c.baseline.expected(end, DAY_MS, &p.baseline);
+        let level = c.baseline.level() as f64;
+        // (units a minute)
+        let pace = |c: &Client, t| {
+            p.cap.project(c, t, &p.baseline).unwrap().pace_per_ms * MINUTE_MS as f64
+        };
+        // the Sunday's units raised from 0.35 to 0.75 of a weekday's, in its afternoon
+        for m in 0..(0.4 * 14_400.0 / 10.0) as i64 {
+            c.windows.add(end - 12 * HOUR_MS + m * MINUTE_MS / 2, 10.0);
+        }
+        let observed = c.windows.sum(end, DAY_MS).0;
+        assert!(
+            observed > 2.0 * usual,
+            "{observed} against its usual {usual}"
+        );
+        assert!(
+            observed < level * 1440.0,
+            "{observed} against {level} a minute"
+        );
+        assert!(
+            pace(&c, end) < 1.05 * level,
+            "{} against the usual {level}",
+            pace(&c, end)
+        );
+        // a day over the average day, as far over its usual: a new pace
+        for m in 0..(0.5 * 14_400.0 / 10.0) as i64 {
+            c.windows.add(end - 6 * HOUR_MS + m * MINUTE_MS / 4, 10.0);
+        }
+        assert!(
+            pace(&c, end) > 2.0 * level,
+            "{} against the usual {level}",
+            pace(&c, end)
+        );
     }
 
     #[test]
