@@ -504,8 +504,9 @@ impl Dispersion {
 
     /// The chance that one call is of more than `x` units, from the lognormal with the mean
     /// and the `E[u²]/E[u]` (`factor`) the test uses. Fitted by those moments, not by the
-    /// log-moments: a client mixing one-unit lookups with pages has a log-variance that
-    /// understates its largest calls tenfold, where its second moment does not. Zero where the
+    /// log-moments: a client mixing one-unit lookups with pages has a log-variance that makes
+    /// its largest calls tens to hundreds of times rarer than they are, where its second moment
+    /// does not. Zero where the
     /// units are not heavy-tailed (`factor` under e times the mean: every gamma of the fleet,
     /// constant units), as a light tail's largest call explains no excess.
     pub fn tail(&self, x: f64, factor: f64) -> f64 {
@@ -830,15 +831,20 @@ mod tests {
         assert_eq!(d.factor_with((0.0, 0.0, 0.0)), before);
     }
 
+    /// A lognormal of the given mean.
+    fn lognormal(mean: f64, sigma: f64) -> rand_distr::LogNormal<f64> {
+        rand_distr::LogNormal::new(mean.ln() - sigma * sigma / 2.0, sigma).unwrap()
+    }
+
     #[test]
     fn heavy_tails_get_their_dispersion_from_a_lognormal_fit() {
         use rand::SeedableRng;
-        use rand_distr::{Distribution, LogNormal};
+        use rand_distr::Distribution;
         let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
         // two calls an hour for four days, lognormal σ = 1.6 with mean 20: the true E[u²]/E[u]
         // is 20·e^(σ²) ≈ 258, which ~200 calls rarely show in their sample moments
         let sigma: f64 = 1.6;
-        let ln = LogNormal::new(20f64.ln() - sigma * sigma / 2.0, sigma).unwrap();
+        let ln = lognormal(20.0, sigma);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         let mut d = Dispersion::default();
         for h in 0..96 {
@@ -885,13 +891,12 @@ mod tests {
     #[test]
     fn the_tail_of_lookups_mixed_with_pages_is_read_from_the_moments() {
         use rand::SeedableRng;
-        use rand_distr::{Distribution, LogNormal};
+        use rand_distr::Distribution;
         let t = 1_789_050_000_000 - 1_789_050_000_000 % HOUR_MS;
         // half one-unit lookups, half pages (lognormal σ 1.5, mean 8), as the fleet's heavy
-        // tails: the log-moments fit (σ ≈ 1.1 over the mix) puts a call of 300 ten times
-        // rarer than it is
-        let sigma: f64 = 1.5;
-        let ln = LogNormal::new(8f64.ln() - sigma * sigma / 2.0, sigma).unwrap();
+        // tails: a lognormal fitted to the log-moments of the mix (σ ≈ 1.05) puts a call of
+        // 100 fifty times rarer than it is, and one of 300 five hundred times
+        let ln = lognormal(8.0, 1.5);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
         let mut d = Dispersion::default();
         let mut sizes = Vec::new();

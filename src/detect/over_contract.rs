@@ -273,7 +273,7 @@ mod tests {
 
     /// A week of a heavy-tailed client: eight calls an hour whose sizes run through the
     /// quantiles of a lognormal (median 2 units, σ 1.45: mean about 5.7, a call of 100 in a
-    /// few hundred) up to minute `until` before T0, then calls `k` times as many.
+    /// few hundred) until `until` minutes from T0, then `k` times as many calls.
     fn heavy_tailed(until: i64, k: i64) -> Client {
         use statrs::distribution::{ContinuousCDF, Normal};
         let n = Normal::standard();
@@ -286,6 +286,7 @@ mod tests {
             .collect();
         let mut c = client_with(&[]);
         let mut i = 0;
+        let gap = 7 * MINUTE_MS + MINUTE_MS / 2;
         let mut ts = T0 - 7 * 24 * HOUR_MS;
         while ts < T0 {
             let size = sizes[(i * 37) % sizes.len()];
@@ -293,8 +294,11 @@ mod tests {
             c.units.add(ts, size);
             c.units.fold_complete(ts);
             i += 1;
-            ts +=
-                (7 * MINUTE_MS + MINUTE_MS / 2) / if ts >= T0 + until * MINUTE_MS { k } else { 1 };
+            ts += if ts >= T0 + until * MINUTE_MS {
+                gap / k
+            } else {
+                gap
+            };
         }
         c
     }
