@@ -506,9 +506,9 @@ impl Dispersion {
     /// and the `E[u²]/E[u]` (`factor`) the test uses. Fitted by those moments, not by the
     /// log-moments: a client mixing one-unit lookups with pages has a log-variance that makes
     /// its largest calls tens to hundreds of times rarer than they are, where its second moment
-    /// does not. Zero where the
-    /// units are not heavy-tailed (`factor` under e times the mean: every gamma of the fleet,
-    /// constant units), as a light tail's largest call explains no excess.
+    /// does not. Zero where the units are not heavy-tailed (`factor` under e times the mean:
+    /// every gamma of the fleet, constant units), as a light tail's largest call explains no
+    /// excess.
     pub fn tail(&self, x: f64, factor: f64) -> f64 {
         use statrs::distribution::{ContinuousCDF, Normal};
         let mean = self.mean();

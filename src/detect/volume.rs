@@ -293,15 +293,18 @@ fn one_call_explains(
     let null = null_ratio * s.trimmed_expected;
     let calls = null / band.units.mean().max(1e-9);
     let per_day = calls * (DAY_MS as f64 / s.reading.window.max(1) as f64);
-    // (a window of up to an hour is trimmed of its busiest minutes already)
-    let busiest = if s.reading.window > HOUR_MS {
-        w.sum(t, HOUR_MS).0 - w.sum_trimmed(t, HOUR_MS, 1).0
-    } else {
-        0.0
+    // (scanned only where the rest holds; a window of up to an hour is trimmed of its busiest
+    // minutes already)
+    let busiest = || {
+        if s.reading.window > HOUR_MS {
+            w.sum(t, HOUR_MS).0 - w.sum_trimmed(t, HOUR_MS, 1).0
+        } else {
+            0.0
+        }
     };
     per_day * ONE_CALL_DAYS * band.units.tail(s.trimmed - null, band.factor) >= 1.0
         && !significant(s.calls, calls, 1.0, alpha)
-        && !significant(s.trimmed - busiest, null, band.factor, alpha)
+        && !significant(s.trimmed - busiest(), null, band.factor, alpha)
 }
 
 /// A size of call the client makes at least once in this many days (at the rate of its usual
