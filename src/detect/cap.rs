@@ -6,7 +6,7 @@
 //! usual, that day's pace, so a pace change shows within hours, not days (once the forecast
 //! fires, while the day is above its usual at all), and an overage that ended leaves the
 //! forecast within a day, not a week; within hours where a volume alert saw it end (the day is
-//! then the hours since).
+//! then the hours since). At the usual pace, a forecast clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -63,6 +63,9 @@ impl CapConfig {
         Ok(())
     }
 }
+
+/// A forecast at the usual pace clears this many usual days under the cap.
+const USUAL_DAYS_MARGIN: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Cap {
@@ -121,7 +124,7 @@ impl Cap {
         // within hours, without mistaking a busy weekday or the afternoon peak for a new pace
         // (the baseline knows those). Only a day significantly above the usual counts (3σ,
         // compound Poisson), so a heavy-tailed day is not a new pace.
-        let pace = if c.baseline.is_warm(baseline) {
+        let (pace, at_usual_pace) = if c.baseline.is_warm(baseline) {
             let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
@@ -149,19 +152,20 @@ impl Cap {
                 && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
                 && observed > level * span as f64
             {
-                observed / usual * level
+                (observed / usual * level, false)
             } else {
-                level
+                (level, true)
             }
         } else {
             let (recent, covered) = c.windows.sum(t, self.pace);
-            recent / covered.min(history).max(1) as f64
+            (recent / covered.min(history).max(1) as f64, false)
         };
         Some(Projection {
             at: t,
             month_end,
             used,
             pace_per_ms: pace,
+            at_usual_pace,
             projected: used + pace * (month_end - t).max(0) as f64,
         })
     }
@@ -184,9 +188,17 @@ impl Cap {
             window: month_start(month_of(t - 1)),
             item: None,
         };
+        // At the usual pace, the projection moves only as the days differ from the average day
+        // (a week of busy weekdays moves it by about a day's units), not as a new pace comes and
+        // goes: a margin of a few usual days keeps it from flapping where the hold band of the
+        // volume alerts kept an overage that ended with a month still well under the cap (93% of
+        // it, ten days before its end) firing until the month ended.
+        let well_under = projection.at_usual_pace
+            && projection.projected + USUAL_DAYS_MARGIN * projection.pace_per_ms * (DAY_MS as f64)
+                < self.forecast_at * cap;
         Some(if r.ratio >= self.forecast_at {
             Verdict::Fire(r)
-        } else if r.ratio >= self.forecast_at * shared.resolve_ratio {
+        } else if r.ratio >= self.forecast_at * shared.resolve_ratio && !well_under {
             Verdict::Hold(r)
         } else {
             Verdict::Clear(r)
@@ -204,6 +216,10 @@ pub struct Projection {
     pub used: f64,
     /// The pace the rest of the month is projected at (units per millisecond).
     pub pace_per_ms: f64,
+    /// The pace is the client's learned usual, not a new one (nor, while the client is new, a
+    /// window's average).
+    #[serde(default)]
+    pub at_usual_pace: bool,
     /// The month's total at that pace.
     pub projected: f64,
 }
@@ -439,6 +455,33 @@ mod tests {
             "{} against the usual {level}",
             pace(&c, end)
         );
+    }
+
+    #[test]
+    fn a_forecast_at_the_usual_pace_clears_a_few_usual_days_under_the_cap() {
+        let p = Detectors::default();
+        let verdict = |c: &Client, share_of_cap: f64| {
+            let projected = p.cap.project(c, T0, &p.baseline).unwrap().projected;
+            p.cap
+                .forecast(c, T0, projected / share_of_cap, &p.shared, &p.baseline)
+                .unwrap()
+        };
+        let c = learned(&p, |_| 10.0);
+        assert!(p.cap.project(&c, T0, &p.baseline).unwrap().at_usual_pace);
+        // 92% of the cap, 20 days before the month ends (2.2 usual days under it): over; the
+        // hold band of the volume alerts (90%) kept it firing until the month ended
+        assert!(matches!(verdict(&c, 0.92), Verdict::Clear(_)));
+        // within two usual days of the cap: held
+        let day = 10.0 * 1440.0;
+        let cap = p.cap.project(&c, T0, &p.baseline).unwrap().projected + 1.5 * day;
+        assert!(matches!(
+            p.cap.forecast(&c, T0, cap, &p.shared, &p.baseline),
+            Some(Verdict::Hold(_))
+        ));
+        // and at a new pace (the last day at 3x), 92% is held as before
+        let c = learned(&p, |ts| if ts >= T0 - DAY_MS { 30.0 } else { 10.0 });
+        assert!(!p.cap.project(&c, T0, &p.baseline).unwrap().at_usual_pace);
+        assert!(matches!(verdict(&c, 0.92), Verdict::Hold(_)));
     }
 
     #[test]

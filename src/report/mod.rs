@@ -699,6 +699,7 @@ mod tests {
                 month_end: month_start(month_of(t) + 1),
                 used: 5370.0,
                 pace_per_ms: 370.0 / (7 * DAY_MS) as f64,
+                at_usual_pace: false,
                 projected: 5370.0
                     + 370.0 / (7 * DAY_MS) as f64
                         * (month_start(month_of(t) + 1) - t - 30 * HOUR_MS) as f64,
