@@ -220,8 +220,17 @@ impl Default for Seasonal {
 impl Seasonal {
     /// A volume incident resolved, last seen going on at `last_fire`.
     pub fn end_incident(&mut self, last_fire: Millis) {
-        let hour = last_fire.div_euclid(HOUR_MS) + 1;
-        self.incident_seen = (hour.rem_euclid(INCIDENT_MODULUS) + 1) as u16;
+        let hour = (last_fire.div_euclid(HOUR_MS) + 1).rem_euclid(INCIDENT_MODULUS);
+        // The warning and the critical of one episode resolve together, the critical last seen
+        // hours before the warning: the later sighting stands (the earlier one left a 3x jump's
+        // last day in the pace of its cap forecast for 20 h after it ended).
+        if self.incident_seen != 0 {
+            let later_by = (self.incident_seen as i64 - 1 - hour).rem_euclid(INCIDENT_MODULUS);
+            if later_by > 0 && later_by <= 24 {
+                return;
+            }
+        }
+        self.incident_seen = (hour + 1) as u16;
     }
 
     /// Where, within the day before `t`, the last volume incident that resolved was last seen
@@ -682,6 +691,27 @@ mod tests {
                 "day {day} of week 2: {r}x the truth"
             );
         }
+    }
+
+    #[test]
+    fn an_episode_ends_where_it_was_last_seen_by_any_of_its_alerts() {
+        let t = MONDAY_H * HOUR_MS;
+        let mut b = Seasonal::default();
+        assert_eq!(b.incident_seen(t), None);
+        // the warning, last over its threshold at t, and the critical, six hours before, resolve
+        // together in either order: the hour after t
+        for order in [[t, t - 6 * HOUR_MS], [t - 6 * HOUR_MS, t]] {
+            let mut b = Seasonal::default();
+            for last_fire in order {
+                b.end_incident(last_fire + 5 * MINUTE_MS);
+            }
+            assert_eq!(b.incident_seen(t + 2 * HOUR_MS), Some(t + HOUR_MS));
+        }
+        // a later episode replaces an earlier one, and an episode is remembered for a day
+        b.end_incident(t);
+        b.end_incident(t + 30 * HOUR_MS);
+        assert_eq!(b.incident_seen(t + 31 * HOUR_MS), Some(t + 31 * HOUR_MS));
+        assert_eq!(b.incident_seen(t + 56 * HOUR_MS), None);
     }
 
     #[test]

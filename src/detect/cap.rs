@@ -64,6 +64,13 @@ impl CapConfig {
     }
 }
 
+/// In the hours since a volume episode ended, a new pace is at least this many times their
+/// usual, as well as 3σ over it: an hour 22% over its usual right after a 3x day is 3σ on a busy
+/// client, and forecast its month over the cap again 20 minutes after the forecast resolved.
+/// (Asked of the last day too, it put cap exhaustions 1-13 h later: a 2.5x pace fills its day
+/// to 1.5x the usual only in the day's later hours.)
+const NEW_PACE_RATIO: f64 = 1.5;
+
 /// A forecast at the usual pace clears this many usual days under the cap.
 const USUAL_DAYS_MARGIN: f64 = 2.0;
 
@@ -140,16 +147,20 @@ impl Cap {
             // Once the forecast fires, a day still above its usual keeps its pace: the 3σ gate
             // alone let a forecast near the cap switch between the two paces as the day's
             // significance crossed it, resolving and firing again within the hour.
-            let sigmas = if c.last_fire(AlertKind::CapForecast).is_some() {
-                0.0
+            // (a few hours are noisier than a day, beyond what the compound Poisson σ tells)
+            let (sigmas, ratio) = if c.last_fire(AlertKind::CapForecast).is_some() {
+                (0.0, 1.0)
+            } else if span < DAY_MS {
+                (3.0, NEW_PACE_RATIO)
             } else {
-                3.0
+                (3.0, 1.0)
             };
             // (and above the average day: a weekday whose factor a holiday taught low took a
             // normal day for a new pace of 2.4x, and forecast the month at that)
             if span >= HOUR_MS
                 && usual > 0.0
                 && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
+                && observed > ratio * usual
                 && observed > level * span as f64
             {
                 (observed / usual * level, false)
@@ -399,6 +410,50 @@ mod tests {
         );
         let after = pace(&c);
         assert!((10.0..12.5).contains(&after), "{after}");
+    }
+
+    #[test]
+    fn the_hours_after_an_episode_are_a_new_pace_only_at_a_new_paces_size() {
+        // a day at 2x, ended an hour before T0, its `over_contract` resolved
+        let p = Detectors::default();
+        let pace = |c: &Client| p.cap.project(c, T0, &p.baseline).unwrap();
+        let episode = T0 - 25 * HOUR_MS..T0 - HOUR_MS;
+        let client = |after: f64| {
+            let mut c = learned(&p, |ts| {
+                if episode.contains(&ts) {
+                    20.0
+                } else if ts >= episode.end {
+                    after
+                } else {
+                    10.0
+                }
+            });
+            let mut s = firing(AlertKind::OverContract, episode.start);
+            s.last_fire = episode.end - MINUTE_MS;
+            c.alerts.push(s);
+            c.resolve(0);
+            c
+        };
+        // 43% over the usual in the hour since: over it by 3σ, but no new pace (one such hour
+        // after a 3x day forecast the month over its cap again, 20 minutes after it had
+        // resolved)
+        let c = client(15.5);
+        assert_eq!(c.baseline.incident_seen(T0), Some(T0 - HOUR_MS));
+        let usual = c.baseline.expected(T0, HOUR_MS, &p.baseline);
+        let observed = c.windows.sum(T0, HOUR_MS).0;
+        assert!(
+            observed - usual > 3.0 * (usual * c.units.factor()).sqrt() && observed < 1.5 * usual,
+            "{observed} against {usual}, {} a call",
+            c.units.factor()
+        );
+        assert!(pace(&c).at_usual_pace, "{:?}", pace(&c));
+        // twice the usual since: a new pace
+        let c = client(20.0);
+        assert!(
+            !pace(&c).at_usual_pace && pace(&c).pace_per_ms * MINUTE_MS as f64 > 15.0,
+            "{:?}",
+            pace(&c)
+        );
     }
 
     #[test]
