@@ -170,14 +170,14 @@ pub struct Seasonal {
     /// mix a call-based level with unit-based days.
     today: f32,
     days: [f32; 7],
-    /// The hour after the last volume incident that resolved was last seen going on, as hours
+    /// The hour after the last volume incident resolved, as hours
     /// since the epoch modulo 65,535, plus one; 0 if none. Only its last day is ever read (see
-    /// [`Seasonal::incident_seen`]), so two bytes do, and here they fit in padding: a client's
+    /// [`Seasonal::incident_ended`]), so two bytes do, and here they fit in padding: a client's
     /// detection state is held to 2 KiB.
-    incident_seen: u16,
+    incident_ended: u16,
 }
 
-/// [`Seasonal::incident_seen`] counts hours modulo this (1..=65,535 fits a `u16`).
+/// [`Seasonal::incident_ended`] counts hours modulo this (1..=65,535 fits a `u16`).
 const INCIDENT_MODULUS: i64 = u16::MAX as i64;
 
 /// An hour below this fraction of its expectation is a drop, not learned...
@@ -212,36 +212,28 @@ impl Default for Seasonal {
             low_hours: 0,
             today: 0.0,
             days: [0.0; 7],
-            incident_seen: 0,
+            incident_ended: 0,
         }
     }
 }
 
 impl Seasonal {
-    /// A volume incident resolved, last seen going on at `last_fire`.
-    pub fn end_incident(&mut self, last_fire: Millis) {
-        let hour = (last_fire.div_euclid(HOUR_MS) + 1).rem_euclid(INCIDENT_MODULUS);
-        // The warning and the critical of one episode resolve together, the critical last seen
-        // hours before the warning: the later sighting stands (the earlier one left a 3x jump's
-        // last day in the pace of its cap forecast for 20 h after it ended).
-        if self.incident_seen != 0 {
-            let later_by = (self.incident_seen as i64 - 1 - hour).rem_euclid(INCIDENT_MODULUS);
-            if later_by > 0 && later_by <= 24 {
-                return;
-            }
-        }
-        self.incident_seen = (hour + 1) as u16;
+    /// A volume incident resolved at `at`.
+    pub fn end_incident(&mut self, at: Millis) {
+        let hour = at.div_euclid(HOUR_MS) + 1;
+        self.incident_ended = (hour.rem_euclid(INCIDENT_MODULUS) + 1) as u16;
     }
 
-    /// Where, within the day before `t`, the last volume incident that resolved was last seen
-    /// going on (to the hour after), if one was: the day's windows still hold it, and what
-    /// reads them as the client's pace must not (`cap_forecast`).
-    pub fn incident_seen(&self, t: Millis) -> Option<Millis> {
-        if self.incident_seen == 0 {
+    /// Where, within the day before `t`, the last volume incident resolved (to the hour after),
+    /// if one did: the day's windows still hold it, and what reads them as the client's pace
+    /// must not (`cap_forecast`). Its resolve, not where its alert was last over its threshold:
+    /// an alert can hold in its band for most of a day while its incident goes on.
+    pub fn incident_ended(&self, t: Millis) -> Option<Millis> {
+        if self.incident_ended == 0 {
             return None;
         }
         let now = t.div_euclid(HOUR_MS);
-        let ago = (now - (self.incident_seen as i64 - 1)).rem_euclid(INCIDENT_MODULUS);
+        let ago = (now - (self.incident_ended as i64 - 1)).rem_euclid(INCIDENT_MODULUS);
         (ago <= 24).then(|| (now - ago) * HOUR_MS)
     }
 
@@ -694,24 +686,17 @@ mod tests {
     }
 
     #[test]
-    fn an_episode_ends_where_it_was_last_seen_by_any_of_its_alerts() {
+    fn an_incident_is_remembered_for_a_day_after_it_resolved() {
         let t = MONDAY_H * HOUR_MS;
         let mut b = Seasonal::default();
-        assert_eq!(b.incident_seen(t), None);
-        // the warning, last over its threshold at t, and the critical, six hours before, resolve
-        // together in either order: the hour after t
-        for order in [[t, t - 6 * HOUR_MS], [t - 6 * HOUR_MS, t]] {
-            let mut b = Seasonal::default();
-            for last_fire in order {
-                b.end_incident(last_fire + 5 * MINUTE_MS);
-            }
-            assert_eq!(b.incident_seen(t + 2 * HOUR_MS), Some(t + HOUR_MS));
-        }
-        // a later episode replaces an earlier one, and an episode is remembered for a day
-        b.end_incident(t);
+        assert_eq!(b.incident_ended(t), None);
+        b.end_incident(t + 5 * MINUTE_MS);
+        assert_eq!(b.incident_ended(t + 2 * HOUR_MS), Some(t + HOUR_MS));
+        assert_eq!(b.incident_ended(t + 25 * HOUR_MS), Some(t + HOUR_MS));
+        assert_eq!(b.incident_ended(t + 26 * HOUR_MS), None);
+        // a later one replaces it
         b.end_incident(t + 30 * HOUR_MS);
-        assert_eq!(b.incident_seen(t + 31 * HOUR_MS), Some(t + 31 * HOUR_MS));
-        assert_eq!(b.incident_seen(t + 56 * HOUR_MS), None);
+        assert_eq!(b.incident_ended(t + 31 * HOUR_MS), Some(t + 31 * HOUR_MS));
     }
 
     #[test]

@@ -243,12 +243,12 @@ impl Client {
             .max()
     }
 
-    /// Take out an alert that resolved; a volume alert's episode is an incident the baseline
-    /// remembers the end of ([`Seasonal::incident_seen`]).
-    pub fn resolve(&mut self, i: usize) -> Slot {
+    /// Take out an alert that resolved at `at`; a volume alert's episode is an incident the
+    /// baseline remembers the end of ([`Seasonal::incident_ended`]).
+    pub fn resolve(&mut self, i: usize, at: Millis) -> Slot {
         let s = self.alerts.remove(i);
         if s.kind.is_volume() {
-            self.baseline.end_incident(s.last_fire);
+            self.baseline.end_incident(at);
         }
         s
     }

@@ -1012,7 +1012,7 @@ impl Engine {
                 match c.alerts[pos].step(v, t, fire_after, resolve_after) {
                     Step::Fired => transitions.push((State::Firing, c.alerts[pos].clone())),
                     Step::Resolved => {
-                        transitions.push((State::Resolved, c.resolve(pos)));
+                        transitions.push((State::Resolved, c.resolve(pos, t)));
                     }
                     Step::Dropped => {
                         c.alerts.remove(pos);
@@ -1038,7 +1038,7 @@ impl Engine {
                     ..s.last
                 });
                 match c.alerts[i].step(clear, t, fire_after, resolve_after) {
-                    Step::Resolved => transitions.push((State::Resolved, c.resolve(i))),
+                    Step::Resolved => transitions.push((State::Resolved, c.resolve(i, t))),
                     Step::Dropped => {
                         c.alerts.remove(i);
                     }

@@ -5,8 +5,8 @@
 //! then the learned baseline's usual pace, or, when the last day is significantly above its
 //! usual, that day's pace, so a pace change shows within hours, not days (once the forecast
 //! fires, while the day is above its usual at all), and an overage that ended leaves the
-//! forecast within a day, not a week; within hours where a volume alert saw it end (the day is
-//! then the hours since). At the usual pace, a forecast clears two usual days under the cap.
+//! forecast within a day, not a week; within hours where a volume alert resolved on it (the day
+//! is then the hours since). At the usual pace, a forecast clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -136,7 +136,7 @@ impl Cap {
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
             // forecast firing that long)
-            let span = match c.baseline.incident_seen(t) {
+            let span = match c.baseline.incident_ended(t) {
                 Some(seen) if !c.volume_alert_firing() => {
                     super::volume::since_window(t - seen, DAY_MS)
                 }
@@ -395,16 +395,17 @@ mod tests {
         // minute)
         let day = pace(&c);
         assert!(day > 25.0, "{day}");
-        // an `over_contract` alert on it resolved, last over its threshold at its end: the
-        // hours since are the client's pace, its usual
+        // an `over_contract` alert on it resolved at its end: the hours since are the client's
+        // pace, its usual. (Its alert was last over its threshold in the burst's first hour and
+        // held in its band since: where it was last over is not where the burst ended.)
         let mut s = firing(AlertKind::OverContract, burst.start);
-        s.last_fire = burst.end;
+        s.last_fire = burst.start + HOUR_MS;
         c.alerts.push(s);
-        c.resolve(0);
+        c.resolve(0, burst.end);
         // (to the hour after it)
-        assert_eq!(c.baseline.incident_seen(T0), Some(burst.end + HOUR_MS));
+        assert_eq!(c.baseline.incident_ended(T0), Some(burst.end + HOUR_MS));
         assert_eq!(
-            c.baseline.incident_seen(T0 + DAY_MS),
+            c.baseline.incident_ended(T0 + DAY_MS),
             None,
             "a day later, the day's window is clean"
         );
@@ -428,17 +429,16 @@ mod tests {
                     10.0
                 }
             });
-            let mut s = firing(AlertKind::OverContract, episode.start);
-            s.last_fire = episode.end - MINUTE_MS;
-            c.alerts.push(s);
-            c.resolve(0);
+            c.alerts
+                .push(firing(AlertKind::OverContract, episode.start));
+            c.resolve(0, episode.end - MINUTE_MS);
             c
         };
         // 43% over the usual in the hour since: over it by 3σ, but no new pace (one such hour
         // after a 3x day forecast the month over its cap again, 20 minutes after it had
         // resolved)
         let c = client(15.5);
-        assert_eq!(c.baseline.incident_seen(T0), Some(T0 - HOUR_MS));
+        assert_eq!(c.baseline.incident_ended(T0), Some(T0 - HOUR_MS));
         let usual = c.baseline.expected(T0, HOUR_MS, &p.baseline);
         let observed = c.windows.sum(T0, HOUR_MS).0;
         assert!(
