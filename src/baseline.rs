@@ -170,8 +170,8 @@ pub struct Seasonal {
     /// mix a call-based level with unit-based days.
     today: f32,
     days: [f32; 7],
-    /// The hour after the last volume incident resolved, as hours
-    /// since the epoch modulo 65,535, plus one; 0 if none. Only its last day is ever read (see
+    /// The hour after the last volume incident resolved, as hours since the epoch modulo
+    /// 65,535, plus one; 0 if none. Only its last day is ever read (see
     /// [`Seasonal::incident_ended`]), so two bytes do, and here they fit in padding: a client's
     /// detection state is held to 2 KiB.
     incident_ended: u16,

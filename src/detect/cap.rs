@@ -137,8 +137,8 @@ impl Cap {
             // the span since: the day's window holds an ended overage for a day, and kept its
             // forecast firing that long)
             let span = match c.baseline.incident_ended(t) {
-                Some(seen) if !c.volume_alert_firing() => {
-                    super::volume::since_window(t - seen, DAY_MS)
+                Some(ended) if !c.volume_alert_firing() => {
+                    super::volume::since_window(t - ended, DAY_MS)
                 }
                 _ => DAY_MS,
             };
@@ -146,8 +146,9 @@ impl Cap {
             let observed = c.windows.sum(t, span).0;
             // Once the forecast fires, a day still above its usual keeps its pace: the 3σ gate
             // alone let a forecast near the cap switch between the two paces as the day's
-            // significance crossed it, resolving and firing again within the hour.
-            // (a few hours are noisier than a day, beyond what the compound Poisson σ tells)
+            // significance crossed it, resolving and firing again within the hour. The hours
+            // since an episode must also be a new pace's size: a few hours are noisier than a
+            // day, beyond what the compound Poisson σ tells.
             let (sigmas, ratio) = if c.last_fire(AlertKind::CapForecast).is_some() {
                 (0.0, 1.0)
             } else if span < DAY_MS {
@@ -199,11 +200,10 @@ impl Cap {
             window: month_start(month_of(t - 1)),
             item: None,
         };
-        // At the usual pace, the projection moves only as the days differ from the average day
-        // (a week of busy weekdays moves it by about a day's units), not as a new pace comes and
-        // goes: a margin of a few usual days keeps it from flapping where the hold band of the
-        // volume alerts kept an overage that ended with a month still well under the cap (93% of
-        // it, ten days before its end) firing until the month ended.
+        // At the usual pace the projection moves only as days differ from the average day (a
+        // week of busy weekdays moves it by about a day's units), so two usual days under the
+        // cap is margin enough against flapping. The volume alerts' 90% hold band kept a month
+        // heading for 93% of its cap, ten days before its end, firing until the month ended.
         let well_under = projection.at_usual_pace
             && projection.projected + USUAL_DAYS_MARGIN * projection.pace_per_ms * (DAY_MS as f64)
                 < self.forecast_at * cap;
