@@ -260,6 +260,11 @@ impl Seasonal {
         self.learned_hours >= 48 && self.level > 0.0
     }
 
+    /// Hours of the first day learned, if it started after midnight.
+    fn partial_first_day(&self) -> u32 {
+        (24 - self.first_hour_of_day as u32) % 24
+    }
+
     pub fn learned_hours(&self) -> u32 {
         self.learned_hours
     }
@@ -313,7 +318,8 @@ impl Seasonal {
     fn learn(&mut self, h: usize, d: usize, mut rate: f32, per_call: f32, p: &BaselineParams) {
         let n = self.learned_hours as f32;
         let season = self.hour_of_day[h] * self.weekday[d];
-        if self.learned_hours >= 24 && self.level > 0.0 {
+        // (from the first whole day on: before it, the hours of the day are not learned yet)
+        if self.learned_hours >= 24 + self.partial_first_day() && self.level > 0.0 {
             let expected = self.level * season;
             // Outliers are judged in calls: an hour of 0 or 5 calls where 2 are usual is
             // ordinary Poisson noise, and treating it as a drop or clipping it as a spike
@@ -345,8 +351,15 @@ impl Seasonal {
         // bias the level down).
         let w = a_level * season.min(1.0);
         self.level += w * (rate / season.max(1e-6) - self.level);
-        if self.level > 0.0 {
-            let days = (self.learned_hours / 24) as f32;
+        // A client's first day is partial: it starts in the hour of its first call, often at
+        // an onboarding ramp's tenth of its usual. Its hours teach the level only. Learned as a
+        // day's shape, they stayed a fraction of every later day's for weeks (the day after
+        // teaches them at half weight, and the outlier clip holds back what follows), and the
+        // calls of those hours looked like a jump every evening.
+        let partial_first_day = self.partial_first_day();
+        if self.level > 0.0 && self.learned_hours >= partial_first_day {
+            // (whole days since the first: each hour of the day is learned once a day)
+            let days = ((self.learned_hours - partial_first_day) / 24) as f32;
             let a_hour = p.alpha_hour.max(1.0 / (days + 1.0));
             let target = rate / (self.level * self.weekday[d]);
             self.hour_of_day[h] += a_hour * (target - self.hour_of_day[h]);
@@ -379,8 +392,7 @@ impl Seasonal {
         if !self.weekdays_known {
             // Seven complete days are in: set every weekday at once, and the level to that
             // week's mean, which the unseasonal first week could only approximate.
-            let partial_first_day = (24 - self.first_hour_of_day as u32) % 24;
-            if self.learned_hours < 7 * 24 + partial_first_day {
+            if self.learned_hours < 7 * 24 + self.partial_first_day() {
                 return;
             }
             let Some(week) = robust_week(&week) else {
@@ -530,6 +542,36 @@ mod tests {
                 "hour {h}: expected {want:.1}, learned {got:.1}"
             );
         }
+    }
+
+    #[test]
+    fn a_first_day_that_started_late_and_slow_teaches_no_shape() {
+        // A client busy from 13:00 to 22:00, whose first call came at 21:00 on a Sunday during
+        // an onboarding ramp: its first three hours at a tenth of its usual, its first whole
+        // day at half. Ten days later, its 21:00 hour is expected like its 20:00 hour.
+        let p = BaselineParams::default();
+        let usual = |h: i64| match hour_of_day(MONDAY_H + h) {
+            13..=21 => 300.0,
+            22 => 170.0,
+            _ => 30.0,
+        };
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H - 3);
+        for h in -3..24 * 10 {
+            let ramp = match h {
+                ..0 => 0.1,
+                0..24 => 0.5,
+                _ => 1.0,
+            };
+            b.learn_hour(MONDAY_H + h, ramp * usual(h) * 60.0, 1.0, false, &p);
+        }
+        assert!(b.is_warm(&p));
+        let at = |hour: i64| b.rate_at((MONDAY_H + 24 * 10 + hour) * HOUR_MS, &p);
+        let ratio = at(21) / at(20);
+        assert!(
+            (0.85..1.15).contains(&ratio),
+            "21:00 at {ratio:.2} of 20:00"
+        );
     }
 
     #[test]

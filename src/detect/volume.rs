@@ -114,6 +114,11 @@ pub(crate) struct Judge<'a> {
     /// times the threshold, in units and in calls at the mean units per call, needs 1/k of
     /// them.
     pub min_events: f64,
+    /// With `Some(alpha)`, the long window's calls alone, significant at `alpha` against the
+    /// null at the client's mean units per call, also prove the excess. For a baseline learned
+    /// as calls × mean units, whose jumps are jumps in calls: a heavy tail's units hide them
+    /// for hours (`None`: units alone, as a contract in units wants).
+    pub calls_alpha: Option<f64>,
     pub shared: &'a Shared,
 }
 
@@ -328,12 +333,15 @@ fn judge(
         let by_calls = band.by_calls(&s.reading, s.calls);
         if level >= threshold
             && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
-            && significant(
+            && (significant(
                 s.trimmed,
                 null_ratio * s.trimmed_expected,
                 band.factor,
                 j.shared.alpha,
-            )
+            ) || j.calls_alpha.is_some_and(|alpha| {
+                let null_calls = null_ratio * s.reading.expected / band.units.mean().max(1e-9);
+                significant(s.calls, null_calls, 1.0, alpha)
+            }))
             && !one_call_explains(s, window_at, null_ratio, band, j.shared.alpha)
             // Once firing, the long window still holds the episode for hours after it ended,
             // and a small client's short window reaches the threshold by chance: the excess
