@@ -244,7 +244,7 @@ mod tests {
     fn a_jump_in_calls_fires_where_a_heavy_tail_hides_it_in_units() {
         // Three times the usual calls for the last four hours: six hours at 2.3x the usual,
         // which its units, against a spread of several times the mean call, do not yet show
-        // to be over the threshold (p = 0.035); its calls do
+        // to be over the threshold; its calls do
         let d = Detectors::default();
         let c = with_baseline(-240, 3, &d);
         let [v, _] = d
