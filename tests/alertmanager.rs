@@ -439,6 +439,22 @@ async fn a_frozen_alertmanager_times_out_and_the_resolve_arrives_after_it_thaws(
         assert!(ok, "kill {sig} {pid}");
     };
     signal("-STOP");
+    // `kill` returns once the signal is sent, not once every thread has stopped: on a loaded
+    // machine Alertmanager answered the next request, and no timeout ever came
+    eventually("every thread of alertmanager stopped", || async {
+        let stopped = |stat: String| {
+            // the state follows the parenthesised command name
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "T" || state == "t")
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+            .all(stopped)
+            .then_some(())
+    })
+    .await;
     sink.send(transition(
         State::Resolved,
         "frozen",
