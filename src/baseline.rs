@@ -318,8 +318,9 @@ impl Seasonal {
     fn learn(&mut self, h: usize, d: usize, mut rate: f32, per_call: f32, p: &BaselineParams) {
         let n = self.learned_hours as f32;
         let season = self.hour_of_day[h] * self.weekday[d];
+        let partial_first_day = self.partial_first_day();
         // (from the first whole day on: before it, the hours of the day are not learned yet)
-        if self.learned_hours >= 24 + self.partial_first_day() && self.level > 0.0 {
+        if self.learned_hours >= 24 + partial_first_day && self.level > 0.0 {
             let expected = self.level * season;
             // Outliers are judged in calls: an hour of 0 or 5 calls where 2 are usual is
             // ordinary Poisson noise, and treating it as a drop or clipping it as a spike
@@ -356,7 +357,6 @@ impl Seasonal {
         // day's shape, they stayed a fraction of every later day's for weeks (the day after
         // teaches them at half weight, and the outlier clip holds back what follows), and the
         // calls of those hours looked like a jump every evening.
-        let partial_first_day = self.partial_first_day();
         if self.level > 0.0 && self.learned_hours >= partial_first_day {
             // (whole days since the first: each hour of the day is learned once a day)
             let days = ((self.learned_hours - partial_first_day) / 24) as f32;
