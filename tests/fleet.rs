@@ -99,20 +99,20 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.978, 0.20 false firings per 1,000 client-days, no
-    // false page, 30 re-fires, 30 stuck
-    assert!(ours.recall() >= 0.977, "recall {:.3}", ours.recall());
+    // regressions, not noise): recall 0.981, 0.20 false firings per 1,000 client-days, no
+    // false page, 31 re-fires, 30 stuck
+    assert!(ours.recall() >= 0.980, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.2,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 30, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 31, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73
-    // before a jump's calls alone could prove it)
+    // before a jump's calls alone could prove it, 65 and 76 before the 3 h window)
     let jumps: Vec<Option<f64>> = runs
         .iter()
         .flat_map(|c| &c.overage.results)
@@ -131,7 +131,7 @@ fn fleet_quality_beats_the_peer_rules() {
         within(600.0)
     );
     assert!(
-        within(3600.0) >= 76,
+        within(3600.0) >= 79,
         "{} of 4x+ jumps within 1 h",
         within(3600.0)
     );

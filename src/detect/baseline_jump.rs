@@ -48,7 +48,13 @@ impl Default for BaselineJumpConfig {
             contracted: false,
             alert_at: 1.8,
             page_at: 4.0,
-            windows: vec![WindowPair::mins(5, 60), WindowPair::mins(60, 360)],
+            // (the 3 h window proves a jump of a few hours on a client of a few calls an hour,
+            // where six hours hold as much of the usual as of the jump)
+            windows: vec![
+                WindowPair::mins(5, 60),
+                WindowPair::mins(60, 180),
+                WindowPair::mins(60, 360),
+            ],
             min_events: 30.0,
         }
     }
@@ -101,6 +107,7 @@ impl BaselineJump {
             thresholds: [self.alert_at, self.page_at],
             min_events: self.min_events,
             calls_alpha: Some(CALLS_ALPHA_SHARE * shared.alpha),
+            cap_hour_in_progress: true,
             shared,
         };
         Some(windowed(

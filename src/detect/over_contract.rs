@@ -81,6 +81,7 @@ impl OverContract {
             min_events: self.min_events,
             // (a contract is in units: a client may make more calls of fewer units each)
             calls_alpha: None,
+            cap_hour_in_progress: false,
             shared,
         };
         windowed(

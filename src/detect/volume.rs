@@ -119,6 +119,9 @@ pub(crate) struct Judge<'a> {
     /// as calls × mean units, whose jumps are jumps in calls: a heavy tail's units hide them
     /// for hours (`None`: units alone, as a contract in units wants).
     pub calls_alpha: Option<f64>,
+    /// The hour in progress adds to a window of hours at most at the ratio of its whole hours
+    /// or of the last 60 minutes (below).
+    pub cap_hour_in_progress: bool,
     pub shared: &'a Shared,
 }
 
@@ -146,8 +149,23 @@ pub(crate) fn windowed(
             let (s_obs, s_dur) = w.sum(t, short);
             let (l_obs, l_dur) = w.sum(t, long);
             // "Sustained": the long window is judged without its most intense minutes.
-            let (l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
+            let (mut l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
             let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
+            // A window of hours is whole hours and the hour in progress, so an hourly batch
+            // job that front-loads its hours puts one batch more in it than its duration
+            // expects: early in each hour, a 3 h window held three batches against two hours'
+            // expectation. The hour in progress counts at most at the ratio of the whole
+            // hours or of the last 60 minutes (or 1): an excess that lasts is in one of them.
+            let into_hour = t.rem_euclid(HOUR_MS);
+            if j.cap_hour_in_progress && long > HOUR_MS && into_hour > 0 && l_dur > into_hour {
+                let part = w.sum(t, into_hour).0;
+                let whole_expected = expected(t - into_hour, l_dur - into_hour);
+                let part_expected = l_exp - whole_expected;
+                let whole_ratio = (l_trim - part) / whole_expected.max(f64::MIN_POSITIVE);
+                let hour_ratio = w.sum(t, HOUR_MS).0 / expected(t, HOUR_MS).max(f64::MIN_POSITIVE);
+                let at_most = part_expected * whole_ratio.max(hour_ratio).max(1.0);
+                l_trim -= (part - at_most).max(0.0);
+            }
             // The trimmed minutes' expectation is scaled out by duration (a close
             // approximation: the expectation varies little within an hour).
             let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
@@ -401,5 +419,59 @@ fn judge(
         Verdict::Clear(*r)
     } else {
         Verdict::Weak(*r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{client_with, rate, T0};
+    use super::super::Detectors;
+    use super::*;
+    use crate::client::Client;
+    use crate::time::MINUTE_MS;
+
+    /// The warning verdict of one (1 h, 3 h) pair at threshold 1.5, against a flat 100 units a
+    /// minute, with or without the cap on the hour in progress.
+    fn warning(c: &Client, t: Millis, cap_hour_in_progress: bool) -> Verdict {
+        let d = Detectors::default();
+        let judge = Judge {
+            pairs: &[(HOUR_MS, 3 * HOUR_MS)],
+            thresholds: [1.5, 3.0],
+            min_events: 10.0,
+            calls_alpha: None,
+            cap_hour_in_progress,
+            shared: &d.shared,
+        };
+        let per_ms = rate(100.0);
+        let [w, _] = windowed(
+            &c.windows,
+            &c.units,
+            t,
+            &judge,
+            |_, dur| per_ms * dur as f64,
+            |_| 1.0,
+            None,
+            None,
+        );
+        w
+    }
+
+    #[test]
+    fn a_window_of_hours_counts_a_front_loaded_batch_once() {
+        // Each hour's units in its first 6 minutes, at the expected 100 a minute, then one
+        // hour's batch at 2x. Early in that hour a 3 h window is two whole hours and 7
+        // minutes, which hold three batches: 1.9x its duration's expectation, over the
+        // threshold, with the 1 h window too.
+        let mut rates: Vec<_> = (-7..0).map(|h| (h * 60, h * 60 + 6, 100)).collect();
+        rates.push((0, 6, 200));
+        let batch = client_with(&rates);
+        let t = T0 + 7 * MINUTE_MS;
+        assert!(matches!(warning(&batch, t, false), Verdict::Fire(_)));
+        let v = warning(&batch, t, true);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        // a steady 2x over the same hours fires with the cap too
+        let steady = client_with(&[(-400, -180, 10), (-180, 7, 20)]);
+        let v = warning(&steady, t, true);
+        assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
     }
 }
