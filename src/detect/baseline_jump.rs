@@ -6,7 +6,10 @@
 //! excess must be significant against most of the threshold ([`NULL_SHARE`]), not against
 //! the baseline, and on a steep daily ramp windows of an hour or more expect the unfinished
 //! hour to hold what it holds, up to its usual total (the baseline knows hourly totals, not
-//! how an hour is spent). The baseline is learned as calls × mean units, so a jump is also
+//! how an hour is spent); in windows of hours, the hour in progress counts at most at the
+//! ratio of the whole hours or of the last 60 minutes, so that an hourly batch job's
+//! front-loaded hour is not one batch more than the window expects
+//! (`cap_hour_in_progress`). The baseline is learned as calls × mean units, so a jump is also
 //! proved by the calls alone, at a stricter level ([`CALLS_ALPHA_SHARE`]): a heavy-tailed
 //! client's units hide a tripling of its calls for hours.
 //!
