@@ -22,8 +22,8 @@
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
 //!   public holiday, an outage) is not learned unless the drop lasts two days; a day far from
 //!   its prediction moves no weekday factor; and the first week's factors are taken robustly (a
-//!   day under two thirds or above twice the usual day of its kind, weekdays or weekend, counts
-//!   as that usual day; the usual weekday is the median of those not under two thirds of the
+//!   day under 0.71 or above twice the usual day of its kind, weekdays or weekend, counts
+//!   as that usual day; the usual weekday is the median of those not under 0.71 of the
 //!   median, the usual weekend day the larger), so holidays in the first week, even two split
 //!   over four UTC days, do not make the same weekdays look like a jump for weeks.
 //! - A day on which learning was frozen (an incident) is unknown, not a day's total: the first
@@ -188,10 +188,11 @@ const DROP_ACCEPT_HOURS: u16 = 48;
 const OUTLIER_ALPHA: f64 = 0.01;
 /// A first-week day below `1/x ×` the usual day of its kind is taken as that day. Tighter than
 /// [`OUTLIER_DAY`]: a holiday of a client hours from UTC falls on two UTC days, and leaves one
-/// of them at about half of the usual; a factor learned that low pages on that day every week
-/// (a day far above its prediction teaches no factor), where one learned too high only makes
-/// the day a little less sensitive.
-const LOW_FIRST_WEEK_DAY: f64 = 1.5;
+/// of them at about half of the usual, or at two thirds; a factor learned that low pages on
+/// that day every week (a day far above its prediction teaches no factor), where one learned
+/// too high only makes the day a little less sensitive. (At 1.5, a Saturday at 0.67 of its
+/// Sunday was learned as such.)
+const LOW_FIRST_WEEK_DAY: f64 = 1.4;
 /// A day whose total is outside `[1/x, x] ×` its prediction teaches no weekday factor.
 const OUTLIER_DAY: f64 = 2.0;
 /// A day's total in [`Seasonal::days`] when learning was frozen for part of it: unknown.
@@ -466,7 +467,7 @@ fn robust_week(week: &[f64; 7]) -> Option<[f64; 7]> {
             .collect();
         median(&not_low)
     });
-    // A usual weekend day is the larger: one under two thirds of the other is the other half
+    // A usual weekend day is the larger: one under 0.71 of the other is the other half
     // of a holiday split over both, or the holiday itself.
     let usual_rest = rest.last().copied();
     let (usual_work, usual_rest) = match (usual_work, usual_rest) {
@@ -697,13 +698,14 @@ mod tests {
         // Tuesday and Friday off, eleven hours east of UTC: Tuesday and Friday keep only
         // their UTC mornings (42% of the usual), Wednesday and Saturday lose theirs (69%).
         // Three of the five weekdays are low, so their median is one of them, and Tuesday is
-        // more than half of it.
+        // more than half of it. Wednesday and Saturday are taken as usual days too: learned
+        // at 69%, a Saturday like that fired every week on fleet-0212 (seed 1).
         let b = first_week_with_time_off(|day, hour| match day {
             1 | 4 => hour >= 13,
             2 | 5 => hour < 13,
             _ => false,
         });
-        assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
+        assert!(worst_day(&b, 1..2) > 0.8, "{}", worst_day(&b, 1..2));
     }
 
     #[test]

@@ -99,9 +99,9 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.981, 0.20 false firings per 1,000 client-days, no
+    // regressions, not noise): recall 0.987, 0.20 false firings per 1,000 client-days, no
     // false page, 31 re-fires, 30 stuck
-    assert!(ours.recall() >= 0.980, "recall {:.3}", ours.recall());
+    assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.2,
         "{:.2} false firings per 1,000 client-days",
@@ -112,7 +112,7 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73
-    // before a jump's calls alone could prove it, 65 and 76 before the 3 h window)
+    // before a jump's calls alone could prove it, 65 and 76 before the 2 h and 3 h windows)
     let jumps: Vec<Option<f64>> = runs
         .iter()
         .flat_map(|c| &c.overage.results)
@@ -126,7 +126,7 @@ fn fleet_quality_beats_the_peer_rules() {
         jumps.len()
     );
     assert!(
-        within(600.0) >= 65,
+        within(600.0) >= 67,
         "{} of 4x+ jumps within 10 min",
         within(600.0)
     );

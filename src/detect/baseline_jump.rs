@@ -51,10 +51,11 @@ impl Default for BaselineJumpConfig {
             contracted: false,
             alert_at: 1.8,
             page_at: 4.0,
-            // (the 3 h window proves a jump of a few hours on a client of a few calls an hour,
-            // where six hours hold as much of the usual as of the jump)
+            // (the 2 h and 3 h windows prove a jump of a few hours on a client of a few calls
+            // an hour, where six hours hold as much of the usual as of the jump)
             windows: vec![
                 WindowPair::mins(5, 60),
+                WindowPair::mins(60, 120),
                 WindowPair::mins(60, 180),
                 WindowPair::mins(60, 360),
             ],
