@@ -120,7 +120,7 @@ pub(crate) struct Judge<'a> {
     /// for hours (`None`: units alone, as a contract in units wants).
     pub calls_alpha: Option<f64>,
     /// The hour in progress adds to a window of hours at most at the ratio of its whole hours
-    /// or of the last 60 minutes (below).
+    /// or of the last 60 minutes (see [`windowed`]).
     pub cap_hour_in_progress: bool,
     pub shared: &'a Shared,
 }
@@ -142,6 +142,20 @@ pub(crate) fn windowed(
     shape: Option<Shape<'_>>,
 ) -> [Verdict; 2] {
     let p = j.shared;
+    // A window of hours is whole hours and the hour in progress, so an hourly batch job that
+    // front-loads its hours puts one batch more in it than its duration expects: early in each
+    // hour, a 3 h window held three batches against two hours' expectation. The hour in
+    // progress counts at most at the ratio of the whole hours or of the last 60 minutes (or
+    // 1): an excess that lasts is in one of them. Its sum and the last 60 minutes' ratio are
+    // the same for every pair.
+    let into_hour = t.rem_euclid(HOUR_MS);
+    let hour_in_progress = (j.cap_hour_in_progress
+        && into_hour > 0
+        && j.pairs.iter().any(|&(_, long)| long > HOUR_MS))
+    .then(|| {
+        let last_hour = w.sum(t, HOUR_MS).0 / expected(t, HOUR_MS).max(f64::MIN_POSITIVE);
+        (w.sum(t, into_hour).0, last_hour)
+    });
     let sums: Vec<PairSums> = j
         .pairs
         .iter()
@@ -151,19 +165,10 @@ pub(crate) fn windowed(
             // "Sustained": the long window is judged without its most intense minutes.
             let (mut l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
             let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
-            // A window of hours is whole hours and the hour in progress, so an hourly batch
-            // job that front-loads its hours puts one batch more in it than its duration
-            // expects: early in each hour, a 3 h window held three batches against two hours'
-            // expectation. The hour in progress counts at most at the ratio of the whole
-            // hours or of the last 60 minutes (or 1): an excess that lasts is in one of them.
-            let into_hour = t.rem_euclid(HOUR_MS);
-            if j.cap_hour_in_progress && long > HOUR_MS && into_hour > 0 && l_dur > into_hour {
-                let part = w.sum(t, into_hour).0;
+            if let Some((part, last_hour)) = hour_in_progress.filter(|_| long > HOUR_MS) {
                 let whole_expected = expected(t - into_hour, l_dur - into_hour);
-                let part_expected = l_exp - whole_expected;
                 let whole_ratio = (l_trim - part) / whole_expected.max(f64::MIN_POSITIVE);
-                let hour_ratio = w.sum(t, HOUR_MS).0 / expected(t, HOUR_MS).max(f64::MIN_POSITIVE);
-                let at_most = part_expected * whole_ratio.max(hour_ratio).max(1.0);
+                let at_most = (l_exp - whole_expected) * whole_ratio.max(last_hour).max(1.0);
                 l_trim -= (part - at_most).max(0.0);
             }
             // The trimmed minutes' expectation is scaled out by duration (a close
