@@ -115,6 +115,11 @@ pub enum Verdict {
     /// client's night): a firing alert resolves on these only after [`WEAK_RESOLVE_EVALS`] in a
     /// row, so it neither resolves on a lull nor stays firing forever on a silent client.
     Weak(Reading),
+    /// Still in the band by the numbers, on too few calls to be sure: a firing alert neither
+    /// resolves on it nor counts it toward resolving for want of calls (a small client three
+    /// days into a 6x jump is at 3x over a quiet night, and resolved after four such hours to
+    /// page again in the morning), while an evaluation that leans out of the band still does.
+    Unsure(Reading),
 }
 
 /// Evaluations (minutes) of [`Verdict::Weak`] or `Clear` in a row that resolve a firing alert.
@@ -123,7 +128,11 @@ pub const WEAK_RESOLVE_EVALS: u16 = 240;
 impl Verdict {
     pub fn reading(&self) -> &Reading {
         match self {
-            Verdict::Fire(r) | Verdict::Hold(r) | Verdict::Clear(r) | Verdict::Weak(r) => r,
+            Verdict::Fire(r)
+            | Verdict::Hold(r)
+            | Verdict::Clear(r)
+            | Verdict::Weak(r)
+            | Verdict::Unsure(r) => r,
         }
     }
 }
@@ -218,6 +227,10 @@ impl Slot {
                 } else {
                     Step::Nothing
                 }
+            }
+            (Some(_), Verdict::Unsure(_)) => {
+                self.streak = 0;
+                Step::Nothing
             }
             (Some(_), _) => {
                 self.streak = 0;
@@ -499,6 +512,26 @@ mod tests {
                 1,
                 10
             ),
+            Step::Resolved
+        );
+        assert!(s.expired());
+    }
+
+    #[test]
+    fn a_reading_still_in_the_band_on_few_calls_pauses_the_wait_for_calls() {
+        let mut s = Slot::new(AlertKind::BaselineJump, Severity::Warning, r(6.0));
+        assert_eq!(s.step(Verdict::Fire(r(6.0)), 0, 1, 10), Step::Fired);
+        // a small client's night: out of the band, then still in it, on too few calls
+        for t in 1..WEAK_RESOLVE_EVALS as i64 {
+            assert_eq!(s.step(Verdict::Weak(r(0.5)), t, 1, 10), Step::Nothing);
+        }
+        // ...however long it stays in the band, and the hours out of it before still count
+        for t in 0..2 * WEAK_RESOLVE_EVALS as i64 {
+            let at = WEAK_RESOLVE_EVALS as i64 + t;
+            assert_eq!(s.step(Verdict::Unsure(r(3.0)), at, 1, 10), Step::Nothing);
+        }
+        assert_eq!(
+            s.step(Verdict::Weak(r(0.5)), 3 * WEAK_RESOLVE_EVALS as i64, 1, 10),
             Step::Resolved
         );
         assert!(s.expired());

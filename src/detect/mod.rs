@@ -39,7 +39,8 @@
 //! for the hour that its busiest hour ahead would be over the contract, so an overage that dips
 //! under the contract at night does not resolve and page again in the morning. It resolves once
 //! that span is clearly below all of these, and after four hours in which too few calls could
-//! tell either way (a small client's night proves nothing).
+//! tell either way (a small client's night proves nothing; hours still over the band by the
+//! numbers do not count).
 //!
 //! Count detectors (`out_of_contract_*`, `new_origin`) end a violation in the client's own
 //! calls: a run of clean calls that the violation's long-run share would hardly leave, not

@@ -344,6 +344,17 @@ mod tests {
             matches!(v, Verdict::Weak(r) if r.window == HOUR_MS),
             "{v:?}"
         );
+        // three such calls are 2.5x, still in the band on too few calls to prove it: it
+        // waits without counting the wait (a small client's night inside its overage)
+        let c = firing(
+            client_with(&[(-50, -49, 1), (-30, -29, 1), (-10, -9, 1)]),
+            90,
+        );
+        let [v, _] = over_contract(&c, T0, rate(0.2), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Unsure(r) if r.window == HOUR_MS && r.ratio > 2.4),
+            "{v:?}"
+        );
         // and for the first hour after the excess was last seen it holds whatever the numbers
         // (a gateway's gap looks like the end of an overage)
         let c = firing(client_with(&[(-360, -20, 30)]), 20);

@@ -233,7 +233,9 @@ pub(crate) fn windowed(
     });
     // A page is not over while the warning's excess still is.
     match (warning, critical) {
-        (Verdict::Fire(r), Verdict::Clear(_) | Verdict::Weak(_)) if after.is_some() => {
+        (Verdict::Fire(r), Verdict::Clear(_) | Verdict::Weak(_) | Verdict::Unsure(_))
+            if after.is_some() =>
+        {
             [warning, Verdict::Hold(r)]
         }
         _ => [warning, critical],
@@ -397,7 +399,10 @@ fn judge(
     // while the client is still far enough above its usual for the hour that its busiest hour
     // ahead would be in the band (the night of an overage that is over the contract by day).
     // It resolves once the span is clearly below both, and otherwise waits, for a bounded
-    // time, for the calls that can tell. The span is at least [`MIN_AFTER`]: minutes without
+    // time, for the calls that can tell; minutes whose span is still in the band by the
+    // numbers do not count toward that time (a small client three days into a 6x jump is at
+    // 3x over a quiet night, and resolved after four such hours to page again every morning).
+    // The span is at least [`MIN_AFTER`]: minutes without
     // traffic are as likely a gateway's gap as the end of an overage. Each verdict carries the
     // reading of the window that decided it, so a hold or a resolve never quotes numbers it
     // did not use.
@@ -422,6 +427,8 @@ fn judge(
         Verdict::Hold(*r)
     } else if band.clearly_below(r) && below_usual {
         Verdict::Clear(*r)
+    } else if band.holds(r, tail.calls) {
+        Verdict::Unsure(*r)
     } else {
         Verdict::Weak(*r)
     }
