@@ -113,7 +113,8 @@ pub enum Verdict {
     Clear(Reading),
     /// Below the resolve threshold by the numbers, on too few calls to be sure (a small
     /// client's night): a firing alert resolves on these only after [`WEAK_RESOLVE_EVALS`] in a
-    /// row, so it neither resolves on a lull nor stays firing forever on a silent client.
+    /// row (an [`Verdict::Unsure`] between them breaks no row), so it neither resolves on a
+    /// lull nor stays firing forever on a silent client.
     Weak(Reading),
     /// Still in the band by the numbers, on too few calls to be sure: a firing alert neither
     /// resolves on it nor counts it toward resolving for want of calls (a small client three
@@ -182,8 +183,8 @@ impl Slot {
         self.firing_since.is_some()
     }
 
-    /// Did it resolve for want of calls (its last [`WEAK_RESOLVE_EVALS`] verdicts too few to
-    /// tell), rather than on a clear reading? Its last reading may then still be in the band.
+    /// Did it resolve for want of calls ([`WEAK_RESOLVE_EVALS`] verdicts too few to tell since
+    /// it last held), rather than on a clear reading? Its last reading may then still be in the band.
     pub fn expired(&self) -> bool {
         self.streak == 0 && self.below >= WEAK_RESOLVE_EVALS
     }

@@ -402,10 +402,9 @@ fn judge(
     // time, for the calls that can tell; minutes whose span is still in the band by the
     // numbers do not count toward that time (a small client three days into a 6x jump is at
     // 3x over a quiet night, and resolved after four such hours to page again every morning).
-    // The span is at least [`MIN_AFTER`]: minutes without
-    // traffic are as likely a gateway's gap as the end of an overage. Each verdict carries the
-    // reading of the window that decided it, so a hold or a resolve never quotes numbers it
-    // did not use.
+    // The span is at least [`MIN_AFTER`]: minutes without traffic are as likely a gateway's
+    // gap as the end of an overage. Each verdict carries the reading of the window that
+    // decided it, so a hold or a resolve never quotes numbers it did not use.
     let Some(tail) = after else {
         return Verdict::Clear(first.reading);
     };
