@@ -113,7 +113,7 @@ pub enum Verdict {
     Clear(Reading),
     /// Below the resolve threshold by the numbers, on too few calls to be sure (a small
     /// client's night): a firing alert resolves on these only after [`WEAK_RESOLVE_EVALS`] in a
-    /// row (an [`Verdict::Unsure`] between them breaks no row), so it neither resolves on a
+    /// row (a [`Verdict::Unsure`] between them breaks no row), so it neither resolves on a
     /// lull nor stays firing forever on a silent client.
     Weak(Reading),
     /// Still in the band by the numbers, on too few calls to be sure: a firing alert neither
@@ -145,7 +145,8 @@ pub struct Slot {
     pub severity: Severity,
     /// Evaluations in a row with `Fire` (pending) or, once firing, with `Clear`.
     pub streak: u16,
-    /// Once firing, evaluations in a row with `Clear` or `Weak`.
+    /// Once firing, evaluations in a row with `Clear` or `Weak` (`Unsure` ones in between pass
+    /// without counting).
     #[serde(default)]
     pub below: u16,
     /// `Some(since)` once firing.
@@ -184,7 +185,8 @@ impl Slot {
     }
 
     /// Did it resolve for want of calls ([`WEAK_RESOLVE_EVALS`] verdicts too few to tell since
-    /// it last held), rather than on a clear reading? Its last reading may then still be in the band.
+    /// it last held), rather than on a clear reading? Its last reading may then still be in the
+    /// band.
     pub fn expired(&self) -> bool {
         self.streak == 0 && self.below >= WEAK_RESOLVE_EVALS
     }
