@@ -272,6 +272,12 @@ impl Seasonal {
         self.learned_hours
     }
 
+    /// Hours learned since the first week set the weekday factors (0 before).
+    pub fn hours_since_first_week(&self) -> u32 {
+        self.learned_hours
+            .saturating_sub(7 * 24 + self.partial_first_day())
+    }
+
     pub fn level(&self) -> f32 {
         self.level
     }

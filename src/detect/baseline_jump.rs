@@ -1,6 +1,8 @@
 //! `baseline_jump`: consumption against the client's own learned seasonal baseline, at the
 //! warning and critical thresholds of `[detect.baseline_jump]`. Watches clients without a
-//! contract (and contracted ones with `contracted = true`); silent while the baseline warms up.
+//! contract (and contracted ones with `contracted = true`); silent while the baseline warms up,
+//! and until its longest window is clear of the first week (fitted to it, the factors would
+//! judge that week's own hours).
 //!
 //! A volume detector (see [`super::volume`]): a learned baseline is itself uncertain, so the
 //! excess must be significant against most of the threshold ([`NULL_SHARE`]), not against
@@ -94,7 +96,10 @@ pub struct BaselineJump {
 
 impl BaselineJump {
     /// Verdicts at the warning and critical thresholds; `None` while the baseline is still
-    /// warming up.
+    /// warming up, and until its longest window is clear of the first week: the weekday
+    /// factors are fitted to that week's days, so a window holding them judges the data
+    /// against itself (a weekend factor learned from a Sunday whose morning was a holiday
+    /// made the same Sunday's ordinary evening a jump, in the very hour the week closed).
     pub fn verdicts(
         &self,
         c: &Client,
@@ -102,7 +107,9 @@ impl BaselineJump {
         shared: &Shared,
         baseline: &BaselineParams,
     ) -> Option<[Verdict; 2]> {
-        if !c.baseline.is_warm(baseline) {
+        let longest = self.pairs.iter().map(|p| p.1).max().unwrap_or(0);
+        let clear_of_first_week = i64::from(c.baseline.hours_since_first_week()) * HOUR_MS;
+        if !c.baseline.is_warm(baseline) || clear_of_first_week < longest {
             return None;
         }
         let b: &Seasonal = &c.baseline;
@@ -241,10 +248,15 @@ mod tests {
 
     /// `heavy_tailed(until, k)` with a baseline learned from its usual eight calls an hour.
     fn with_baseline(until: i64, k: i64, d: &Detectors) -> Client {
-        let mut c = heavy_tailed(until, k);
-        let (h0, mean) = (T0 / HOUR_MS, c.units.mean());
-        c.baseline.start(h0 - 8 * 24);
-        for h in h0 - 8 * 24..h0 {
+        let h0 = T0 / HOUR_MS;
+        learned(heavy_tailed(until, k), h0 - 8 * 24..h0, d)
+    }
+
+    /// `c` with a flat baseline learned over `hours`.
+    fn learned(mut c: Client, hours: std::ops::Range<i64>, d: &Detectors) -> Client {
+        let mean = c.units.mean();
+        c.baseline.start(hours.start);
+        for h in hours {
             c.baseline
                 .learn_hour(h, 8.0 * mean, mean, false, &d.baseline);
         }
@@ -270,5 +282,22 @@ mod tests {
             .verdicts(&c, T0, &d.shared, &d.baseline)
             .unwrap();
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    #[test]
+    fn silent_until_the_longest_window_is_clear_of_the_first_week() {
+        let d = Detectors::default();
+        let jump = || heavy_tailed(-240, 3);
+        // a first week from a midnight, and the weekday factors it set two hours ago: the
+        // six-hour window holds four hours of the week they were fitted to
+        let midnight = (T0 / HOUR_MS).div_euclid(24) * 24 - 7 * 24;
+        let c = learned(jump(), midnight..midnight + 7 * 24 + 2, &d);
+        assert!(c.baseline.is_warm(&d.baseline));
+        let v = d.baseline_jump.verdicts(&c, T0, &d.shared, &d.baseline);
+        assert!(v.is_none(), "{v:?}");
+        // six hours after, it judges
+        let c = learned(jump(), midnight..midnight + 7 * 24 + 6, &d);
+        let v = d.baseline_jump.verdicts(&c, T0, &d.shared, &d.baseline);
+        assert!(matches!(v, Some([Verdict::Fire(_), _])), "{v:?}");
     }
 }
