@@ -410,7 +410,9 @@ fn judge(
     };
     let r = &tail.reading;
     let d = band.factor;
-    let in_band = band.holds(r, tail.calls) && significant(r.observed, r.expected, d, CLEAR_ALPHA);
+    // (in the band by the numbers; held only where that is significant, else unsure)
+    let by_numbers = band.holds(r, tail.calls);
+    let in_band = by_numbers && significant(r.observed, r.expected, d, CLEAR_ALPHA);
     // (in calls, the baseline's own measure: a heavy-tailed client's units swing past its
     // usual by chance; significantly above the usual, or, where the usual alone would take the
     // busiest hour ahead into the band, above that share of it: a creep's baseline follows the
@@ -426,7 +428,7 @@ fn judge(
         Verdict::Hold(*r)
     } else if band.clearly_below(r) && below_usual {
         Verdict::Clear(*r)
-    } else if band.holds(r, tail.calls) {
+    } else if by_numbers {
         Verdict::Unsure(*r)
     } else {
         Verdict::Weak(*r)
