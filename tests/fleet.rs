@@ -99,13 +99,14 @@ fn fleet_quality_beats_the_peer_rules() {
     assert!(ours.false_pages * 5 < static_rule.false_pages);
     assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.987, 0.12 false firings per 1,000 client-days, no
-    // false page, 26 re-fires, 32 stuck (31 and 30 before minutes still over the band stopped
-    // counting toward a resolve for want of calls: a small client's 6x jump paged once instead
-    // of three times, and resolved 9 h after its end instead of within 6 h)
+    // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
+    // before a forecast at the usual pace allowed for the noise of that pace), no false page,
+    // 26 re-fires, 32 stuck (31 and 30 before minutes still over the band stopped counting
+    // toward a resolve for want of calls: a small client's 6x jump paged once instead of three
+    // times, and resolved 9 h after its end instead of within 6 h)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_per_1000_client_days() <= 0.12,
+        ours.false_per_1000_client_days() <= 0.08,
         "{:.2} false firings per 1,000 client-days",
         ours.false_per_1000_client_days()
     );

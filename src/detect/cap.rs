@@ -6,7 +6,8 @@
 //! usual, that day's pace, so a pace change shows within hours, not days (once the forecast
 //! fires, while the day is above its usual at all), and an overage that ended leaves the
 //! forecast within a day, not a week; within hours where a volume alert resolved on it (the day
-//! is then the hours since). At the usual pace, a forecast clears two usual days under the cap.
+//! is then the hours since). At the usual pace, a forecast fires only if the month reaches the
+//! cap at two standard errors under that pace, and clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -73,6 +74,13 @@ const NEW_PACE_RATIO: f64 = 1.5;
 
 /// A forecast at the usual pace clears this many usual days under the cap.
 const USUAL_DAYS_MARGIN: f64 = 2.0;
+
+/// A forecast at the usual pace fires only if the month still reaches the cap at the usual
+/// pace less this many standard errors of it. The usual pace is the learned level, a moving
+/// average over about two days: on a client of a dozen calls a day that is ±12%, and a
+/// month heading for 83% of its cap was forecast at 105% after two busy days. A new pace
+/// needs no such margin: it is taken only when significantly above the usual.
+const USUAL_PACE_SIGMAS: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Cap {
@@ -193,6 +201,14 @@ impl Cap {
         baseline: &BaselineParams,
     ) -> Option<Verdict> {
         let projection = self.project(c, t, baseline)?;
+        let firm = if projection.at_usual_pace {
+            projection.projected_at(
+                projection.pace_per_ms
+                    - Self::usual_pace_se(c, &projection, baseline) * USUAL_PACE_SIGMAS,
+            )
+        } else {
+            projection.projected
+        };
         let r = Reading {
             observed: projection.projected,
             expected: cap,
@@ -207,13 +223,23 @@ impl Cap {
         let well_under = projection.at_usual_pace
             && projection.projected + USUAL_DAYS_MARGIN * projection.pace_per_ms * (DAY_MS as f64)
                 < self.forecast_at * cap;
-        Some(if r.ratio >= self.forecast_at {
+        Some(if firm >= self.forecast_at * cap {
             Verdict::Fire(r)
         } else if r.ratio >= self.forecast_at * shared.resolve_ratio && !well_under {
             Verdict::Hold(r)
         } else {
             Verdict::Clear(r)
         })
+    }
+
+    /// Standard error of a usual pace (per millisecond): the level is an exponentially weighted
+    /// average of hourly readings (weight `alpha_level`), each a compound Poisson count, so its
+    /// variance is about `α/(2-α)` of an hour's (units per hour times units per effective
+    /// event). Quiet hours are weighted less, which makes this an overestimate there.
+    fn usual_pace_se(c: &Client, projection: &Projection, baseline: &BaselineParams) -> f64 {
+        let a = baseline.alpha_level as f64;
+        let per_hour = projection.pace_per_ms * HOUR_MS as f64;
+        (a / (2.0 - a) * per_hour * c.units.factor()).sqrt() / HOUR_MS as f64
     }
 }
 
@@ -236,6 +262,11 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// The month's total at another pace (per millisecond, floored at zero).
+    fn projected_at(&self, pace_per_ms: f64) -> f64 {
+        self.used + pace_per_ms.max(0.0) * (self.month_end - self.at).max(0) as f64
+    }
+
     /// When `cap` runs out at this pace, if it does before the month ends (to the minute).
     pub fn exhausted_at(&self, cap: f64) -> Option<Millis> {
         if self.used >= cap || self.pace_per_ms <= 0.0 || self.projected <= cap {
@@ -537,6 +568,40 @@ mod tests {
         let c = learned(&p, |ts| if ts >= T0 - DAY_MS { 30.0 } else { 10.0 });
         assert!(!p.cap.project(&c, T0, &p.baseline).unwrap().at_usual_pace);
         assert!(matches!(verdict(&c, 0.92), Verdict::Hold(_)));
+    }
+
+    #[test]
+    fn a_forecast_at_the_usual_pace_fires_only_where_the_pace_is_known_well_enough() {
+        let p = Detectors::default();
+        let verdict = |c: &Client, share_of_cap: f64| {
+            let projection = p.cap.project(c, T0, &p.baseline).unwrap();
+            assert!(projection.at_usual_pace);
+            p.cap
+                .forecast(
+                    c,
+                    T0,
+                    projection.projected / share_of_cap,
+                    &p.shared,
+                    &p.baseline,
+                )
+                .unwrap()
+        };
+        // a call a minute of 10 units: its usual pace is known to about 1%, and a month
+        // heading for 105% of the cap is forecast over it
+        let busy = learned(&p, |_| 10.0);
+        assert!(matches!(verdict(&busy, 1.05), Verdict::Fire(_)));
+        // a call of one unit every two hours: its usual pace, a two-day average of a dozen
+        // calls a day, is known to about 14%; 105% is held (were it firing), not fired
+        let sparse = learned(&p, |ts| {
+            if (ts / MINUTE_MS) % 120 == 0 {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        assert!(matches!(verdict(&sparse, 1.05), Verdict::Hold(_)));
+        // and well over the cap, it fires
+        assert!(matches!(verdict(&sparse, 1.6), Verdict::Fire(_)));
     }
 
     #[test]
