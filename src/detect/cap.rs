@@ -5,9 +5,10 @@
 //! then the learned baseline's usual pace, or, when the last day (or, in calls too, the last 6
 //! hours) is significantly above its usual, that pace, so a pace change shows within hours,
 //! not days (once the forecast fires, while above its usual at all), and an overage that ended
-//! leaves the forecast within a day, not a week; within hours where a volume alert resolved on it (the day
-//! is then the hours since). At the usual pace, a forecast fires only if the month reaches the
-//! cap at two standard errors under that pace, and clears two usual days under the cap.
+//! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
+//! it (the day is then the hours since). At the usual pace, a forecast fires only if the month
+//! reaches the cap at two standard errors under that pace, and clears two usual days under the
+//! cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
