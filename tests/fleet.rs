@@ -138,6 +138,23 @@ fn fleet_quality_beats_the_peer_rules() {
         "{} of 4x+ jumps within 1 h",
         within(3600.0)
     );
+    // pace changes that blow the monthly cap (17): how many are forecast within the issue's
+    // 6 h (12 before a new pace was also read from the last 6 hours)
+    let paces: Vec<Option<f64>> = runs
+        .iter()
+        .flat_map(|c| &c.overage.results)
+        .filter(|m| m.scenario == "cap_exhaustion" && m.expect.iter().any(|e| e == "cap_forecast"))
+        .map(|m| m.delay_s.filter(|_| m.detected))
+        .collect();
+    let forecast_within_6h = paces
+        .iter()
+        .filter(|d| d.is_some_and(|d| d <= 6.0 * 3600.0))
+        .count();
+    assert!(
+        forecast_within_6h >= 16 || clients() < 300,
+        "{forecast_within_6h} of {} pace changes forecast within 6 h",
+        paces.len()
+    );
 }
 
 #[test]
