@@ -174,20 +174,20 @@ impl Cap {
             } else {
                 (3.0, 1.0)
             };
-            // The span's units over their usual, if a new pace.
-            let new_pace = |span: Millis, sigmas: f64, ratio: f64| {
-                let usual = c.baseline.expected(t, span, baseline);
+            let factor = c.units.factor();
+            // The span's units over `usual`, their usual, if a new pace.
+            let new_pace = |span: Millis, usual: f64, sigmas: f64, ratio: f64| {
                 let observed = c.windows.sum(t, span).0;
                 // (and above the average day: a weekday whose factor a holiday taught low took
                 // a normal day for a new pace of 2.4x, and forecast the month at that)
                 (span >= HOUR_MS
                     && usual > 0.0
-                    && observed - usual > sigmas * (usual * c.units.factor()).sqrt()
+                    && observed - usual > sigmas * (usual * factor).sqrt()
                     && observed > ratio * usual
                     && observed > level * span as f64)
                     .then(|| observed / usual)
             };
-            let day = new_pace(span, sigmas, ratio);
+            let day = new_pace(span, c.baseline.expected(t, span, baseline), sigmas, ratio);
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -195,15 +195,15 @@ impl Cap {
             // forecast fires, they keep its pace while above their usual at all, as the day
             // does (the day's pace alone resolved it within minutes of firing on them).
             let recent = if span == DAY_MS && (firing || !c.volume_alert_firing()) {
-                let usual_calls =
-                    c.baseline.expected(t, RECENT_SPAN, baseline) / c.units.mean().max(1e-9);
+                let usual = c.baseline.expected(t, RECENT_SPAN, baseline);
+                let usual_calls = usual / c.units.mean().max(1e-9);
                 let calls = c.windows.calls(t, RECENT_SPAN);
                 let (sigmas, ratio) = if firing {
                     (0.0, 1.0)
                 } else {
                     (3.0, NEW_PACE_RATIO)
                 };
-                new_pace(RECENT_SPAN, sigmas, ratio)
+                new_pace(RECENT_SPAN, usual, sigmas, ratio)
                     .filter(|_| {
                         calls > ratio * usual_calls
                             && (firing
@@ -226,14 +226,16 @@ impl Cap {
             let (recent, covered) = c.windows.sum(t, self.pace);
             (recent / covered.min(history).max(1) as f64, false)
         };
-        Some(Projection {
+        let mut projection = Projection {
             at: t,
             month_end,
             used,
             pace_per_ms: pace,
             at_usual_pace,
-            projected: used + pace * (month_end - t).max(0) as f64,
-        })
+            projected: 0.0,
+        };
+        projection.projected = projection.projected_at(pace);
+        Some(projection)
     }
 
     /// `cap_forecast`: month to date plus the recent pace until month end ([`Cap::project`]),
@@ -308,7 +310,7 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// The month's total at another pace (per millisecond, floored at zero).
+    /// The month's total at a pace (per millisecond, floored at zero).
     fn projected_at(&self, pace_per_ms: f64) -> f64 {
         self.used + pace_per_ms.max(0.0) * (self.month_end - self.at).max(0) as f64
     }
