@@ -69,8 +69,8 @@ pub(super) fn raw(bytes: &[u8]) -> Option<RawEvent<'_>> {
                 Some(BYTES) => ev.bytes = s.whole()?,
                 Some(ORIGIN_IP) => ev.origin_ip = s.text()?,
                 Some(ORIGIN_COUNTRY) => ev.origin_country = s.text()?,
-                Some(_) => ev.origin_asn = s.whole()?,
-                None => {
+                Some(ORIGIN_ASN) => ev.origin_asn = s.whole()?,
+                _ => {
                     s.scalar()?;
                 }
             }
@@ -137,6 +137,7 @@ const STATUS: usize = 6;
 const BYTES: usize = 7;
 const ORIGIN_IP: usize = 8;
 const ORIGIN_COUNTRY: usize = 9;
+const ORIGIN_ASN: usize = 10;
 
 /// A JSON scalar this path takes as serde would.
 enum Scalar<'a> {
