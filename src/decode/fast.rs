@@ -245,24 +245,18 @@ impl<'a> Scan<'a> {
 
     /// An optional string field: a string or `null` (anything else is serde's to reject).
     fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.peek() == Some(b'"') {
-            return Some(Some(Cow::Borrowed(self.string()?)));
-        }
-        match self.scalar()? {
-            Scalar::Str(v) => Some(Some(Cow::Borrowed(v))),
-            Scalar::Null => Some(None),
+        match self.peek()? {
+            b'"' => Some(Some(Cow::Borrowed(self.string()?))),
+            b'n' => self.literal(b"null").map(|_| None),
             _ => None,
         }
     }
 
     /// An optional whole-number field: a number that fits `T`, or `null`.
     fn whole<T: TryFrom<i64>>(&mut self) -> Option<Option<T>> {
-        if let Some(b'0'..=b'9') = self.peek() {
-            return T::try_from(self.int()?).ok().map(Some);
-        }
-        match self.scalar()? {
-            Scalar::Int(v) => T::try_from(v).ok().map(Some),
-            Scalar::Null => Some(None),
+        match self.peek()? {
+            b'-' | b'0'..=b'9' => T::try_from(self.int()?).ok().map(Some),
+            b'n' => self.literal(b"null").map(|_| None),
             _ => None,
         }
     }
@@ -446,6 +440,10 @@ mod tests {
         for line in [
             r#"{"ts":1,"client_id":"a\u00e9"}"#,
             r#"{"ts":1,"client_id":"a","units":2.5}"#,
+            r#"{"ts":1,"client_id":"a","product":true}"#,
+            r#"{"ts":1,"client_id":"a","product":nul}"#,
+            r#"{"ts":1,"client_id":"a","status":"200"}"#,
+            r#"{"ts":1,"client_id":"a","bytes":false}"#,
             r#"{"ts":1,"client_id":"a","units":1e3}"#,
             r#"{"ts":01,"client_id":"a"}"#,
             r#"{"ts":1,"client_id":"a","status":-0}"#,
