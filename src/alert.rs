@@ -109,6 +109,10 @@ pub enum Verdict {
     /// Between the resolve and the firing thresholds: a firing alert stays firing, a pending
     /// one does not advance.
     Hold(Reading),
+    /// A firing alert's excess is still seen, if no longer over its firing test (a
+    /// heavy-tailed client's overage passes that test now and then): it holds, and what comes
+    /// after is judged from here, as after a `Fire`.
+    Seen(Reading),
     /// Below the resolve threshold.
     Clear(Reading),
     /// Below the resolve threshold by the numbers, on too few calls to be sure (a small
@@ -131,6 +135,7 @@ impl Verdict {
         match self {
             Verdict::Fire(r)
             | Verdict::Hold(r)
+            | Verdict::Seen(r)
             | Verdict::Clear(r)
             | Verdict::Weak(r)
             | Verdict::Unsure(r) => r,
@@ -198,7 +203,7 @@ impl Slot {
         let item = self.last.item;
         self.last = *v.reading();
         self.last.item = self.last.item.or(item);
-        if matches!(v, Verdict::Fire(_)) {
+        if matches!(v, Verdict::Fire(_)) || (self.is_firing() && matches!(v, Verdict::Seen(_))) {
             self.last_fire = at;
         }
         match (self.firing_since, v) {
@@ -484,6 +489,22 @@ mod tests {
         assert_eq!(s.step(Verdict::Clear(r(0.5)), 8, 1, 3), Step::Resolved);
         assert_eq!(s.firing_since, Some(1));
         assert!(!s.expired());
+    }
+
+    #[test]
+    fn an_excess_still_seen_holds_a_firing_alert_and_moves_where_it_was_last_seen() {
+        let mut s = Slot::new(AlertKind::OverContract, Severity::Warning, r(2.0));
+        // nothing to hold before it fires
+        assert_eq!(s.step(Verdict::Seen(r(1.4)), 1, 2, 3), Step::Dropped);
+        assert_eq!(s.last_fire, 0);
+        assert_eq!(s.step(Verdict::Fire(r(2.0)), 2, 1, 3), Step::Fired);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 3, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Seen(r(1.4)), 4, 1, 3), Step::Nothing);
+        assert_eq!(s.last_fire, 4);
+        // and it breaks a clear streak as a hold does
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 5, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 6, 1, 3), Step::Nothing);
+        assert_eq!(s.step(Verdict::Clear(r(0.5)), 7, 1, 3), Step::Resolved);
     }
 
     #[test]

@@ -327,15 +327,15 @@ mod tests {
             matches!(v, Verdict::Clear(r) if r.window == HOUR_MS && r.ratio < 0.3),
             "{v:?}"
         );
-        // still 2.8x after it was last over 3x: both hold (the critical one in the
-        // warning's band)
+        // still 2.8x in the last hour, after it was last over 3x: the excess is still seen by
+        // both (the critical one in the warning's band), which judge from here on
         let c = firing(client_with(&[(-360, -90, 30), (-90, 0, 28)]), 90);
         let [v, crit] = over_contract(&c, T0, rate(100.0), [3.0, 6.0], &p);
         assert!(
-            matches!(v, Verdict::Hold(r) if r.window == HOUR_MS && r.ratio > 2.7),
+            matches!(v, Verdict::Seen(r) if r.window == HOUR_MS && r.ratio > 2.7),
             "{v:?}"
         );
-        assert!(matches!(crit, Verdict::Hold(_)), "{crit:?}");
+        assert!(matches!(crit, Verdict::Seen(_)), "{crit:?}");
         // a few calls since: too few to tell either way, so it waits
         // (a client contracted for 12 units an hour, one 10-unit call in the 90 minutes since)
         let c = firing(client_with(&[(-20, -19, 1)]), 90);
@@ -403,12 +403,49 @@ mod tests {
         let c = client_with(&traffic);
         let [v, _] = over_contract(&c, T0, rate(10.0), [1.5, 3.0], &p);
         assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
-        // ...but a firing one is only held: its excess is not seen again by chance
+        // ...but a firing one does not fire again on it: its last hour, significantly over the
+        // contract, only shows the excess still seen
         let c = firing(client_with(&traffic), 60);
         let [v, _] = over_contract(&c, T0, rate(10.0), [1.5, 3.0], &p);
         assert!(
-            matches!(v, Verdict::Hold(r) if r.window == HOUR_MS),
+            matches!(v, Verdict::Seen(r) if r.window == HOUR_MS),
             "{v:?}"
+        );
+    }
+
+    /// An overage that goes on under its firing test, in the band, keeps moving the point its
+    /// excess was last seen: once it ends, the alert is judged on what came after that, not on
+    /// the hours since it last fired (which held it for hours after the end).
+    #[test]
+    fn the_span_after_an_episode_starts_where_its_excess_was_last_seen() {
+        let p = Detectors::default();
+        let per_ms = rate(7.0);
+        // 10-unit calls against 7 units a minute: three a minute (4.3x) until the alert's
+        // last firing at -300, then one a minute (1.43x: under the 1.5x threshold, in its
+        // band of 1.35x) until -120, then one every other minute (0.71x)
+        let mut traffic = vec![(-480, -300, 3), (-300, -120, 1)];
+        traffic.extend((-120..0).step_by(2).map(|m| (m, m + 1, 1)));
+        let mut slot = firing(client_with(&[]), 300).alerts.remove(0);
+        let resolved = (-299..=0).find(|&m| {
+            let upto: Vec<_> = traffic
+                .iter()
+                .filter(|r| r.0 < m)
+                .map(|&(from, to, n)| (from, to.min(m), n))
+                .collect();
+            let mut c = client_with(&upto);
+            c.alerts.push(slot.clone());
+            let t = T0 + m * MINUTE_MS;
+            let [v, _] = over_contract(&c, t, per_ms, [1.5, 3.0], &p);
+            let (fire_after, resolve_after) = (p.shared.fire_after, p.shared.resolve_after);
+            slot.step(v, t, fire_after, resolve_after) == crate::alert::Step::Resolved
+        });
+        // seen last within the hour before -120; an hour after that is the least it waits
+        let m = resolved.expect("still firing two hours after the overage ended");
+        assert!((-120..=-30).contains(&m), "resolved at {m}");
+        assert!(
+            slot.last_fire >= T0 - 180 * MINUTE_MS,
+            "{}",
+            slot.last_fire - T0
         );
     }
 

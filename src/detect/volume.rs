@@ -197,6 +197,8 @@ pub(crate) fn windowed(
     let after = last_fire.map(|since| {
         let window = since_window(t - since, longest);
         let (observed, dur) = w.sum(t, window);
+        let (observed_hour, hour) = w.sum(t, HOUR_MS);
+        let expected_hour = expected(t, hour);
         let expected = expected(t, dur);
         let seasonal = shape.as_ref().filter(|_| dur > 0).map(|s| {
             let usual_calls = (s.usual)(t, dur) / units.mean().max(1e-9);
@@ -204,6 +206,16 @@ pub(crate) fn windowed(
             (usual_calls, need)
         });
         Tail {
+            last_hour: (
+                Reading {
+                    observed: observed_hour,
+                    expected: expected_hour,
+                    ratio: observed_hour / expected_hour.max(f64::MIN_POSITIVE),
+                    window: hour,
+                    item: None,
+                },
+                w.calls(t, HOUR_MS),
+            ),
             calls: w.calls(t, window),
             seasonal,
             reading: Reading {
@@ -263,8 +275,10 @@ pub(crate) struct Shape<'a> {
     pub peak_per_ms: f64,
 }
 
-/// The consumption since a firing alert was last over its threshold.
+/// The consumption since a firing alert's excess was last seen.
 struct Tail {
+    /// The last hour's reading and calls: whether the excess is still seen.
+    last_hour: (Reading, f64),
     calls: f64,
     /// With a [`Shape`]: the usual calls over the same window, and the multiple of them at
     /// which the busiest hour ahead would be in the band.
@@ -403,7 +417,11 @@ fn judge(
     // numbers do not count toward that time (a small client three days into a 6x jump is at
     // 3x over a quiet night, and resolved after four such hours to page again every morning).
     // The span is at least [`MIN_AFTER`]: minutes without traffic are as likely a gateway's
-    // gap as the end of an overage. Each verdict carries the reading of the window that
+    // gap as the end of an overage. Past that, while the last hour alone is in the band,
+    // significantly, the excess counts as still seen ([`Verdict::Seen`]), and the span starts
+    // again from there: a heavy-tailed client's overage passes the firing test only now and
+    // then, and a span from its last firing took in hours of the episode, which held the alert
+    // for hours after the episode ended. Each verdict carries the reading of the window that
     // decided it, so a hold or a resolve never quotes numbers it did not use.
     let Some(tail) = after else {
         return Verdict::Clear(first.reading);
@@ -424,7 +442,14 @@ fn judge(
     let below_usual = tail
         .seasonal
         .is_none_or(|(usual, need)| clearly_below(tail.calls, need * usual, 1.0, CLEAR_ALPHA));
-    if r.window < MIN_AFTER || in_band || over_usual {
+    let (hour, hour_calls) = &tail.last_hour;
+    // (once an hour at most: the span since must be the minimum again before it moves)
+    if r.window >= MIN_AFTER
+        && band.holds(hour, *hour_calls)
+        && significant(hour.observed, hour.expected, d, CLEAR_ALPHA)
+    {
+        Verdict::Seen(*hour)
+    } else if r.window < MIN_AFTER || in_band || over_usual {
         Verdict::Hold(*r)
     } else if band.clearly_below(r) && below_usual {
         Verdict::Clear(*r)
