@@ -101,9 +101,10 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 26 re-fires, 32 stuck (31 and 30 before minutes still over the band stopped counting
-    // toward a resolve for want of calls: a small client's 6x jump paged once instead of three
-    // times, and resolved 9 h after its end instead of within 6 h)
+    // 26 re-fires, 26 stuck (32 before a firing alert's excess counted as still seen while
+    // its last hour is in the band: the span judged after an episode started at its last
+    // firing, hours before its end; 31 and 30 before minutes still over the band stopped
+    // counting toward a resolve for want of calls)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.08,
@@ -112,7 +113,7 @@ fn fleet_quality_beats_the_peer_rules() {
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 26, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 32, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 26, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73
     // before a jump's calls alone could prove it, 65 and 76 before the 2 h and 3 h windows)
