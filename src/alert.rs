@@ -156,8 +156,9 @@ pub struct Slot {
     pub below: u16,
     /// `Some(since)` once firing.
     pub firing_since: Option<Millis>,
-    /// The last evaluation whose verdict was `Fire`: where a volume alert's episode was last
-    /// seen going on, so that resolving judges only what came after it.
+    /// The last evaluation whose verdict was `Fire` (or, once firing, `Seen`): where a volume
+    /// alert's episode was last seen going on, so that resolving judges only what came after
+    /// it.
     pub last_fire: Millis,
     pub last: Reading,
 }

@@ -128,8 +128,8 @@ pub(crate) struct Judge<'a> {
 /// Shared logic of the windowed volume detectors, for a warning and a critical threshold at
 /// once (the sums are the same). `expected(t, duration)` gives the expected units over
 /// `[t - duration, t)`; the excess is tested against `null(threshold) ×` that;
-/// `last_fire` is when a firing alert of the kind was last over its threshold (`None` when none
-/// is firing); `shape` is the client's learned day, for a threshold that is not seasonal.
+/// `last_fire` is where a firing alert of the kind last saw its excess (`None` when none is
+/// firing); `shape` is the client's learned day, for a threshold that is not seasonal.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn windowed(
     w: &Windows,
