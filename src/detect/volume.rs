@@ -194,37 +194,34 @@ pub(crate) fn windowed(
     // escalated stays open until the episode is over, not until the excess dips under 3x.
     let hold_at = j.thresholds[0] * p.resolve_ratio;
     let longest = j.pairs.iter().map(|p| p.1).max().unwrap_or(0);
+    // (a window's reading, and the duration the rings summed)
+    let read = |window: Millis| {
+        let (observed, dur) = w.sum(t, window);
+        let expected = expected(t, dur);
+        let ratio = observed / expected.max(f64::MIN_POSITIVE);
+        let reading = Reading {
+            observed,
+            expected,
+            ratio,
+            window,
+            item: None,
+        };
+        (reading, dur)
+    };
     let after = last_fire.map(|since| {
         let window = since_window(t - since, longest);
-        let (observed, dur) = w.sum(t, window);
-        let (observed_hour, hour) = w.sum(t, HOUR_MS);
-        let expected_hour = expected(t, hour);
-        let expected = expected(t, dur);
+        let (reading, dur) = read(window);
         let seasonal = shape.as_ref().filter(|_| dur > 0).map(|s| {
             let usual_calls = (s.usual)(t, dur) / units.mean().max(1e-9);
-            let need = hold_at * expected / dur as f64 / s.peak_per_ms.max(f64::MIN_POSITIVE);
+            let need =
+                hold_at * reading.expected / dur as f64 / s.peak_per_ms.max(f64::MIN_POSITIVE);
             (usual_calls, need)
         });
         Tail {
-            last_hour: (
-                Reading {
-                    observed: observed_hour,
-                    expected: expected_hour,
-                    ratio: observed_hour / expected_hour.max(f64::MIN_POSITIVE),
-                    window: hour,
-                    item: None,
-                },
-                w.calls(t, HOUR_MS),
-            ),
+            last_hour: (read(HOUR_MS).0, w.calls(t, HOUR_MS)),
             calls: w.calls(t, window),
             seasonal,
-            reading: Reading {
-                observed,
-                expected,
-                ratio: observed / expected.max(f64::MIN_POSITIVE),
-                window,
-                item: None,
-            },
+            reading,
         }
     });
     let band = Band {
