@@ -9,10 +9,14 @@
 //! swept, so quality is measured over a population and its tails rather than a handful of
 //! stories.
 //!
-//! Each incident's truth also says *when it becomes clearly detectable*: the first moment the
-//! excess could be told from noise by anyone looking at the exact rates (a 3-sigma compound
-//! Poisson excess of at least 1.5x, or ten calls breaking scope). Delay is measured from there,
-//! so a 1.6x overage on a client making two calls an hour is not "late" for needing a day.
+//! Each incident's truth also says *when it becomes clearly detectable*, and delay is measured
+//! from there, so a 1.6x overage on a client making two calls an hour is not "late" for needing
+//! a day. A volume incident is clear at the first moment anyone looking at the exact rates
+//! could tell its excess from noise (a 3-sigma compound Poisson excess of at least 1.5x): its
+//! drawn units would reward a detector for firing on a heavy tail's chance call. A violation is
+//! as clear as its calls: its tenth call breaking scope (or from the new origin) as drawn,
+//! which a client making a few calls a day makes a day sooner or later than its rates expect
+//! (the generator counts them; the plan's expected mark only decides which incidents to keep).
 
 use std::sync::Arc;
 
@@ -38,7 +42,7 @@ const CLEAR_RATIO: f64 = 1.5;
 /// Standard deviations of compound-Poisson excess that make an excess clear.
 const CLEAR_SIGMAS: f64 = 3.0;
 /// Calls breaking scope (or from a new origin) that make a violation clear.
-const CLEAR_CALLS: f64 = 10.0;
+pub(super) const CLEAR_CALLS: f64 = 10.0;
 
 const ORIGINS: [Origin; 15] = [
     US_AWS, US_GCP, US_AZURE, GB, IE, NL, DE, FR, JP, CA, IN, SG, AU, BR, NG,
@@ -94,7 +98,8 @@ impl Scenario {
         Ok(f.b.finish(f.caps, true))
     }
 
-    /// Set each planned incident's `detectable_ms` from the exact rates (noise included). With
+    /// Set each planned incident's `detectable_ms` from the exact rates (noise included; the
+    /// generator moves a violation's to its tenth call as drawn). With
     /// `drop`, the ones that are not detectable by three quarters of their span are dropped
     /// (with their effect: an unlabelled incident would count as a false alert); without, they
     /// are kept and measured from their start.
@@ -761,7 +766,120 @@ fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+    use crate::decode::decode_canonical;
+
+    /// A violation is as clear as its calls: the truth marks a scope or new-origin incident
+    /// at the end of the minute of its tenth call out of scope as the stream holds it (first
+    /// deliveries, in event time), not when the plan's rates expected it.
+    #[test]
+    fn a_violation_is_clearly_detectable_at_its_tenth_call_in_the_stream() {
+        let p = SimParams {
+            seed: 2,
+            days: 14,
+            ..SimParams::default()
+        };
+        let sc = Scenario::fleet(&p, 100).expect("a fleet");
+        let mut gen = sc.generator();
+        let mut seen = HashSet::new();
+        // every first delivery
+        struct Delivered {
+            client: String,
+            product: String,
+            endpoint: String,
+            country: String,
+            asn: Option<u32>,
+            ts: i64,
+        }
+        let mut events = Vec::new();
+        let mut buf = Vec::new();
+        while gen.next_line(&mut buf).is_some() {
+            let Ok(e) = decode_canonical(&buf) else {
+                continue;
+            };
+            let id = e.event_id.as_deref().unwrap_or_default().to_owned();
+            if seen.insert((e.client_id.to_string(), id)) {
+                let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+                events.push(Delivered {
+                    client: e.client_id.to_string(),
+                    product: text(e.product.as_deref()),
+                    endpoint: text(e.endpoint.as_deref()),
+                    country: text(e.origin_country.as_deref()),
+                    asn: e.origin_asn,
+                    ts: e.ts,
+                });
+            }
+        }
+        let truth = gen.finish();
+        let scope = [
+            kind::OUT_OF_CONTRACT_PRODUCT,
+            kind::OUT_OF_CONTRACT_ENDPOINT,
+            kind::OUT_OF_CONTRACT_ORIGIN,
+            kind::NEW_ORIGIN,
+        ];
+        let (mut checked, mut moved) = (0, 0);
+        for a in truth
+            .anomalies
+            .iter()
+            .filter(|a| scope.contains(&a.expect[0].as_str()))
+        {
+            let ci = sc
+                .clients
+                .iter()
+                .position(|c| *c.id == *a.client_id)
+                .expect("a client of the plan");
+            let c = &sc.clients[ci];
+            let planned = sc
+                .planned
+                .iter()
+                .find(|p| p.client == ci && p.start_ms == a.start_ms)
+                .expect("a planned incident");
+            let k = c.contract.as_ref();
+            let listed = |list: Option<&Vec<&str>>, x: &str| list.is_some_and(|l| l.contains(&x));
+            let out_of_scope = |e: &Delivered| match a.expect[0].as_str() {
+                kind::OUT_OF_CONTRACT_PRODUCT => {
+                    !listed(k.and_then(|k| k.products.as_ref()), &e.product)
+                }
+                kind::OUT_OF_CONTRACT_ENDPOINT => {
+                    !listed(k.and_then(|k| k.endpoints.as_ref()), &e.endpoint)
+                }
+                kind::OUT_OF_CONTRACT_ORIGIN => {
+                    !listed(k.and_then(|k| k.origin_countries.as_ref()), &e.country)
+                }
+                // an origin the client only uses in its incident
+                _ => c
+                    .origins
+                    .iter()
+                    // (a call without its network still comes from it)
+                    .any(|o| {
+                        o.weight == 0.0
+                            && o.country == e.country
+                            && e.asn.is_none_or(|n| n == o.asn)
+                    }),
+            };
+            let mut calls: Vec<i64> = events
+                .iter()
+                .filter(|e| e.client == a.client_id && (a.start_ms..a.end_ms).contains(&e.ts))
+                .filter(|e| out_of_scope(e))
+                .map(|e| e.ts)
+                .collect();
+            calls.sort_unstable();
+            let want = match calls.get(CLEAR_CALLS as usize - 1) {
+                Some(ts) => Some((ts.div_euclid(MINUTE_MS) + 1) * MINUTE_MS),
+                None => planned.detectable_ms,
+            };
+            assert_eq!(a.detectable_ms, want, "{} {:?}", a.client_id, a.expect);
+            checked += 1;
+            moved += usize::from(want != planned.detectable_ms);
+        }
+        println!("{moved} of {checked} marks moved");
+        assert!(
+            checked >= 15 && moved * 2 >= checked,
+            "{moved} of {checked} moved"
+        );
+    }
 
     #[test]
     fn a_cap_is_blown_only_by_usage_the_stream_holds() {

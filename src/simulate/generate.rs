@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 
+use super::fleet::CLEAR_CALLS;
 use super::format::{push_hex, push_rfc3339, push_u64};
 use super::params::{splitmix, stream_seed};
 use super::plan::{Backlog, Scenario, REPORT_GRACE_MS};
@@ -149,6 +150,23 @@ struct Account {
     cap_crossings: BTreeMap<String, i64>,
     /// Units per minute from the run's start, for clients whose excess is scored (else empty).
     by_minute: Vec<f64>,
+    /// The client's planned scope and new-origin incidents, counted as drawn.
+    violations: Vec<Violations>,
+}
+
+/// A planned incident of calls out of scope (or from a new origin): its calls as the stream
+/// holds them. Its truth is clearly detectable once it has made [`CLEAR_CALLS`] of them; the
+/// plan's mark is when it is expected to, and a client making a few calls a day makes its
+/// tenth a day sooner or later than expected.
+#[derive(Debug, Clone)]
+struct Violations {
+    /// Index in the plan.
+    planned: usize,
+    /// An origin (else a call: product or endpoint) breaks the rule.
+    origin: bool,
+    calls: u32,
+    /// The end of the minute of the [`CLEAR_CALLS`]-th call.
+    clear_ms: Option<i64>,
 }
 
 /// [`ClientTruth::cap_crossed_after_run`]: the last month's units plus `c`'s expected units from
@@ -277,12 +295,33 @@ impl Generator {
                         .iter()
                         .any(|a| a.client == ci && a.expect == kind::OVER_CONTRACT);
                     let minutes = ((sc.end_ms - sc.start_ms) / MINUTE_MS + 1) as usize;
+                    let violations =
+                        sc.planned
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, a)| a.client == ci && a.detectable_ms.is_some())
+                            .filter_map(|(planned, a)| {
+                                let origin = match a.expect {
+                                    kind::OUT_OF_CONTRACT_PRODUCT
+                                    | kind::OUT_OF_CONTRACT_ENDPOINT => false,
+                                    kind::OUT_OF_CONTRACT_ORIGIN | kind::NEW_ORIGIN => true,
+                                    _ => return None,
+                                };
+                                Some(Violations {
+                                    planned,
+                                    origin,
+                                    calls: 0,
+                                    clear_ms: None,
+                                })
+                            })
+                            .collect();
                     Account {
                         by_minute: if scored {
                             vec![0.0; minutes]
                         } else {
                             Vec::new()
                         },
+                        violations,
                         ..Account::default()
                     }
                 })
@@ -345,7 +384,8 @@ impl Generator {
         let mut anomalies: Vec<Anomaly> = sc
             .planned
             .iter()
-            .map(|a| Anomaly {
+            .enumerate()
+            .map(|(i, a)| Anomaly {
                 client_id: sc.clients[a.client].id.to_string(),
                 scenario: sc.clients[a.client].role.as_str().to_owned(),
                 expect: vec![a.expect.to_owned()],
@@ -356,7 +396,12 @@ impl Generator {
                 end: format_rfc3339(a.end_ms),
                 description: a.description.clone(),
                 magnitude: a.magnitude,
-                detectable_ms: a.detectable_ms,
+                detectable_ms: self.accounts[a.client]
+                    .violations
+                    .iter()
+                    .find(|v| v.planned == i)
+                    .and_then(|v| v.clear_ms)
+                    .or(a.detectable_ms),
                 driver: a.driver.clone(),
             })
             .collect();
@@ -567,11 +612,22 @@ impl Generator {
     }
 
     fn account(&mut self, ci: usize, e: &EventRec) {
-        let cap = self.sc.clients[ci]
-            .contract
-            .as_ref()
-            .and_then(|k| k.monthly_cap);
+        let c = &self.sc.clients[ci];
+        let cap = c.contract.as_ref().and_then(|k| k.monthly_cap);
         let a = &mut self.accounts[ci];
+        for v in &mut a.violations {
+            let p = &self.sc.planned[v.planned];
+            let drawn = if v.origin { e.origin } else { e.call };
+            if (p.start_ms..p.end_ms).contains(&e.ts)
+                && c.share_at(e.ts, v.origin)
+                    .is_some_and(|(i, _)| i == drawn as usize)
+            {
+                v.calls += 1;
+                if v.calls == CLEAR_CALLS as u32 {
+                    v.clear_ms = Some((e.ts.div_euclid(MINUTE_MS) + 1) * MINUTE_MS);
+                }
+            }
+        }
         let u = e.units as f64;
         a.events += 1;
         a.units += u;

@@ -116,7 +116,8 @@ pub struct Anomaly {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magnitude: Option<f64>,
     /// When the incident becomes clearly detectable (enough calls at the new level to tell it
-    /// from noise); delays are measured from here. `start_ms` when absent.
+    /// from noise at the exact rates; for a violation, the end of the minute of its tenth call
+    /// out of scope in the stream); delays are measured from here. `start_ms` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectable_ms: Option<i64>,
     /// What the excess of a volume incident comes from (`product:firehose`, `country:NG`,
