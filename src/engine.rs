@@ -158,6 +158,7 @@ pub struct Engine {
     packed: usize,
     contracts: Arc<Contracts>,
     compiled: Vec<CompiledScope>,
+    /// Whether an endpoint list ([`CompiledScope::endpoints`]) allows an endpoint (label id).
     endpoint_ok: AHashMap<(u32, u32), bool>,
     /// Client id → slot in `state.clients`.
     index: AHashMap<Arc<str>, u32>,
@@ -295,9 +296,18 @@ impl Engine {
 
     /// Replace the contracts in force (on reload). Clients are re-linked to their contract.
     pub fn set_contracts(&mut self, contracts: Arc<Contracts>) {
+        // (contracts of a plan share their lists: a cache keyed by contract held thousands of
+        // copies of the same answers, and matched each one's globs anew)
+        let mut lists: AHashMap<Vec<&str>, u32> = AHashMap::new();
         self.compiled = contracts
             .iter()
             .map(|c| CompiledScope {
+                endpoints: c.endpoints.as_ref().map(|globs| {
+                    let next = lists.len() as u32;
+                    *lists
+                        .entry(globs.iter().map(|g| g.pattern.as_str()).collect())
+                        .or_insert(next)
+                }),
                 products: c
                     .products
                     .as_ref()
@@ -779,17 +789,19 @@ impl Engine {
                 return Some(Breach::Origin(id));
             }
         }
-        if let (Some(endpoint), Some(eid)) = (&ev.endpoint, endpoint) {
+        if let (Some(endpoint), Some(eid), Some(list)) =
+            (&ev.endpoint, endpoint, compiled.endpoints)
+        {
             let contract = self.contracts.by_index(ci as usize);
             if let Some(globs) = &contract.endpoints {
-                let ok = match self.endpoint_ok.get(&(ci, eid)) {
+                let ok = match self.endpoint_ok.get(&(list, eid)) {
                     Some(&ok) => ok,
                     None => {
                         let ok = globs.iter().any(|g| g.is_match(endpoint));
                         if self.endpoint_ok.len() >= ENDPOINT_CACHE_MAX {
                             self.endpoint_ok.clear();
                         }
-                        self.endpoint_ok.insert((ci, eid), ok);
+                        self.endpoint_ok.insert((list, eid), ok);
                         ok
                     }
                 };

@@ -553,6 +553,48 @@ fn scope_alerts_name_what_left_the_contract() {
 }
 
 #[test]
+fn contracts_with_the_same_endpoint_list_share_its_answers_and_no_other() {
+    // a and b share a list (the engine matches its globs once for both), c has its own: the
+    // same endpoint breaks a's and b's contracts and not c's, whichever client calls it first
+    let contracts = r#"
+[[contract]]
+client_id = "a"
+baseline = { units = 6000, per = "1h" }
+endpoints = ["/2/tweets/search/*"]
+[[contract]]
+client_id = "c"
+baseline = { units = 6000, per = "1h" }
+endpoints = ["/2/users/*"]
+[[contract]]
+client_id = "b"
+baseline = { units = 6000, per = "1h" }
+endpoints = ["/2/tweets/search/*"]
+"#;
+    let contracts = Arc::new(Contracts::parse(contracts, Path::new("c.toml")).unwrap());
+    let start = t0();
+    let events = sorted(
+        ["a", "c", "b"]
+            .into_iter()
+            .flat_map(|client| {
+                stream(
+                    client,
+                    start,
+                    start + HOUR_MS,
+                    MINUTE_MS,
+                    |_| 1.0,
+                    |_, _| r#","endpoint":"/2/users/by/username""#.to_owned(),
+                )
+            })
+            .collect(),
+    );
+    let alerts = run(&mut Engine::new(&Config::default(), contracts), &events);
+    for (client, fires) in [("a", true), ("b", true), ("c", false)] {
+        let got = of(&alerts, client, AlertKind::OutOfContractEndpoint);
+        assert_eq!(!got.is_empty(), fires, "{client}: {got:#?}");
+    }
+}
+
+#[test]
 fn new_origin_fires_for_a_new_country_and_not_for_the_usual_ones() {
     let start = t0();
     let from = start + 3 * DAY_MS;

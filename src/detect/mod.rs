@@ -123,6 +123,9 @@ impl Shared {
 pub struct CompiledScope {
     pub products: Option<Vec<u32>>,
     pub countries: Option<Vec<u32>>,
+    /// The contract's endpoint list, numbered so that contracts with the same list share the
+    /// number (and the engine's cache of which endpoints a list allows).
+    pub endpoints: Option<u32>,
 }
 
 /// Everything one evaluation of one client may look at.
