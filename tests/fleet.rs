@@ -152,7 +152,9 @@ fn fleet_quality_beats_the_peer_rules() {
         .collect();
     assert!(slow.is_empty(), "late violations:\n{}", slow.join("\n"));
     // pace changes that blow the monthly cap (17): how many are forecast within the issue's
-    // 6 h (12 before a new pace was also read from the last 6 hours)
+    // 6 h of their new pace showing (12 before a new pace was also read from the last 6 hours;
+    // 16 while the truth marked a change as detectable in its first minute, so a small client's
+    // change at midnight was "late" by the hours its quiet night took to show it)
     let paces: Vec<Option<f64>> = runs
         .iter()
         .flat_map(|c| &c.overage.results)
@@ -164,7 +166,7 @@ fn fleet_quality_beats_the_peer_rules() {
         .filter(|d| d.is_some_and(|d| d <= 6.0 * 3600.0))
         .count();
     assert!(
-        forecast_within_6h >= 16 || clients() < 300,
+        forecast_within_6h >= 17 || clients() < 300,
         "{forecast_within_6h} of {} pace changes forecast within 6 h",
         paces.len()
     );

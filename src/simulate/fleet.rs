@@ -13,7 +13,9 @@
 //! from there, so a 1.6x overage on a client making two calls an hour is not "late" for needing
 //! a day. A volume incident is clear at the first moment anyone looking at the exact rates
 //! could tell its excess from noise (a 3-sigma compound Poisson excess of at least 1.5x): its
-//! drawn units would reward a detector for firing on a heavy tail's chance call. A violation is
+//! drawn units would reward a detector for firing on a heavy tail's chance call. A pace change
+//! that blows the monthly cap is clear once its new pace is, by the same test against the
+//! usual pace, and the month at that pace crosses the cap. A violation is
 //! as clear as its calls: its tenth call breaking scope (or from the new origin) as drawn,
 //! which a client making a few calls a day makes a day sooner or later than its rates expect
 //! (the generator counts them; the plan's expected mark only decides which incidents to keep).
@@ -663,7 +665,10 @@ fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
         .as_ref()
         .map(|k| k.units_per_hour / 60.0)
         .unwrap_or(0.0);
-    let volume = a.expect == kind::OVER_CONTRACT || a.expect == kind::BASELINE_JUMP;
+    // (a pace change is an excess over the usual pace too)
+    let volume = a.expect == kind::OVER_CONTRACT
+        || a.expect == kind::BASELINE_JUMP
+        || a.expect == kind::CAP_FORECAST;
     let reference_at = |t: i64| {
         if a.expect == kind::OVER_CONTRACT {
             contract
@@ -680,6 +685,28 @@ fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
     };
     let mut hist: std::collections::VecDeque<(f64, f64)> = Default::default();
     let (mut obs, mut exp) = (0.0, 0.0);
+    // Is the excess clear as of minute `t` (rate `o` against `reference`)? The last hour (six
+    // for clients too small to tell in one) 1.5x over at 3 sigma.
+    let mut clear = |t: i64, o: f64, reference: f64| {
+        hist.push_back((o, reference));
+        obs += o;
+        exp += reference;
+        let span = if reference * 60.0 / dispersion < 30.0 {
+            360
+        } else {
+            60
+        };
+        while hist.len() > span {
+            if let Some((o, e)) = hist.pop_front() {
+                obs -= o;
+                exp -= e;
+            }
+        }
+        t >= a.start_ms
+            && exp > 0.0
+            && obs >= CLEAR_RATIO * exp
+            && (obs - exp) / (exp * dispersion).sqrt() >= CLEAR_SIGMAS
+    };
     let (mut bad, mut total) = (0.0, 0.0);
     let mut used = 0.0;
     let month_of_start = month_of(a.start_ms);
@@ -701,32 +728,17 @@ fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
         let rate = c.rate_at(t);
         match a.expect {
             kind::OVER_CONTRACT | kind::BASELINE_JUMP => {
-                let reference = reference_at(t);
-                let o = rate * units;
-                hist.push_back((o, reference));
-                obs += o;
-                exp += reference;
-                // the last hour (six for clients too small to tell in one)
-                let span = if reference * 60.0 / dispersion < 30.0 {
-                    360
-                } else {
-                    60
-                };
-                while hist.len() > span {
-                    if let Some((o, e)) = hist.pop_front() {
-                        obs -= o;
-                        exp -= e;
-                    }
-                }
-                if t >= a.start_ms
-                    && exp > 0.0
-                    && obs >= CLEAR_RATIO * exp
-                    && (obs - exp) / (exp * dispersion).sqrt() >= CLEAR_SIGMAS
-                {
+                if clear(t, rate * units, reference_at(t)) {
                     return Some(t + MINUTE_MS);
                 }
             }
             kind::CAP_FORECAST => {
+                // the new pace must show, as a jump would, and blow the cap
+                let shows = clear(t, rate * units, reference_at(t));
+                if t < a.start_ms {
+                    t += MINUTE_MS;
+                    continue;
+                }
                 let m = month_of(t);
                 if m != month {
                     month = m;
@@ -734,7 +746,7 @@ fn detectable(c: &ClientSpec, a: &Planned, stream_start: i64) -> Option<i64> {
                 }
                 used += rate * units;
                 let remaining = (month_start(m + 1) - t - MINUTE_MS) as f64 / MINUTE_MS as f64;
-                if cap.is_some_and(|cap| used + rate * units * remaining > cap) {
+                if shows && cap.is_some_and(|cap| used + rate * units * remaining > cap) {
                     // the new pace, averaged over the day shape, must really blow the cap
                     let day: f64 = (0..24 * 60)
                         .map(|k| c.rate_at(t + k * MINUTE_MS) * units)
@@ -887,7 +899,7 @@ mod tests {
         // start, the days before the stream (at the usual pace) with the new pace would blow a
         // cap of 1.2 usual months; the stream holds a week of that month at most, which does
         // not, so no detector can tell before the next month begins at the new pace.
-        let mut across = 0;
+        let (mut across, mut mid_month, mut shown_later) = (0, 0, 0);
         for seed in 1..=3 {
             let p = SimParams {
                 seed,
@@ -906,9 +918,18 @@ mod tests {
                     );
                 } else {
                     assert!(at >= a.start_ms && at < a.start_ms + DAY_MS, "{at}");
+                    // the new pace shows as a jump would: the last hour 1.5x its usual takes
+                    // 10 minutes of a pace 4x the usual, unless a batch job's first minutes
+                    // carry most of its hour (each was marked in the minute of the change)
+                    mid_month += 1;
+                    shown_later += usize::from(at >= a.start_ms + 10 * MINUTE_MS);
                 }
             }
         }
         assert!(across >= 3, "{across} pace changes before a month boundary");
+        assert!(
+            shown_later * 4 >= mid_month * 3,
+            "{shown_later} of {mid_month} pace changes shown 10 minutes or more after the change"
+        );
     }
 }
