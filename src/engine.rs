@@ -792,22 +792,24 @@ impl Engine {
         if let (Some(endpoint), Some(eid), Some(list)) =
             (&ev.endpoint, endpoint, compiled.endpoints)
         {
-            let contract = self.contracts.by_index(ci as usize);
-            if let Some(globs) = &contract.endpoints {
-                let ok = match self.endpoint_ok.get(&(list, eid)) {
-                    Some(&ok) => ok,
-                    None => {
-                        let ok = globs.iter().any(|g| g.is_match(endpoint));
-                        if self.endpoint_ok.len() >= ENDPOINT_CACHE_MAX {
-                            self.endpoint_ok.clear();
-                        }
-                        self.endpoint_ok.insert((list, eid), ok);
-                        ok
+            let ok = match self.endpoint_ok.get(&(list, eid)) {
+                Some(&ok) => ok,
+                None => {
+                    // (`list` is numbered exactly for contracts that have one)
+                    let globs = self.contracts.by_index(ci as usize).endpoints.as_deref();
+                    let ok = globs
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|g| g.is_match(endpoint));
+                    if self.endpoint_ok.len() >= ENDPOINT_CACHE_MAX {
+                        self.endpoint_ok.clear();
                     }
-                };
-                if !ok {
-                    return Some(Breach::Endpoint(eid));
+                    self.endpoint_ok.insert((list, eid), ok);
+                    ok
                 }
+            };
+            if !ok {
+                return Some(Breach::Endpoint(eid));
             }
         }
         None
