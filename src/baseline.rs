@@ -30,7 +30,10 @@
 //!   lifts the other with it.
 //! - A day on which learning was frozen (an incident) is unknown, not a day's total: the first
 //!   week replaces it by the usual day of its kind, and a later week counts it as predicted,
-//!   so a first-week incident is neither the norm nor a drag on the other days' factors.
+//!   so a first-week incident is neither the norm nor a drag on the other days' factors. After
+//!   the first week, a day frozen for a few hours counts those hours as predicted and still
+//!   teaches its factor from the rest: else a factor learned too low fires on its own weekday,
+//!   which freezes that day, and is never corrected.
 //!
 //! After a long silence the client is relearned from scratch rather than compared with a
 //! baseline from another era.
@@ -153,8 +156,9 @@ pub struct Seasonal {
     level: f32,
     hour_of_day: [f32; 24],
     weekday: [f32; 7],
-    /// Whether any hour of the current day was frozen (then the day teaches no weekday factor).
-    day_frozen: bool,
+    /// Hours of the current day that were frozen: with any in the first week, or more than
+    /// [`FROZEN_DAY_HOURS`] later, the day teaches no weekday factor.
+    frozen_hours: u8,
     /// Whether the weekday factors have been set from a first complete week.
     weekdays_known: bool,
     /// Hour of day learning started at: the first day is complete only if that is 0.
@@ -177,7 +181,17 @@ pub struct Seasonal {
     /// [`Seasonal::incident_ended`]), so two bytes do, and here they fit in padding: a client's
     /// detection state is held to 2 KiB.
     incident_ended: u16,
+    /// Mean share of an hour's units that arrive in its first [`FRONT_MINUTES`] minutes: 1/6
+    /// for a client whose hours are even, near 1 for an hourly batch job. What a window shorter
+    /// than an hour should hold depends on it, and hourly totals cannot tell
+    /// ([`Seasonal::expected_in_hours`]).
+    front: f32,
 }
+
+/// Minutes at the start of each hour whose share of the hour [`Seasonal::front`] learns.
+pub const FRONT_MINUTES: i64 = 10;
+/// That share for a client whose hours are even.
+const EVEN_FRONT: f32 = FRONT_MINUTES as f32 / 60.0;
 
 /// [`Seasonal::incident_ended`] counts hours modulo this (1..=65,535 fits a `u16`).
 const INCIDENT_MODULUS: i64 = u16::MAX as i64;
@@ -197,7 +211,10 @@ const OUTLIER_ALPHA: f64 = 0.01;
 const LOW_FIRST_WEEK_DAY: f64 = 1.4;
 /// A day whose total is outside `[1/x, x] ×` its prediction teaches no weekday factor.
 const OUTLIER_DAY: f64 = 2.0;
-/// A day's total in [`Seasonal::days`] when learning was frozen for part of it: unknown.
+/// Frozen hours (an incident) beyond which a day says nothing of its weekday: what is left is
+/// mostly the night, or the incident's own edges.
+const FROZEN_DAY_HOURS: u8 = 6;
+/// A day's total in [`Seasonal::days`] when learning was frozen for much of it: unknown.
 const FROZEN_DAY: f32 = -1.0;
 
 impl Default for Seasonal {
@@ -206,7 +223,7 @@ impl Default for Seasonal {
             level: 0.0,
             hour_of_day: [1.0; 24],
             weekday: [1.0; 7],
-            day_frozen: false,
+            frozen_hours: 0,
             weekdays_known: false,
             first_hour_of_day: 0,
             learned_hours: 0,
@@ -216,6 +233,7 @@ impl Default for Seasonal {
             today: 0.0,
             days: [0.0; 7],
             incident_ended: 0,
+            front: EVEN_FRONT,
         }
     }
 }
@@ -311,10 +329,15 @@ impl Seasonal {
         }
         let h = hour_of_day(hour);
         let d = day_of_week(hour);
-        self.today += units as f32;
         if frozen {
-            self.day_frozen = true;
+            // An incident's hour counts in its day as what was expected of it, so that the rest
+            // of a day with a short incident still teaches the weekday factor: a factor learned
+            // too low fired on its weekday, which froze the day, and so was never corrected (a
+            // first-week holiday weekend left a client's weekends at 0.6x for weeks).
+            self.today += (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
+            self.frozen_hours = self.frozen_hours.saturating_add(1);
         } else {
+            self.today += units as f32;
             self.learn(h, d, units as f32 / 60.0, per_call.max(1e-9) as f32, p);
         }
         self.learned_hours += 1;
@@ -379,8 +402,8 @@ impl Seasonal {
     }
 
     fn close_day(&mut self, d: usize, p: &BaselineParams) {
-        let frozen = std::mem::take(&mut self.day_frozen);
-        if frozen {
+        let frozen = std::mem::take(&mut self.frozen_hours);
+        if frozen > 0 && (!self.weekdays_known || frozen > FROZEN_DAY_HOURS) {
             self.days[d] = FROZEN_DAY;
             return;
         }
@@ -446,6 +469,71 @@ impl Seasonal {
         let hour = ts.div_euclid(HOUR_MS);
         let season = self.hour_of_day[hour_of_day(hour)] * self.weekday[day_of_week(hour)];
         (self.level * season.max(p.min_expected_fraction)) as f64
+    }
+
+    /// Learn how front-loaded the client's hours are from one completed, unfrozen hour that
+    /// held `early` of its `total` units in its first [`FRONT_MINUTES`] minutes. A plain mean
+    /// over hours (a share is unbiased whatever the hour's calls), weighted like the level.
+    pub fn learn_front(&mut self, early: f64, total: f64, p: &BaselineParams) {
+        if total > 0.0 {
+            let share = (early / total).clamp(0.0, 1.0) as f32;
+            let w = (1.0 / (self.learned_hours as f32 + 1.0)).max(p.alpha_level);
+            self.front += w * (share - self.front);
+        }
+    }
+
+    /// Expected units over `[end - duration, end)` as its hours are usually spent: the learned
+    /// share [`Seasonal::front`] of each hour in its first [`FRONT_MINUTES`] minutes, the rest
+    /// evenly over the others. Where the window ends inside an hour's first minutes, that part
+    /// is expected to hold what it holds (`seen_since(hour start)`), between its pro-rata share
+    /// and its whole usual: an hourly job's batch lands in its first minute or its fifth.
+    /// For a client whose hours are even, pro rata ([`Seasonal::expected`]) but for those
+    /// first minutes, which may hold up to their share of the hour.
+    pub fn expected_in_hours(
+        &self,
+        end: Millis,
+        duration: Millis,
+        p: &BaselineParams,
+        seen_since: impl Fn(Millis) -> f64,
+    ) -> f64 {
+        let front = self.front as f64;
+        let early_ms = FRONT_MINUTES * MINUTE_MS;
+        let start = end - duration;
+        let mut total = 0.0;
+        let mut hour = start.div_euclid(HOUR_MS) * HOUR_MS;
+        while hour < end {
+            let usual = self.rate_at(hour, p) * 60.0;
+            let overlap = |a: Millis, b: Millis| (b.min(end) - a.max(start)).max(0) as f64;
+            let early = overlap(hour, hour + early_ms) / early_ms as f64 * front * usual;
+            total += if start <= hour && end < hour + early_ms {
+                seen_since(hour).clamp(early, front * usual)
+            } else {
+                early
+            };
+            total += overlap(hour + early_ms, hour + HOUR_MS) / (HOUR_MS - early_ms) as f64
+                * (1.0 - front)
+                * usual;
+            hour += HOUR_MS;
+        }
+        total
+    }
+
+    /// Expected units over `[end - duration, end)` with the usual rate moving linearly from
+    /// each hour's middle to the next one's, as a daily shape does: on a steep ramp the end of
+    /// an hour is already near the next hour's rate, which a window shorter than an hour sees.
+    pub fn expected_smooth(&self, end: Millis, duration: Millis, p: &BaselineParams) -> f64 {
+        let half = HOUR_MS / 2;
+        let mut total = 0.0;
+        let mut t = end - duration;
+        while t < end {
+            let from = (t - half).div_euclid(HOUR_MS) * HOUR_MS + half;
+            let to = (from + HOUR_MS).min(end);
+            let (r0, r1) = (self.rate_at(from, p), self.rate_at(from + HOUR_MS, p));
+            let at = |x: Millis| r0 + (r1 - r0) * (x - from) as f64 / HOUR_MS as f64;
+            total += (at(t) + at(to)) / 2.0 * ((to - t) as f64 / MINUTE_MS as f64);
+            t = to;
+        }
+        total
     }
 
     /// Expected units over `[end - duration, end)`, hour segment by hour segment.
@@ -809,6 +897,90 @@ mod tests {
         }
         let after = frozen.rate_at((MONDAY_H + 24 * 10 + 10) * HOUR_MS, &p);
         assert!((after - before).abs() < 1e-3, "{before} vs {after}");
+    }
+
+    #[test]
+    fn a_short_incident_does_not_stop_its_day_teaching_the_weekday() {
+        // weekends learned at half their day (as a first-week holiday weekend can leave them),
+        // then two weeks of weekends as busy as the week, each with a two-hour incident (an
+        // alert that the low factor itself raised)
+        let p = BaselineParams::default();
+        let weekend_over_week = |frozen_hours: usize| {
+            let mut b = Seasonal::default();
+            b.start(MONDAY_H);
+            learn(&mut b, 0..24 * 7, |_| 100.0);
+            b.weekday[5] = 0.5;
+            b.weekday[6] = 0.5;
+            normalise(&mut b.weekday);
+            for h in 24 * 7..24 * 21 {
+                let frozen = day_of_week(MONDAY_H + h) >= 5 && (h % 24) < frozen_hours as i64;
+                b.learn_hour(MONDAY_H + h, 100.0 * 60.0, 1.0, frozen, &p);
+            }
+            let noon = |day: i64| b.rate_at((MONDAY_H + 21 * 24 + day * 24 + 12) * HOUR_MS, &p);
+            noon(5) / noon(2)
+        };
+        let learned = weekend_over_week(2);
+        assert!(learned > 0.85, "{learned}");
+        // an incident of most of the day says nothing of its weekday
+        let unlearned = weekend_over_week(FROZEN_DAY_HOURS as usize + 1);
+        assert!(unlearned < 0.7, "{unlearned}");
+    }
+
+    #[test]
+    fn a_batch_jobs_hours_are_expected_in_their_first_minutes() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn(&mut b, 0..24 * 8, |_| 10.0);
+        let hour = 600.0;
+        let at = |minute: i64| (MONDAY_H + 24 * 8 + 10) * HOUR_MS + minute * MINUTE_MS;
+        let half_hour = 30 * MINUTE_MS;
+        // even hours: pro rata, but that the hour's first minutes may hold up to their share
+        for (minute, seen, more) in [(7, 0.0, 0.0), (45, 0.0, 0.0), (7, hour, 3.0 / 60.0 * hour)] {
+            let (shaped, pro_rata) = (
+                b.expected_in_hours(at(minute), half_hour, &p, |_| seen),
+                b.expected(at(minute), half_hour, &p),
+            );
+            assert!(
+                (shaped - pro_rata - more).abs() < 1e-3 * hour,
+                "{shaped} {pro_rata}"
+            );
+        }
+        // an hourly job's hours: all in their first minutes
+        for _ in 0..24 * 7 {
+            b.learn_front(hour, hour, &p);
+        }
+        let shaped =
+            |minute: i64, seen: f64| b.expected_in_hours(at(minute), half_hour, &p, |_| seen);
+        // at 10:07 the half hour holds the 10:00 batch, and expects it whole once it is in
+        assert!((shaped(7, hour) - hour).abs() < 0.05 * hour);
+        // but not more: a batch four times the usual shows
+        assert!(shaped(7, 4.0 * hour) < 1.05 * hour);
+        // before it lands, its pro rata share of the first minutes
+        assert!(shaped(7, 0.0) < 0.8 * hour);
+        // from 10:15 to 10:45 next to nothing
+        assert!(shaped(45, 0.0) < 0.05 * hour);
+    }
+
+    #[test]
+    fn a_smooth_expectation_follows_a_ramp_between_hour_middles() {
+        let p = BaselineParams::default();
+        let mut b = Seasonal {
+            level: 1.0,
+            ..Seasonal::default()
+        };
+        b.hour_of_day[9] = 1.0;
+        b.hour_of_day[10] = 3.0;
+        b.hour_of_day[11] = 3.0;
+        let at = |h: i64, m: i64| (MONDAY_H + h) * HOUR_MS + m * MINUTE_MS;
+        let half_hour = 30 * MINUTE_MS;
+        // 9:30 to 10:00, from 9:30's rate 1 up to 2 at the hour: 45 units, not 30
+        assert!((b.expected_smooth(at(10, 0), half_hour, &p) - 45.0).abs() < 1e-9);
+        // 10:00 to 10:30, from 2 up to 3: 75, not 90
+        assert!((b.expected_smooth(at(10, 30), half_hour, &p) - 75.0).abs() < 1e-9);
+        // where the rate is flat, as pro rata
+        let flat = b.expected_smooth(at(11, 0), half_hour, &p);
+        assert!((flat - 90.0).abs() < 1e-9, "{flat}");
     }
 
     #[test]

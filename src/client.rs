@@ -48,6 +48,13 @@ pub struct Client {
 
 pub const NOT_SCHEDULED: i64 = i64::MIN;
 
+/// How long after an hour ends its minutes are surely still in the minute ring, whatever has
+/// arrived ahead of the evaluation (up to the largest allowed lateness): past this, the hour
+/// teaches the baseline no within-hour shape, so what it learns does not depend on arrival
+/// order.
+const FRONT_HELD_MS: Millis =
+    (crate::window::MINUTE_SLOTS as i64 - 60 - 1) * MINUTE_MS - crate::window::MAX_LATENESS;
+
 /// When a client is due for evaluation, kept per client so that the engine's schedule holds
 /// each client once per boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +236,12 @@ impl Client {
                 None => self.windows.hours.get(h) as f64,
             };
             self.baseline.learn_hour(h, units, mean_units, frozen, p);
+            if !frozen && t - (h + 1) * HOUR_MS <= FRONT_HELD_MS {
+                let m = h * HOUR_MS / MINUTE_MS;
+                let minutes = &self.windows.minutes;
+                let early = minutes.sum(m, m + crate::baseline::FRONT_MINUTES);
+                self.baseline.learn_front(early, minutes.sum(m, m + 60), p);
+            }
             h += 1;
         }
     }

@@ -37,8 +37,9 @@ pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// violation's calls and keep the share it ran at; call counters are 32-bit. 10: unit moments
 /// keep the largest call. 11: a ring's unit and call columns share one head; call counters
 /// count calls since (16-bit, saturating); month bounds in hours. 12: the baseline keeps the
-/// hour its client's last resolved volume incident ended.
-pub const FORMAT_VERSION: u16 = 12;
+/// hour its client's last resolved volume incident ended. 13: the baseline learns how
+/// front-loaded its client's hours are, and counts a day's frozen hours.
+pub const FORMAT_VERSION: u16 = 13;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
