@@ -167,8 +167,9 @@ pub struct Seasonal {
     learned_hours: u32,
     /// Last hour index learned (`i32` hours since the epoch reach the year 250,000).
     last_hour: i32,
-    /// Hours since the client last had traffic (for the reset after a long silence).
-    quiet_hours: u32,
+    /// Hours since the client last had traffic (for the reset after a long silence; saturating,
+    /// so that it and [`Seasonal::front`] fit where one `u32` was).
+    quiet_hours: u16,
     /// Consecutive hours far below the expectation (not learned until they last two days).
     low_hours: u16,
     /// What the hours it was given added up to, for the current day and for the last of each
@@ -184,14 +185,19 @@ pub struct Seasonal {
     /// Mean share of an hour's units that arrive in its first [`FRONT_MINUTES`] minutes: 1/6
     /// for a client whose hours are even, near 1 for an hourly batch job. What a window shorter
     /// than an hour should hold depends on it, and hourly totals cannot tell
-    /// ([`Seasonal::expected_in_hours`]).
-    front: f32,
+    /// ([`Seasonal::expected_in_hours`]). In 65,535ths: the client's detection state is held
+    /// to 2 KiB, and two bytes keep the baseline at its size.
+    front: u16,
 }
 
 /// Minutes at the start of each hour whose share of the hour [`Seasonal::front`] learns.
 pub const FRONT_MINUTES: i64 = 10;
 /// That share for a client whose hours are even.
-const EVEN_FRONT: f32 = FRONT_MINUTES as f32 / 60.0;
+const EVEN_FRONT: f64 = FRONT_MINUTES as f64 / 60.0;
+
+fn to_share_u16(share: f64) -> u16 {
+    (share.clamp(0.0, 1.0) * f64::from(u16::MAX)).round() as u16
+}
 
 /// [`Seasonal::incident_ended`] counts hours modulo this (1..=65,535 fits a `u16`).
 const INCIDENT_MODULUS: i64 = u16::MAX as i64;
@@ -233,7 +239,7 @@ impl Default for Seasonal {
             today: 0.0,
             days: [0.0; 7],
             incident_ended: 0,
-            front: EVEN_FRONT,
+            front: to_share_u16(EVEN_FRONT),
         }
     }
 }
@@ -315,8 +321,9 @@ impl Seasonal {
     ) {
         self.last_hour = hour as i32;
         if units <= 0.0 {
-            self.quiet_hours += 1;
-            if self.quiet_hours >= p.reset_after_hours && self.learned_hours > 0 {
+            self.quiet_hours = self.quiet_hours.saturating_add(1);
+            let reset_after = p.reset_after_hours.min(u16::MAX.into());
+            if u32::from(self.quiet_hours) >= reset_after && self.learned_hours > 0 {
                 *self = Seasonal {
                     last_hour: hour as i32,
                     first_hour_of_day: ((hour_of_day(hour) + 1) % 24) as u8,
@@ -476,10 +483,16 @@ impl Seasonal {
     /// over hours (a share is unbiased whatever the hour's calls), weighted like the level.
     pub fn learn_front(&mut self, early: f64, total: f64, p: &BaselineParams) {
         if total > 0.0 {
-            let share = (early / total).clamp(0.0, 1.0) as f32;
-            let w = (1.0 / (self.learned_hours as f32 + 1.0)).max(p.alpha_level);
-            self.front += w * (share - self.front);
+            let share = (early / total).clamp(0.0, 1.0);
+            let w = (1.0 / (self.learned_hours as f64 + 1.0)).max(p.alpha_level.into());
+            let front = self.front();
+            self.front = to_share_u16(front + w * (share - front));
         }
+    }
+
+    /// [`Seasonal::front`] as a share.
+    fn front(&self) -> f64 {
+        f64::from(self.front) / f64::from(u16::MAX)
     }
 
     /// Expected units over `[end - duration, end)` as its hours are usually spent: the learned
@@ -496,7 +509,7 @@ impl Seasonal {
         p: &BaselineParams,
         seen_since: impl Fn(Millis) -> f64,
     ) -> f64 {
-        let front = self.front as f64;
+        let front = self.front();
         let early_ms = FRONT_MINUTES * MINUTE_MS;
         let start = end - duration;
         let mut total = 0.0;

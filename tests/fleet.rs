@@ -102,10 +102,13 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 26 re-fires, 26 stuck (32 before a firing alert's excess counted as still seen while
+    // 25 re-fires, 28 stuck (32 before a firing alert's excess counted as still seen while
     // its last hour is in the band: the span judged after an episode started at its last
     // firing, hours before its end; 31 and 30 before minutes still over the band stopped
-    // counting toward a resolve for want of calls)
+    // counting toward a resolve for want of calls; 26 before `baseline_jump`'s half-hour
+    // window, which ends a heavy-tailed 10x day's firing half an hour sooner, so that its
+    // wait for calls ran out an hour later, after an hour of its client at 1.6-1.8x its
+    // usual: seed 2's `fleet-0182`, warning and critical)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.08,
@@ -113,11 +116,12 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 26, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 26, "{} stuck", ours.stuck);
+    assert!(ours.refires <= 25, "{} re-fires", ours.refires);
+    assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73
-    // before a jump's calls alone could prove it, 65 and 76 before the 2 h and 3 h windows)
+    // before a jump's calls alone could prove it, 65 and 76 before the 2 h and 3 h windows, 67
+    // and 79 before `baseline_jump`'s half hour)
     let jumps: Vec<Option<f64>> = runs
         .iter()
         .flat_map(|c| &c.overage.results)
@@ -131,7 +135,7 @@ fn fleet_quality_beats_the_peer_rules() {
         jumps.len()
     );
     assert!(
-        within(600.0) >= 67,
+        within(600.0) >= 70,
         "{} of 4x+ jumps within 10 min",
         within(600.0)
     );
@@ -139,6 +143,18 @@ fn fleet_quality_beats_the_peer_rules() {
         within(3600.0) >= 79,
         "{} of 4x+ jumps within 1 h",
         within(3600.0)
+    );
+    // jumps of 2.5x and more (128) within the 30 minutes: 114 (111 before the half
+    // hour)
+    let within_30m = runs
+        .iter()
+        .flat_map(|c| &c.overage.results)
+        .filter(|m| m.scenario.starts_with("sudden_jump") && m.magnitude >= Some(2.5))
+        .filter(|m| m.detected && m.delay_s.is_some_and(|d| d <= 1800.0))
+        .count();
+    assert!(
+        within_30m >= 114 || clients() < 300,
+        "{within_30m} of 2.5x+ jumps within 30 min"
     );
     // the delay targets for violations, met by every one of them: scope at 15% of the
     // calls or more within 30 minutes, a new origin at 20% or more within an hour (from the

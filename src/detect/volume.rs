@@ -367,6 +367,9 @@ fn judge(
         // call show it too: a slow client at 10x its usual needed 30 calls, four hours of its
         // overage, while one bulk call of a heavy-tailed client shows no excess in calls.
         let by_calls = band.by_calls(&s.reading, s.calls);
+        // (calls alone prove nothing in a window shorter than an hour: a client whose calls
+        // swing hour to hour ran 3x its usual for half an hour, chance 2e-5 for Poisson calls)
+        let calls_can_prove = s.reading.window >= HOUR_MS;
         if level >= threshold
             && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
             && (significant(
@@ -374,7 +377,7 @@ fn judge(
                 null_ratio * s.trimmed_expected,
                 band.factor,
                 j.shared.alpha,
-            ) || j.calls_alpha.is_some_and(|alpha| {
+            ) || j.calls_alpha.filter(|_| calls_can_prove).is_some_and(|alpha| {
                 let null_calls = null_ratio * s.reading.expected / band.units.mean().max(1e-9);
                 significant(s.calls, null_calls, 1.0, alpha)
             }))
