@@ -34,6 +34,8 @@
 //!   the first week, a day frozen for a few hours counts those hours as predicted and still
 //!   teaches its factor from the rest: else a factor learned too low fires on its own weekday,
 //!   which freezes that day, and is never corrected.
+//! - Beside the model, how front-loaded the client's hours are (the share of each hour in its
+//!   first ten minutes, near 1 for an hourly batch job), for windows shorter than an hour.
 //!
 //! After a long silence the client is relearned from scratch rather than compared with a
 //! baseline from another era.

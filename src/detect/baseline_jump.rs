@@ -164,7 +164,7 @@ const CALLS_ALPHA_SHARE: f64 = 0.01;
 /// readings of the baseline: pro rata; the client's learned front-loading
 /// ([`Seasonal::expected_in_hours`]: a 30 min window of an hourly batch job holds a whole
 /// batch or none); and the rate moving smoothly between hours ([`Seasonal::expected_smooth`]:
-/// the last half hour of a steep evening ramp-down still runs near the previous hour's rate).
+/// the first half hour of a steep ramp down still runs near the previous hour's rate).
 /// Pro rata alone, a (5 min, 30 min) pair fired 513 times on batch clients and 16 on ramps
 /// across three fleets.
 fn hour_aligned_expectation(
