@@ -8,44 +8,78 @@
 //! and a client's evaluation depends on nothing but its own events and that clock.
 //!
 //! The input goes by in chunks of lines. A reader thread fills them (file reads and gzip off
-//! the workers); then the pool decodes a chunk's lines in parallel, each engine walks the
-//! decoded chunk in input order, and their transitions are put in the order one engine gives
-//! them ([`super::output_order`]): event time never goes back from one evaluation to the next,
-//! so sorting a chunk's transitions by time and client interleaves the engines' exactly.
+//! the workers) and routes each line to the engine that owns its client, by a quick look at its
+//! `"client_id"` (a wrong or unreadable guess only changes which engine decodes the line). Each
+//! engine lives on one thread of its own for the whole replay and, in one step per chunk,
+//! decodes its lines of the next chunk and walks the current one: its own events, which it
+//! decoded itself a step before (so their bytes are still in its core's cache), applied; the
+//! other engines' only their time observed. Decoding a chunk on one core and applying it on
+//! another made each event's strings a cache miss on the applying core: two threads did 50%
+//! more work than one. The steps' transitions are put in the order one engine gives them
+//! ([`super::output_order`]): event time never goes back from one evaluation to the next, so
+//! sorting a step's transitions by time and client interleaves the engines' exactly.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
-use rayon::prelude::*;
+use memchr::memmem;
 
 use super::{shard_of, Emit, Line, Progress, Reading, ReplayError};
 use crate::alert::Alert;
-use crate::decode::{Decoder, Event, Reject};
+use crate::decode::{Decoder, Event, Format, Reject};
 use crate::engine::Engine;
 
-/// Lines per chunk: enough work per parallel step that handing it out costs little, few
-/// enough that a chunk (with its decoded events) stays a few MB.
-const CHUNK_LINES: usize = 16_384;
+/// Lines per chunk: an engine's share of a chunk, decoded in one step and applied in the next,
+/// stays in its core's cache (2 MB of L2 here); enough lines that a step's hand-over costs
+/// little.
+const CHUNK_LINES: usize = 4_096;
 /// Bytes per chunk at most (past this, a chunk is sent with fewer lines).
-const CHUNK_BYTES: usize = 8 << 20;
-/// Lines decoded per task, so that a slow stretch of input does not leave a core idle.
-const PARSE_BATCH: usize = 1_024;
+const CHUNK_BYTES: usize = 2 << 20;
 /// Chunks the reader may be ahead.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
 
-/// Lines of input, one buffer for all of them.
+/// Lines of input, one buffer for all of them, with the engine each is routed to.
 #[derive(Default)]
 struct Chunk {
     bytes: Vec<u8>,
     /// Where each line lies in `bytes`; `None` for one longer than the limit (not kept).
     lines: Vec<Option<(usize, usize)>>,
+    /// The lines (indices into `lines`) each engine decodes.
+    routes: Vec<Vec<u32>>,
 }
 
-/// One decoded event (or rejection) and where it goes.
-struct Decoded<'a> {
-    /// The engine that applies it (a rejection is counted by one engine only).
-    shard: u32,
-    event: Result<Event<'a>, Reject>,
+/// What an engine decoded of a chunk, in line order: for each event (or rejection), where it
+/// is and its time in a compact list the other engines walk (16 bytes each, in order, so
+/// reading another core's list costs a cache miss per four events, not one per event), and the
+/// event itself, read by the engine that applies it.
+#[derive(Default)]
+struct Part<'a> {
+    index: Vec<Entry>,
+    events: Vec<Result<Event<'a>, Reject>>,
 }
+
+#[derive(Clone, Copy)]
+struct Entry {
+    line: u32,
+    /// The engine that applies the event, or [`REJECTED`].
+    shard: u32,
+    ts: i64,
+}
+
+/// [`Entry::shard`] of a rejection: counted by the engine that decoded it, observed by none.
+const REJECTED: u32 = u32::MAX;
+
+self_cell::self_cell!(
+    /// A chunk with what each engine decoded of it (borrowing its bytes), to be walked by the
+    /// engines in the step after.
+    struct DecodedChunk {
+        owner: Chunk,
+        #[covariant]
+        dependent: Parts,
+    }
+);
+
+/// Each engine's part of a chunk, by engine.
+type Parts<'a> = Vec<Part<'a>>;
 
 pub(super) fn replay(
     engines: &mut [Engine],
@@ -55,35 +89,39 @@ pub(super) fn replay(
     emit: Emit<'_>,
     progress: Option<Progress<'_>>,
 ) -> Result<(), ReplayError> {
+    let n = engines.len();
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(engines.len())
+        .num_threads(n)
         .thread_name(|i| format!("replay-{i}"))
         .build()
         .map_err(|e| ReplayError::Threads(e.to_string()))?;
+    let engines: Vec<Mutex<&mut Engine>> = engines.iter_mut().map(Mutex::new).collect();
+    let canonical = decoder.format == Format::Json;
+    let cx = Step {
+        decoder,
+        n,
+        future_limit,
+    };
     std::thread::scope(|s| {
         let (tx, chunks) = mpsc::sync_channel(READ_AHEAD);
-        s.spawn(move || read_chunks(read, tx));
+        s.spawn(move || read_chunks(read, n, canonical, tx));
         let mut chunks = chunks.into_iter();
         let mut out = Vec::new();
         let mut current: Option<DecodedChunk> = None;
-        let n = engines.len();
         loop {
             // Ends early (dropping `chunks`, which stops the reader) on the first error.
             let next = chunks.next().transpose()?;
-            // The next chunk is decoded while the engines walk this one, so that the cores an
-            // engine with less to do leaves idle have work.
-            let (next, caused) = pool.install(|| {
-                rayon::join(
-                    || next.map(|c| DecodedChunk::new(c, |c| decode(decoder, c, n, future_limit))),
-                    || {
-                        current
-                            .as_ref()
-                            .map(|d| walk_all(engines, d.borrow_dependent()))
-                    },
-                )
-            });
-            if let Some(caused) = caused {
-                out.extend(caused);
+            let walked = current.is_some();
+            let next = match next {
+                Some(chunk) => Some(DecodedChunk::new(chunk, |c| {
+                    step(&pool, &engines, &cx, current.as_ref(), Some(c), &mut out)
+                })),
+                None => {
+                    step(&pool, &engines, &cx, current.as_ref(), None, &mut out);
+                    None
+                }
+            };
+            if walked {
                 emit(&mut out)?;
                 if let Some(p) = progress {
                     p(read.bytes_read());
@@ -94,41 +132,105 @@ pub(super) fn replay(
                 None => break,
             }
         }
-        let flushed: Vec<Vec<Alert>> = pool.install(|| {
-            engines
-                .par_iter_mut()
-                .map(|e| {
-                    let mut out = Vec::new();
-                    e.flush(&mut out);
-                    out
-                })
-                .collect()
+        let flushed = pool.broadcast(|ctx| {
+            let mut engine = engines[ctx.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            engine.flush(&mut out);
+            out
         });
         out.extend(flushed.into_iter().flatten());
         emit(&mut out)
     })
 }
 
-/// Fill chunks from the input and send them on, then the error that ended the input if any.
-fn read_chunks(read: &Reading<'_>, tx: mpsc::SyncSender<Result<Chunk, ReplayError>>) {
+/// What every step needs.
+struct Step<'d> {
+    decoder: &'d Decoder,
+    n: usize,
+    future_limit: Option<i64>,
+}
+
+/// One step on every engine's own thread: each decodes its lines of `next` and walks
+/// `current`. Returns the parts of `next`; the transitions caused go to `out`, engine by engine
+/// (`emit` puts them in output order).
+fn step<'a>(
+    pool: &rayon::ThreadPool,
+    engines: &[Mutex<&mut Engine>],
+    cx: &Step<'_>,
+    current: Option<&DecodedChunk>,
+    next: Option<&'a Chunk>,
+    out: &mut Vec<Alert>,
+) -> Parts<'a> {
+    let done = pool.broadcast(|ctx| {
+        let me = ctx.index();
+        // (each pool thread takes the engine of its own index at every step, uncontended)
+        let mut engine = engines[me].lock().unwrap_or_else(|e| e.into_inner());
+        // (walked first: what this engine decoded of `current` at the end of the step before
+        // is still in its core's cache)
+        let caused = current
+            .map(|d| walk(&mut engine, me, d.borrow_dependent()))
+            .unwrap_or_default();
+        let part = next.map_or_else(Part::default, |c| {
+            decode(cx.decoder, c, me, cx.n, cx.future_limit)
+        });
+        (part, caused)
+    });
+    let mut parts = Vec::with_capacity(done.len());
+    for (part, caused) in done {
+        parts.push(part);
+        out.extend(caused);
+    }
+    parts
+}
+
+/// Fill chunks from the input, route their lines and send them on, then the error that ended
+/// the input if any.
+fn read_chunks(
+    read: &Reading<'_>,
+    n: usize,
+    canonical: bool,
+    tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
+) {
+    let finder = memmem::Finder::new(b"\"client_id\"");
+    let no_routes = || vec![Vec::with_capacity(CHUNK_LINES / n + 64); n];
     let mut bytes = Vec::with_capacity(CHUNK_BYTES);
     let mut lines = Vec::with_capacity(CHUNK_LINES);
+    let mut routes = no_routes();
     let ended = read.each_line(&mut bytes, |l, bytes, start| {
-        lines.push(match l {
-            Line::TooLong => None,
-            _ => Some((start, bytes.len())),
-        });
+        let line = lines.len() as u32;
+        let guess = match l {
+            Line::TooLong => {
+                lines.push(None);
+                None
+            }
+            _ => {
+                lines.push(Some((start, bytes.len())));
+                canonical
+                    .then(|| client_id_of(&finder, &bytes[start..]))
+                    .flatten()
+            }
+        };
+        let shard = guess.map_or(line as usize % n, |id| shard_of(id, n));
+        routes[shard].push(line);
         if lines.len() == CHUNK_LINES || bytes.len() >= CHUNK_BYTES {
             let full = Chunk {
                 bytes: std::mem::replace(bytes, Vec::with_capacity(CHUNK_BYTES)),
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(CHUNK_LINES)),
+                routes: std::mem::replace(&mut routes, no_routes()),
             };
             // The receiver is gone only when replay has stopped on an error of its own.
             tx.send(Ok(full)).map_err(|_| ReplayError::Stopped)?;
         }
         Ok(())
     });
-    if !lines.is_empty() && tx.send(Ok(Chunk { bytes, lines })).is_err() {
+    let rest = Chunk {
+        bytes,
+        lines,
+        routes,
+    };
+    if !rest.lines.is_empty() && tx.send(Ok(rest)).is_err() {
         return;
     }
     if let Err(e) = ended {
@@ -136,58 +238,39 @@ fn read_chunks(read: &Reading<'_>, tx: mpsc::SyncSender<Result<Chunk, ReplayErro
     }
 }
 
-/// A chunk's lines decoded, in order, in batches of [`PARSE_BATCH`] lines.
-type Events<'a> = Vec<Vec<Decoded<'a>>>;
+/// The client id of a canonical line at a glance: the string after its first `"client_id":`,
+/// if it has no escapes (else the decoder is left to tell). Only a guess of where the line
+/// goes: the engine that decodes it hands the event to its owner if the guess was wrong.
+fn client_id_of<'a>(finder: &memmem::Finder<'_>, line: &'a [u8]) -> Option<&'a str> {
+    let at = finder.find(line)? + finder.needle().len();
+    let rest = &line[at..];
+    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest.get(colon..)?.strip_prefix(b":")?;
+    let open = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest.get(open..)?.strip_prefix(b"\"")?;
+    let len = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[len] == b'"')
+        .then(|| std::str::from_utf8(&rest[..len]).ok())
+        .flatten()
+}
 
-self_cell::self_cell!(
-    /// A chunk with its decoded events (which borrow its bytes), to be walked by the engines
-    /// while the next one is decoded.
-    struct DecodedChunk {
-        owner: Chunk,
-        #[covariant]
-        dependent: Events,
-    }
-);
-
-/// Decode a chunk's lines in parallel.
+/// Decode the lines of `chunk` routed to engine `me`, each event marked with the engine that
+/// owns its client.
 fn decode<'a>(
     decoder: &Decoder,
     chunk: &'a Chunk,
+    me: usize,
     n: usize,
     future_limit: Option<i64>,
-) -> Events<'a> {
-    chunk
-        .lines
-        .par_chunks(PARSE_BATCH)
-        .map(|lines| decode_lines(decoder, chunk, lines, n, future_limit))
-        .collect()
-}
-
-/// Every engine through the decoded chunk; the transitions caused, engine by engine (`emit`
-/// puts them in output order).
-fn walk_all(engines: &mut [Engine], decoded: &Events<'_>) -> Vec<Alert> {
-    engines
-        .par_iter_mut()
-        .enumerate()
-        .map(|(shard, engine)| walk(engine, shard as u32, decoded))
-        .flatten()
-        .collect()
-}
-
-fn decode_lines<'a>(
-    decoder: &Decoder,
-    chunk: &'a Chunk,
-    lines: &[Option<(usize, usize)>],
-    n: usize,
-    future_limit: Option<i64>,
-) -> Vec<Decoded<'a>> {
-    let mut decoded = Vec::with_capacity(lines.len());
-    for range in lines {
-        let Some((start, end)) = *range else {
-            decoded.push(Decoded {
-                shard: 0,
-                event: Err(Reject::TooLarge),
-            });
+) -> Part<'a> {
+    let mine = &chunk.routes[me];
+    let mut part = Part {
+        index: Vec::with_capacity(mine.len()),
+        events: Vec::with_capacity(mine.len()),
+    };
+    for &line in mine {
+        let Some((start, end)) = chunk.lines[line as usize] else {
+            part.push(line, Err(Reject::TooLarge), n);
             continue;
         };
         decoder.decode(&chunk.bytes[start..end], |event| {
@@ -197,27 +280,58 @@ fn decode_lines<'a>(
                 }
                 other => other,
             };
-            let shard = match &event {
-                Ok(ev) => shard_of(&ev.client_id, n) as u32,
-                Err(_) => 0,
-            };
-            decoded.push(Decoded { shard, event });
+            part.push(line, event, n);
         });
     }
-    decoded
+    part
 }
 
-/// One engine through a decoded chunk: its own events applied, everyone's time observed.
-fn walk(engine: &mut Engine, shard: u32, decoded: &[Vec<Decoded<'_>>]) -> Vec<Alert> {
+impl<'a> Part<'a> {
+    fn push(&mut self, line: u32, event: Result<Event<'a>, Reject>, n: usize) {
+        let (shard, ts) = match &event {
+            Ok(ev) => (shard_of(&ev.client_id, n) as u32, ev.ts),
+            Err(_) => (REJECTED, 0),
+        };
+        self.index.push(Entry { line, shard, ts });
+        self.events.push(event);
+    }
+}
+
+/// One engine through a decoded chunk, the engines' parts merged back into input order: its
+/// own events applied, everyone's time observed.
+fn walk(engine: &mut Engine, me: usize, parts: &[Part<'_>]) -> Vec<Alert> {
     let mut out = Vec::new();
-    for d in decoded.iter().flatten() {
-        match &d.event {
-            Ok(ev) if d.shard == shard => {
-                engine.apply(ev, &mut out);
+    let mut at = vec![0usize; parts.len()];
+    let me32 = me as u32;
+    loop {
+        // the part holding the lowest line not walked yet (a line is in one part only)
+        let next = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(p, part)| part.index.get(at[p]).map(|e| (e.line, p)))
+            .min();
+        let Some((line, p)) = next else {
+            break;
+        };
+        let part = &parts[p];
+        // (a gateway's batch line holds several events)
+        while let Some(e) = part.index.get(at[p]).filter(|e| e.line == line) {
+            // (another engine's event is not read, only its entry)
+            let event = || &part.events[at[p]];
+            match e.shard {
+                s if s == me32 => {
+                    if let Ok(ev) = event() {
+                        engine.apply(ev, &mut out);
+                    }
+                }
+                REJECTED => {
+                    if let (true, Err(r)) = (p == me, event()) {
+                        engine.reject(*r);
+                    }
+                }
+                _ => engine.observe(e.ts, &mut out),
             }
-            Ok(ev) => engine.observe(ev.ts, &mut out),
-            Err(r) if d.shard == shard => engine.reject(*r),
-            Err(_) => {}
+            at[p] += 1;
         }
     }
     out
