@@ -131,12 +131,21 @@ impl<R: Read> Read for Counting<R> {
 }
 
 fn open(input: &Input, counter: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead>> {
+    open_with(input, counter, 1 << 20)
+}
+
+/// [`open`], with a buffer of `capacity` bytes over the raw input.
+fn open_with(
+    input: &Input,
+    counter: Arc<AtomicU64>,
+    capacity: usize,
+) -> io::Result<Box<dyn BufRead>> {
     let raw: Box<dyn Read> = match input {
         Input::Stdin => Box::new(io::stdin()),
         Input::File(p) => Box::new(File::open(p)?),
     };
     let mut reader = BufReader::with_capacity(
-        1 << 20,
+        capacity,
         Counting {
             inner: raw,
             read: counter,
@@ -217,10 +226,15 @@ pub type Progress<'a> = &'a dyn Fn(u64);
 
 /// Which of `n` engines owns `client_id`: a client's events all go to one engine.
 pub fn shard_of(client_id: &str, n: usize) -> usize {
+    shard_of_bytes(client_id.as_bytes(), n)
+}
+
+/// [`shard_of`] an id's bytes.
+fn shard_of_bytes(client_id: &[u8], n: usize) -> usize {
     if n <= 1 {
         0
     } else {
-        (xxhash_rust::xxh3::xxh3_64(client_id.as_bytes()) % n as u64) as usize
+        (xxhash_rust::xxh3::xxh3_64(client_id) % n as u64) as usize
     }
 }
 

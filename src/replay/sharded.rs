@@ -23,7 +23,7 @@ use std::sync::{mpsc, Mutex};
 
 use memchr::memmem;
 
-use super::{shard_of, Emit, Line, Progress, Reading, ReplayError};
+use super::{shard_of, shard_of_bytes, Emit, Progress, Reading, ReplayError};
 use crate::alert::Alert;
 use crate::decode::{Decoder, Event, Format, Reject};
 use crate::engine::Engine;
@@ -104,7 +104,11 @@ pub(super) fn replay(
     };
     std::thread::scope(|s| {
         let (tx, chunks) = mpsc::sync_channel(READ_AHEAD);
-        s.spawn(move || read_chunks(read, n, canonical, tx));
+        // Walked chunks go back to the reader, which drops their events and refills their
+        // buffers: freeing them here held up every step, and fresh buffers of a few MB each
+        // were fresh pages to fault in.
+        let (spent, walked_chunks) = mpsc::channel();
+        s.spawn(move || read_chunks(read, n, canonical, tx, walked_chunks));
         let mut chunks = chunks.into_iter();
         let mut out = Vec::new();
         let mut current: Option<DecodedChunk> = None;
@@ -128,7 +132,12 @@ pub(super) fn replay(
                 }
             }
             match next {
-                Some(d) => current = Some(d),
+                Some(d) => {
+                    if let Some(walked) = current.replace(d) {
+                        // (the reader is gone only on an error, which the next chunk brings)
+                        let _ = spent.send(walked);
+                    }
+                }
                 None => break,
             }
         }
@@ -187,61 +196,193 @@ fn step<'a>(
 
 /// Fill chunks from the input, route their lines and send them on, then the error that ended
 /// the input if any.
+///
+/// Reads go straight into the chunk's buffer, a block at a time, and lines are found in it
+/// where they lie: the reader thread shares the two cores with the engines, and copying each
+/// line out of a reader's buffer into the chunk was half its work. Lines are cut as
+/// [`super::append_line_bounded`] cuts them for one engine: at `\n`, without a final `\r`,
+/// blank ones skipped, one longer than the limit (its `\r` included) kept only as
+/// too long (`too_large`), a last line without `\n` kept.
 fn read_chunks(
     read: &Reading<'_>,
     n: usize,
     canonical: bool,
     tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
+    spent: mpsc::Receiver<DecodedChunk>,
 ) {
-    let finder = memmem::Finder::new(b"\"client_id\"");
-    let no_routes = || vec![Vec::with_capacity(CHUNK_LINES / n + 64); n];
-    let mut bytes = Vec::with_capacity(CHUNK_BYTES);
-    let mut lines = Vec::with_capacity(CHUNK_LINES);
-    let mut routes = no_routes();
-    let ended = read.each_line(&mut bytes, |l, bytes, start| {
-        let line = lines.len() as u32;
-        let guess = match l {
-            Line::TooLong => {
-                lines.push(None);
-                None
-            }
-            _ => {
-                lines.push(Some((start, bytes.len())));
-                canonical
-                    .then(|| client_id_of(&finder, &bytes[start..]))
-                    .flatten()
-            }
+    let mut cutter = Cutter::new(n, canonical, read.max_line, tx, spent);
+    let ended = read.inputs.iter().try_for_each(|input| {
+        let err = |source| ReplayError::Input {
+            path: input.name(),
+            source,
         };
-        let shard = guess.map_or(line as usize % n, |id| shard_of(id, n));
-        routes[shard].push(line);
-        if lines.len() == CHUNK_LINES || bytes.len() >= CHUNK_BYTES {
-            let full = Chunk {
-                bytes: std::mem::replace(bytes, Vec::with_capacity(CHUNK_BYTES)),
-                lines: std::mem::replace(&mut lines, Vec::with_capacity(CHUNK_LINES)),
-                routes: std::mem::replace(&mut routes, no_routes()),
-            };
-            // The receiver is gone only when replay has stopped on an error of its own.
-            tx.send(Ok(full)).map_err(|_| ReplayError::Stopped)?;
+        // (a small buffer, which reads of a block bypass)
+        let mut reader = super::open_with(input, read.counter.clone(), 8 << 10).map_err(err)?;
+        loop {
+            let got = cutter.fill(reader.as_mut()).map_err(err)?;
+            cutter.cut(got == 0)?;
+            if got == 0 {
+                return Ok(());
+            }
         }
-        Ok(())
     });
-    let rest = Chunk {
-        bytes,
-        lines,
-        routes,
-    };
-    if !rest.lines.is_empty() && tx.send(Ok(rest)).is_err() {
-        return;
-    }
+    let ended = ended.and_then(|()| cutter.send());
     if let Err(e) = ended {
-        let _ = tx.send(Err(e));
+        // (the receiver is gone only when replay has stopped on an error of its own)
+        let _ = cutter.tx.send(Err(e));
     }
 }
 
-/// The client id of a canonical line at a glance: the string after its first `"client_id":`,
-/// if it has no escapes (else the decoder is left to tell). Only a guess of where the line
-/// goes: the engine that decodes it hands the event to its owner if the guess was wrong.
-fn client_id_of<'a>(finder: &memmem::Finder<'_>, line: &'a [u8]) -> Option<&'a str> {
+/// Bytes read at a time into a chunk.
+const BLOCK: usize = 256 << 10;
+
+/// A chunk being filled: its bytes up to `cut` are whole lines, listed and routed; what
+/// follows is the start of the next line.
+struct Cutter {
+    chunk: Chunk,
+    cut: usize,
+    /// The line being cut is longer than the limit: its bytes are dropped up to its end.
+    skipping: bool,
+    n: usize,
+    max_line: usize,
+    finder: Option<memmem::Finder<'static>>,
+    tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
+    spent: mpsc::Receiver<DecodedChunk>,
+}
+
+impl Cutter {
+    fn new(
+        n: usize,
+        canonical: bool,
+        max_line: usize,
+        tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
+        spent: mpsc::Receiver<DecodedChunk>,
+    ) -> Cutter {
+        Cutter {
+            chunk: Cutter::fresh(n),
+            spent,
+            cut: 0,
+            skipping: false,
+            n,
+            max_line,
+            finder: canonical.then(|| memmem::Finder::new(b"\"client_id\"")),
+            tx,
+        }
+    }
+
+    fn fresh(n: usize) -> Chunk {
+        Chunk {
+            bytes: Vec::with_capacity(CHUNK_BYTES + 2 * BLOCK),
+            lines: Vec::with_capacity(CHUNK_LINES),
+            routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
+        }
+    }
+
+    /// Read a block after the bytes held; how many came (0 at the end of the input).
+    fn fill(&mut self, reader: &mut dyn std::io::Read) -> std::io::Result<usize> {
+        let bytes = &mut self.chunk.bytes;
+        let held = bytes.len();
+        bytes.resize(held + BLOCK, 0);
+        let got = loop {
+            match reader.read(&mut bytes[held..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        bytes.truncate(held + *got.as_ref().unwrap_or(&0));
+        got
+    }
+
+    /// List the whole lines held (at the end of an input, the rest too), sending each chunk
+    /// as it fills.
+    fn cut(&mut self, end_of_input: bool) -> Result<(), ReplayError> {
+        loop {
+            let rest = &self.chunk.bytes[self.cut..];
+            let (len, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (i, i + 1),
+                None if end_of_input && !rest.is_empty() => (rest.len(), rest.len()),
+                None => break,
+            };
+            self.line(len);
+            self.cut += next;
+            if self.chunk.lines.len() == CHUNK_LINES || self.cut >= CHUNK_BYTES {
+                self.send()?;
+            }
+        }
+        if end_of_input {
+            self.skipping = false;
+            return Ok(());
+        }
+        let partial = self.chunk.bytes.len() - self.cut;
+        if partial > self.max_line && !self.skipping {
+            self.skipping = true;
+            self.chunk.lines.push(None);
+            let line = self.chunk.lines.len() as u32 - 1;
+            self.chunk.routes[line as usize % self.n].push(line);
+        }
+        if self.skipping {
+            // (the line's bytes are not kept)
+            self.chunk.bytes.truncate(self.cut);
+        }
+        Ok(())
+    }
+
+    /// The line of `len` bytes at `cut`.
+    fn line(&mut self, len: usize) {
+        let start = self.cut;
+        if std::mem::take(&mut self.skipping) {
+            // its end: listed as too long when it passed the limit
+            return;
+        }
+        let chunk = &mut self.chunk;
+        let line = chunk.lines.len() as u32;
+        let end = if chunk.bytes[start..start + len].last() == Some(&b'\r') {
+            start + len - 1
+        } else {
+            start + len
+        };
+        let guess = if len > self.max_line {
+            chunk.lines.push(None);
+            None
+        } else if chunk.bytes[start..end].iter().all(u8::is_ascii_whitespace) {
+            return;
+        } else {
+            chunk.lines.push(Some((start, end)));
+            let bytes = &chunk.bytes[start..end];
+            self.finder.as_ref().and_then(|f| client_id_of(f, bytes))
+        };
+        let shard = guess.map_or(line as usize % self.n, |id| shard_of_bytes(id, self.n));
+        chunk.routes[shard].push(line);
+    }
+
+    /// Send the whole lines held as a chunk; the next starts with the rest.
+    fn send(&mut self) -> Result<(), ReplayError> {
+        if self.chunk.lines.is_empty() {
+            return Ok(());
+        }
+        let mut next = match self.spent.try_recv() {
+            Ok(walked) => {
+                let mut c = walked.into_owner();
+                c.bytes.clear();
+                c.lines.clear();
+                c.routes.iter_mut().for_each(Vec::clear);
+                c
+            }
+            Err(_) => Cutter::fresh(self.n),
+        };
+        next.bytes.extend_from_slice(&self.chunk.bytes[self.cut..]);
+        self.chunk.bytes.truncate(self.cut);
+        self.cut = 0;
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.tx.send(Ok(full)).map_err(|_| ReplayError::Stopped)
+    }
+}
+
+/// The client id of a canonical line at a glance: the bytes of the string after its first
+/// `"client_id":`, if it has no escapes (else the decoder is left to tell). Only a guess of
+/// where the line goes: the engine that decodes it hands the event to its owner if the guess
+/// was wrong.
+fn client_id_of<'a>(finder: &memmem::Finder<'_>, line: &'a [u8]) -> Option<&'a [u8]> {
     let at = finder.find(line)? + finder.needle().len();
     let rest = &line[at..];
     let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -249,9 +390,7 @@ fn client_id_of<'a>(finder: &memmem::Finder<'_>, line: &'a [u8]) -> Option<&'a s
     let open = rest.iter().position(|b| !b.is_ascii_whitespace())?;
     let rest = rest.get(open..)?.strip_prefix(b"\"")?;
     let len = memchr::memchr2(b'"', b'\\', rest)?;
-    (rest[len] == b'"')
-        .then(|| std::str::from_utf8(&rest[..len]).ok())
-        .flatten()
+    (rest[len] == b'"').then(|| &rest[..len])
 }
 
 /// Decode the lines of `chunk` routed to engine `me`, each event marked with the engine that
@@ -396,6 +535,10 @@ baseline = { units = 1200, per = "1h" }
     }
 
     fn run(path: &Path, threads: usize) -> (Vec<u8>, Summary) {
+        run_all(&[Input::File(path.to_owned())], threads)
+    }
+
+    fn run_all(inputs: &[Input], threads: usize) -> (Vec<u8>, Summary) {
         let cfg = Config::default();
         let contracts = Arc::new(Contracts::parse(CONTRACTS, Path::new("c.toml")).unwrap());
         let mut engines: Vec<Engine> = (0..threads)
@@ -405,7 +548,7 @@ baseline = { units = 1200, per = "1h" }
         let summary = replay(
             &mut engines,
             &Decoder::canonical(2048),
-            &[Input::File(path.to_owned())],
+            inputs,
             None,
             &mut out,
             None,
@@ -444,5 +587,45 @@ baseline = { units = 1200, per = "1h" }
             }
         }
         assert!(alerts >= 8, "the inputs raise alerts to compare: {alerts}");
+    }
+
+    /// The reader cuts lines out of blocks the way one engine reads them line by line: CRLF
+    /// endings, blank lines, lines too long to keep (one of them longer than a block, one at
+    /// an input's end), a last line without its newline, ids with escapes (routed by line,
+    /// handed to their owner), several inputs, one of them gzip.
+    #[test]
+    fn lines_are_cut_from_blocks_as_one_engine_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = input(7).replace("\n", "\r\n");
+        text += &format!(
+            "{{\"ts\":1787529600000,\"x\":\"{}\"}}\n",
+            "z".repeat(3 * super::BLOCK)
+        );
+        text += "{\"ts\":1787529700000,\"client_id\":\"c\\u0031\",\"units\":5}\n\n\r\n";
+        text += "{\"ts\":1787529800000,\"client_id\":\"c3\",\"units\":2}";
+        let plain = dir.path().join("a.jsonl");
+        std::fs::write(&plain, &text).unwrap();
+        let long_end = dir.path().join("b.jsonl");
+        std::fs::write(&long_end, "y".repeat(super::BLOCK + 10)).unwrap();
+        let gz = dir.path().join("c.jsonl.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(input(8).as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let inputs = [plain, long_end, gz].map(Input::File);
+        let (want, one) = run_all(&inputs, 1);
+        assert!(one.events["too_large"] >= 3, "{:?}", one.events);
+        assert!(one.usage.contains_key("c1") && one.usage.contains_key("c3"));
+        for threads in [2, 3] {
+            let (got, s) = run_all(&inputs, threads);
+            assert!(got == want, "{threads} threads");
+            assert_eq!(
+                (&s.events, s.clients, &s.usage, s.input_bytes),
+                (&one.events, one.clients, &one.usage, one.input_bytes),
+                "{threads} threads"
+            );
+        }
     }
 }
