@@ -133,9 +133,9 @@ pub(super) fn replay(
             }
             match next {
                 Some(d) => {
-                    if let Some(walked) = current.replace(d) {
+                    if let Some(old) = current.replace(d) {
                         // (the reader is gone only on an error, which the next chunk brings)
-                        let _ = spent.send(walked);
+                        let _ = spent.send(old);
                     }
                 }
                 None => break,
