@@ -38,7 +38,6 @@ const CHUNK_BYTES: usize = 2 << 20;
 const READ_AHEAD: usize = 4;
 
 /// Lines of input, one buffer for all of them, with the engine each is routed to.
-#[derive(Default)]
 struct Chunk {
     bytes: Vec<u8>,
     /// Where each line lies in `bytes`; `None` for one longer than the limit (not kept).
