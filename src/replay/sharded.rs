@@ -259,13 +259,13 @@ impl Cutter {
     ) -> Cutter {
         Cutter {
             chunk: Cutter::fresh(n),
-            spent,
             cut: 0,
             skipping: false,
             n,
             max_line,
             finder: canonical.then(|| memmem::Finder::new(b"\"client_id\"")),
             tx,
+            spent,
         }
     }
 
