@@ -8,7 +8,7 @@
 //! and a client's evaluation depends on nothing but its own events and that clock.
 //!
 //! The input goes by in chunks of lines. A reader thread fills them (file reads and gzip off
-//! the workers) and routes each line to the engine that owns its client, by a quick look at its
+//! the workers; lines are cut where they lie in the blocks read, [`super::Blocks`]) and routes each line to the engine that owns its client, by a quick look at its
 //! `"client_id"` (a wrong or unreadable guess only changes which engine decodes the line). Each
 //! engine lives on one thread of its own for the whole replay and, in one step per chunk,
 //! decodes its lines of the next chunk and walks the current one: its own events, which it
@@ -23,7 +23,7 @@ use std::sync::{mpsc, Mutex};
 
 use memchr::memmem;
 
-use super::{shard_of, shard_of_bytes, Emit, Progress, Reading, ReplayError};
+use super::{shard_of, shard_of_bytes, Blocks, Cut, Emit, Progress, Reading, ReplayError, BLOCK};
 use crate::alert::Alert;
 use crate::decode::{Decoder, Event, Format, Reject};
 use crate::engine::Engine;
@@ -195,13 +195,6 @@ fn step<'a>(
 
 /// Fill chunks from the input, route their lines and send them on, then the error that ended
 /// the input if any.
-///
-/// Reads go straight into the chunk's buffer, a block at a time, and lines are found in it
-/// where they lie: the reader thread shares the two cores with the engines, and copying each
-/// line out of a reader's buffer into the chunk was half its work. Lines are cut as
-/// [`super::append_line_bounded`] cuts them for one engine: at `\n`, without a final `\r`,
-/// blank ones skipped, one longer than the limit (its `\r` included) kept only as
-/// too long (`too_large`), a last line without `\n` kept.
 fn read_chunks(
     read: &Reading<'_>,
     n: usize,
@@ -209,170 +202,79 @@ fn read_chunks(
     tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
     spent: mpsc::Receiver<DecodedChunk>,
 ) {
-    let mut cutter = Cutter::new(n, canonical, read.max_line, tx, spent);
-    let ended = read.inputs.iter().try_for_each(|input| {
-        let err = |source| ReplayError::Input {
-            path: input.name(),
-            source,
-        };
-        // (a small buffer, which reads of a block bypass)
-        let mut reader = super::open_with(input, read.counter.clone(), 8 << 10).map_err(err)?;
-        loop {
-            let got = cutter.fill(reader.as_mut()).map_err(err)?;
-            cutter.cut(got == 0)?;
-            if got == 0 {
-                return Ok(());
-            }
-        }
-    });
-    let ended = ended.and_then(|()| cutter.send());
+    let mut filler = Filler {
+        lines: Vec::with_capacity(CHUNK_LINES),
+        routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
+        finder: canonical.then(|| memmem::Finder::new(b"\"client_id\"")),
+        tx,
+        spent,
+    };
+    let mut blocks = Blocks::new(read.max_line, true);
+    let ended = read
+        .each_line(&mut blocks, |cut, blocks| filler.line(cut, blocks))
+        .and_then(|()| filler.send(&mut blocks));
     if let Err(e) = ended {
         // (the receiver is gone only when replay has stopped on an error of its own)
-        let _ = cutter.tx.send(Err(e));
+        let _ = filler.tx.send(Err(e));
     }
 }
 
-/// Bytes read at a time into a chunk.
-const BLOCK: usize = 256 << 10;
-
-/// A chunk being filled: its bytes up to `cut` are whole lines, listed and routed; what
-/// follows is the start of the next line.
-struct Cutter {
-    chunk: Chunk,
-    cut: usize,
-    /// The line being cut is longer than the limit: its bytes are dropped up to its end.
-    skipping: bool,
-    n: usize,
-    max_line: usize,
+/// The chunk being filled: its lines, listed and routed as they are cut, and where it goes.
+struct Filler {
+    lines: Vec<Option<(usize, usize)>>,
+    routes: Vec<Vec<u32>>,
     finder: Option<memmem::Finder<'static>>,
     tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
+    /// Walked chunks, whose buffers are refilled.
     spent: mpsc::Receiver<DecodedChunk>,
 }
 
-impl Cutter {
-    fn new(
-        n: usize,
-        canonical: bool,
-        max_line: usize,
-        tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
-        spent: mpsc::Receiver<DecodedChunk>,
-    ) -> Cutter {
-        Cutter {
-            chunk: Cutter::fresh(n),
-            cut: 0,
-            skipping: false,
-            n,
-            max_line,
-            finder: canonical.then(|| memmem::Finder::new(b"\"client_id\"")),
-            tx,
-            spent,
-        }
-    }
-
-    fn fresh(n: usize) -> Chunk {
-        Chunk {
-            bytes: Vec::with_capacity(CHUNK_BYTES + 2 * BLOCK),
-            lines: Vec::with_capacity(CHUNK_LINES),
-            routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
-        }
-    }
-
-    /// Read a block after the bytes held; how many came (0 at the end of the input).
-    fn fill(&mut self, reader: &mut dyn std::io::Read) -> std::io::Result<usize> {
-        let bytes = &mut self.chunk.bytes;
-        let held = bytes.len();
-        bytes.resize(held + BLOCK, 0);
-        let got = loop {
-            match reader.read(&mut bytes[held..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
+impl Filler {
+    fn line(&mut self, cut: Cut, blocks: &mut Blocks) -> Result<(), ReplayError> {
+        let n = self.routes.len();
+        let line = self.lines.len() as u32;
+        let guess = match cut {
+            Cut::TooLong => {
+                self.lines.push(None);
+                None
+            }
+            Cut::Line(start, end) => {
+                self.lines.push(Some((start, end)));
+                let bytes = &blocks.bytes[start..end];
+                self.finder.as_ref().and_then(|f| client_id_of(f, bytes))
             }
         };
-        bytes.truncate(held + *got.as_ref().unwrap_or(&0));
-        got
-    }
-
-    /// List the whole lines held (at the end of an input, the rest too), sending each chunk
-    /// as it fills.
-    fn cut(&mut self, end_of_input: bool) -> Result<(), ReplayError> {
-        loop {
-            let rest = &self.chunk.bytes[self.cut..];
-            let (len, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (i, i + 1),
-                None if end_of_input && !rest.is_empty() => (rest.len(), rest.len()),
-                None => break,
-            };
-            self.line(len);
-            self.cut += next;
-            if self.chunk.lines.len() == CHUNK_LINES || self.cut >= CHUNK_BYTES {
-                self.send()?;
-            }
-        }
-        if end_of_input {
-            self.skipping = false;
-            return Ok(());
-        }
-        let partial = self.chunk.bytes.len() - self.cut;
-        if partial > self.max_line && !self.skipping {
-            self.skipping = true;
-            self.chunk.lines.push(None);
-            let line = self.chunk.lines.len() as u32 - 1;
-            self.chunk.routes[line as usize % self.n].push(line);
-        }
-        if self.skipping {
-            // (the line's bytes are not kept)
-            self.chunk.bytes.truncate(self.cut);
+        let shard = guess.map_or(line as usize % n, |id| shard_of_bytes(id, n));
+        self.routes[shard].push(line);
+        if self.lines.len() == CHUNK_LINES || blocks.cut >= CHUNK_BYTES {
+            self.send(blocks)?;
         }
         Ok(())
     }
 
-    /// The line of `len` bytes at `cut`.
-    fn line(&mut self, len: usize) {
-        let start = self.cut;
-        if std::mem::take(&mut self.skipping) {
-            // its end: listed as too long when it passed the limit
-            return;
-        }
-        let chunk = &mut self.chunk;
-        let line = chunk.lines.len() as u32;
-        let end = if chunk.bytes[start..start + len].last() == Some(&b'\r') {
-            start + len - 1
-        } else {
-            start + len
-        };
-        let guess = if len > self.max_line {
-            chunk.lines.push(None);
-            None
-        } else if chunk.bytes[start..end].iter().all(u8::is_ascii_whitespace) {
-            return;
-        } else {
-            chunk.lines.push(Some((start, end)));
-            let bytes = &chunk.bytes[start..end];
-            self.finder.as_ref().and_then(|f| client_id_of(f, bytes))
-        };
-        let shard = guess.map_or(line as usize % self.n, |id| shard_of_bytes(id, self.n));
-        chunk.routes[shard].push(line);
-    }
-
-    /// Send the whole lines held as a chunk; the next starts with the rest.
-    fn send(&mut self) -> Result<(), ReplayError> {
-        if self.chunk.lines.is_empty() {
+    /// Send the lines cut so far as a chunk.
+    fn send(&mut self, blocks: &mut Blocks) -> Result<(), ReplayError> {
+        if self.lines.is_empty() {
             return Ok(());
         }
-        let mut next = match self.spent.try_recv() {
-            Ok(walked) => {
-                let mut c = walked.into_owner();
-                c.bytes.clear();
-                c.lines.clear();
-                c.routes.iter_mut().for_each(Vec::clear);
-                c
-            }
-            Err(_) => Cutter::fresh(self.n),
+        let n = self.routes.len();
+        let spare = match self.spent.try_recv() {
+            Ok(walked) => walked.into_owner(),
+            Err(_) => Chunk {
+                bytes: Vec::with_capacity(CHUNK_BYTES + 2 * BLOCK),
+                lines: Vec::with_capacity(CHUNK_LINES),
+                routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
+            },
         };
-        next.bytes.extend_from_slice(&self.chunk.bytes[self.cut..]);
-        self.chunk.bytes.truncate(self.cut);
-        self.cut = 0;
-        let full = std::mem::replace(&mut self.chunk, next);
+        let mut lines = spare.lines;
+        let mut routes = spare.routes;
+        lines.clear();
+        routes.iter_mut().for_each(Vec::clear);
+        let full = Chunk {
+            bytes: blocks.take_cut(spare.bytes),
+            lines: std::mem::replace(&mut self.lines, lines),
+            routes: std::mem::replace(&mut self.routes, routes),
+        };
         self.tx.send(Ok(full)).map_err(|_| ReplayError::Stopped)
     }
 }
@@ -588,12 +490,12 @@ baseline = { units = 1200, per = "1h" }
         assert!(alerts >= 8, "the inputs raise alerts to compare: {alerts}");
     }
 
-    /// The reader cuts lines out of blocks the way one engine reads them line by line: CRLF
-    /// endings, blank lines, lines too long to keep (one of them longer than a block, one at
-    /// an input's end), a last line without its newline, ids with escapes (routed by line,
-    /// handed to their owner), several inputs, one of them gzip.
+    /// What the reader routes (and how it cuts chunks) changes no output: CRLF endings, blank
+    /// lines, lines too long to keep (one longer than a block, one at an input's end), a last
+    /// line without its newline, an id with an escape (routed by line number, handed to its
+    /// owner), several inputs, one of them gzip.
     #[test]
-    fn lines_are_cut_from_blocks_as_one_engine_reads_them() {
+    fn routing_and_chunking_change_no_output() {
         let dir = tempfile::tempdir().unwrap();
         let mut text = input(7).replace("\n", "\r\n");
         text += &format!(
