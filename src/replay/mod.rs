@@ -154,7 +154,7 @@ fn open(input: &Input, counter: Arc<AtomicU64>) -> io::Result<Box<dyn Read>> {
 }
 
 /// Bytes read at a time.
-const BLOCK: usize = 256 << 10;
+const BLOCK: usize = 64 << 10;
 
 /// A line cut from [`Blocks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
