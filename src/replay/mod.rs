@@ -1,9 +1,9 @@
 //! `overage replay`: the detection engine over recorded events.
 //!
-//! Reads JSONL (plain or gzip, files or stdin) line by line into the same [`Engine::ingest`] path
-//! the service uses, writes every alert transition as a JSON line, and returns a [`Summary`].
-//! Lines are read with a hard length limit so one enormous line cannot exhaust memory; it is
-//! counted as `too_large` like an oversized Kafka message.
+//! Reads JSONL (plain or gzip, files or stdin) a block at a time, each line into the same
+//! [`Engine::ingest`] path the service uses, writes every alert transition as a JSON line, and
+//! returns a [`Summary`]. Lines have a hard length limit so one enormous line cannot exhaust
+//! memory; it is counted as `too_large` like an oversized Kafka message.
 
 use std::collections::BTreeMap;
 use std::fs::File;
