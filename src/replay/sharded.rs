@@ -8,14 +8,15 @@
 //! and a client's evaluation depends on nothing but its own events and that clock.
 //!
 //! The input goes by in chunks of lines. A reader thread fills them (file reads and gzip off
-//! the workers; lines are cut where they lie in the blocks read, [`super::Blocks`]) and routes each line to the engine that owns its client, by a quick look at its
-//! `"client_id"` (a wrong or unreadable guess only changes which engine decodes the line). Each
-//! engine lives on one thread of its own for the whole replay and, in one step per chunk,
-//! decodes its lines of the next chunk and walks the current one: its own events, which it
-//! decoded itself a step before (so their bytes are still in its core's cache), applied; the
-//! other engines' only their time observed. Decoding a chunk on one core and applying it on
-//! another made each event's strings a cache miss on the applying core: two threads did 50%
-//! more work than one. The steps' transitions are put in the order one engine gives them
+//! the workers; lines are cut where they lie in the blocks read, [`super::Blocks`]) and routes
+//! each line to the engine that owns its client, by a quick look at its `"client_id"` (a wrong
+//! or unreadable guess only changes which engine decodes the line). Each engine lives on one
+//! thread of its own for the whole replay and, in one step per chunk, walks the current chunk
+//! and then decodes its lines of the next: its own events, which it decoded itself at the end
+//! of the step before (so their bytes are still in its core's cache), applied; the other
+//! engines' only their time observed. Decoding a chunk on one core and applying it on another
+//! made each event's strings a cache miss on the applying core: two threads did 50% more work
+//! than one. The steps' transitions are put in the order one engine gives them
 //! ([`super::output_order`]): event time never goes back from one evaluation to the next, so
 //! sorting a step's transitions by time and client interleaves the engines' exactly.
 
