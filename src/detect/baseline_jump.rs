@@ -285,17 +285,11 @@ mod tests {
         // to be over the threshold; its calls do
         let d = Detectors::default();
         let c = with_baseline(-240, 3, &d);
-        let [v, _] = d
-            .baseline_jump
-            .verdicts(&c, T0, &d.shared, &d.baseline)
-            .unwrap();
+        let v = verdict(&c, 0, &d);
         assert!(matches!(v, Verdict::Fire(r) if r.ratio > 2.0), "{v:?}");
         // at the usual calls, nothing
         let c = with_baseline(0, 1, &d);
-        let [v, _] = d
-            .baseline_jump
-            .verdicts(&c, T0, &d.shared, &d.baseline)
-            .unwrap();
+        let v = verdict(&c, 0, &d);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
@@ -366,10 +360,7 @@ mod tests {
         // hour, and its units do not show the excess; the hour's calls (32 against 8) prove it
         let d = Detectors::default();
         let c = with_baseline(-30, 7, &d);
-        let [v, _] = d
-            .baseline_jump
-            .verdicts(&c, T0, &d.shared, &d.baseline)
-            .unwrap();
+        let v = verdict(&c, 0, &d);
         assert!(
             matches!(v, Verdict::Fire(r) if r.window >= HOUR_MS),
             "{v:?}"
