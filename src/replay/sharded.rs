@@ -47,6 +47,17 @@ struct Chunk {
     routes: Vec<Vec<u32>>,
 }
 
+impl Chunk {
+    /// No lines yet, for `n` engines, with room for `bytes`.
+    fn empty(n: usize, bytes: usize) -> Chunk {
+        Chunk {
+            bytes: Vec::with_capacity(bytes),
+            lines: Vec::with_capacity(CHUNK_LINES),
+            routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
+        }
+    }
+}
+
 /// What an engine decoded of a chunk, in line order: for each event (or rejection), where it
 /// is and its time in a compact list the other engines walk (16 bytes each, in order, so
 /// reading another core's list costs a cache miss per four events, not one per event), and the
@@ -204,8 +215,8 @@ fn read_chunks(
     spent: mpsc::Receiver<DecodedChunk>,
 ) {
     let mut filler = Filler {
-        lines: Vec::with_capacity(CHUNK_LINES),
-        routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
+        // (its bytes are in `blocks` until it is sent)
+        chunk: Chunk::empty(n, 0),
         finder: canonical.then(|| memmem::Finder::new(b"\"client_id\"")),
         tx,
         spent,
@@ -222,8 +233,7 @@ fn read_chunks(
 
 /// The chunk being filled: its lines, listed and routed as they are cut, and where it goes.
 struct Filler {
-    lines: Vec<Option<(usize, usize)>>,
-    routes: Vec<Vec<u32>>,
+    chunk: Chunk,
     finder: Option<memmem::Finder<'static>>,
     tx: mpsc::SyncSender<Result<Chunk, ReplayError>>,
     /// Walked chunks, whose buffers are refilled.
@@ -232,50 +242,44 @@ struct Filler {
 
 impl Filler {
     fn line(&mut self, cut: Cut, blocks: &mut Blocks) -> Result<(), ReplayError> {
-        let n = self.routes.len();
-        let line = self.lines.len() as u32;
+        let chunk = &mut self.chunk;
+        let n = chunk.routes.len();
+        let line = chunk.lines.len() as u32;
         let guess = match cut {
             Cut::TooLong => {
-                self.lines.push(None);
+                chunk.lines.push(None);
                 None
             }
             Cut::Line(start, end) => {
-                self.lines.push(Some((start, end)));
+                chunk.lines.push(Some((start, end)));
                 let bytes = &blocks.bytes[start..end];
                 self.finder.as_ref().and_then(|f| client_id_of(f, bytes))
             }
         };
         let shard = guess.map_or(line as usize % n, |id| shard_of_bytes(id, n));
-        self.routes[shard].push(line);
-        if self.lines.len() == CHUNK_LINES || blocks.cut >= CHUNK_BYTES {
+        chunk.routes[shard].push(line);
+        if chunk.lines.len() == CHUNK_LINES || blocks.cut >= CHUNK_BYTES {
             self.send(blocks)?;
         }
         Ok(())
     }
 
-    /// Send the lines cut so far as a chunk.
+    /// Send the lines cut so far as a chunk, with their bytes; a walked chunk, emptied (or a
+    /// new one), takes its place.
     fn send(&mut self, blocks: &mut Blocks) -> Result<(), ReplayError> {
-        if self.lines.is_empty() {
+        if self.chunk.lines.is_empty() {
             return Ok(());
         }
-        let n = self.routes.len();
-        let spare = match self.spent.try_recv() {
+        let mut next = match self.spent.try_recv() {
             Ok(walked) => walked.into_owner(),
-            Err(_) => Chunk {
-                bytes: Vec::with_capacity(CHUNK_BYTES + 2 * BLOCK),
-                lines: Vec::with_capacity(CHUNK_LINES),
-                routes: vec![Vec::with_capacity(CHUNK_LINES / n + 64); n],
-            },
+            Err(_) => Chunk::empty(self.chunk.routes.len(), CHUNK_BYTES + 2 * BLOCK),
         };
-        let mut lines = spare.lines;
-        let mut routes = spare.routes;
-        lines.clear();
-        routes.iter_mut().for_each(Vec::clear);
-        let full = Chunk {
-            bytes: blocks.take_cut(spare.bytes),
-            lines: std::mem::replace(&mut self.lines, lines),
-            routes: std::mem::replace(&mut self.routes, routes),
-        };
+        next.lines.clear();
+        next.routes.iter_mut().for_each(Vec::clear);
+        // (the next lines are read into its buffer)
+        let buffer = std::mem::take(&mut next.bytes);
+        let mut full = std::mem::replace(&mut self.chunk, next);
+        full.bytes = blocks.take_cut(buffer);
         self.tx.send(Ok(full)).map_err(|_| ReplayError::Stopped)
     }
 }
