@@ -102,7 +102,8 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 25 re-fires, 28 stuck (32 before a firing alert's excess counted as still seen while
+    // 24 re-fires (25 before a creep's quiet hours at its usual stopped counting toward a
+    // resolve for want of calls where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess counted as still seen while
     // its last hour is in the band: the span judged after an episode started at its last
     // firing, hours before its end; 31 and 30 before minutes still over the band stopped
     // counting toward a resolve for want of calls; 26 before `baseline_jump`'s half-hour
@@ -116,7 +117,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 25, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 24, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73

@@ -393,6 +393,37 @@ mod tests {
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
+    /// The same on a small client, whose quiet hours hold too few calls to tell: at its usual
+    /// there, the alert waits without counting the wait while its usual peak ahead is in the
+    /// band (a creep resolved for want of calls each night and re-fired each evening), and
+    /// counts it where its usual peak is within the contract.
+    #[test]
+    fn a_small_clients_quiet_hours_at_its_usual_do_not_resolve_an_overage_its_usual_day_holds() {
+        let p = Detectors::default();
+        let h0 = T0 / HOUR_MS;
+        // three 10-unit calls an hour at night, as usual, in the two hours since the excess
+        // was last seen; the contract is 30 units an hour
+        let night: Vec<(i64, i64, u32)> =
+            (0..6).map(|k| (-120 + 20 * k, -119 + 20 * k, 1)).collect();
+        let quiet_at_usual = |peak_calls_per_hour: f64| {
+            let mut c = firing(client_with(&night), 120);
+            c.baseline.start(h0 - 9 * 24);
+            for h in h0 - 9 * 24..h0 {
+                let busy = (6..18).contains(&(h - h0).rem_euclid(24));
+                let calls = if busy { peak_calls_per_hour } else { 3.0 };
+                c.baseline
+                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+            }
+            over_contract(&c, T0, rate(0.5), [1.5, 3.0], &p)[0]
+        };
+        // a usual peak of five calls an hour, 1.7x the contract: in the band ahead
+        let v = quiet_at_usual(5.0);
+        assert!(matches!(v, Verdict::Unsure(r) if r.ratio < 1.1), "{v:?}");
+        // a usual peak at the contract: the wait counts
+        let v = quiet_at_usual(3.0);
+        assert!(matches!(v, Verdict::Weak(r) if r.ratio < 1.1), "{v:?}");
+    }
+
     #[test]
     fn a_firing_alerts_excess_is_seen_only_where_the_short_window_shows_it() {
         let p = Detectors::default();
