@@ -365,6 +365,23 @@ mod tests {
         );
     }
 
+    /// `c` having learned nine days of 10-unit calls: `night` calls an hour, and `busy` an hour
+    /// for the 12 hours from 6 hours after T0's hour of the day.
+    fn with_usual_day(mut c: Client, night: f64, busy: f64, p: &Detectors) -> Client {
+        let h0 = T0 / HOUR_MS;
+        c.baseline.start(h0 - 9 * 24);
+        for h in h0 - 9 * 24..h0 {
+            let calls = if (6..18).contains(&(h - h0).rem_euclid(24)) {
+                busy
+            } else {
+                night
+            };
+            c.baseline
+                .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+        }
+        c
+    }
+
     /// A creep's baseline follows it: by the time the alert fires, the client's usual day
     /// peaks over the contract. At night, at its usual, the busiest hour ahead is still over
     /// the band, and the alert holds (it resolved every night and re-fired every morning);
@@ -372,17 +389,10 @@ mod tests {
     #[test]
     fn a_firing_alert_holds_at_night_while_the_usual_peak_ahead_is_over_the_band() {
         let p = Detectors::default();
-        let h0 = T0 / HOUR_MS;
         let night_at_usual = |peak_calls_per_minute: f64| {
-            // 5 calls a minute at night, the peak for the 12 hours from 6 hours ahead
-            let mut c = firing(client_with(&[(-360, 0, 5)]), 120);
-            c.baseline.start(h0 - 9 * 24);
-            for h in h0 - 9 * 24..h0 {
-                let busy = (6..18).contains(&(h - h0).rem_euclid(24));
-                let calls = if busy { peak_calls_per_minute } else { 5.0 } * 60.0;
-                c.baseline
-                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
-            }
+            // 5 calls a minute at night, as usual
+            let c = firing(client_with(&[(-360, 0, 5)]), 120);
+            let c = with_usual_day(c, 5.0 * 60.0, peak_calls_per_minute * 60.0, &p);
             over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p)[0]
         };
         // a usual peak of 3x the contract
@@ -400,20 +410,17 @@ mod tests {
     #[test]
     fn a_small_clients_quiet_hours_at_its_usual_do_not_resolve_an_overage_its_usual_day_holds() {
         let p = Detectors::default();
-        let h0 = T0 / HOUR_MS;
         // three 10-unit calls an hour at night, as usual, in the two hours since the excess
         // was last seen; the contract is 30 units an hour
         let night: Vec<(i64, i64, u32)> =
             (0..6).map(|k| (-120 + 20 * k, -119 + 20 * k, 1)).collect();
         let quiet_at_usual = |peak_calls_per_hour: f64| {
-            let mut c = firing(client_with(&night), 120);
-            c.baseline.start(h0 - 9 * 24);
-            for h in h0 - 9 * 24..h0 {
-                let busy = (6..18).contains(&(h - h0).rem_euclid(24));
-                let calls = if busy { peak_calls_per_hour } else { 3.0 };
-                c.baseline
-                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
-            }
+            let c = with_usual_day(
+                firing(client_with(&night), 120),
+                3.0,
+                peak_calls_per_hour,
+                &p,
+            );
             over_contract(&c, T0, rate(0.5), [1.5, 3.0], &p)[0]
         };
         // a usual peak of five calls an hour, 1.7x the contract: in the band ahead
