@@ -121,7 +121,8 @@ pub enum Verdict {
     /// lull nor stays firing forever on a silent client.
     Weak(Reading),
     /// Still in the band by the numbers (or, for a client whose usual day peaks in the band,
-    /// at its usual or above), on too few calls to be sure: a firing alert neither
+    /// close enough to its usual that its busiest hour ahead would be), on too few calls to be
+    /// sure: a firing alert neither
     /// resolves on it nor counts it toward resolving for want of calls (a small client three
     /// days into a 6x jump is at 3x over a quiet night, and resolved after four such hours to
     /// page again in the morning), while an evaluation that leans out of the band still does.

@@ -416,7 +416,8 @@ fn judge(
     // time, for the calls that can tell; minutes whose span is still in the band by the
     // numbers do not count toward that time (a small client three days into a 6x jump is at
     // 3x over a quiet night, and resolved after four such hours to page again every morning),
-    // nor do those at or above the usual of a client whose usual day peaks in the band.
+    // nor do those of a client whose usual day peaks in the band, close enough to its usual
+    // that its busiest hour ahead would be.
     // The span is at least [`MIN_AFTER`]: minutes without traffic are as likely a gateway's
     // gap as the end of an overage. Past that, while the last hour alone is in the band,
     // significantly, the excess counts as still seen ([`Verdict::Seen`]), and the span starts
@@ -443,9 +444,10 @@ fn judge(
     let below_usual = tail
         .seasonal
         .is_none_or(|(usual, need)| clearly_below(tail.calls, need * usual, 1.0, CLEAR_ALPHA));
-    // (where the client's usual day itself peaks in the band, its calls at its usual or above
-    // are that day going on, if too few to prove it: a creep's alert resolved for want of
-    // calls in its quiet hours and re-fired at the next peak)
+    // (where the client's usual day itself peaks in the band, calls close enough to its usual
+    // that its busiest hour ahead would be in it are that day going on, if too few to prove
+    // it: a creep's alert resolved for want of calls in its quiet hours and re-fired at the
+    // next peak)
     let usual_in_band = tail
         .seasonal
         .is_some_and(|(usual, need)| need < 1.0 && tail.calls > 0.0 && tail.calls >= need * usual);
