@@ -122,10 +122,10 @@ pub enum Verdict {
     Weak(Reading),
     /// Still in the band by the numbers (or, for a client whose usual day peaks in the band,
     /// close enough to its usual that its busiest hour ahead would be), on too few calls to be
-    /// sure: a firing alert neither
-    /// resolves on it nor counts it toward resolving for want of calls (a small client three
-    /// days into a 6x jump is at 3x over a quiet night, and resolved after four such hours to
-    /// page again in the morning), while an evaluation that leans out of the band still does.
+    /// sure: a firing alert neither resolves on it nor counts it toward resolving for want of
+    /// calls (a small client three days into a 6x jump is at 3x over a quiet night, and
+    /// resolved after four such hours to page again in the morning), while an evaluation that
+    /// leans out of the band still does.
     Unsure(Reading),
 }
 
