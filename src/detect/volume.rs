@@ -437,9 +437,11 @@ fn judge(
     // usual by chance; significantly above the usual, or, where the usual alone would take the
     // busiest hour ahead into the band, above that share of it: a creep's baseline follows the
     // creep, and its alert resolved every night at the usual and re-fired every morning)
-    let over_usual = tail.seasonal.is_some_and(|(usual, need)| {
-        tail.calls >= need * usual
-            && significant(tail.calls, need.min(1.0) * usual, 1.0, CLEAR_ALPHA)
+    let over_usual_by_numbers = tail
+        .seasonal
+        .filter(|&(usual, need)| tail.calls >= need * usual);
+    let over_usual = over_usual_by_numbers.is_some_and(|(usual, need)| {
+        significant(tail.calls, need.min(1.0) * usual, 1.0, CLEAR_ALPHA)
     });
     let below_usual = tail
         .seasonal
@@ -448,9 +450,8 @@ fn judge(
     // that its busiest hour ahead would be in it are that day going on, if too few to prove
     // it: a creep's alert resolved for want of calls in its quiet hours and re-fired at the
     // next peak)
-    let usual_in_band = tail
-        .seasonal
-        .is_some_and(|(usual, need)| need < 1.0 && tail.calls > 0.0 && tail.calls >= need * usual);
+    let usual_in_band =
+        over_usual_by_numbers.is_some_and(|(_, need)| need < 1.0 && tail.calls > 0.0);
     let (hour, hour_calls) = &tail.last_hour;
     // (once an hour at most: the span since must be the minimum again before it moves)
     if r.window >= MIN_AFTER
