@@ -149,8 +149,9 @@ fn a_jump_fires_once_and_resolves_once() {
     assert_eq!(resolve.state, State::Resolved);
     assert_eq!(fire.fingerprint, resolve.fingerprint);
     assert_eq!(resolve.since, fire.at);
-    // the contract is per hour: at 2.5x the hour reaches 1.5x after 20 minutes (22 without
-    // its 3 most intense minutes), and a short burst before that proves nothing
+    // the contract is per hour: at 2.5x the hour reaches 1.5x after 20 minutes (and 1.4x
+    // without its 3 most intense minutes, enough for a warning), and a short burst before
+    // that proves nothing
     let delay = at(fire) - jump;
     assert!(
         (20 * MINUTE_MS..=25 * MINUTE_MS).contains(&delay),
@@ -169,7 +170,7 @@ fn a_jump_fires_once_and_resolves_once() {
         Some("enterprise")
     );
     assert!(
-        fire.ratio > 1.5 && fire.summary.contains("jumper consumed"),
+        fire.ratio >= 1.5 && fire.summary.contains("jumper consumed"),
         "{fire:?}"
     );
     assert!(

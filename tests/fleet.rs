@@ -102,8 +102,10 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 24 re-fires (25 before a creep's quiet hours at its usual stopped counting toward a
-    // resolve for want of calls where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess counted as still seen while
+    // 25 re-fires (24 before `over_contract`'s warning read its hour whole once 80% of the way
+    // there trimmed: seed 2's creep `fleet-0233` at 1.51x on one day's peak; 25 before a
+    // creep's quiet hours at its usual stopped counting toward a resolve for want of calls
+    // where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess counted as still seen while
     // its last hour is in the band: the span judged after an episode started at its last
     // firing, hours before its end; 31 and 30 before minutes still over the band stopped
     // counting toward a resolve for want of calls; 26 before `baseline_jump`'s half-hour
@@ -117,12 +119,13 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 24, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 25, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // sudden jumps of 4x and more (82 in these fleets): how many are caught within 10 and 60
     // minutes of being clearly detectable (61 and 70 before the call floor scaled, 63 and 73
     // before a jump's calls alone could prove it, 65 and 76 before the 2 h and 3 h windows, 67
-    // and 79 before `baseline_jump`'s half hour)
+    // and 79 before `baseline_jump`'s half hour, 70 and 79 before `over_contract`'s warning
+    // read its hour whole once most of the way there trimmed)
     let jumps = |at_least: f64| {
         runs.iter()
             .flat_map(|c| &c.overage.results)
@@ -139,7 +142,7 @@ fn fleet_quality_beats_the_peer_rules() {
         jumps(4.0).count()
     );
     assert!(
-        within(4.0, 600.0) >= 70,
+        within(4.0, 600.0) >= 72,
         "{} of 4x+ jumps within 10 min",
         within(4.0, 600.0)
     );
@@ -148,10 +151,10 @@ fn fleet_quality_beats_the_peer_rules() {
         "{} of 4x+ jumps within 1 h",
         within(4.0, 3600.0)
     );
-    // jumps of 2.5x and more (128) within the 30 minutes: 114 (111 before the half
-    // hour)
+    // jumps of 2.5x and more (128) within the 30 minutes: 116 (111 before the half
+    // hour, 114 before the whole hour)
     assert!(
-        within(2.5, 1800.0) >= 114 || clients() < 300,
+        within(2.5, 1800.0) >= 116 || clients() < 300,
         "{} of 2.5x+ jumps within 30 min",
         within(2.5, 1800.0)
     );

@@ -25,7 +25,11 @@
 //! Volume detectors (`over_contract`, `baseline_jump`) follow multi-window burn-rate alerting: a
 //! pair of windows must both be over the threshold, the long one (at least the contract's hour)
 //! so that a short burst or an hourly batch job within its contract cannot fire, the short one
-//! so that only an excess still happening fires. The point estimate must reach the threshold and
+//! so that only an excess still happening fires. The long window is read without its busiest
+//! minutes (`burst_tolerance`), so a burst cannot fire; `over_contract`'s warning reads it whole
+//! once the trimmed window is most of the way there (a steady stream's busiest minutes hold
+//! more than their share, and trimmed, a sustained overage read under its level). The point
+//! estimate must reach the threshold and
 //! the excess must be statistically significant against the expectation (compound Poisson, see
 //! [`significant`]), so that a handful of events never pages while a clear 1.6x on a large
 //! client is not made to wait hours to prove it is above 1.5x.

@@ -96,9 +96,10 @@ const MIN_AFTER: Millis = HOUR_MS;
 /// One window pair's numbers at a boundary.
 struct PairSums {
     /// Short window units and expectation; the long window's ratio without its most intense
-    /// minutes.
+    /// minutes, and with them (the hour in progress capped in both).
     short: (f64, f64),
     trim_ratio: f64,
+    untrimmed_ratio: f64,
     trimmed: f64,
     trimmed_expected: f64,
     calls: f64,
@@ -122,6 +123,12 @@ pub(crate) struct Judge<'a> {
     /// The hour in progress adds to a window of hours at most at the ratio of its whole hours
     /// or of the last 60 minutes (see [`windowed`]).
     pub cap_hour_in_progress: bool,
+    /// With `Some(share)`, the warning reads the long window whole, bursts included, once
+    /// without its most intense minutes it is at least `share` of the way from 1 to the
+    /// threshold (a steady stream's busiest minutes hold more than their share, so its trimmed
+    /// window reads under its level). `None`: the trimmed window must reach the threshold, as
+    /// the page's always must.
+    pub sustained_share: Option<f64>,
     pub shared: &'a Shared,
 }
 
@@ -165,11 +172,13 @@ pub(crate) fn windowed(
             // "Sustained": the long window is judged without its most intense minutes.
             let (mut l_trim, l_trim_dur) = w.sum_trimmed(t, long, p.burst_minutes);
             let (s_exp, l_exp) = (expected(t, s_dur), expected(t, l_dur));
+            let mut l_untrimmed = l_obs;
             if let Some((part, last_hour)) = hour_in_progress.filter(|_| long > HOUR_MS) {
                 let whole_expected = expected(t - into_hour, l_dur - into_hour);
                 let whole_ratio = (l_trim - part) / whole_expected.max(f64::MIN_POSITIVE);
                 let at_most = (l_exp - whole_expected) * whole_ratio.max(last_hour).max(1.0);
                 l_trim -= (part - at_most).max(0.0);
+                l_untrimmed -= (part - at_most).max(0.0);
             }
             // The trimmed minutes' expectation is scaled out by duration (a close
             // approximation: the expectation varies little within an hour).
@@ -177,6 +186,7 @@ pub(crate) fn windowed(
             (s_exp > 0.0 && l_trim_exp > 0.0).then(|| PairSums {
                 short: (s_obs, s_exp),
                 trim_ratio: l_trim / l_trim_exp,
+                untrimmed_ratio: l_untrimmed / l_exp,
                 trimmed: l_trim,
                 trimmed_expected: l_trim_exp,
                 calls: w.calls(t, long),
@@ -362,7 +372,15 @@ fn judge(
     window_at: (&Windows, Millis),
 ) -> Verdict {
     for s in sums {
-        let level = (s.short.0 / s.short.1).min(s.trim_ratio);
+        let short = s.short.0 / s.short.1;
+        let level = short.min(s.trim_ratio);
+        let over = match j.sustained_share.filter(|_| threshold == j.thresholds[0]) {
+            Some(share) => {
+                short.min(s.untrimmed_ratio) >= threshold
+                    && s.trim_ratio >= 1.0 + (threshold - 1.0) * share
+            }
+            None => level >= threshold,
+        };
         // The call floor scales down with the excess, as far as calls at the mean units per
         // call show it too: a slow client at 10x its usual needed 30 calls, four hours of its
         // overage, while one bulk call of a heavy-tailed client shows no excess in calls.
@@ -370,7 +388,7 @@ fn judge(
         // (calls alone prove nothing in a window shorter than an hour: a client whose calls
         // swing hour to hour ran 3x its usual for half an hour, chance 2e-5 for Poisson calls)
         let calls_can_prove = s.reading.window >= HOUR_MS;
-        if level >= threshold
+        if over
             && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
             && (significant(
                 s.trimmed,
@@ -488,6 +506,7 @@ mod tests {
             min_events: 10.0,
             calls_alpha: None,
             cap_hour_in_progress,
+            sustained_share: None,
             shared: &d.shared,
         };
         let per_ms = rate(100.0);
