@@ -105,13 +105,13 @@ fn fleet_quality_beats_the_peer_rules() {
     // 25 re-fires (24 before `over_contract`'s warning read its hour whole once 80% of the way
     // there trimmed: seed 2's creep `fleet-0233` at 1.51x on one day's peak; 25 before a
     // creep's quiet hours at its usual stopped counting toward a resolve for want of calls
-    // where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess counted as still seen while
-    // its last hour is in the band: the span judged after an episode started at its last
-    // firing, hours before its end; 31 and 30 before minutes still over the band stopped
-    // counting toward a resolve for want of calls; 26 before `baseline_jump`'s half-hour
-    // window, which ends a heavy-tailed 10x day's firing half an hour sooner, so that its
-    // wait for calls ran out an hour later, after an hour of its client at 1.6-1.8x its
-    // usual: seed 2's `fleet-0182`, warning and critical)
+    // where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess
+    // counted as still seen while its last hour is in the band: the span judged after an
+    // episode started at its last firing, hours before its end; 31 and 30 before minutes still
+    // over the band stopped counting toward a resolve for want of calls; 26 before
+    // `baseline_jump`'s half-hour window, which ends a heavy-tailed 10x day's firing half an
+    // hour sooner, so that its wait for calls ran out an hour later, after an hour of its
+    // client at 1.6-1.8x its usual: seed 2's `fleet-0182`, warning and critical)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.08,

@@ -4,10 +4,11 @@
 //! A volume detector (see [`super::volume`]): the contract is exact, so any significant excess
 //! over it fires once at the threshold. The warning reads its long window whole once the
 //! window without its busiest minutes is most of the way there ([`SUSTAINED_SHARE`]): a burst
-//! cannot fire it, and a sustained overage is not read under its level. A firing alert also holds while the client is still
-//! far enough above its usual rate for the hour that its busiest hour ahead would be over the
-//! contract, once its learned baseline knows the daily shape (the night of an overage that is
-//! over the contract by day; for a creep the baseline has followed, the usual rate is enough).
+//! cannot fire it, and a sustained overage is not read under its level. A firing alert also
+//! holds while the client is still far enough above its usual rate for the hour that its
+//! busiest hour ahead would be over the contract, once its learned baseline knows the daily
+//! shape (the night of an overage that is over the contract by day; for a creep the baseline
+//! has followed, the usual rate is enough).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
@@ -52,9 +53,10 @@ impl Default for OverContractConfig {
 /// must be, for the whole window at the threshold to fire it. Trimming the busiest minutes of
 /// a steady stream takes more than their share: the trimmed hour of a 4x daily peak's climb
 /// (seed 1's `fleet-0072`) read 1.41-1.49x for 50 minutes after the truth saw it at 1.5x, and
-/// a 3x peak (seed 3's `fleet-0122`) fired 15 hours late. Measured on three fleets: every contracted incident's
-/// delay the same or shorter (906 → 14 min, 51 → 6, 24 → 8), no false firing more, one
-/// re-fire more (a creep at 1.51x whole on one day's peak); at 0.9, half of that gain.
+/// a 3x peak (seed 3's `fleet-0122`) fired 15 hours late. Measured on three fleets: every
+/// contracted incident's delay the same or shorter (906 → 14 min, 51 → 6, 24 → 8), no false
+/// firing more, one re-fire more (a creep at 1.51x whole on one day's peak). At 0.9,
+/// `fleet-0122` was 15 hours late again.
 const SUSTAINED_SHARE: f64 = 0.8;
 
 #[derive(Debug, Clone)]
