@@ -76,7 +76,7 @@ struct SimulateArgs {
 #[derive(Args)]
 struct ScoreArgs {
     /// truth.json written by `overage simulate`.
-    #[arg(long, value_name = "FILE", required_unless_present = "fleet")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["fleet", "compare"])]
     truth: Option<PathBuf>,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
@@ -101,8 +101,19 @@ struct ScoreArgs {
     #[arg(long, value_name = "FILE", requires = "fleet")]
     config: Option<PathBuf>,
     /// Alert transitions, one JSON object per line (the stdout of `overage replay`).
-    #[arg(value_name = "ALERTS", required_unless_present = "fleet")]
+    #[arg(value_name = "ALERTS", required_unless_present_any = ["fleet", "compare"])]
     alerts: Option<PathBuf>,
+    /// Instead of scoring: set two outputs of `score --json` (of the same scenarios, e.g.
+    /// before and after a change to `[detect]`) side by side, episode by episode: delays that
+    /// moved, alerts that fired more or less often, stuck alerts and false firings that came
+    /// or went.
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["BEFORE", "AFTER"],
+        conflicts_with_all = ["truth", "alerts", "fleet", "json"]
+    )]
+    compare: Option<Vec<PathBuf>>,
 }
 
 #[derive(Args)]
@@ -599,6 +610,20 @@ fn cmd_simulate(a: SimulateArgs) -> Result<()> {
 }
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
+    if let Some([before, after]) = a.compare.as_deref() {
+        use overage::score::compare::{compare, read_reports, Text};
+        let (b, x) = (read_reports(before)?, read_reports(after)?);
+        if b.len() != x.len() {
+            anyhow::bail!(
+                "{} holds {} reports and {} holds {}: not the same scenarios",
+                before.display(),
+                b.len(),
+                after.display(),
+                x.len()
+            );
+        }
+        return out(&Text(&compare(&b, &x)).to_string());
+    }
     if let Some(n) = a.fleet {
         return score_fleet(&a, n);
     }

@@ -709,3 +709,64 @@ fn run_says_which_address_it_cannot_listen_on() {
         String::from_utf8_lossy(&help.stdout)
     );
 }
+
+#[test]
+fn score_compare_sets_two_scores_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = overage().args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    run(&["simulate", "--out", &d("")]);
+    let alerts = run(&[
+        "replay",
+        "--contracts",
+        &d("contracts.toml"),
+        &d("events.jsonl"),
+    ]);
+    std::fs::write(d("alerts.jsonl"), &alerts).unwrap();
+    let score = run(&[
+        "score",
+        "--json",
+        "--truth",
+        &d("truth.json"),
+        &d("alerts.jsonl"),
+    ]);
+    std::fs::write(d("a.json"), &score).unwrap();
+    // the same score twice: nothing moved
+    let same = String::from_utf8(run(&["score", "--compare", &d("a.json"), &d("a.json")])).unwrap();
+    assert!(
+        same.contains("0 episodes moved") && !same.contains('*'),
+        "{same}"
+    );
+    // without its alerts, every detected episode is missed
+    std::fs::write(d("none.jsonl"), "").unwrap();
+    let none = run(&[
+        "score",
+        "--json",
+        "--truth",
+        &d("truth.json"),
+        &d("none.jsonl"),
+    ]);
+    std::fs::write(d("b.json"), &none).unwrap();
+    let moved =
+        String::from_utf8(run(&["score", "--compare", &d("a.json"), &d("b.json")])).unwrap();
+    assert!(
+        moved.contains("0 sooner") && moved.contains("-> missed"),
+        "{moved}"
+    );
+    // a file that is not a score is a precise error
+    let o = overage()
+        .args(["score", "--compare", &d("a.json"), &d("alerts.jsonl")])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("alerts.jsonl: no report"), "{err}");
+}

@@ -25,6 +25,10 @@
 //!   whose units do cross the cap is due only 6 h after that month ends;
 //! - when the truth says when an anomaly became clearly detectable, delays are measured from
 //!   there, and grouped by kind and magnitude.
+//!
+//! [`compare`] sets two scores of the same scenarios side by side, episode by episode.
+
+pub mod compare;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -62,6 +66,8 @@ pub enum ScoreError {
         line: usize,
         message: String,
     },
+    #[error("{0}: no report of `overage score --json` in it")]
+    NoReports(PathBuf),
 }
 
 /// The fields of the alert JSON (interface spec, section 4) that scoring needs; others are
@@ -923,7 +929,7 @@ mod tests {
     use super::*;
     use crate::simulate::{ClientTruth, Faults, Role, SimParams};
 
-    const T0: i64 = 1_789_050_000_000; // 2026-09-10T14:20:00Z
+    pub(super) const T0: i64 = 1_789_050_000_000; // 2026-09-10T14:20:00Z
 
     fn anomaly(
         client: &str,
@@ -949,7 +955,7 @@ mod tests {
         }
     }
 
-    fn truth() -> Truth {
+    pub(super) fn truth() -> Truth {
         let client = |id: &str, role| ClientTruth {
             client_id: id.into(),
             role,
