@@ -39,7 +39,8 @@ enum Command {
     Check(CheckArgs),
     /// Write a labelled multi-week scenario: events.jsonl, contracts.toml and truth.json.
     Simulate(SimulateArgs),
-    /// Measure detection quality: an alerts file (from `replay`) against a scenario's truth.
+    /// Measure detection quality: an alerts file (from `replay`) against a scenario's truth,
+    /// sampled fleets beside the rules users would write, or two scores side by side.
     Score(ScoreArgs),
     /// Usage report per client (by product, origin, hour and day; against contract and cap)
     /// as CSV, JSON or a self-contained HTML page with charts.
