@@ -29,10 +29,10 @@
 //! minutes (`burst_tolerance`), so a burst cannot fire; `over_contract`'s warning reads it whole
 //! once the trimmed window is most of the way there (a steady stream's busiest minutes hold
 //! more than their share, and trimmed, a sustained overage read under its level). The point
-//! estimate must reach the threshold and
-//! the excess must be statistically significant against the expectation (compound Poisson, see
-//! [`significant`]), so that a handful of events never pages while a clear 1.6x on a large
-//! client is not made to wait hours to prove it is above 1.5x.
+//! estimate must reach the threshold and the excess must be statistically significant against
+//! the expectation (compound Poisson, see [`significant`]), so that a handful of events never
+//! pages while a clear 1.6x on a large client is not made to wait hours to prove it is above
+//! 1.5x.
 //!
 //! One overage is one alert, judged on what came after its excess was last seen (not on the
 //! windows that still hold the episode itself, which kept alerts firing for hours after their

@@ -177,8 +177,9 @@ pub(crate) fn windowed(
                 let whole_expected = expected(t - into_hour, l_dur - into_hour);
                 let whole_ratio = (l_trim - part) / whole_expected.max(f64::MIN_POSITIVE);
                 let at_most = (l_exp - whole_expected) * whole_ratio.max(last_hour).max(1.0);
-                l_trim -= (part - at_most).max(0.0);
-                l_untrimmed -= (part - at_most).max(0.0);
+                let over_cap = (part - at_most).max(0.0);
+                l_trim -= over_cap;
+                l_untrimmed -= over_cap;
             }
             // The trimmed minutes' expectation is scaled out by duration (a close
             // approximation: the expectation varies little within an hour).

@@ -176,30 +176,22 @@ fn run(b: &Report, a: &Report) -> RunDiff {
             after,
         })
         .collect();
-    let falses = |r: &Report| -> BTreeSet<_> {
+    let falses = |r: &Report| -> BTreeMap<_, _> {
         r.false_list
             .iter()
             .map(|f| {
-                (
-                    f.client_id.clone(),
-                    f.alert.clone(),
-                    f.severity.clone(),
-                    f.at.clone(),
-                )
+                let (c, a, s) = (&f.client_id, &f.alert, &f.severity);
+                ((c.clone(), a.clone(), s.clone(), f.at.clone()), ())
             })
             .collect()
     };
-    let (fb, fa) = (falses(b), falses(a));
-    let false_firings = fa
-        .difference(&fb)
-        .map(|k| (true, k))
-        .chain(fb.difference(&fa).map(|k| (false, k)))
-        .map(|(new, (client_id, alert, severity, at))| FalseMoved {
-            new,
-            client_id: client_id.clone(),
-            alert: alert.clone(),
-            severity: severity.clone(),
-            at: at.clone(),
+    let false_firings = changed(&falses(b), &falses(a))
+        .map(|((client_id, alert, severity, at), _, now)| FalseMoved {
+            new: now.is_some(),
+            client_id,
+            alert,
+            severity,
+            at,
         })
         .collect();
     RunDiff {
