@@ -104,6 +104,9 @@ pub struct Row {
     pub client_days: f64,
     pub refires: usize,
     pub stuck: usize,
+    /// Of them, scope and new-origin alerts on too few calls after their violation ended to
+    /// tell it had ([`crate::score::Stuck::untold`]).
+    pub stuck_untold: usize,
     /// Median and largest delay (seconds) from "clearly detectable".
     pub median_delay_s: Option<f64>,
     pub max_delay_s: Option<f64>,
@@ -118,6 +121,7 @@ impl Row {
         self.client_days += r.client_days;
         self.refires += r.refires;
         self.stuck += r.stuck.len();
+        self.stuck_untold += r.stuck.iter().filter(|s| s.untold()).count();
     }
 
     pub fn delays(&mut self, reports: &[&Report]) {
@@ -189,6 +193,10 @@ pub fn table(rows: &[Row]) -> String {
         "| detector | recall | false firings (per 1,000 client-days) | of them pages | re-fires in an episode | stuck | median delay | max delay |\n|---|---|---|---|---|---|---|---|"
     );
     let d = |x: Option<f64>| x.map_or("-".to_owned(), |s| format!("{:.0} min", s / 60.0));
+    let stuck = |r: &Row| match r.stuck_untold {
+        0 => r.stuck.to_string(),
+        n => format!("{} ({n} untold)", r.stuck),
+    };
     for r in rows {
         let _ = writeln!(
             s,
@@ -201,9 +209,17 @@ pub fn table(rows: &[Row]) -> String {
             r.false_per_1000_client_days(),
             r.false_pages,
             r.refires,
-            r.stuck,
+            stuck(r),
             d(r.median_delay_s),
             d(r.max_delay_s)
+        );
+    }
+    if rows.iter().any(|r| r.stuck_untold > 0) {
+        let _ = writeln!(
+            s,
+            "\nuntold: stuck scope and new-origin alerts whose client made fewer calls in the \
+             {} after its violation ended than the clean run that tells it had.",
+            crate::time::duration_label(crate::score::STUCK_AFTER_MS)
         );
     }
     s

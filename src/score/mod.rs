@@ -47,9 +47,7 @@ pub const LATE_GRACE_MS: i64 = 2 * HOUR_MS;
 /// How long before an anomaly's start an alert about it still counts (an anomaly's start is a
 /// modelling choice; a detector a few minutes ahead of it is not wrong).
 pub const EARLY_GRACE_MS: i64 = 10 * MINUTE_MS;
-/// An alert still firing this long after its anomaly ended (or after it fired, if false) is
-/// stuck.
-pub const STUCK_AFTER_MS: i64 = 6 * HOUR_MS;
+pub use crate::simulate::STUCK_AFTER_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
@@ -283,6 +281,21 @@ pub struct Stuck {
     pub resolved: Option<String>,
     /// The anomaly it was about, or `false` for a false firing.
     pub context: String,
+    /// For a scope or new-origin alert: the client's calls in the [`STUCK_AFTER_MS`] after the
+    /// violation ended, and the run of clean calls that tells a violation at its share has
+    /// stopped ([`crate::detect::scope::clean_run_needed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_after_end: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_to_tell: Option<u32>,
+}
+
+impl Stuck {
+    /// The client made too few calls after the violation ended, in the time it had, for any
+    /// alert to tell the end from the violation going on at its share.
+    pub fn untold(&self) -> bool {
+        matches!((self.calls_after_end, self.calls_to_tell), (Some(n), Some(m)) if n < m)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -742,6 +755,11 @@ fn stuck_alerts(
                     fired: f.at.clone(),
                     resolved: resolved.map(format_rfc3339),
                     context: anomaly.map_or_else(|| "false".to_owned(), |a| a.scenario.clone()),
+                    calls_after_end: anomaly.and_then(|a| a.calls_after_end),
+                    calls_to_tell: anomaly
+                        .filter(|a| a.calls_after_end.is_some())
+                        .and_then(|a| a.magnitude)
+                        .map(|share| crate::detect::scope::clean_run_needed(share).ceil() as u32),
                 });
             }
         }
@@ -824,12 +842,18 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "false firings: {:.2} per 1,000 client-days ({:.0} client-days), {} of them pages; \
-             re-fires inside anomalies: {}; stuck alerts: {}",
+             re-fires inside anomalies: {}; stuck alerts: {}{}",
             self.false_per_1000_client_days,
             self.client_days,
             self.false_pages,
             self.refires,
-            self.stuck.len()
+            self.stuck.len(),
+            match self.stuck.iter().filter(|s| s.untold()).count() {
+                0 => String::new(),
+                n => format!(
+                    " ({n} of them on too few calls after their violation ended to tell it had)"
+                ),
+            }
         )?;
         if self.attributable > 0 || !self.excess_checks.is_empty() {
             writeln!(
@@ -898,9 +922,16 @@ impl fmt::Display for Report {
         if !self.stuck.is_empty() {
             writeln!(f, "\nstuck:")?;
             for x in self.stuck.iter().take(25) {
+                let evidence = match (x.calls_after_end, x.calls_to_tell) {
+                    (Some(n), Some(m)) => format!(
+                        "; {n} calls in the {} after its end, {m} clean in a row tell",
+                        crate::time::duration_label(STUCK_AFTER_MS)
+                    ),
+                    _ => String::new(),
+                };
                 writeln!(
                     f,
-                    "  {} {} {} fired {} resolved {} ({})",
+                    "  {} {} {} fired {} resolved {} ({}{evidence})",
                     x.client_id,
                     x.alert,
                     x.fingerprint,
@@ -952,6 +983,7 @@ mod tests {
             magnitude: None,
             detectable_ms: None,
             driver: None,
+            calls_after_end: None,
         }
     }
 
@@ -1145,6 +1177,34 @@ mod tests {
         // a crossing in another month does not count
         t.clients[0].cap_crossings.insert("2026-08".into(), T0);
         assert_eq!(stuck(&t, T0 + 8 * HOUR_MS), ["cap_forecast warning"]);
+    }
+
+    /// A stuck scope or new-origin alert says whether its client's calls after the violation
+    /// could show that it ended: a violation at 30% of the calls leaves 20 clean calls in a
+    /// row one time in a thousand.
+    #[test]
+    fn a_stuck_violation_alert_says_whether_the_calls_after_it_could_tell() {
+        let mut t = truth();
+        let alerts = [fire(kind::NEW_ORIGIN, "newbie", T0 + HOUR_MS)];
+        let stuck = |t: &Truth| score(t, &alerts).stuck.remove(0);
+        // no count of the calls after (a volume incident, an older truth.json): nothing said
+        let s = stuck(&t);
+        assert_eq!(
+            (s.calls_after_end, s.calls_to_tell, s.untold()),
+            (None, None, false)
+        );
+        t.anomalies[1].magnitude = Some(0.3);
+        for (after, untold) in [(19, true), (20, false)] {
+            t.anomalies[1].calls_after_end = Some(after);
+            let s = stuck(&t);
+            assert_eq!(s.calls_to_tell, Some(20));
+            assert_eq!(s.untold(), untold, "{after} calls after");
+            let r = score(&t, &alerts);
+            assert_eq!(r.to_string().contains("1 of them on too few calls"), untold);
+            assert!(r.to_string().contains(&format!(
+                "(new_origin; {after} calls in the 6h after its end, 20 clean in a row tell)"
+            )));
+        }
     }
 
     #[test]

@@ -782,10 +782,12 @@ mod tests {
 
     use super::*;
     use crate::decode::decode_canonical;
+    use crate::simulate::STUCK_AFTER_MS;
 
     /// A violation is as clear as its calls: the truth marks a scope or new-origin incident
     /// at the end of the minute of its tenth call out of scope as the stream holds it (first
-    /// deliveries, in event time), not when the plan's rates expected it.
+    /// deliveries, in event time), not when the plan's rates expected it; and counts the
+    /// client's calls in the hours after it ended as the stream holds them.
     #[test]
     fn a_violation_is_clearly_detectable_at_its_tenth_call_in_the_stream() {
         let p = SimParams {
@@ -883,6 +885,13 @@ mod tests {
                 None => planned.detectable_ms,
             };
             assert_eq!(a.detectable_ms, want, "{} {:?}", a.client_id, a.expect);
+            // and the client's calls after it, which are what can show that it ended
+            let after = events
+                .iter()
+                .filter(|e| e.client == a.client_id)
+                .filter(|e| (a.end_ms..a.end_ms + STUCK_AFTER_MS).contains(&e.ts))
+                .count();
+            assert_eq!(a.calls_after_end, Some(after as u32), "{}", a.client_id);
             checked += 1;
             moved += usize::from(want != planned.detectable_ms);
         }

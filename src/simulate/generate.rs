@@ -19,7 +19,7 @@ use super::format::{push_hex, push_rfc3339, push_u64};
 use super::params::{splitmix, stream_seed};
 use super::plan::{Backlog, Scenario, REPORT_GRACE_MS};
 use super::spec::{CallUnits, ClientSpec, TsStyle, OK_SHARE};
-use super::truth::{kind, reason, Anomaly, ClientTruth, Faults, Truth, UsageTruth};
+use super::truth::{kind, reason, Anomaly, ClientTruth, Faults, Truth, UsageTruth, STUCK_AFTER_MS};
 use crate::time::{format_rfc3339, month_of, month_start, DAY_MS, MINUTE_MS};
 
 /// Most records one call can return (the largest page size).
@@ -167,6 +167,8 @@ struct Violations {
     calls: u32,
     /// The end of the minute of the [`CLEAR_CALLS`]-th call.
     clear_ms: Option<i64>,
+    /// The client's calls in the [`STUCK_AFTER_MS`] after the incident's end.
+    after: u32,
 }
 
 /// [`ClientTruth::cap_crossed_after_run`]: the last month's units plus `c`'s expected units from
@@ -312,6 +314,7 @@ impl Generator {
                                     origin,
                                     calls: 0,
                                     clear_ms: None,
+                                    after: 0,
                                 })
                             })
                             .collect();
@@ -403,6 +406,11 @@ impl Generator {
                     .and_then(|v| v.clear_ms)
                     .or(a.detectable_ms),
                 driver: a.driver.clone(),
+                calls_after_end: self.accounts[a.client]
+                    .violations
+                    .iter()
+                    .find(|v| v.planned == i)
+                    .map(|v| v.after),
             })
             .collect();
         for &(ci, first) in &sc.cap_clients {
@@ -432,6 +440,7 @@ impl Generator {
                     magnitude: None,
                     detectable_ms: None,
                     driver: None,
+                    calls_after_end: None,
                 });
             }
         }
@@ -617,6 +626,7 @@ impl Generator {
         let a = &mut self.accounts[ci];
         for v in &mut a.violations {
             let p = &self.sc.planned[v.planned];
+            v.after += u32::from((p.end_ms..p.end_ms + STUCK_AFTER_MS).contains(&e.ts));
             let drawn = if v.origin { e.origin } else { e.call };
             if (p.start_ms..p.end_ms).contains(&e.ts)
                 && c.share_at(e.ts, v.origin)

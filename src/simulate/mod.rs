@@ -41,7 +41,9 @@ pub use plan::{Backlog, Planned, Scenario};
 pub use spec::{
     Burst, Call, CallUnits, ClientSpec, ContractSpec, Diurnal, Effect, Episode, Origin, TsStyle,
 };
-pub use truth::{kind, reason, Anomaly, ClientTruth, Faults, Role, Truth, UsageTruth};
+pub use truth::{
+    kind, reason, Anomaly, ClientTruth, Faults, Role, Truth, UsageTruth, STUCK_AFTER_MS,
+};
 pub use write::{write_scenario, write_scenario_as};
 
 /// A two-day run at a fifth of the traffic: every fault shows up, and it generates quickly.

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::params::{SimError, SimParams};
 
+/// An alert still firing this long after its anomaly ended (or after it fired, if false) is
+/// stuck; [`Anomaly::calls_after_end`] counts the client's calls over the same span.
+pub const STUCK_AFTER_MS: i64 = 6 * crate::time::HOUR_MS;
+
 /// Alert kind names, as in the alert JSON.
 pub mod kind {
     use crate::alert::AlertKind;
@@ -124,6 +128,11 @@ pub struct Anomaly {
     /// `asn:AS24940`, `endpoint:/2/bulk`), when one label carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// For a scope or new-origin incident: the client's calls in the [`STUCK_AFTER_MS`] after
+    /// it ended, as the stream holds them. A violation's end shows only in the client's clean
+    /// calls, so these say whether an alert still firing then could have known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_after_end: Option<u32>,
 }
 
 impl Anomaly {
