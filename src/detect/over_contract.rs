@@ -244,6 +244,11 @@ mod tests {
         let [w, page] = over_contract(&c, T0, rate(100.0), [1.2, 1.5], &d);
         assert!(matches!(w, Verdict::Fire(_)), "{w:?}");
         assert!(!matches!(page, Verdict::Fire(_)), "{page:?}");
+        // also where the page is at the warning's threshold (a contract's `alert_at` above
+        // the default `page_at`)
+        let [w, page] = over_contract(&c, T0, rate(100.0), [1.5, 1.5], &d);
+        assert!(matches!(w, Verdict::Fire(_)), "{w:?}");
+        assert!(!matches!(page, Verdict::Fire(_)), "{page:?}");
     }
 
     #[test]

@@ -240,10 +240,16 @@ pub(crate) fn windowed(
         units,
         factor: units.factor_with(w.hour_so_far(t)),
     };
-    let [warning, critical] = j.thresholds.map(|threshold| {
+    // (the sustained read is the warning's only)
+    let levels = [
+        (j.thresholds[0], j.sustained_share),
+        (j.thresholds[1], None),
+    ];
+    let [warning, critical] = levels.map(|(threshold, sustained_share)| {
         judge(
             &sums,
             threshold,
+            sustained_share,
             j,
             null(threshold),
             &band,
@@ -363,9 +369,11 @@ fn one_call_explains(
 /// calls) explains an excess by itself: at most a false alert in about three years a client.
 const ONE_CALL_DAYS: f64 = 1000.0;
 
+#[allow(clippy::too_many_arguments)]
 fn judge(
     sums: &[PairSums],
     threshold: f64,
+    sustained_share: Option<f64>,
     j: &Judge<'_>,
     null_ratio: f64,
     band: &Band<'_>,
@@ -375,7 +383,7 @@ fn judge(
     for s in sums {
         let short = s.short.0 / s.short.1;
         let level = short.min(s.trim_ratio);
-        let over = match j.sustained_share.filter(|_| threshold == j.thresholds[0]) {
+        let over = match sustained_share {
             Some(share) => {
                 short.min(s.untrimmed_ratio) >= threshold
                     && s.trim_ratio >= 1.0 + (threshold - 1.0) * share

@@ -388,29 +388,26 @@ impl Generator {
             .planned
             .iter()
             .enumerate()
-            .map(|(i, a)| Anomaly {
-                client_id: sc.clients[a.client].id.to_string(),
-                scenario: sc.clients[a.client].role.as_str().to_owned(),
-                expect: vec![a.expect.to_owned()],
-                allow: a.allow.iter().map(|s| s.to_string()).collect(),
-                start_ms: a.start_ms,
-                end_ms: a.end_ms,
-                start: format_rfc3339(a.start_ms),
-                end: format_rfc3339(a.end_ms),
-                description: a.description.clone(),
-                magnitude: a.magnitude,
-                detectable_ms: self.accounts[a.client]
+            .map(|(i, a)| {
+                let drawn = self.accounts[a.client]
                     .violations
                     .iter()
-                    .find(|v| v.planned == i)
-                    .and_then(|v| v.clear_ms)
-                    .or(a.detectable_ms),
-                driver: a.driver.clone(),
-                calls_after_end: self.accounts[a.client]
-                    .violations
-                    .iter()
-                    .find(|v| v.planned == i)
-                    .map(|v| v.after),
+                    .find(|v| v.planned == i);
+                Anomaly {
+                    client_id: sc.clients[a.client].id.to_string(),
+                    scenario: sc.clients[a.client].role.as_str().to_owned(),
+                    expect: vec![a.expect.to_owned()],
+                    allow: a.allow.iter().map(|s| s.to_string()).collect(),
+                    start_ms: a.start_ms,
+                    end_ms: a.end_ms,
+                    start: format_rfc3339(a.start_ms),
+                    end: format_rfc3339(a.end_ms),
+                    description: a.description.clone(),
+                    magnitude: a.magnitude,
+                    detectable_ms: drawn.and_then(|v| v.clear_ms).or(a.detectable_ms),
+                    driver: a.driver.clone(),
+                    calls_after_end: drawn.map(|v| v.after),
+                }
             })
             .collect();
         for &(ci, first) in &sc.cap_clients {
