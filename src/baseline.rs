@@ -95,7 +95,8 @@ pub struct BaselineConfig {
     /// Silence after which a client's baseline is relearned from scratch.
     #[serde(with = "humantime_serde")]
     pub reset_after: Duration,
-    /// Floor of the expectation, as a fraction of the client's average rate.
+    /// Floor of the expectation, as a fraction of the client's average rate (`baseline_jump`
+    /// reads it only where it stands for a few calls an hour: its `floored`).
     pub min_expected_fraction: f32,
 }
 
