@@ -8,7 +8,8 @@
 //! holds while the client is still far enough above its usual rate for the hour that its
 //! busiest hour ahead would be over the contract, once its learned baseline knows the daily
 //! shape (the night of an overage that is over the contract by day; for a creep the baseline
-//! has followed, the usual rate is enough).
+//! has followed, the usual rate is enough). The usual is taken as the client spends its hours
+//! (an hourly batch job's in their first minutes: [`crate::baseline::Seasonal::expected_in_hours`]).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
@@ -79,7 +80,14 @@ impl OverContract {
         baseline: &BaselineParams,
     ) -> [Verdict; 2] {
         let last_fire = c.last_fire(AlertKind::OverContract);
-        let usual = |end: Millis, dur: Millis| c.baseline.expected(end, dur, baseline);
+        // (the usual as the client spends its hours: the span after an excess rarely starts on
+        // the hour, and pro rata a batch client's span from late in a busy hour expected a
+        // share of that hour's batch, which came in its first minutes: a daily-peak overage
+        // resolved on its first night and fired again the next evening, seed 1's `fleet-0174`)
+        let usual = |end: Millis, dur: Millis| {
+            c.baseline
+                .expected_in_hours(end, dur, baseline, |from| c.windows.sum(end, end - from).0)
+        };
         // Only a firing alert needs the day ahead (to hold through the night).
         let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| Shape {
             usual: &usual,
@@ -422,6 +430,48 @@ mod tests {
                 .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
         }
         c
+    }
+
+    /// `c` having learned nine days of a batch client's hours, each spent in its first ten
+    /// minutes: `busy` units an hour in the 12 hours before T0's hour, `night` in the others.
+    fn with_batch_day(mut c: Client, night: f64, busy: f64, p: &Detectors) -> Client {
+        let h0 = T0 / HOUR_MS;
+        c.baseline.start(h0 - 9 * 24);
+        for h in h0 - 9 * 24..h0 {
+            let units = if (h - h0).rem_euclid(24) >= 12 {
+                busy
+            } else {
+                night
+            };
+            c.baseline.learn_front(units, units, &p.baseline);
+            c.baseline.learn_hour(h, units, 10.0, false, &p.baseline);
+        }
+        c
+    }
+
+    /// A batch client spends each hour in its first minutes: the span after its excess, from
+    /// 44 minutes into a busy hour to 16 minutes into a quiet one, holds the quiet hour's batch
+    /// and none of the busy one's. Expected pro rata (44 minutes of the busy hour), twice the
+    /// usual quiet batch read as under half its usual, and a daily-peak overage resolved on
+    /// its first night to fire again the next evening (seed 1's `fleet-0174`).
+    #[test]
+    fn a_batch_clients_span_after_its_excess_is_expected_as_it_spends_its_hours() {
+        let p = Detectors::default();
+        let quiet_batch = |per_minute: u32, busy: f64| {
+            // the busy hour's batch at twice its usual, then the quiet hour's
+            let c = client_with(&[(-60, -50, 12), (0, 10, per_minute)]);
+            let c = with_batch_day(firing(c, 44), 100.0, busy, &p);
+            over_contract(&c, T0 + 16 * MINUTE_MS, rate(400.0 / 60.0), [1.5, 3.0], &p)[0]
+        };
+        // twice the usual quiet batch; the usual peak, 600 units, over the contract's 400
+        let v = quiet_batch(2, 600.0);
+        assert!(
+            matches!(v, Verdict::Hold(r) if r.window == HOUR_MS),
+            "{v:?}"
+        );
+        // the usual quiet batch; the usual peak within the contract
+        let v = quiet_batch(1, 200.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
     /// A creep's baseline follows it: by the time the alert fires, the client's usual day
