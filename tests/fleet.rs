@@ -102,7 +102,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 20 re-fires (21 before `over_contract`'s hold expected the span after an excess as the
+    // 15 re-fires (20 before `over_contract`'s hold took the busiest hour of the next three
+    // days too, where the client is significantly above its usual: a weekend inside a weekday
+    // overage; 21 before `over_contract`'s hold expected the span after an excess as the
     // client spends its hours, a batch client's in their first minutes; 25 before
     // `baseline_jump`'s floor under its expectation stood for a few
     // calls an hour at most, and for a tenth of the level while firing: a multi-day jump's
@@ -123,7 +125,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 20, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 15, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135

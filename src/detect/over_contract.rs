@@ -8,7 +8,9 @@
 //! holds while the client is still far enough above its usual rate for the hour that its
 //! busiest hour ahead would be over the contract, once its learned baseline knows the daily
 //! shape (the night of an overage that is over the contract by day; for a creep the baseline
-//! has followed, the usual rate is enough). The usual is taken as the client spends its hours
+//! has followed, the usual rate is enough), or while it is significantly above its usual, as
+//! far above as the busiest hour of the next three days needs (a weekend inside a weekday
+//! overage). The usual is taken as the client spends its hours
 //! (an hourly batch job's in their first minutes: [`crate::baseline::Seasonal::expected_in_hours`]).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
@@ -16,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::volume::{pairs_ms, windowed, Judge, Shape, WindowPair};
+use super::volume::{pairs_ms, windowed, Judge, Shape, WindowPair, LATER_DAYS};
 use super::{About, Allowance, Context, Detector, Shared, Verdicts};
 use crate::alert::{fmt_units, AlertKind, Severity, Verdict};
 use crate::baseline::BaselineParams;
@@ -88,13 +90,17 @@ impl OverContract {
             c.baseline
                 .expected_in_hours(end, dur, baseline, |from| c.windows.sum(end, end - from).0)
         };
-        // Only a firing alert needs the day ahead (to hold through the night).
-        let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| Shape {
-            usual: &usual,
-            peak_per_ms: (0..24)
+        // Only a firing alert needs the days ahead (to hold through the night, and the weekend).
+        let peak = |hours: i64| {
+            (0..hours)
                 .map(|h| c.baseline.rate_at(t + h * HOUR_MS, baseline))
                 .fold(0.0, f64::max)
-                / crate::time::MINUTE_MS as f64,
+                / crate::time::MINUTE_MS as f64
+        };
+        let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| Shape {
+            usual: &usual,
+            peak_per_ms: peak(24),
+            later_peak_per_ms: peak(LATER_DAYS * 24),
         });
         let judge = Judge {
             pairs: &self.pairs,
@@ -471,6 +477,43 @@ mod tests {
         );
         // the usual quiet batch; the usual peak within the contract
         let v = quiet_batch(1, 200.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    /// A weekend inside a weekday overage: on Saturday afternoon, two hours since its excess
+    /// was last seen, a client usually at 480 calls an hour on weekdays and 120 at weekends
+    /// (10 units each; the contract is 6,000 units an hour) makes three times its weekend
+    /// usual. No weekend hour is over the contract at that multiple, and the alert resolved to
+    /// fire again on Monday; Monday's usual peak is, and it holds. At its usual it resolves.
+    #[test]
+    fn a_firing_alert_holds_over_a_weekend_while_the_next_weekday_would_be_over_the_band() {
+        let p = Detectors::default();
+        let h0 = T0 / HOUR_MS;
+        let saturday = T0 + 2 * 24 * HOUR_MS;
+        assert_eq!(crate::time::day_of_week(saturday / HOUR_MS), 5);
+        let weekend_at = |per_minute: u32| {
+            let mut c = firing(
+                client_with(&[(2 * 24 * 60 - 120, 2 * 24 * 60, per_minute)]),
+                0,
+            );
+            if let Some(s) = c.alerts.last_mut() {
+                s.last_fire = saturday - 120 * MINUTE_MS;
+            }
+            c.baseline.start(h0 - 15 * 24);
+            for h in h0 - 15 * 24..h0 {
+                let calls = if crate::time::day_of_week(h) >= 5 {
+                    120.0
+                } else {
+                    480.0
+                };
+                c.baseline
+                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+            }
+            over_contract(&c, saturday, rate(100.0), [1.5, 3.0], &p)[0]
+        };
+        let v = weekend_at(6);
+        assert!(matches!(v, Verdict::Hold(r) if r.ratio < 1.0), "{v:?}");
+        let v = weekend_at(2);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 

@@ -223,10 +223,14 @@ pub(crate) fn windowed(
         let window = since_window(t - since, longest);
         let (reading, dur) = read(window);
         let seasonal = shape.as_ref().filter(|_| dur > 0).map(|s| {
-            let usual_calls = (s.usual)(t, dur) / units.mean().max(1e-9);
+            // (the multiple of the usual at which a rate of `peak` would be in the band)
             let need =
-                hold_at * reading.expected / dur as f64 / s.peak_per_ms.max(f64::MIN_POSITIVE);
-            (usual_calls, need)
+                |peak: f64| hold_at * reading.expected / dur as f64 / peak.max(f64::MIN_POSITIVE);
+            Usual {
+                calls: (s.usual)(t, dur) / units.mean().max(1e-9),
+                need: need(s.peak_per_ms),
+                need_later: need(s.later_peak_per_ms),
+            }
         });
         Tail {
             last_hour: (read(HOUR_MS).0, w.calls(t, HOUR_MS)),
@@ -287,6 +291,23 @@ pub(crate) struct Shape<'a> {
     pub usual: &'a dyn Fn(Millis, Millis) -> f64,
     /// Usual units per millisecond in the busiest hour of the day ahead.
     pub peak_per_ms: f64,
+    /// The same in the next [`LATER_DAYS`] days: beyond a quiet day ahead (a weekend, a
+    /// holiday) to the busy one after it.
+    pub later_peak_per_ms: f64,
+}
+
+/// The days ahead whose busiest hour [`Shape::later_peak_per_ms`] is.
+pub(crate) const LATER_DAYS: i64 = 3;
+
+/// The usual over the span after a firing alert's excess, for a threshold that is flat.
+#[derive(Clone, Copy)]
+struct Usual {
+    /// The client's usual calls over the span.
+    calls: f64,
+    /// The multiple of them at which its busiest hour of the day ahead would be in the band,
+    /// and its busiest hour of the next [`LATER_DAYS`].
+    need: f64,
+    need_later: f64,
 }
 
 /// The consumption since a firing alert's excess was last seen.
@@ -294,9 +315,8 @@ struct Tail {
     /// The last hour's reading and calls: whether the excess is still seen.
     last_hour: (Reading, f64),
     calls: f64,
-    /// With a [`Shape`]: the usual calls over the same window, and the multiple of them at
-    /// which the busiest hour ahead would be in the band.
-    seasonal: Option<(f64, f64)>,
+    /// With a [`Shape`]: the usual over the same window.
+    seasonal: Option<Usual>,
     reading: Reading,
 }
 
@@ -464,21 +484,30 @@ fn judge(
     // usual by chance; significantly above the usual, or, where the usual alone would take the
     // busiest hour ahead into the band, above that share of it: a creep's baseline follows the
     // creep, and its alert resolved every night at the usual and re-fired every morning)
-    let over_usual_by_numbers = tail
-        .seasonal
-        .filter(|&(usual, need)| tail.calls >= need * usual);
-    let over_usual = over_usual_by_numbers.is_some_and(|(usual, need)| {
-        significant(tail.calls, need.min(1.0) * usual, 1.0, CLEAR_ALPHA)
-    });
+    // Or significantly above both its usual and the multiple of it that takes the busiest hour
+    // of the next days into the band: a weekend inside a weekday overage is under the contract
+    // at any multiple it shows, and resolved the alert to fire again on Monday. Above the
+    // usual too: where the next days' peak takes the usual itself into the band, clients back
+    // at their usual after an episode held for it.
+    let over_usual_by_numbers = tail.seasonal.filter(|u| tail.calls >= u.need * u.calls);
+    let over_usual = over_usual_by_numbers
+        .is_some_and(|u| significant(tail.calls, u.need.min(1.0) * u.calls, 1.0, CLEAR_ALPHA))
+        || tail.seasonal.is_some_and(|u| {
+            significant(
+                tail.calls,
+                u.need_later.max(1.0) * u.calls,
+                1.0,
+                CLEAR_ALPHA,
+            )
+        });
     let below_usual = tail
         .seasonal
-        .is_none_or(|(usual, need)| clearly_below(tail.calls, need * usual, 1.0, CLEAR_ALPHA));
+        .is_none_or(|u| clearly_below(tail.calls, u.need * u.calls, 1.0, CLEAR_ALPHA));
     // (where the client's usual day itself peaks in the band, calls close enough to its usual
     // that its busiest hour ahead would be in it are that day going on, if too few to prove
     // it: a creep's alert resolved for want of calls in its quiet hours and re-fired at the
     // next peak)
-    let usual_in_band =
-        over_usual_by_numbers.is_some_and(|(_, need)| need < 1.0 && tail.calls > 0.0);
+    let usual_in_band = over_usual_by_numbers.is_some_and(|u| u.need < 1.0 && tail.calls > 0.0);
     let (hour, hour_calls) = &tail.last_hour;
     // (once an hour at most: the span since must be the minimum again before it moves)
     if r.window >= MIN_AFTER
