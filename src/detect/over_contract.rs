@@ -10,8 +10,8 @@
 //! shape (the night of an overage that is over the contract by day; for a creep the baseline
 //! has followed, the usual rate is enough), or while it is significantly above its usual, as
 //! far above as the busiest hour of the next three days needs (a weekend inside a weekday
-//! overage). The usual is taken as the client spends its hours
-//! (an hourly batch job's in their first minutes: [`crate::baseline::Seasonal::expected_in_hours`]).
+//! overage). The usual is taken as the client spends its hours, an hourly batch job's in
+//! their first minutes ([`crate::baseline::Seasonal::expected_in_hours`]).
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
