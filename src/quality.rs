@@ -121,7 +121,7 @@ impl Row {
         self.client_days += r.client_days;
         self.refires += r.refires;
         self.stuck += r.stuck.len();
-        self.stuck_untold += r.stuck.iter().filter(|s| s.untold()).count();
+        self.stuck_untold += r.stuck_untold();
     }
 
     pub fn delays(&mut self, reports: &[&Report]) {

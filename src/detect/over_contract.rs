@@ -90,17 +90,20 @@ impl OverContract {
             c.baseline
                 .expected_in_hours(end, dur, baseline, |from| c.windows.sum(end, end - from).0)
         };
-        // Only a firing alert needs the days ahead (to hold through the night, and the weekend).
-        let peak = |hours: i64| {
-            (0..hours)
-                .map(|h| c.baseline.rate_at(t + h * HOUR_MS, baseline))
-                .fold(0.0, f64::max)
-                / crate::time::MINUTE_MS as f64
-        };
-        let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| Shape {
-            usual: &usual,
-            peak_per_ms: peak(24),
-            later_peak_per_ms: peak(LATER_DAYS * 24),
+        // Only a firing alert needs the days ahead (to hold through the night, and the weekend):
+        // the busiest hour of the first day and of all of them, in one pass.
+        let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| {
+            let (day, later) = (0..LATER_DAYS * 24)
+                .map(|h| (h, c.baseline.rate_at(t + h * HOUR_MS, baseline)))
+                .fold((0.0, 0.0), |(day, later): (f64, f64), (h, r)| {
+                    (if h < 24 { day.max(r) } else { day }, later.max(r))
+                });
+            let per_ms = |per_minute: f64| per_minute / crate::time::MINUTE_MS as f64;
+            Shape {
+                usual: &usual,
+                peak_per_ms: per_ms(day),
+                later_peak_per_ms: per_ms(later),
+            }
         });
         let judge = Judge {
             pairs: &self.pairs,

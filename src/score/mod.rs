@@ -346,6 +346,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// The stuck alerts no alert could have resolved in time ([`Stuck::untold`]).
+    pub fn stuck_untold(&self) -> usize {
+        self.stuck.iter().filter(|s| s.untold()).count()
+    }
+
     /// Median delay (seconds) of the detected anomalies `pick` selects.
     pub fn median_delay_s(&self, pick: impl Fn(&AnomalyResult) -> bool) -> Option<f64> {
         let mut d: Vec<f64> = self
@@ -848,7 +853,7 @@ impl fmt::Display for Report {
             self.false_pages,
             self.refires,
             self.stuck.len(),
-            match self.stuck.iter().filter(|s| s.untold()).count() {
+            match self.stuck_untold() {
                 0 => String::new(),
                 n => format!(
                     " ({n} of them on too few calls after their violation ended to tell it had)"
