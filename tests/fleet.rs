@@ -13,7 +13,8 @@
 //! `--nocapture` for the per-seed reports and the side-by-side table (the README's figures
 //! come from `overage score --fleet 300 --seeds 1,2,3`, the same code).
 //!
-//! `OVERAGE_FLEET_SEEDS` (comma separated) and `OVERAGE_FLEET_CLIENTS` override the defaults.
+//! `OVERAGE_FLEET_SEEDS`, `OVERAGE_FLEET_HELD_OUT_SEEDS` (comma separated) and
+//! `OVERAGE_FLEET_CLIENTS` override the defaults.
 
 use overage::config::Config;
 use overage::quality::{compare, rows, table, Comparison};
@@ -21,10 +22,19 @@ use overage::score::AnomalyResult;
 use overage::simulate::SimParams;
 
 fn seeds() -> Vec<u64> {
-    std::env::var("OVERAGE_FLEET_SEEDS")
+    seeds_from("OVERAGE_FLEET_SEEDS", &[1, 2, 3])
+}
+
+/// Seeds no detection change was steered by (see [`held_out_fleets_stay_ahead_of_the_peer_rules`]).
+fn held_out_seeds() -> Vec<u64> {
+    seeds_from("OVERAGE_FLEET_HELD_OUT_SEEDS", &[4, 5, 6])
+}
+
+fn seeds_from(var: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(var)
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 2, 3])
+        .unwrap_or_else(|| default.to_vec())
 }
 
 fn clients() -> u32 {
@@ -37,12 +47,11 @@ fn clients() -> u32 {
 /// The fleets, run once for every test of this file (they take a minute or two).
 fn runs() -> &'static [Comparison] {
     static RUNS: std::sync::OnceLock<Vec<Comparison>> = std::sync::OnceLock::new();
-    RUNS.get_or_init(run)
+    RUNS.get_or_init(|| run(&seeds()))
 }
 
-fn run() -> Vec<Comparison> {
+fn run(seeds: &[u64]) -> Vec<Comparison> {
     let cfg = Config::default();
-    let seeds = seeds();
     // one thread per seed: the fleets are independent
     let handles: Vec<_> = seeds
         .iter()
@@ -203,6 +212,50 @@ fn fleet_quality_beats_the_peer_rules() {
         "{forecast_within_6h} of {} pace changes forecast within 6 h",
         paces.len()
     );
+}
+
+/// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
+/// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
+/// generalises. It does, less well: 34 false firings (1.35 per 1,000 client-days) where seeds
+/// 1-3 have 2, 2 false pages (a heavy-tailed contracted client's run of large calls, a small
+/// client's Monday after a holiday Monday), 64 re-fires (most on creeps) where they have 15. Held to the same margins over the peer rules as seeds 1-3,
+/// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
+/// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
+#[test]
+fn held_out_fleets_stay_ahead_of_the_peer_rules() {
+    let seeds = held_out_seeds();
+    let runs = run(&seeds);
+    for (seed, c) in seeds.iter().zip(&runs) {
+        println!("## held-out seed {seed}\n{}", c.overage);
+    }
+    let [ours, static_rule, zscore] = rows(&runs);
+    println!(
+        "{}",
+        table(&[ours.clone(), static_rule.clone(), zscore.clone()])
+    );
+    assert!(
+        ours.recall() > static_rule.recall() && ours.recall() > zscore.recall(),
+        "recall {:.2} vs {:.2} / {:.2}",
+        ours.recall(),
+        static_rule.recall(),
+        zscore.recall()
+    );
+    assert!(ours.false_firings * 10 < static_rule.false_firings.min(zscore.false_firings));
+    assert!(ours.false_pages * 5 < static_rule.false_pages);
+    assert!(ours.refires * 5 < static_rule.refires.min(zscore.refires));
+    if seeds != [4, 5, 6] || clients() != 300 {
+        return;
+    }
+    // (this build: recall 318 of 327, 34 false firings, 2 false pages, 64 re-fires, 31 stuck)
+    assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
+    assert!(
+        ours.false_firings <= 34,
+        "{} false firings",
+        ours.false_firings
+    );
+    assert!(ours.false_pages <= 2, "{} false pages", ours.false_pages);
+    assert!(ours.refires <= 64, "{} re-fires", ours.refires);
+    assert!(ours.stuck <= 31, "{} stuck", ours.stuck);
 }
 
 #[test]

@@ -489,7 +489,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
                 (a.expect.contains(&f.alert) || a.allow.contains(&f.alert))
                     && in_match_window(a, f.at_ms)
             })
-        });
+        }) || cap_exceeded_indeed(truth, f);
         if ok {
             matching += 1;
         } else {
@@ -787,6 +787,20 @@ fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
     (client.cap_crossings.contains_key(&label)
         || client.cap_crossed_after_run.as_ref() == Some(&label))
     .then(|| month_start(month + 1))
+}
+
+/// A `cap_exceeded` firing at or after the minute its month's units did cross the client's cap
+/// (the truth's crossing, counted from the events): true whatever used the month up, an
+/// episode days before included, so never false (seed 4's `fleet-0123` crossed its cap six
+/// days after its 4x episode ended, and was paged for it one minute later).
+fn cap_exceeded_indeed(truth: &Truth, f: &AlertRecord) -> bool {
+    f.alert == kind::CAP_EXCEEDED
+        && truth
+            .clients
+            .iter()
+            .find(|c| c.client_id == f.client_id)
+            .and_then(|c| c.cap_crossings.get(&month_label(month_of(f.at_ms))))
+            .is_some_and(|&crossed| crossed <= f.at_ms)
 }
 
 /// `9m30s`, `45s`, `2h05m`: delays as people read them.
@@ -1182,6 +1196,25 @@ mod tests {
         // a crossing in another month does not count
         t.clients[0].cap_crossings.insert("2026-08".into(), T0);
         assert_eq!(stuck(&t, T0 + 8 * HOUR_MS), ["cap_forecast warning"]);
+    }
+
+    /// A cap really exceeded is paged truly, long after the episode that used it up.
+    #[test]
+    fn a_cap_exceeded_after_its_crossing_is_not_false() {
+        let mut t = truth();
+        let at = T0 + 9 * 24 * HOUR_MS;
+        let alerts = [fire(kind::CAP_EXCEEDED, "jumpy", at)];
+        let falses = |t: &Truth| score(t, &alerts).false_firings;
+        assert_eq!(falses(&t), 1);
+        // crossed after the alert, or in another month: still false
+        t.clients[0].cap_crossings.insert("2026-09".into(), at + 1);
+        assert_eq!(falses(&t), 1);
+        t.clients[0].cap_crossings.clear();
+        t.clients[0].cap_crossings.insert("2026-08".into(), at - 1);
+        assert_eq!(falses(&t), 1);
+        // crossed that month before it fired
+        t.clients[0].cap_crossings.insert("2026-09".into(), at - 1);
+        assert_eq!(falses(&t), 0);
     }
 
     /// A stuck scope or new-origin alert says whether its client's calls after the violation
