@@ -20,8 +20,9 @@
 //!   until every busy hour of such a client looked like a jump);
 //! - and to drops, which are not anomalies it alerts on but would make the next normal day look
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
-//!   public holiday, an outage) is not learned unless the drop lasts two days; a day far from
-//!   its prediction moves no weekday factor; and the first week's factors are taken robustly (a
+//!   public holiday, an outage) is not learned unless the drop lasts two days, and counts in
+//!   its day's total as expected (a holiday split over two UTC days leaves each near half, which
+//!   a day may teach); a day far from its prediction moves no weekday factor; and the first week's factors are taken robustly (a
 //!   day under 0.71 or above twice the usual day of its kind, weekdays or weekend, counts
 //!   as that usual day; the usual weekday is the median of those not under 0.71 of the
 //!   median, the usual weekend day the larger), so holidays in the first week, even two split
@@ -347,8 +348,13 @@ impl Seasonal {
             self.today += (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
             self.frozen_hours = self.frozen_hours.saturating_add(1);
         } else {
-            self.today += units as f32;
-            self.learn(h, d, units as f32 / 60.0, per_call.max(1e-9) as f32, p);
+            // A drop's hour (a holiday's, an outage's) counts in its day as expected too: it is
+            // not learned as an hour, and a holiday of a client hours from UTC leaves two UTC
+            // days at about half their total, inside what a day may teach, so the weekday
+            // factors learned it and the same weekdays fired for weeks (seed 6's `fleet-0101`).
+            let expected = (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
+            let learned = self.learn(h, d, units as f32 / 60.0, per_call.max(1e-9) as f32, p);
+            self.today += if learned { units as f32 } else { expected };
         }
         self.learned_hours += 1;
         if h == 23 {
@@ -357,7 +363,15 @@ impl Seasonal {
         }
     }
 
-    fn learn(&mut self, h: usize, d: usize, mut rate: f32, per_call: f32, p: &BaselineParams) {
+    /// Learn one hour's rate; `false` where it is a drop, not learned.
+    fn learn(
+        &mut self,
+        h: usize,
+        d: usize,
+        mut rate: f32,
+        per_call: f32,
+        p: &BaselineParams,
+    ) -> bool {
         let n = self.learned_hours as f32;
         let season = self.hour_of_day[h] * self.weekday[d];
         let partial_first_day = self.partial_first_day();
@@ -378,7 +392,7 @@ impl Seasonal {
             {
                 self.low_hours = self.low_hours.saturating_add(1);
                 if self.low_hours < DROP_ACCEPT_HOURS {
-                    return;
+                    return false;
                 }
             } else {
                 self.low_hours = 0;
@@ -409,6 +423,7 @@ impl Seasonal {
         if self.learned_hours >= 23 && h == 23 {
             normalise(&mut self.hour_of_day);
         }
+        true
     }
 
     fn close_day(&mut self, d: usize, p: &BaselineParams) {
@@ -813,6 +828,25 @@ mod tests {
         });
         // the next weekend is expected at about the holiday's larger day, not its smaller
         assert!(worst_day(&b, 1..2) > 0.6, "{}", worst_day(&b, 1..2));
+    }
+
+    #[test]
+    fn a_later_holiday_split_over_two_utc_days_teaches_no_weekday() {
+        // Three usual weeks, then a Thursday off for a client eight hours east of UTC: its
+        // holiday is Wednesday 16:00 to Thursday 16:00 in UTC, so the two UTC days keep 59%
+        // and 51% of their totals, inside what a day may teach. Its hours are drops, not
+        // learned; counted in their days as they came, they taught Wednesday and Thursday
+        // to expect about half (seed 6's `fleet-0101` then fired on every Thursday).
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        let usual = |h: i64| 100.0 * shape(MONDAY_H + h);
+        learn(&mut b, 0..24 * 21, usual);
+        let holiday = 24 * 23 + 16..24 * 24 + 16;
+        learn(&mut b, 24 * 21..24 * 28, |h| {
+            usual(h) * if holiday.contains(&h) { 0.1 } else { 1.0 }
+        });
+        let worst = worst_day(&b, 4..5);
+        assert!(worst > 0.9, "{worst}: {:?}", day_ratios(&b, 4..5));
     }
 
     #[test]

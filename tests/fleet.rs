@@ -111,7 +111,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 15 re-fires (20 before `over_contract`'s hold took the busiest hour of the next three
+    // 16 re-fires (15 before a drop's hours counted in their day's total as expected: seed 2's
+    // creep `fleet-0015` resolves on its first night, where its learned week had held it; on
+    // the held-out seeds that change took 3 false firings away; 20 before `over_contract`'s hold took the busiest hour of the next three
     // days too, where the client is significantly above its usual: a weekend inside a weekday
     // overage; 21 before `over_contract`'s hold expected the span after an excess as the
     // client spends its hours, a batch client's in their first minutes; 25 before
@@ -134,7 +136,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 15, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 16, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -216,7 +218,7 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 34 false firings (1.35 per 1,000 client-days) where seeds
+/// generalises. It does, less well: 31 false firings (1.23 per 1,000 client-days) where seeds
 /// 1-3 have 2, 2 false pages (a heavy-tailed contracted client's run of large calls, a small
 /// client's Monday after a holiday Monday), 64 re-fires (most on creeps) where they have 15. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
@@ -246,16 +248,17 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 34 false firings, 2 false pages, 64 re-fires, 31 stuck)
+    // (this build: recall 318 of 327, 31 false firings, 2 false pages, 64 re-fires, 30 stuck;
+    // 34 false firings and 31 stuck before a drop's hours counted in their day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 34,
+        ours.false_firings <= 31,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages <= 2, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 64, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 31, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
 }
 
 #[test]
