@@ -218,9 +218,9 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 31 false firings (1.23 per 1,000 client-days) where seeds
+/// generalises. It does, less well: 27 false firings (1.07 per 1,000 client-days) where seeds
 /// 1-3 have 2, 2 false pages (a heavy-tailed contracted client's run of large calls, a small
-/// client's Monday after a holiday Monday), 64 re-fires (most on creeps) where they have 15. Held to the same margins over the peer rules as seeds 1-3,
+/// client's Monday after a holiday Monday), 62 re-fires (most on creeps) where they have 16. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -248,16 +248,18 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 31 false firings, 2 false pages, 64 re-fires, 30 stuck;
-    // 34 false firings and 31 stuck before a drop's hours counted in their day as expected)
+    // (this build: recall 318 of 327, 27 false firings, 2 false pages, 62 re-fires, 30 stuck;
+    // 31 false firings and 64 re-fires before a new pace forecast the cap only at two standard
+    // errors under it; 34 false firings and 31 stuck before a drop's hours counted in their
+    // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 31,
+        ours.false_firings <= 27,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages <= 2, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 64, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 62, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
 }
 

@@ -6,9 +6,9 @@
 //! hours) is significantly above its usual, that pace, so a pace change shows within hours,
 //! not days (once the forecast fires, while above its usual at all), and an overage that ended
 //! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
-//! it (the day is then the hours since). At the usual pace, a forecast fires only if the month
-//! reaches the cap at two standard errors under that pace, and clears two usual days under the
-//! cap.
+//! it (the day is then the hours since). A forecast fires only if the month reaches the cap at
+//! two standard errors under its pace, usual or new, and at the usual pace it clears two usual
+//! days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -89,9 +89,14 @@ const USUAL_DAYS_MARGIN: f64 = 2.0;
 /// A forecast at the usual pace fires only if the month still reaches the cap at the usual
 /// pace less this many standard errors of it. The usual pace is the learned level, a moving
 /// average over about two days: on a client of a dozen calls a day that is ±12%, and a
-/// month heading for 83% of its cap was forecast at 105% after two busy days. A new pace
-/// needs no such margin: it is taken only when significantly above the usual.
+/// month heading for 83% of its cap was forecast at 105% after two busy days.
 const USUAL_PACE_SIGMAS: f64 = 2.0;
+
+/// The same for a new pace (a day's or the last hours', in units and, for the hours, in calls
+/// too): being significantly above the usual does not make it known to within what blows the
+/// cap. Seed 6's `fleet-0176`, about 550 units a day against a cap of 30,000 a month, made
+/// 1,300 in a day of 24 calls, and was forecast at that pace.
+const NEW_PACE_SIGMAS: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Cap {
@@ -136,6 +141,17 @@ impl Cap {
     /// service's client view), so a report never disagrees with the alert. `None` while the
     /// client is too new for a pace.
     pub fn project(&self, c: &Client, t: Millis, baseline: &BaselineParams) -> Option<Projection> {
+        self.project_firmly(c, t, baseline).map(|(p, _)| p)
+    }
+
+    /// [`Cap::project`], and the pace less its uncertainty that a forecast fires on (see
+    /// [`USUAL_PACE_SIGMAS`] and [`NEW_PACE_SIGMAS`]).
+    fn project_firmly(
+        &self,
+        c: &Client,
+        t: Millis,
+        baseline: &BaselineParams,
+    ) -> Option<(Projection, f64)> {
         let history = t - c.first_seen;
         if history < self.min_history {
             return None;
@@ -150,7 +166,7 @@ impl Cap {
         // within hours, without mistaking a busy weekday or the afternoon peak for a new pace
         // (the baseline knows those). Only a day significantly above the usual counts (3σ,
         // compound Poisson), so a heavy-tailed day is not a new pace.
-        let (pace, at_usual_pace) = if c.baseline.is_warm(baseline) {
+        let (pace, firmness) = if c.baseline.is_warm(baseline) {
             let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
@@ -175,7 +191,8 @@ impl Cap {
                 (3.0, 1.0)
             };
             let factor = c.units.factor();
-            // The span's units over `usual`, their usual, if a new pace.
+            // The span's units over `usual`, their usual, if a new pace; and the same
+            // [`NEW_PACE_SIGMAS`] standard errors under it (compound Poisson).
             let new_pace = |span: Millis, usual: f64, sigmas: f64, ratio: f64| {
                 let observed = c.windows.sum(t, span).0;
                 // (and above the average day: a weekday whose factor a holiday taught low took
@@ -185,7 +202,10 @@ impl Cap {
                     && observed - usual > sigmas * (usual * factor).sqrt()
                     && observed > ratio * usual
                     && observed > level * span as f64)
-                    .then(|| observed / usual)
+                    .then(|| {
+                        let low = observed - NEW_PACE_SIGMAS * (observed * factor).sqrt();
+                        (observed / usual, low.max(0.0) / usual)
+                    })
             };
             let day = new_pace(span, c.baseline.expected(t, span, baseline), sigmas, ratio);
             // The recent hours, as a new pace no larger than their calls show. Not where an
@@ -214,28 +234,51 @@ impl Cap {
                                     RECENT_CALLS_ALPHA,
                                 ))
                     })
-                    .map(|units| units.min(calls / usual_calls))
+                    .map(|(units, low)| {
+                        let calls_low = calls - NEW_PACE_SIGMAS * calls.sqrt();
+                        (
+                            units.min(calls / usual_calls),
+                            low.min(calls_low.max(0.0) / usual_calls),
+                        )
+                    })
             } else {
                 None
             };
             match (day, recent) {
-                (None, None) => (level, true),
-                (day, recent) => (day.unwrap_or(0.0).max(recent.unwrap_or(0.0)) * level, false),
+                (None, None) => (level, Firmness::Usual),
+                (day, recent) => {
+                    let (pace, low) = day.unwrap_or_default();
+                    let (r_pace, r_low) = recent.unwrap_or_default();
+                    (
+                        pace.max(r_pace) * level,
+                        Firmness::New(low.max(r_low) * level),
+                    )
+                }
             }
         } else {
             let (recent, covered) = c.windows.sum(t, self.pace);
-            (recent / covered.min(history).max(1) as f64, false)
+            (
+                recent / covered.min(history).max(1) as f64,
+                Firmness::Window,
+            )
         };
         let mut projection = Projection {
             at: t,
             month_end,
             used,
             pace_per_ms: pace,
-            at_usual_pace,
+            at_usual_pace: matches!(firmness, Firmness::Usual),
             projected: 0.0,
         };
         projection.projected = projection.projected_at(pace);
-        Some(projection)
+        let firm_pace = match firmness {
+            Firmness::Usual => {
+                pace - Self::usual_pace_se(c, &projection, baseline) * USUAL_PACE_SIGMAS
+            }
+            Firmness::New(low) => low,
+            Firmness::Window => pace,
+        };
+        Some((projection, firm_pace))
     }
 
     /// `cap_forecast`: month to date plus the recent pace until month end ([`Cap::project`]),
@@ -248,15 +291,8 @@ impl Cap {
         shared: &Shared,
         baseline: &BaselineParams,
     ) -> Option<Verdict> {
-        let projection = self.project(c, t, baseline)?;
-        let firm = if projection.at_usual_pace {
-            projection.projected_at(
-                projection.pace_per_ms
-                    - Self::usual_pace_se(c, &projection, baseline) * USUAL_PACE_SIGMAS,
-            )
-        } else {
-            projection.projected
-        };
+        let (projection, firm_pace) = self.project_firmly(c, t, baseline)?;
+        let firm = projection.projected_at(firm_pace);
         let r = Reading {
             observed: projection.projected,
             expected: cap,
@@ -307,6 +343,16 @@ pub struct Projection {
     pub at_usual_pace: bool,
     /// The month's total at that pace.
     pub projected: f64,
+}
+
+/// What a projection's pace is, and so how sure of it a forecast is.
+enum Firmness {
+    /// The learned usual.
+    Usual,
+    /// A new pace, with its value [`NEW_PACE_SIGMAS`] standard errors under it.
+    New(f64),
+    /// A window's average, while the client is new.
+    Window,
 }
 
 impl Projection {
@@ -658,6 +704,34 @@ mod tests {
         assert!(matches!(verdict(&sparse, 1.05), Verdict::Hold(_)));
         // and well over the cap, it fires
         assert!(matches!(verdict(&sparse, 1.6), Verdict::Fire(_)));
+    }
+
+    #[test]
+    fn a_new_pace_fires_only_where_it_is_known_well_enough() {
+        let p = Detectors::default();
+        // 10-unit calls every 30 minutes for two weeks, then a day of one every 10: a new
+        // pace, significantly (144 calls against 48), but a day's 144 calls tell it to about
+        // 8%, so a month that pace takes to 105% of the cap may well stay under it
+        let c = learned_calls(&p, T0, |ts| {
+            let every = if ts >= T0 - DAY_MS { 10 } else { 30 };
+            (u32::from((ts / MINUTE_MS) % every == 0), 10.0)
+        });
+        let projection = p.cap.project(&c, T0, &p.baseline).unwrap();
+        assert!(!projection.at_usual_pace, "{projection:?}");
+        let verdict = |share_of_cap: f64| {
+            let cap = projection.projected / share_of_cap;
+            p.cap.forecast(&c, T0, cap, &p.shared, &p.baseline).unwrap()
+        };
+        assert!(
+            matches!(verdict(1.05), Verdict::Hold(_)),
+            "{:?}",
+            verdict(1.05)
+        );
+        assert!(
+            matches!(verdict(1.6), Verdict::Fire(_)),
+            "{:?}",
+            verdict(1.6)
+        );
     }
 
     #[test]
