@@ -21,8 +21,9 @@
 //! - and to drops, which are not anomalies it alerts on but would make the next normal day look
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
 //!   public holiday, an outage) is not learned unless the drop lasts two days, and counts in
-//!   its day's total as expected (a holiday split over two UTC days leaves each near half, which
-//!   a day may teach); a day far from its prediction moves no weekday factor; and the first week's factors are taken robustly (a
+//!   its day's total as expected (a holiday split over two UTC days leaves each near half,
+//!   which a day may teach); a day far from its prediction moves no weekday factor; and the
+//!   first week's factors are taken robustly (a
 //!   day under 0.71 or above twice the usual day of its kind, weekdays or weekend, counts
 //!   as that usual day; the usual weekday is the median of those not under 0.71 of the
 //!   median, the usual weekend day the larger), so holidays in the first week, even two split
@@ -340,19 +341,19 @@ impl Seasonal {
         }
         let h = hour_of_day(hour);
         let d = day_of_week(hour);
+        let expected = (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
         if frozen {
             // An incident's hour counts in its day as what was expected of it, so that the rest
             // of a day with a short incident still teaches the weekday factor: a factor learned
             // too low fired on its weekday, which froze the day, and so was never corrected (a
             // first-week holiday weekend left a client's weekends at 0.6x for weeks).
-            self.today += (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
+            self.today += expected;
             self.frozen_hours = self.frozen_hours.saturating_add(1);
         } else {
             // A drop's hour (a holiday's, an outage's) counts in its day as expected too: it is
             // not learned as an hour, and a holiday of a client hours from UTC leaves two UTC
             // days at about half their total, inside what a day may teach, so the weekday
             // factors learned it and the same weekdays fired for weeks (seed 6's `fleet-0101`).
-            let expected = (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
             let learned = self.learn(h, d, units as f32 / 60.0, per_call.max(1e-9) as f32, p);
             self.today += if learned { units as f32 } else { expected };
         }
