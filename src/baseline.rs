@@ -22,8 +22,9 @@
 //!   like one: once the first week has taught the shape, an hour far below the expectation (a
 //!   public holiday, an outage) is not learned unless the drop lasts two days, and counts in
 //!   its day's total as expected (a holiday split over two UTC days leaves each near half,
-//!   which a day may teach); a day far from its prediction moves no weekday factor; and the
-//!   first week's factors are taken robustly (a
+//!   which a day may teach); a day far from its prediction moves no weekday factor, and one
+//!   far under it is taken back out of the level unless the day before was too (a small
+//!   client's holiday has no drop hours); and the first week's factors are taken robustly (a
 //!   day under 0.71 or above twice the usual day of its kind, weekdays or weekend, counts
 //!   as that usual day; the usual weekday is the median of those not under 0.71 of the
 //!   median, the usual weekend day the larger), so holidays in the first week, even two split
@@ -182,6 +183,13 @@ pub struct Seasonal {
     /// mix a call-based level with unit-based days.
     today: f32,
     days: [f32; 7],
+    /// The level as the current day began. A day that closes far under its prediction is
+    /// taken back out of it: the empty hours of a client of a call or two an hour are too few
+    /// to be drops, so its holiday taught the level a day of nothing, and its next day was
+    /// expected at half (seed 6's `fleet-0181` paged on six calls the Monday after).
+    day_start_level: f32,
+    /// The last closed day was such a day: a second in a row is a new normal, and stays.
+    low_day: bool,
     /// The hour after the last volume incident resolved, as hours since the epoch modulo
     /// 65,535, plus one; 0 if none. Only its last day is ever read (see
     /// [`Seasonal::incident_ended`]), so two bytes do, and here they fit in padding: a client's
@@ -242,6 +250,8 @@ impl Default for Seasonal {
             quiet_hours: 0,
             low_hours: 0,
             today: 0.0,
+            day_start_level: 0.0,
+            low_day: false,
             days: [0.0; 7],
             incident_ended: 0,
             front: to_share_u16(EVEN_FRONT),
@@ -341,6 +351,9 @@ impl Seasonal {
         }
         let h = hour_of_day(hour);
         let d = day_of_week(hour);
+        if h == 0 {
+            self.day_start_level = self.level;
+        }
         let expected = (self.rate_at(hour * HOUR_MS, p) * 60.0) as f32;
         if frozen {
             // An incident's hour counts in its day as what was expected of it, so that the rest
@@ -469,6 +482,11 @@ impl Seasonal {
             self.weekdays_known = true;
         } else {
             let ratio = week[d] / predicted(d).max(f64::MIN_POSITIVE);
+            let low = ratio < 1.0 / OUTLIER_DAY;
+            if low && !self.low_day {
+                self.level = self.level.max(self.day_start_level);
+            }
+            self.low_day = low;
             if !(1.0 / OUTLIER_DAY..=OUTLIER_DAY).contains(&ratio) {
                 return;
             }
@@ -848,6 +866,41 @@ mod tests {
         });
         let worst = worst_day(&b, 4..5);
         assert!(worst > 0.9, "{worst}: {:?}", day_ratios(&b, 4..5));
+    }
+
+    #[test]
+    fn a_small_clients_holiday_is_taken_back_out_of_its_level() {
+        // A client of about a call an hour (one unit each): its empty hours on a holiday are
+        // no drops (none is clearly under one or two calls), so the day teaches the level a
+        // day of nothing, unless it is taken back out once the day closes far under its
+        // prediction. Two such days in a row are a new normal, and stay.
+        let p = BaselineParams::default();
+        let calls = |h: i64| shape(MONDAY_H + h) / 60.0;
+        let learn_calls =
+            |b: &mut Seasonal, hours: std::ops::Range<i64>, off: &dyn Fn(i64) -> bool| {
+                for h in hours {
+                    let units = if off(h) { 0.0 } else { calls(h) * 60.0 };
+                    b.learn_hour(MONDAY_H + h, units, 1.0, false, &p);
+                }
+            };
+        let mut b = Seasonal::default();
+        b.start(MONDAY_H);
+        learn_calls(&mut b, 0..24 * 22, &|_| false);
+        let before = b.level();
+        // a Tuesday off
+        learn_calls(&mut b, 24 * 22..24 * 23, &|_| true);
+        assert!(
+            b.level() >= before,
+            "{} after a holiday, {before} before",
+            b.level()
+        );
+        // a week off: the level follows it
+        learn_calls(&mut b, 24 * 23..24 * 30, &|_| true);
+        assert!(
+            b.level() < 0.5 * before,
+            "{} after a week off, {before} before",
+            b.level()
+        );
     }
 
     #[test]

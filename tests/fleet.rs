@@ -223,9 +223,9 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 27 false firings (1.07 per 1,000 client-days) where seeds
-/// 1-3 have 2, 2 false pages (a heavy-tailed contracted client's run of large calls, a small
-/// client's Monday after a holiday Monday), 62 re-fires (most on creeps) where they have 16. Held to the same margins over the peer rules as seeds 1-3,
+/// generalises. It does, less well: 26 false firings (1.03 per 1,000 client-days) where seeds
+/// 1-3 have 2, a false page (a heavy-tailed contracted client's run of large calls), 62
+/// re-fires (most on creeps) where they have 16. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -244,17 +244,18 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 27 false firings, 2 false pages, 62 re-fires, 30 stuck;
-    // 31 false firings and 64 re-fires before a new pace forecast the cap only at two standard
+    // (this build: recall 318 of 327, 26 false firings, 1 false page, 62 re-fires, 30 stuck;
+    // 27 and 2 before a small client's holiday was taken back out of its level; 31 false
+    // firings and 64 re-fires before a new pace forecast the cap only at two standard
     // errors under it; 34 false firings and 31 stuck before a drop's hours counted in their
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 27,
+        ours.false_firings <= 26,
         "{} false firings",
         ours.false_firings
     );
-    assert!(ours.false_pages <= 2, "{} false pages", ours.false_pages);
+    assert!(ours.false_pages <= 1, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 62, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
 }
