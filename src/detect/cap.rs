@@ -166,7 +166,8 @@ impl Cap {
         // within hours, without mistaking a busy weekday or the afternoon peak for a new pace
         // (the baseline knows those). Only a day significantly above the usual counts (3σ,
         // compound Poisson), so a heavy-tailed day is not a new pace.
-        let (pace, firmness) = if c.baseline.is_warm(baseline) {
+        // (and the pace less its uncertainty, that a forecast fires on)
+        let (pace, firm_pace, at_usual_pace) = if c.baseline.is_warm(baseline) {
             let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
@@ -245,39 +246,30 @@ impl Cap {
                 None
             };
             match (day, recent) {
-                (None, None) => (level, Firmness::Usual),
+                (None, None) => {
+                    let se = Self::usual_pace_se(c, level, baseline);
+                    (level, level - se * USUAL_PACE_SIGMAS, true)
+                }
                 (day, recent) => {
                     let (pace, low) = day.unwrap_or_default();
                     let (r_pace, r_low) = recent.unwrap_or_default();
-                    (
-                        pace.max(r_pace) * level,
-                        Firmness::New(low.max(r_low) * level),
-                    )
+                    (pace.max(r_pace) * level, low.max(r_low) * level, false)
                 }
             }
         } else {
             let (recent, covered) = c.windows.sum(t, self.pace);
-            (
-                recent / covered.min(history).max(1) as f64,
-                Firmness::Window,
-            )
+            let pace = recent / covered.min(history).max(1) as f64;
+            (pace, pace, false)
         };
         let mut projection = Projection {
             at: t,
             month_end,
             used,
             pace_per_ms: pace,
-            at_usual_pace: matches!(firmness, Firmness::Usual),
+            at_usual_pace,
             projected: 0.0,
         };
         projection.projected = projection.projected_at(pace);
-        let firm_pace = match firmness {
-            Firmness::Usual => {
-                pace - Self::usual_pace_se(c, &projection, baseline) * USUAL_PACE_SIGMAS
-            }
-            Firmness::New(low) => low,
-            Firmness::Window => pace,
-        };
         Some((projection, firm_pace))
     }
 
@@ -320,9 +312,9 @@ impl Cap {
     /// average of hourly readings (weight `alpha_level`), each a compound Poisson count, so its
     /// variance is about `α/(2-α)` of an hour's (units per hour times units per effective
     /// event). Quiet hours are weighted less, which makes this an overestimate there.
-    fn usual_pace_se(c: &Client, projection: &Projection, baseline: &BaselineParams) -> f64 {
+    fn usual_pace_se(c: &Client, pace_per_ms: f64, baseline: &BaselineParams) -> f64 {
         let a = baseline.alpha_level as f64;
-        let per_hour = projection.pace_per_ms * HOUR_MS as f64;
+        let per_hour = pace_per_ms * HOUR_MS as f64;
         (a / (2.0 - a) * per_hour * c.units.factor()).sqrt() / HOUR_MS as f64
     }
 }
@@ -343,16 +335,6 @@ pub struct Projection {
     pub at_usual_pace: bool,
     /// The month's total at that pace.
     pub projected: f64,
-}
-
-/// What a projection's pace is, and so how sure of it a forecast is.
-enum Firmness {
-    /// The learned usual.
-    Usual,
-    /// A new pace, with its value [`NEW_PACE_SIGMAS`] standard errors under it.
-    New(f64),
-    /// A window's average, while the client is new.
-    Window,
 }
 
 impl Projection {

@@ -438,9 +438,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
     }
     let traits_of = |client: &str| -> Vec<String> {
         truth
-            .clients
-            .iter()
-            .find(|c| c.client_id == client)
+            .client(client)
             .map_or_else(Vec::new, |c| c.traits.clone())
     };
     let role_of = |client: &str| -> String {
@@ -448,9 +446,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
             "well_behaved".to_owned()
         } else {
             truth
-                .clients
-                .iter()
-                .find(|c| c.client_id == client)
+                .client(client)
                 .map_or_else(|| "unknown".to_owned(), |c| c.role.as_str().to_owned())
         }
     };
@@ -685,9 +681,7 @@ fn excess_checks(truth: &Truth, alerts: &[AlertRecord]) -> Vec<ExcessCheck> {
             a.since_ms,
             truth.minute_units.get(&a.client_id),
             truth
-                .clients
-                .iter()
-                .find(|c| c.client_id == a.client_id)
+                .client(&a.client_id)
                 .and_then(|c| c.contract_units_per_hour),
         ) else {
             continue;
@@ -782,7 +776,7 @@ fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
         return None;
     }
     let month = month_of(f.at_ms);
-    let client = truth.clients.iter().find(|c| c.client_id == f.client_id)?;
+    let client = truth.client(&f.client_id)?;
     let label = month_label(month);
     (client.cap_crossings.contains_key(&label)
         || client.cap_crossed_after_run.as_ref() == Some(&label))
@@ -796,9 +790,7 @@ fn cap_blown_until(truth: &Truth, f: &AlertRecord) -> Option<i64> {
 fn cap_exceeded_indeed(truth: &Truth, f: &AlertRecord) -> bool {
     f.alert == kind::CAP_EXCEEDED
         && truth
-            .clients
-            .iter()
-            .find(|c| c.client_id == f.client_id)
+            .client(&f.client_id)
             .and_then(|c| c.cap_crossings.get(&month_label(month_of(f.at_ms))))
             .is_some_and(|&crossed| crossed <= f.at_ms)
 }

@@ -240,4 +240,9 @@ impl Truth {
     pub fn is_well_behaved(&self, client_id: &str) -> bool {
         self.well_behaved.iter().any(|c| c == client_id)
     }
+
+    /// What the fleet planted for `client_id`, if it is one of the run's clients.
+    pub fn client(&self, client_id: &str) -> Option<&ClientTruth> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
 }
