@@ -116,7 +116,8 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 16 re-fires (15 before a drop's hours counted in their day's total as expected: seed 2's
+    // 14 re-fires (16 before an overage that fired again within a day of its resolve held
+    // while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's hours counted in their day's total as expected: seed 2's
     // creep `fleet-0015` resolves on its first night, where its learned week had held it; on
     // the held-out seeds that change took 3 false firings away; 20 before `over_contract`'s hold took the busiest hour of the next three
     // days too, where the client is significantly above its usual: a weekend inside a weekday
@@ -141,7 +142,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 16, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 14, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -224,8 +225,8 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 26 false firings (1.03 per 1,000 client-days) where seeds
-/// 1-3 have 2, a false page (a heavy-tailed contracted client's run of large calls), 62
-/// re-fires (most on creeps) where they have 16. Held to the same margins over the peer rules as seeds 1-3,
+/// 1-3 have 2, a false page (a heavy-tailed contracted client's run of large calls), 47
+/// re-fires where they have 14. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -244,7 +245,8 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 26 false firings, 1 false page, 62 re-fires, 30 stuck;
+    // (this build: recall 318 of 327, 26 false firings, 1 false page, 47 re-fires, 30 stuck;
+    // 62 re-fires before a recurring overage held while its client did as the day before;
     // 27 and 2 before a small client's holiday was taken back out of its level; 31 false
     // firings and 64 re-fires before a new pace forecast the cap only at two standard
     // errors under it; 34 false firings and 31 stuck before a drop's hours counted in their
@@ -256,7 +258,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages <= 1, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 62, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 47, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
 }
 
@@ -286,7 +288,7 @@ fn alerts_name_what_drove_the_excess_and_bill_it_exactly() {
         checks += r.excess_checks.len();
     }
     assert!(driven >= 60, "only {driven} driven incidents were caught");
-    // (310 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
+    // (298 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
     assert!(checks >= 280, "only {checks} excess figures checked");
     // one miss in this build: a small client's new network caught 26 h in (seed 2,
     // fleet-0181), when the usual mix had taken in a day of it and its country moved more

@@ -11,7 +11,10 @@
 //! has followed, the usual rate is enough), or while it is significantly above its usual, as
 //! far above as the busiest hour of the next three days needs (a weekend inside a weekday
 //! overage). The usual is taken as the client spends its hours, an hourly batch job's in
-//! their first minutes ([`crate::baseline::Seasonal::expected_in_hours`]).
+//! their first minutes ([`crate::baseline::Seasonal::expected_in_hours`]). An overage that
+//! fired again within a day of its last resolve recurs day after day (a creep, whose frozen
+//! baseline falls days behind it): within a day of its excess it also holds while the client
+//! is not clearly below where it was, against its usual, in the same hours the day before.
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
@@ -99,10 +102,18 @@ impl OverContract {
                     (if h < 24 { day.max(r) } else { day }, later.max(r))
                 });
             let per_ms = |per_minute: f64| per_minute / crate::time::MINUTE_MS as f64;
+            // (the firing began within a day of the end of the client's last episode)
+            let began = c
+                .alerts
+                .iter()
+                .filter(|s| s.kind == AlertKind::OverContract)
+                .filter_map(|s| s.firing_since)
+                .min();
             Shape {
                 usual: &usual,
                 peak_per_ms: per_ms(day),
                 later_peak_per_ms: per_ms(later),
+                recurring: began.is_some_and(|f| c.baseline.incident_ended(f).is_some()),
             }
         });
         let judge = Judge {
@@ -538,6 +549,39 @@ mod tests {
         assert!(matches!(v, Verdict::Hold(r) if r.ratio < 0.6), "{v:?}");
         // a usual peak at the contract
         let v = night_at_usual(10.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    /// An overage that recurs: the alert fired within a day of its previous episode's
+    /// resolve (a creep, whose baseline is frozen days behind it while it fires, read as back
+    /// at its usual each evening, and resolved to fire again at the next peak). At night, two
+    /// hours since its excess was last seen, a client whose usual peak is at the contract makes
+    /// 1.2x its usual night, as it did the night before: the usual peak ahead at that multiple
+    /// is under the band, yet the night is the same as the one inside the episode, so the alert
+    /// waits for the next peak. Clearly under three quarters of the night before, it resolves;
+    /// and so it does as a first episode, or a day after its excess was last seen.
+    #[test]
+    fn a_recurring_overage_waits_for_its_next_peak_while_the_client_does_as_the_day_before() {
+        let p = Detectors::default();
+        let night = |tonight: u32, recurring: bool, ago: i64| {
+            let c = client_with(&[(-26 * 60, -24 * 60, 6), (-120, 0, tonight)]);
+            let mut c = with_usual_day(firing(c, ago), 5.0 * 60.0, 10.0 * 60.0, &p);
+            let fired = T0 - (ago + 60).max(6 * 60) * MINUTE_MS;
+            if let Some(s) = c.alerts.last_mut() {
+                s.firing_since = Some(fired);
+            }
+            if recurring {
+                c.baseline.end_incident(fired - 14 * HOUR_MS);
+            }
+            over_contract(&c, T0, rate(100.0), [1.5, 3.0], &p)[0]
+        };
+        let v = night(6, true, 120);
+        assert!(matches!(v, Verdict::Unsure(r) if r.ratio < 1.0), "{v:?}");
+        let v = night(4, true, 120);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        let v = night(6, false, 120);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        let v = night(6, true, 25 * 60);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 

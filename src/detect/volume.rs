@@ -13,7 +13,7 @@ use super::{InvalidSetting, Shared};
 use crate::alert::{Reading, Verdict};
 use crate::client::Dispersion;
 use crate::config::ms;
-use crate::time::{Millis, DAY_MS, HOUR_MS};
+use crate::time::{Millis, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::window::{is_supported_window, Windows};
 
 /// A short and a long window that must both be over the threshold (multi-window alerting: the
@@ -230,6 +230,7 @@ pub(crate) fn windowed(
                 calls: (s.usual)(t, dur) / units.mean().max(1e-9),
                 need: need(s.peak_per_ms),
                 need_later: need(s.later_peak_per_ms),
+                as_yesterday: s.recurring && t - since < DAY_MS && as_yesterday(w, s, t, since),
             }
         });
         Tail {
@@ -275,7 +276,6 @@ pub(crate) fn windowed(
 /// The longest window ending at `t` that starts no earlier than `elapsed` ago and that the
 /// rings can sum: whole minutes up to an hour, whole hours beyond, at most `longest`.
 pub(crate) fn since_window(elapsed: Millis, longest: Millis) -> Millis {
-    use crate::time::MINUTE_MS;
     let w = elapsed.min(longest);
     if w <= HOUR_MS {
         w / MINUTE_MS * MINUTE_MS
@@ -294,6 +294,47 @@ pub(crate) struct Shape<'a> {
     /// The same in the next [`LATER_DAYS`] days: beyond a quiet day ahead (a weekend, a
     /// holiday) to the busy one after it.
     pub later_peak_per_ms: f64,
+    /// This firing began within a day of the end of the client's last volume episode: an
+    /// overage that recurs day after day (a creep, an overage of the day's peak).
+    pub recurring: bool,
+}
+
+/// The most recent hours [`as_yesterday`] compares with the day before: the hour ring holds a
+/// day and [`crate::window::HOUR_SLOTS`] − 24 hours more, and an episode that ended shows
+/// within them.
+const YESTERDAY_HOURS: i64 = 6;
+
+/// How far under the day before's multiple of its usual a recurring overage's client may be
+/// and still be going on as it did. Measured on the fleets: at 0.9 (the resolve ratio) a
+/// creep's night a fifth quieter than the night before resolved it, to fire again at dawn
+/// (seed 4's `fleet-0181`); at 0.6 episodes that ended resolved up to 5.2 hours later,
+/// near the 6 hours after which an alert counts as stuck (at 0.75, 4.2).
+const YESTERDAY_SHARE: f64 = 0.75;
+
+/// Is a recurring overage's client not clearly below [`YESTERDAY_SHARE`] of the multiple of its
+/// usual it was at a day before, in the hours since it was last seen (at most the last
+/// [`YESTERDAY_HOURS`])? In calls, and in whole hours from the one it was last seen in: a day
+/// ago is in whole hours, and the edge of a client's busy day comes at a different minute each
+/// day. The hour in progress counts as far as it has gone, a day ago's pro rata.
+fn as_yesterday(w: &Windows, s: &Shape<'_>, t: Millis, since: Millis) -> bool {
+    let now = t.div_euclid(HOUR_MS);
+    let first = since.div_euclid(HOUR_MS).max(now - (YESTERDAY_HOURS - 1));
+    let span = t - first * HOUR_MS;
+    let into_hour = (t - now * HOUR_MS) as f64 / HOUR_MS as f64;
+    let calls = w.hours.count_sum(first, now)
+        + w.minutes
+            .count_sum(now * HOUR_MS / MINUTE_MS, t.div_euclid(MINUTE_MS));
+    let before =
+        w.hours.count_sum(first - 24, now - 24) + w.hours.count_sum(now - 24, now - 23) * into_hour;
+    // (the usual in units, whose mean per call cancels out of the ratio)
+    let (usual, usual_before) = ((s.usual)(t, span), (s.usual)(t - DAY_MS, span));
+    usual_before > 0.0
+        && !clearly_below(
+            calls,
+            YESTERDAY_SHARE * before * usual / usual_before,
+            1.0,
+            CLEAR_ALPHA,
+        )
 }
 
 /// The days ahead whose busiest hour [`Shape::later_peak_per_ms`] is.
@@ -308,6 +349,9 @@ struct Usual {
     /// and its busiest hour of the next [`LATER_DAYS`].
     need: f64,
     need_later: f64,
+    /// A recurring overage (see [`Shape::recurring`]) seen within the last day, whose client is
+    /// not clearly below where it was the day before ([`as_yesterday`]).
+    as_yesterday: bool,
 }
 
 /// The consumption since a firing alert's excess was last seen.
@@ -508,6 +552,11 @@ fn judge(
     // it: a creep's alert resolved for want of calls in its quiet hours and re-fired at the
     // next peak)
     let usual_in_band = over_usual_by_numbers.is_some_and(|u| u.need < 1.0 && tail.calls > 0.0);
+    // (a recurring overage, seen within the day, waits for its next peak while the client is
+    // not clearly below the multiple of its usual it was at in the same hours the day before:
+    // a creep's baseline, frozen while it fires, is days behind it, so each evening the creep
+    // read as back at its usual and resolved, to fire again at the next peak)
+    let as_yesterday = tail.seasonal.is_some_and(|u| u.as_yesterday);
     let (hour, hour_calls) = &tail.last_hour;
     // (once an hour at most: the span since must be the minimum again before it moves)
     if r.window >= MIN_AFTER
@@ -517,9 +566,9 @@ fn judge(
         Verdict::Seen(*hour)
     } else if r.window < MIN_AFTER || in_band || over_usual {
         Verdict::Hold(*r)
-    } else if band.clearly_below(r) && below_usual {
+    } else if band.clearly_below(r) && below_usual && !as_yesterday {
         Verdict::Clear(*r)
-    } else if by_numbers || usual_in_band {
+    } else if by_numbers || usual_in_band || as_yesterday {
         Verdict::Unsure(*r)
     } else {
         Verdict::Weak(*r)
