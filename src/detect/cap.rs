@@ -6,7 +6,9 @@
 //! hours) is significantly above its usual, that pace, so a pace change shows within hours,
 //! not days (once the forecast fires, while above its usual at all), and an overage that ended
 //! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
-//! it (the day is then the hours since). A forecast fires only if the month reaches the cap at
+//! it (the day is then the hours since). The usual of a span is as the client spends its
+//! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the
+//! five whole hours and the hour in progress their window holds. A forecast fires only if the month reaches the cap at
 //! two standard errors under its pace, usual or new, and at the usual pace it clears two usual
 //! days under the cap.
 //!
@@ -192,23 +194,34 @@ impl Cap {
                 (3.0, 1.0)
             };
             let factor = c.units.factor();
-            // The span's units over `usual`, their usual, if a new pace; and the same
-            // [`NEW_PACE_SIGMAS`] standard errors under it (compound Poisson).
-            let new_pace = |span: Millis, usual: f64, sigmas: f64, ratio: f64| {
+            // (the usual as the client spends its hours: pro rata, the first minutes of an hour
+            // of an hourly batch job hold its whole batch against a tenth of it)
+            let usual_over = |dur: Millis| {
+                c.baseline
+                    .expected_in_hours(t, dur, baseline, |from| c.windows.sum(t, t - from).0)
+            };
+            // A window of `span`'s units over `usual`, their usual over the `usual_span` before
+            // `t`, if a new pace; and the same [`NEW_PACE_SIGMAS`] standard errors under it
+            // (compound Poisson).
+            let new_pace = |span: Millis, (usual, usual_span): (f64, Millis), sigmas, ratio| {
                 let observed = c.windows.sum(t, span).0;
                 // (and above the average day: a weekday whose factor a holiday taught low took
                 // a normal day for a new pace of 2.4x, and forecast the month at that)
-                (span >= HOUR_MS
+                (usual_span >= HOUR_MS
                     && usual > 0.0
                     && observed - usual > sigmas * (usual * factor).sqrt()
                     && observed > ratio * usual
-                    && observed > level * span as f64)
+                    && observed > level * usual_span as f64)
                     .then(|| {
                         let low = observed - NEW_PACE_SIGMAS * (observed * factor).sqrt();
                         (observed / usual, low.max(0.0) / usual)
                     })
             };
-            let day = new_pace(span, c.baseline.expected(t, span, baseline), sigmas, ratio);
+            // (a day's window is 23 whole hours and the hour in progress, read against a whole
+            // day's usual: an hour's share low as each hour begins. Against the usual of what
+            // it covers, as the recent hours are: on the held-out fleets, two re-fires fewer
+            // but a false forecast more)
+            let day = new_pace(span, (usual_over(span), span), sigmas, ratio);
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -216,7 +229,11 @@ impl Cap {
             // forecast fires, they keep its pace while above their usual at all, as the day
             // does (the day's pace alone resolved it within minutes of firing on them).
             let recent = if span == DAY_MS && (firing || !c.volume_alert_firing()) {
-                let usual = c.baseline.expected(t, RECENT_SPAN, baseline);
+                // (against the usual of what the window covers, five whole hours and the hour in
+                // progress: against six hours' usual it read a sixth low as each hour began, and
+                // a firing forecast on them resolved and fired again, hour after hour)
+                let covered = c.windows.sum(t, RECENT_SPAN).1;
+                let usual = usual_over(covered);
                 let usual_calls = usual / c.units.mean().max(1e-9);
                 let calls = c.windows.calls(t, RECENT_SPAN);
                 let (sigmas, ratio) = if firing {
@@ -224,7 +241,7 @@ impl Cap {
                 } else {
                     (3.0, NEW_PACE_RATIO)
                 };
-                new_pace(RECENT_SPAN, usual, sigmas, ratio)
+                new_pace(RECENT_SPAN, (usual, covered), sigmas, ratio)
                     .filter(|_| {
                         calls > ratio * usual_calls
                             && (firing
@@ -739,6 +756,44 @@ mod tests {
         c.alerts
             .push(firing(AlertKind::OverContract, T0 - 3 * HOUR_MS));
         assert!(pace(&c) < 1.3, "{}", pace(&c));
+    }
+
+    /// Two minutes into an hour, the recent hours' window is five whole hours and those two
+    /// minutes. Read against six hours' usual, a pace 14% over the usual for the last five
+    /// hours read 4% under it, so a forecast firing on that pace resolved as each hour began
+    /// and fired again within it (seed 5's `fleet-0125` five times in two days).
+    #[test]
+    fn a_firing_forecast_on_the_recent_hours_keeps_their_pace_as_an_hour_begins() {
+        let p = Detectors::default();
+        let t = T0 + 2 * MINUTE_MS;
+        // a call of 10 units a minute, and one more every seventh minute of the last 5 hours
+        let mut c = learned_calls(&p, t, |ts| {
+            let extra = ts >= T0 - 5 * HOUR_MS && (ts / MINUTE_MS) % 7 == 0;
+            (1 + u32::from(extra), 10.0)
+        });
+        c.alerts.push(firing(AlertKind::CapForecast, T0 - HOUR_MS));
+        let projection = p.cap.project(&c, t, &p.baseline).unwrap();
+        assert!(!projection.at_usual_pace, "{projection:?}");
+        let pace = projection.pace_per_ms * MINUTE_MS as f64 / 10.0;
+        assert!(pace > 1.1, "{pace}");
+    }
+
+    /// The same window on an hourly batch job (each hour's 60 calls in its first five
+    /// minutes): five minutes into an hour it holds six batches, which pro rata are 1.18x
+    /// their usual; as the client spends its hours, they are its usual (seed 3's
+    /// `fleet-0212`, whose batches take 5-20 minutes, forecast its cap falsely at 17:05 on
+    /// three days with the window read pro rata).
+    #[test]
+    fn a_batch_jobs_hour_just_begun_is_no_new_pace() {
+        let p = Detectors::default();
+        let t = T0 + 5 * MINUTE_MS;
+        let mut c = learned_calls(&p, t, |ts| {
+            (if (ts / MINUTE_MS) % 60 < 5 { 12 } else { 0 }, 10.0)
+        });
+        c.alerts.push(firing(AlertKind::CapForecast, T0 - HOUR_MS));
+        let projection = p.cap.project(&c, t, &p.baseline).unwrap();
+        let pace = projection.pace_per_ms * MINUTE_MS as f64 / 10.0;
+        assert!(pace < 1.02, "{pace}");
     }
 
     #[test]
