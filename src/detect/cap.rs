@@ -8,9 +8,9 @@
 //! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
 //! it (the day is then the hours since). The usual of a span is as the client spends its
 //! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the
-//! five whole hours and the hour in progress their window holds. A forecast fires only if the month reaches the cap at
-//! two standard errors under its pace, usual or new, and at the usual pace it clears two usual
-//! days under the cap.
+//! five whole hours and the hour in progress their window holds. A forecast fires only if the
+//! month reaches the cap at two standard errors under its pace, usual or new, and at the usual
+//! pace it clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -761,7 +761,7 @@ mod tests {
     /// Two minutes into an hour, the recent hours' window is five whole hours and those two
     /// minutes. Read against six hours' usual, a pace 14% over the usual for the last five
     /// hours read 4% under it, so a forecast firing on that pace resolved as each hour began
-    /// and fired again within it (seed 5's `fleet-0125` five times in two days).
+    /// and fired again within it (seed 4's `fleet-0262` four times in eight hours).
     #[test]
     fn a_firing_forecast_on_the_recent_hours_keeps_their_pace_as_an_hour_begins() {
         let p = Detectors::default();
