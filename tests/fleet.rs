@@ -225,7 +225,7 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 26 false firings (1.03 per 1,000 client-days) where seeds
-/// 1-3 have 2, a false page (a heavy-tailed contracted client's run of large calls), 42
+/// 1-3 have 2, a false page (a heavy-tailed contracted client's run of large calls), 40
 /// re-fires where they have 14. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
@@ -245,8 +245,9 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 26 false firings, 1 false page, 42 re-fires, 30 stuck;
-    // 47 before `cap_forecast` read the last 6 hours against the usual of what they cover; 62
+    // (this build: recall 318 of 327, 26 false firings, 1 false page, 40 re-fires, 30 stuck;
+    // 42 before a firing `cap_forecast` read the day against the usual of what it covers; 47
+    // before `cap_forecast` read the last 6 hours against the usual of what they cover; 62
     // before a recurring overage held while its client did as the day before;
     // 27 and 2 before a small client's holiday was taken back out of its level; 31 false
     // firings and 64 re-fires before a new pace forecast the cap only at two standard
@@ -259,7 +260,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages <= 1, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 42, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 40, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 30, "{} stuck", ours.stuck);
 }
 

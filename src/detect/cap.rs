@@ -8,9 +8,10 @@
 //! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
 //! it (the day is then the hours since). The usual of a span is as the client spends its
 //! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the
-//! five whole hours and the hour in progress their window holds. A forecast fires only if the
-//! month reaches the cap at two standard errors under its pace, usual or new, and at the usual
-//! pace it clears two usual days under the cap.
+//! five whole hours and the hour in progress their window holds (a firing forecast's day's
+//! too: 23 whole hours and the hour in progress). A forecast fires only if the month reaches
+//! the cap at two standard errors under its pace, usual or new, and at the usual pace it
+//! clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -217,11 +218,18 @@ impl Cap {
                         (observed / usual, low.max(0.0) / usual)
                     })
             };
-            // (a day's window is 23 whole hours and the hour in progress, read against a whole
-            // day's usual: an hour's share low as each hour begins. Against the usual of what
-            // it covers, as the recent hours are: on the held-out fleets, two re-fires fewer
-            // but a false forecast more)
-            let day = new_pace(span, (usual_over(span), span), sigmas, ratio);
+            // (a day's window is 23 whole hours and the hour in progress. A firing forecast
+            // reads it against the usual of what it covers, as the recent hours are: against a
+            // whole day's, an hour's share low as each hour began, a forecast near the usual
+            // fell back to the usual pace and resolved, to fire again within the hour. A new
+            // one still reads it against a whole day's: so judged, on the held-out fleets, a
+            // false forecast fewer)
+            let day_span = if firing {
+                c.windows.sum(t, span).1
+            } else {
+                span
+            };
+            let day = new_pace(span, (usual_over(day_span), day_span), sigmas, ratio);
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -776,6 +784,27 @@ mod tests {
         assert!(!projection.at_usual_pace, "{projection:?}");
         let pace = projection.pace_per_ms * MINUTE_MS as f64 / 10.0;
         assert!(pace > 1.1, "{pace}");
+    }
+
+    /// The day's window, two minutes into an hour, is 23 whole hours and those two minutes. A
+    /// day 3% over its usual (the last 6 hours at it) read 1% under a whole day's usual, so a
+    /// forecast firing on the day's pace fell back to the usual pace as each hour began and
+    /// resolved, to fire again within the hour (seed 5's `fleet-0125` five times in two days).
+    /// A firing forecast reads it against the usual of what it covers; a new one still against
+    /// a whole day's.
+    #[test]
+    fn a_firing_forecast_on_the_days_pace_keeps_it_as_an_hour_begins() {
+        let p = Detectors::default();
+        let t = T0 + 2 * MINUTE_MS;
+        // a call of 10 units a minute, and one more every 25th minute from a day to 6 hours ago
+        let mut c = learned_calls(&p, t, |ts| {
+            let busier = (T0 - DAY_MS..T0 - 6 * HOUR_MS).contains(&ts);
+            (1 + u32::from(busier && (ts / MINUTE_MS) % 25 == 0), 10.0)
+        });
+        assert!(p.cap.project(&c, t, &p.baseline).unwrap().at_usual_pace);
+        c.alerts.push(firing(AlertKind::CapForecast, T0 - HOUR_MS));
+        let projection = p.cap.project(&c, t, &p.baseline).unwrap();
+        assert!(!projection.at_usual_pace, "{projection:?}");
     }
 
     /// The same window on an hourly batch job (each hour's 60 calls in its first five
