@@ -787,11 +787,11 @@ mod tests {
     }
 
     /// The day's window, two minutes into an hour, is 23 whole hours and those two minutes. A
-    /// day 3% over its usual (the last 6 hours at it) read 1% under a whole day's usual, so a
-    /// forecast firing on the day's pace fell back to the usual pace as each hour began and
-    /// resolved, to fire again within the hour (seed 5's `fleet-0125` five times in two days).
-    /// A firing forecast reads it against the usual of what it covers; a new one still against
-    /// a whole day's.
+    /// day 3% over its usual (all of it before the last 6 hours, which are at their usual)
+    /// read 1% under a whole day's usual, so a forecast firing on the day's pace fell back to
+    /// the usual pace as each hour began and resolved, to fire again within the hour (seed 5's
+    /// `fleet-0125` five times in two days). A firing forecast reads it against the usual of
+    /// what it covers; a new one still against a whole day's.
     #[test]
     fn a_firing_forecast_on_the_days_pace_keeps_it_as_an_hour_begins() {
         let p = Detectors::default();
