@@ -201,11 +201,10 @@ impl Cap {
                 c.baseline
                     .expected_in_hours(t, dur, baseline, |from| c.windows.sum(t, t - from).0)
             };
-            // A window of `span`'s units over `usual`, their usual over the `usual_span` before
+            // A window's `observed` units over `usual`, their usual over the `usual_span` before
             // `t`, if a new pace; and the same [`NEW_PACE_SIGMAS`] standard errors under it
             // (compound Poisson).
-            let new_pace = |span: Millis, (usual, usual_span): (f64, Millis), sigmas, ratio| {
-                let observed = c.windows.sum(t, span).0;
+            let new_pace = |observed: f64, (usual, usual_span): (f64, Millis), sigmas, ratio| {
                 // (and above the average day: a weekday whose factor a holiday taught low took
                 // a normal day for a new pace of 2.4x, and forecast the month at that)
                 (usual_span >= HOUR_MS
@@ -224,12 +223,9 @@ impl Cap {
             // fell back to the usual pace and resolved, to fire again within the hour. A new
             // one still reads it against a whole day's: so judged, on the held-out fleets, a
             // false forecast fewer)
-            let day_span = if firing {
-                c.windows.sum(t, span).1
-            } else {
-                span
-            };
-            let day = new_pace(span, (usual_over(day_span), day_span), sigmas, ratio);
+            let (day_units, covered) = c.windows.sum(t, span);
+            let day_span = if firing { covered } else { span };
+            let day = new_pace(day_units, (usual_over(day_span), day_span), sigmas, ratio);
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -240,7 +236,7 @@ impl Cap {
                 // (against the usual of what the window covers, five whole hours and the hour in
                 // progress: against six hours' usual it read a sixth low as each hour began, and
                 // a firing forecast on them resolved and fired again, hour after hour)
-                let covered = c.windows.sum(t, RECENT_SPAN).1;
+                let (recent_units, covered) = c.windows.sum(t, RECENT_SPAN);
                 let usual = usual_over(covered);
                 let usual_calls = usual / c.units.mean().max(1e-9);
                 let calls = c.windows.calls(t, RECENT_SPAN);
@@ -249,7 +245,7 @@ impl Cap {
                 } else {
                     (3.0, NEW_PACE_RATIO)
                 };
-                new_pace(RECENT_SPAN, (usual, covered), sigmas, ratio)
+                new_pace(recent_units, (usual, covered), sigmas, ratio)
                     .filter(|_| {
                         calls > ratio * usual_calls
                             && (firing

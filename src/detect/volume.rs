@@ -321,9 +321,8 @@ fn as_yesterday(w: &Windows, s: &Shape<'_>, t: Millis, since: Millis) -> bool {
     let first = since.div_euclid(HOUR_MS).max(now - (YESTERDAY_HOURS - 1));
     let span = t - first * HOUR_MS;
     let into_hour = (t - now * HOUR_MS) as f64 / HOUR_MS as f64;
-    let calls = w.hours.count_sum(first, now)
-        + w.minutes
-            .count_sum(now * HOUR_MS / MINUTE_MS, t.div_euclid(MINUTE_MS));
+    // (the whole hours and the hour in progress, as a window of hours counts them)
+    let calls = w.calls(t, (now - first + 1) * HOUR_MS);
     let before =
         w.hours.count_sum(first - 24, now - 24) + w.hours.count_sum(now - 24, now - 23) * into_hour;
     // (the usual in units, whose mean per call cancels out of the ratio)
