@@ -524,13 +524,19 @@ impl Dispersion {
     /// excess.
     pub fn tail(&self, x: f64, factor: f64) -> f64 {
         use statrs::distribution::{ContinuousCDF, Normal};
-        let mean = self.mean();
-        let var = (factor / mean).ln();
-        if x <= 0.0 || mean <= 0.0 || var.is_nan() || var < HEAVY_LOG_VAR as f64 {
+        if x <= 0.0 || !self.heavy(factor) {
             return 0.0;
         }
+        let (mean, var) = (self.mean(), (factor / self.mean()).ln());
         let mu = mean.ln() - var / 2.0;
         Normal::standard().sf((x.ln() - mu) / var.sqrt())
+    }
+
+    /// Are the units heavy-tailed, by `factor` (at least e times the mean: a lognormal σ of at
+    /// least 1)? Where a window's units are made by its few largest calls.
+    pub fn heavy(&self, factor: f64) -> bool {
+        let mean = self.mean();
+        mean > 0.0 && (factor / mean).ln() >= HEAVY_LOG_VAR as f64
     }
 }
 

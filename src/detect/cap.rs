@@ -9,9 +9,10 @@
 //! it (the day is then the hours since). The usual of a span is as the client spends its
 //! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the
 //! five whole hours and the hour in progress their window holds (a firing forecast's day's
-//! too: 23 whole hours and the hour in progress). A forecast fires only if the month reaches
-//! the cap at two standard errors under its pace, usual or new, and at the usual pace it
-//! clears two usual days under the cap.
+//! too: 23 whole hours and the hour in progress). A new pace is no larger than the window's
+//! calls show, the day's where units are heavy-tailed (a few large calls are no pace). A
+//! forecast fires only if the month reaches the cap at two standard errors under its pace,
+//! usual or new, and at the usual pace it clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -95,10 +96,10 @@ const USUAL_DAYS_MARGIN: f64 = 2.0;
 /// month heading for 83% of its cap was forecast at 105% after two busy days.
 const USUAL_PACE_SIGMAS: f64 = 2.0;
 
-/// The same for a new pace (a day's or the last hours', in units and, for the hours, in calls
-/// too): being significantly above the usual does not make it known to within what blows the
-/// cap. Seed 6's `fleet-0176`, about 550 units a day against a cap of 30,000 a month, made
-/// 1,300 in a day of 24 calls, and was forecast at that pace.
+/// The same for a new pace (a day's or the last hours', in units and, for the hours and a
+/// heavy-tailed client's day, in calls too): being significantly above the usual does not make
+/// it known to within what blows the cap. Seed 6's `fleet-0176`, about 550 units a day against
+/// a cap of 30,000 a month, made 1,300 in a day of 24 calls, and was forecast at that pace.
 const NEW_PACE_SIGMAS: f64 = 2.0;
 
 #[derive(Debug, Clone)]
@@ -217,6 +218,18 @@ impl Cap {
                         (observed / usual, low.max(0.0) / usual)
                     })
             };
+            // A new pace, and its low, no larger than the window's calls show against their
+            // usual (Poisson): a few large calls swing a window's units far more than the
+            // compound Poisson σ tells. Seed 5's `fleet-0224`, a heavy-tailed client at about
+            // 70% of its cap, made 494 units in a day of 25 calls against 146 usual units (21
+            // calls), and was forecast at 202% of its cap.
+            let as_calls_show = |(units, low): (f64, f64), calls: f64, usual_calls: f64| {
+                let calls_low = calls - NEW_PACE_SIGMAS * calls.sqrt();
+                (
+                    units.min(calls / usual_calls),
+                    low.min(calls_low.max(0.0) / usual_calls),
+                )
+            };
             // (a day's window is 23 whole hours and the hour in progress. A firing forecast
             // reads it against the usual of what it covers, as the recent hours are: against a
             // whole day's, an hour's share low as each hour began, a forecast near the usual
@@ -225,7 +238,16 @@ impl Cap {
             // false forecast fewer)
             let (day_units, covered) = c.windows.sum(t, span);
             let day_span = if firing { covered } else { span };
-            let day = new_pace(day_units, (usual_over(day_span), day_span), sigmas, ratio);
+            let day_usual = usual_over(day_span);
+            // (the day's, for heavy-tailed units: light ones tell a day's pace by themselves)
+            let day = new_pace(day_units, (day_usual, day_span), sigmas, ratio).map(|pace| {
+                if c.units.heavy(factor) {
+                    let calls = c.windows.calls(t, span);
+                    as_calls_show(pace, calls, day_usual / c.units.mean().max(1e-9))
+                } else {
+                    pace
+                }
+            });
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -256,13 +278,7 @@ impl Cap {
                                     RECENT_CALLS_ALPHA,
                                 ))
                     })
-                    .map(|(units, low)| {
-                        let calls_low = calls - NEW_PACE_SIGMAS * calls.sqrt();
-                        (
-                            units.min(calls / usual_calls),
-                            low.min(calls_low.max(0.0) / usual_calls),
-                        )
-                    })
+                    .map(|pace| as_calls_show(pace, calls, usual_calls))
             } else {
                 None
             };
@@ -760,6 +776,34 @@ mod tests {
         c.alerts
             .push(firing(AlertKind::OverContract, T0 - 3 * HOUR_MS));
         assert!(pace(&c) < 1.3, "{}", pace(&c));
+    }
+
+    #[test]
+    fn a_heavy_tailed_day_is_a_new_pace_only_as_far_as_its_calls_show() {
+        let p = Detectors::default();
+        // (the pace against the units a minute before the day)
+        let pace = |c: &Client, usual: f64| {
+            let projection = p.cap.project(c, T0, &p.baseline).unwrap();
+            projection.pace_per_ms * MINUTE_MS as f64 / usual
+        };
+        let today = |ts: Millis| ts >= T0 - DAY_MS;
+        // a call a minute of 1 to 40 units (a heavy tail: the mean is 9.8), then a day of
+        // calls three times that size: significantly over the usual by the compound Poisson
+        // test, but what a heavy tail's few large calls do to a day's units, in as many calls
+        // as ever (the usual pace then, which has learned a little of that day)
+        let sizes = [1.0, 2.0, 3.0, 5.0, 8.0, 40.0];
+        let size = |ts: Millis| sizes[(ts / MINUTE_MS % 6) as usize];
+        let c = learned_calls(&p, T0, |ts| {
+            (1, size(ts) * if today(ts) { 3.0 } else { 1.0 })
+        });
+        assert!(c.units.heavy(c.units.factor()));
+        assert!(pace(&c, 9.83) < 1.3, "{}", pace(&c, 9.83));
+        // the same day in three times the calls: that pace
+        let c = learned_calls(&p, T0, |ts| (if today(ts) { 3 } else { 1 }, size(ts)));
+        assert!(pace(&c, 9.83) > 2.5, "{}", pace(&c, 9.83));
+        // light units tell a day's pace by themselves: every call 10 units, then 30
+        let c = learned_calls(&p, T0, |ts| (1, if today(ts) { 30.0 } else { 10.0 }));
+        assert!(pace(&c, 10.0) > 2.5, "{}", pace(&c, 10.0));
     }
 
     /// Two minutes into an hour, the recent hours' window is five whole hours and those two

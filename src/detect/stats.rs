@@ -10,19 +10,22 @@ use statrs::distribution::{DiscreteCDF, Poisson};
 /// effective counts: unit sums are scaled by the dispersion factor `E[u²]/E[u]` so that calls
 /// returning many records are not mistaken for many independent calls.
 pub fn significant(observed: f64, null_mean: f64, d: f64, alpha: f64) -> bool {
+    excess_chance(observed, null_mean, d) < alpha
+}
+
+/// The chance [`significant`] tests: of `observed` units or more against `null_mean`, on
+/// effective counts (1 where nothing is observed, 0 where nothing is expected).
+pub fn excess_chance(observed: f64, null_mean: f64, d: f64) -> f64 {
     let k = (observed / d).floor();
     let lambda = null_mean / d;
     if k < 1.0 {
-        return false;
+        return 1.0;
     }
     if lambda <= 0.0 {
-        return true;
+        return 0.0;
     }
-    match Poisson::new(lambda) {
-        // P(X >= k) = P(X > k - 1)
-        Ok(p) => p.sf(k as u64 - 1) < alpha,
-        Err(_) => false,
-    }
+    // P(X >= k) = P(X > k - 1)
+    Poisson::new(lambda).map_or(1.0, |p| p.sf(k as u64 - 1))
 }
 
 /// Is `observed` units clearly *below* `null_mean`? The mirror of [`significant`], used to
