@@ -532,15 +532,6 @@ impl Dispersion {
         Normal::standard().sf((x.ln() - mu) / var.sqrt())
     }
 
-    /// The largest call of clock hour `hour` (hours since the epoch), where the two hours
-    /// kept are that hour's; else 0.
-    pub fn largest_in_hour(&self, hour: i64) -> f64 {
-        (0..2)
-            .filter(|&i| self.hour[i] as i64 == hour && self.n[i] > 0)
-            .map(|i| self.top[i] as f64)
-            .fold(0.0, f64::max)
-    }
-
     /// Are the units heavy-tailed, by `factor` (at least e times the mean: a lognormal σ of at
     /// least 1)? Where a window's units are made by its few largest calls.
     pub fn heavy(&self, factor: f64) -> bool {
