@@ -372,6 +372,11 @@ pub struct Dispersion {
     /// The largest call of each hour slot, and of every hour folded.
     top: [f32; 2],
     folded: [bool; 2],
+    /// The largest call of the hour two before the newest one, log-coded ([`top_code`]), kept
+    /// when the newest hour took its slot (0 if it had none): an event of the next hour, arriving within the
+    /// lateness before the last minutes of an hour are evaluated, takes the slot of the hour
+    /// before, which they read ([`Dispersion::largest_in_hour`]). (In the struct's padding.)
+    evicted_top: u16,
     long_s1: f32,
     long_s2: f32,
     long_n: f32,
@@ -402,6 +407,13 @@ impl Dispersion {
             }
             if !self.folded[i] && self.n[i] > 0 {
                 self.fold(i);
+            }
+            if h > self.hour[1 - i] {
+                self.evicted_top = if self.hour[i] == h - 2 && self.n[i] > 0 {
+                    top_code(self.top[i])
+                } else {
+                    0
+                };
             }
             self.hour[i] = h;
             self.s1[i] = 0.0;
@@ -532,12 +544,38 @@ impl Dispersion {
         Normal::standard().sf((x.ln() - mu) / var.sqrt())
     }
 
+    /// The largest call of clock hour `hour` (hours since the epoch) while it is one of the
+    /// last three the client made calls in, to [`top_code`]'s precision (else 0). Read in the
+    /// hour after `hour`, it depends only on the calls before the minute read, whatever their
+    /// arrival order within the lateness.
+    pub fn largest_in_hour(&self, hour: i64) -> f64 {
+        let code = (0..2)
+            .find(|&i| self.hour[i] as i64 == hour && self.n[i] > 0)
+            .map(|i| top_code(self.top[i]))
+            .or_else(|| {
+                (self.hour[0].max(self.hour[1]) as i64 == hour + 2).then_some(self.evicted_top)
+            })
+            .unwrap_or(0);
+        (code as f64 / TOP_STEPS).exp_m1()
+    }
+
     /// Are the units heavy-tailed, by `factor` (at least e times the mean: a lognormal σ of at
     /// least 1)? Where a window's units are made by its few largest calls.
     pub fn heavy(&self, factor: f64) -> bool {
         let mean = self.mean();
         mean > 0.0 && (factor / mean).ln() >= HEAVY_LOG_VAR as f64
     }
+}
+
+/// Steps of [`top_code`] per unit of `ln(1 + units)`: the largest `f32` fits in 16 bits.
+const TOP_STEPS: f64 = 736.0;
+
+/// A call's units in 16 bits, log-coded in steps of about 0.14%, rounded down: never above
+/// the call.
+fn top_code(units: f32) -> u16 {
+    ((units.max(0.0) as f64).ln_1p() * TOP_STEPS)
+        .floor()
+        .min(u16::MAX as f64) as u16
 }
 
 /// Exponentially decayed call counters for scope checks, all relative to one anchor time, so
@@ -853,6 +891,28 @@ mod tests {
     /// A lognormal of the given mean.
     fn lognormal(mean: f64, sigma: f64) -> rand_distr::LogNormal<f64> {
         rand_distr::LogNormal::new(mean.ln() - sigma * sigma / 2.0, sigma).unwrap()
+    }
+
+    #[test]
+    fn the_hour_befores_largest_call_does_not_depend_on_what_came_after_it() {
+        // calls in hour 10 (the largest 350 units) and hour 11; read in hour 11, before and
+        // after a call of hour 12 arrives (within the lateness) and takes hour 10's slot
+        let at = |h: i64, m: i64| h * HOUR_MS + m * MINUTE_MS;
+        let mut d = Dispersion::default();
+        for (ts, u) in [(at(10, 5), 3.0), (at(10, 20), 350.0), (at(11, 2), 4.0)] {
+            d.add(ts, u);
+        }
+        let before = d.largest_in_hour(10);
+        assert!((349.0..=350.0).contains(&before), "{before}");
+        d.add(at(12, 0), 5.0);
+        assert_eq!(d.largest_in_hour(10), before);
+        assert_eq!(d.largest_in_hour(9), 0.0);
+        // an hour without calls has none, whichever slot took over
+        let mut e = Dispersion::default();
+        e.add(at(8, 1), 900.0);
+        e.add(at(11, 1), 1.0);
+        e.add(at(12, 1), 1.0);
+        assert_eq!(e.largest_in_hour(10), 0.0);
     }
 
     #[test]

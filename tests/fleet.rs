@@ -224,7 +224,7 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 21 false firings (0.83 per 1,000 client-days) where seeds
+/// generalises. It does, less well: 20 false firings (0.79 per 1,000 client-days) where seeds
 /// 1-3 have 2, 40 re-fires where they have 14. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
@@ -244,7 +244,8 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 21 false firings, 0 false pages, 40 re-fires, 29 stuck;
+    // (this build: recall 318 of 327, 20 false firings, 0 false pages, 40 re-fires, 29 stuck;
+    // 21 before a window of hours could be explained by the clock hour before's largest call;
     // 26 false firings, 1 false page and 30 stuck before a heavy tail's sums were judged with
     // the chance of one more large call, and a heavy tail's day paced by its calls; 42 before a firing `cap_forecast` read the day against the usual of what it covers; 47
     // before `cap_forecast` read the last 6 hours against the usual of what they cover; 62
@@ -255,7 +256,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 21,
+        ours.false_firings <= 20,
         "{} false firings",
         ours.false_firings
     );

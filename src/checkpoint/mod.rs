@@ -39,8 +39,9 @@ pub const MAGIC: [u8; 8] = *b"OVRGCKPT";
 /// count calls since (16-bit, saturating); month bounds in hours. 12: the baseline keeps the
 /// hour its client's last resolved volume incident ended. 13: the baseline learns how
 /// front-loaded its client's hours are, and counts a day's frozen hours. 14: the baseline keeps
-/// its level as the day began, and whether the last day was far under its prediction.
-pub const FORMAT_VERSION: u16 = 14;
+/// its level as the day began, and whether the last day was far under its prediction. 15: unit
+/// moments keep the largest call of the hour whose slot the newest hour took.
+pub const FORMAT_VERSION: u16 = 15;
 const HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]

@@ -361,6 +361,22 @@ mod tests {
         let contract = rate(8.0 * 5.7 / 60.0);
         let [v, _] = over_contract(&c, T0, contract, [1.5, 3.0], &p);
         assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+        // 75 minutes on, with six calls of 20 units in the 45 minutes since: the call is out of
+        // the last hour's minutes, but still the largest of its clock hour, and explains the
+        // excess as it did; twelve such calls, twice the client's, are an excess of their own
+        let later = |calls: i64| {
+            let mut c = c.clone();
+            for k in 0..calls {
+                let ts = T0 + 10 * MINUTE_MS + k * 45 * MINUTE_MS / calls;
+                c.windows.add(ts, 20.0);
+                c.units.add(ts, 20.0);
+            }
+            over_contract(&c, T0 + 55 * MINUTE_MS, contract, [1.5, 3.0], &p)
+        };
+        let [v, _] = later(6);
+        assert!(!matches!(v, Verdict::Fire(_)), "{v:?}");
+        let [v, _] = later(12);
+        assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
         // the same excess from three times the calls for six hours fires
         let d = heavy_tailed(-6 * 60, 3);
         let [v, _] = over_contract(&d, T0, contract, [1.5, 3.0], &p);

@@ -402,9 +402,10 @@ impl Band<'_> {
 /// window tested every minute meets every large call the client makes, so what matters is how
 /// often such a call comes, not its chance in one window. An excess of a size the client makes
 /// in one call at least once in [`ONE_CALL_DAYS`] days of its usual calls does not fire where
-/// neither its calls nor its units without its busiest minute are significantly above the
-/// null: a bulk export is one call in one minute. What is left without that minute is a heavy
-/// tail's sum too, and is judged as one ([`significant_heavy`]).
+/// neither its calls nor its units without its busiest minute (or, beyond an hour, the clock
+/// hour before's largest call) are significantly above the null: a bulk export is one call in
+/// one minute. What is left without that call is a heavy tail's sum too, and is judged as one
+/// ([`significant_heavy`]).
 fn one_call_explains(
     s: &PairSums,
     (w, t): (&Windows, Millis),
@@ -416,10 +417,13 @@ fn one_call_explains(
     let calls = null / band.units.mean().max(1e-9);
     let per_day = calls * (DAY_MS as f64 / s.reading.window.max(1) as f64);
     // (scanned only where the rest holds; a window of up to an hour is trimmed of its busiest
-    // minutes already)
+    // minutes already. Beyond an hour, the busiest minute of the last hour or the largest call
+    // of the clock hour before, which a window of hours holds whole: a call out of the minute
+    // ring still made the excess of seed 6's `fleet-0157`, whose two hours fired on it)
     let busiest = || {
         if s.reading.window > HOUR_MS {
-            w.sum(t, HOUR_MS).0 - w.sum_trimmed(t, HOUR_MS, 1).0
+            let minute = w.sum(t, HOUR_MS).0 - w.sum_trimmed(t, HOUR_MS, 1).0;
+            minute.max(band.units.largest_in_hour(t.div_euclid(HOUR_MS) - 1))
         } else {
             0.0
         }
