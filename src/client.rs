@@ -373,9 +373,10 @@ pub struct Dispersion {
     top: [f32; 2],
     folded: [bool; 2],
     /// The largest call of the hour two before the newest one, log-coded ([`top_code`]), kept
-    /// when the newest hour took its slot (0 if it had none): an event of the next hour, arriving within the
-    /// lateness before the last minutes of an hour are evaluated, takes the slot of the hour
-    /// before, which they read ([`Dispersion::largest_in_hour`]). (In the struct's padding.)
+    /// when the newest hour took its slot (0 if it had none): an event of the next hour,
+    /// arriving within the lateness before the last minutes of an hour are evaluated, takes
+    /// the slot of the hour before, which they read ([`Dispersion::largest_in_hour`]). (In the
+    /// struct's padding.)
     evicted_top: u16,
     long_s1: f32,
     long_s2: f32,
