@@ -537,12 +537,13 @@ impl Dispersion {
     /// excess.
     pub fn tail(&self, x: f64, factor: f64) -> f64 {
         use statrs::distribution::{ContinuousCDF, Normal};
-        if x <= 0.0 || !self.heavy(factor) {
-            return 0.0;
+        match self.heavy_log_var(factor) {
+            Some((mean, var)) if x > 0.0 => {
+                let mu = mean.ln() - var / 2.0;
+                Normal::standard().sf((x.ln() - mu) / var.sqrt())
+            }
+            _ => 0.0,
         }
-        let (mean, var) = (self.mean(), (factor / self.mean()).ln());
-        let mu = mean.ln() - var / 2.0;
-        Normal::standard().sf((x.ln() - mu) / var.sqrt())
     }
 
     /// The largest call of clock hour `hour` (hours since the epoch) while it is one of the
@@ -563,8 +564,15 @@ impl Dispersion {
     /// Are the units heavy-tailed, by `factor` (at least e times the mean: a lognormal σ of at
     /// least 1)? Where a window's units are made by its few largest calls.
     pub fn heavy(&self, factor: f64) -> bool {
+        self.heavy_log_var(factor).is_some()
+    }
+
+    /// The mean and the log-variance of the lognormal fitted by the mean and `factor`, where
+    /// the units are heavy-tailed.
+    fn heavy_log_var(&self, factor: f64) -> Option<(f64, f64)> {
         let mean = self.mean();
-        mean > 0.0 && (factor / mean).ln() >= HEAVY_LOG_VAR as f64
+        let var = (factor / mean).ln();
+        (mean > 0.0 && var >= HEAVY_LOG_VAR as f64).then_some((mean, var))
     }
 }
 
