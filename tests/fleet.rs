@@ -134,7 +134,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // over the band stopped counting toward a resolve for want of calls; 26 before
     // `baseline_jump`'s half-hour window, which ends a heavy-tailed 10x day's firing half an
     // hour sooner, so that its wait for calls ran out an hour later, after an hour of its
-    // client at 1.6-1.8x its usual: seed 2's `fleet-0182`, warning and critical)
+    // client at 1.6-1.8x its usual: seed 2's `fleet-0182`, warning and critical); 27 stuck
+    // (28 before a new client's forecast paced no higher than its learned level while no
+    // volume alert fires: seed 2's `fleet-0219`)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.08,
@@ -143,12 +145,12 @@ fn fleet_quality_beats_the_peer_rules() {
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 14, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 28, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 27, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
-    // tell): no alert could have resolved in time on them; 13 could have
+    // tell): no alert could have resolved in time on them; 12 could have
     assert!(
-        ours.stuck - ours.stuck_untold <= 13,
+        ours.stuck - ours.stuck_untold <= 12,
         "{} stuck, {} of them untold",
         ours.stuck,
         ours.stuck_untold
@@ -244,7 +246,10 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 20 false firings, 0 false pages, 40 re-fires, 29 stuck;
+    // (this build: recall 318 of 327, 18 false firings, 0 false pages, 40 re-fires, 25 stuck;
+    // 20 and 29 before a new client's forecast paced no higher than its learned level while
+    // no volume alert fires (seed 6's `fleet-0279`, 150% of its cap on the 1st, 19 hours after
+    // its overage ended), and the hours since an episode were a new pace only once six;
     // 21 before a window of hours could be explained by the clock hour before's largest call;
     // 26 false firings, 1 false page and 30 stuck before a heavy tail's sums were judged with
     // the chance of one more large call, and a heavy tail's day paced by its calls; 42 before a firing `cap_forecast` read the day against the usual of what it covers; 47
@@ -256,13 +261,13 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 20,
+        ours.false_firings <= 18,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 40, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 29, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 25, "{} stuck", ours.stuck);
 }
 
 #[test]

@@ -1,18 +1,19 @@
 //! `cap_exceeded` and `cap_forecast`: a contracted client's month against its `monthly_cap`.
 //!
 //! `cap_exceeded` (critical) compares the month's units so far with the cap; `cap_forecast`
-//! (warning) adds the pace until month end: the `pace_window` average while the client is new,
-//! then the learned baseline's usual pace, or, when the last day (or, in calls too, the last 6
-//! hours) is significantly above its usual, that pace, so a pace change shows within hours,
-//! not days (once the forecast fires, while above its usual at all), and an overage that ended
-//! leaves the forecast within a day, not a week; within hours where a volume alert resolved on
-//! it (the day is then the hours since). The usual of a span is as the client spends its
-//! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the
-//! five whole hours and the hour in progress their window holds (a firing forecast's day's
-//! too: 23 whole hours and the hour in progress). A new pace is no larger than the window's
-//! calls show, the day's where units are heavy-tailed (a few large calls are no pace). A
-//! forecast fires only if the month reaches the cap at two standard errors under its pace,
-//! usual or new, and at the usual pace it clears two usual days under the cap.
+//! (warning) adds the pace until month end: the `pace_window` average while the client is new (no
+//! more than its learned level, once it has one, while no volume alert fires), then the learned
+//! baseline's usual pace, or, when the last day (or, in calls too, the last 6 hours) is
+//! significantly above its usual, that pace, so a pace change shows within hours, not days (once
+//! the forecast fires, while above its usual at all), and an overage that ended leaves the forecast
+//! within a day, not a week; within hours where a volume alert resolved on it (the day is then the
+//! hours since, a new pace once there are six). The usual of a span is as the client spends its
+//! hours (an hourly batch job's in their first minutes), and the last 6 hours' is that of the five
+//! whole hours and the hour in progress their window holds (a firing forecast's day's too: 23 whole
+//! hours and the hour in progress). A new pace is no larger than the window's calls show, the day's
+//! where units are heavy-tailed (a few large calls are no pace). A forecast fires only if the month
+//! reaches the cap at two standard errors under its pace, usual or new, and at the usual pace it
+//! clears two usual days under the cap.
 //!
 //! Client state read: the monthly usage totals ([`crate::client::Usage`]), the minute ring (to
 //! take out events ahead of `t`), the windows, `first_seen` and the learned baseline.
@@ -240,14 +241,21 @@ impl Cap {
             let day_span = if firing { covered } else { span };
             let day_usual = usual_over(day_span);
             // (the day's, for heavy-tailed units: light ones tell a day's pace by themselves)
-            let day = new_pace(day_units, (day_usual, day_span), sigmas, ratio).map(|pace| {
-                if c.units.heavy(factor) {
-                    let calls = c.windows.calls(t, span);
-                    as_calls_show(pace, calls, day_usual / c.units.mean().max(1e-9))
-                } else {
-                    pace
-                }
-            });
+            // (the hours since an episode are a new pace to fire on once there are as many as
+            // the recent hours': the usual of a few hours is known less well than a day's, and
+            // two night hours at 2.2x a usual learned low forecast seed 4's `fleet-0078` at
+            // 193% of its cap three hours after its overage ended)
+            let too_short = !firing && span < RECENT_SPAN;
+            let day = new_pace(day_units, (day_usual, day_span), sigmas, ratio)
+                .filter(|_| !too_short)
+                .map(|pace| {
+                    if c.units.heavy(factor) {
+                        let calls = c.windows.calls(t, span);
+                        as_calls_show(pace, calls, day_usual / c.units.mean().max(1e-9))
+                    } else {
+                        pace
+                    }
+                });
             // The recent hours, as a new pace no larger than their calls show. Not where an
             // episode ended within the day (the hours since are the span then), nor to fire
             // while a volume alert is firing: its episode pages already, and an overage under
@@ -295,7 +303,15 @@ impl Cap {
             }
         } else {
             let (recent, covered) = c.windows.sum(t, self.pace);
-            let pace = recent / covered.min(history).max(1) as f64;
+            let mut pace = recent / covered.min(history).max(1) as f64;
+            // (no more than the level the baseline has learned, once it has one, while no
+            // volume alert fires: the window's average holds an ended overage for as long as
+            // the window, and learning stops while it fires. Seed 6's `fleet-0279`, not yet warm
+            // after a 3-day 4x overage, was forecast at 150% of its cap on the first of the
+            // month, 19 hours after the overage ended, until the baseline warmed a day later)
+            if c.baseline.has_shape() && !c.volume_alert_firing() {
+                pace = pace.min(c.baseline.level() as f64 / crate::time::MINUTE_MS as f64);
+            }
             (pace, pace, false)
         };
         let mut projection = Projection {
@@ -536,6 +552,50 @@ mod tests {
     }
 
     #[test]
+    fn a_new_clients_overage_that_ended_leaves_its_pace_at_the_level_learned_outside_it() {
+        // four days of a 10-unit call a minute, the second at five calls a minute with an
+        // `over_contract` firing (learning stops): too new for a warm baseline, old enough for
+        // a level
+        let p = Detectors::default();
+        let start = T0 - 4 * DAY_MS;
+        let episode = start + DAY_MS..start + 2 * DAY_MS;
+        let client = |ended: bool| {
+            let mut c = Client::new(std::sync::Arc::from("c"), Some(0), start);
+            for m in 0..4 * 24 * 60 {
+                let ts = start + m * MINUTE_MS;
+                if ts == episode.start {
+                    c.alerts.push(firing(AlertKind::OverContract, ts));
+                }
+                if ended && ts == episode.end {
+                    c.resolve(0, ts);
+                }
+                for _ in 0..if episode.contains(&ts) { 5 } else { 1 } {
+                    c.windows.add(ts, 10.0);
+                    c.units.add(ts, 10.0);
+                    c.usage.add(ts, 10.0);
+                }
+                let boundary = ts / MINUTE_MS + 1;
+                c.sched.schedule(boundary);
+                c.prepare(boundary, &p);
+            }
+            c
+        };
+        let pace = |c: &Client| {
+            let pr = p.cap.project(c, T0, &p.baseline).unwrap();
+            (pr.pace_per_ms * MINUTE_MS as f64, pr.at_usual_pace)
+        };
+        let c = client(true);
+        assert!(!c.baseline.is_warm(&p.baseline) && c.baseline.has_shape());
+        // the window's average is 20 units a minute: it forecast the month at twice the pace
+        // for a week after the overage ended
+        let (after, usual) = pace(&c);
+        assert!((9.0..11.0).contains(&after) && !usual, "{after}");
+        // while it still fires, the window's average it is
+        let (during, _) = pace(&client(false));
+        assert!((19.0..21.0).contains(&during), "{during}");
+    }
+
+    #[test]
     fn a_volume_episode_that_resolved_is_not_read_as_the_days_pace() {
         // six hours at 10x, ended three hours before T0
         let p = Detectors::default();
@@ -567,11 +627,11 @@ mod tests {
 
     #[test]
     fn the_hours_after_an_episode_are_a_new_pace_only_at_a_new_paces_size() {
-        // a day at 2x, ended an hour before T0, its `over_contract` resolved
+        // a day at 2x, ended `ago` before T0, its `over_contract` resolved
         let p = Detectors::default();
         let pace = |c: &Client| p.cap.project(c, T0, &p.baseline).unwrap();
-        let episode = T0 - 25 * HOUR_MS..T0 - HOUR_MS;
-        let client = |after: f64| {
+        let client = |after: f64, ago: Millis| {
+            let episode = T0 - ago - DAY_MS..T0 - ago;
             let mut c = learned(&p, |ts| {
                 if episode.contains(&ts) {
                     20.0
@@ -586,13 +646,13 @@ mod tests {
             c.resolve(0, episode.end - MINUTE_MS);
             c
         };
-        // 43% over the usual in the hour since: over it by 3σ, but no new pace (one such hour
-        // after a 3x day forecast the month over its cap again, 20 minutes after it had
+        // 43% over the usual in the six hours since: over it by 3σ, but no new pace (one such
+        // hour after a 3x day forecast the month over its cap again, 20 minutes after it had
         // resolved)
-        let c = client(15.5);
-        assert_eq!(c.baseline.incident_ended(T0), Some(T0 - HOUR_MS));
-        let usual = c.baseline.expected(T0, HOUR_MS, &p.baseline);
-        let observed = c.windows.sum(T0, HOUR_MS).0;
+        let c = client(15.5, RECENT_SPAN);
+        assert_eq!(c.baseline.incident_ended(T0), Some(T0 - RECENT_SPAN));
+        let usual = c.baseline.expected(T0, RECENT_SPAN, &p.baseline);
+        let observed = c.windows.sum(T0, RECENT_SPAN).0;
         assert!(
             observed - usual > 3.0 * (usual * c.units.factor()).sqrt() && observed < 1.5 * usual,
             "{observed} against {usual}, {} a call",
@@ -600,12 +660,15 @@ mod tests {
         );
         assert!(pace(&c).at_usual_pace, "{:?}", pace(&c));
         // twice the usual since: a new pace
-        let c = client(20.0);
+        let c = client(20.0, RECENT_SPAN);
         assert!(
             !pace(&c).at_usual_pace && pace(&c).pace_per_ms * MINUTE_MS as f64 > 15.0,
             "{:?}",
             pace(&c)
         );
+        // but not in the first hours since: too few to tell a pace
+        let c = client(20.0, 2 * HOUR_MS);
+        assert!(pace(&c).at_usual_pace, "{:?}", pace(&c));
     }
 
     #[test]
