@@ -38,8 +38,9 @@ pub struct CapConfig {
     /// Raise `cap_forecast` when the month's projected total reaches `forecast_at ×` the cap.
     pub forecast_at: f64,
     /// Until the client's baseline is warm, the pace is the average rate over this window
-    /// (whole days, up to 7d); then the baseline's usual pace, or the last day's when it is
-    /// significantly above its usual.
+    /// (whole days, up to 7d; no higher than the level learned so far while no volume alert
+    /// fires); then the baseline's usual pace, or the last day's when it is significantly
+    /// above its usual.
     #[serde(with = "humantime_serde")]
     pub pace_window: Duration,
     /// No forecast for clients seen for less than this.
