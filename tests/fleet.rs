@@ -246,7 +246,9 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 18 false firings, 0 false pages, 40 re-fires, 25 stuck;
+    // (this build: recall 318 of 327, 18 false firings, 0 false pages, 39 re-fires, 25 stuck;
+    // 40 re-fires before a recurring overage read the day before's hour in progress as its
+    // client spends it (seed 4's creep `fleet-0181` resolved at its first busy hour);
     // 20 and 29 before a new client's forecast paced no higher than its learned level while
     // no volume alert fires (seed 6's `fleet-0279`, 150% of its cap on the 1st, 19 hours after
     // its overage ended), and the hours since an episode were a new pace only once six;
@@ -266,7 +268,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 40, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 39, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 25, "{} stuck", ours.stuck);
 }
 

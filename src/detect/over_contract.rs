@@ -95,6 +95,18 @@ impl OverContract {
         };
         // Only a firing alert needs the days ahead (to hold through the night, and the weekend):
         // the busiest hour of the first day and of all of them, in one pass.
+        // (the share of an hour spent by `at`, for a recurring overage's day before)
+        let hour_share = |at: Millis| {
+            let start = at.div_euclid(HOUR_MS) * HOUR_MS;
+            let whole = c
+                .baseline
+                .expected_smooth(start + HOUR_MS, HOUR_MS, baseline);
+            if whole > 0.0 {
+                c.baseline.expected_smooth(at, at - start, baseline) / whole
+            } else {
+                (at - start) as f64 / HOUR_MS as f64
+            }
+        };
         let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| {
             let (day, later) = (0..LATER_DAYS * 24)
                 .map(|h| (h, c.baseline.rate_at(t + h * HOUR_MS, baseline)))
@@ -114,6 +126,7 @@ impl OverContract {
                 peak_per_ms: per_ms(day),
                 later_peak_per_ms: per_ms(later),
                 recurring: began.is_some_and(|f| c.baseline.incident_ended(f).is_some()),
+                hour_share: &hour_share,
             }
         });
         let judge = Judge {
@@ -628,6 +641,38 @@ mod tests {
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
         let v = night(6, true, 25 * 60);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    /// Twelve minutes into its first busy hour, a recurring overage's client a tenth under the
+    /// day before is as it was: those minutes usually hold less than a fifth of the hour, as
+    /// its rate climbs from the quiet hour before. Pro rata, the day before's hour expected a
+    /// fifth of its calls by then, and seed 4's creep `fleet-0181` resolved at its day's
+    /// first busy hour, to fire again an hour later.
+    #[test]
+    fn a_recurring_overage_reads_the_day_befores_hour_in_progress_as_the_client_spends_it() {
+        let p = Detectors::default();
+        let h0 = T0 / HOUR_MS;
+        // nine days of six calls an hour, 1,200 in the twelve hours from T0's
+        let busy = |h: i64| (h - h0).rem_euclid(24) < 12;
+        let night: Vec<(i64, i64, u32)> = (0..12).map(|k| (10 * k, 10 * k + 1, 1)).collect();
+        let mut traffic: Vec<(i64, i64, u32)> = night
+            .iter()
+            .flat_map(|&(a, b, n)| [(a - 26 * 60, b - 26 * 60, n), (a - 2 * 60, b - 2 * 60, n)])
+            .collect();
+        // the day before's first busy hour, and today's first twelve minutes, climbing
+        traffic.extend([(-24 * 60, -23 * 60, 20), (0, 6, 8), (6, 12, 14)]);
+        let mut c = firing(client_with(&traffic), 120);
+        c.baseline.start(h0 - 9 * 24);
+        for h in h0 - 9 * 24..h0 {
+            let calls = if busy(h) { 1200.0 } else { 6.0 };
+            c.baseline
+                .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+        }
+        c.baseline.end_incident(T0 - 20 * HOUR_MS);
+        // contracted for the usual busy hour: its usual peak is not in the band
+        let t = T0 + 12 * MINUTE_MS;
+        let v = over_contract(&c, t, rate(200.0), [1.5, 3.0], &p)[0];
+        assert!(matches!(v, Verdict::Unsure(r) if r.ratio < 0.1), "{v:?}");
     }
 
     /// The same on a small client, whose quiet hours hold too few calls to tell: at its usual

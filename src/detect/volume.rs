@@ -297,6 +297,9 @@ pub(crate) struct Shape<'a> {
     /// This firing began within a day of the end of the client's last volume episode: an
     /// overage that recurs day after day (a creep, an overage of the day's peak).
     pub recurring: bool,
+    /// The share of the hour holding `t` that the client usually spends by `t`, its rate
+    /// moving smoothly between hour middles ([`crate::baseline::Seasonal::expected_smooth`]).
+    pub hour_share: &'a dyn Fn(Millis) -> f64,
 }
 
 /// The most recent hours [`as_yesterday`] compares with the day before: the hour ring holds a
@@ -315,12 +318,17 @@ const YESTERDAY_SHARE: f64 = 0.75;
 /// usual it was at a day before, in the hours since it was last seen (at most the last
 /// [`YESTERDAY_HOURS`])? In calls, and in whole hours from the one it was last seen in: a day
 /// ago is in whole hours, and the edge of a client's busy day comes at a different minute each
-/// day. The hour in progress counts as far as it has gone, a day ago's pro rata.
+/// day. The hour in progress counts as far as it has gone, a day ago's by the share of that
+/// hour the client usually spends by then ([`Shape::hour_share`]).
 fn as_yesterday(w: &Windows, s: &Shape<'_>, t: Millis, since: Millis) -> bool {
     let now = t.div_euclid(HOUR_MS);
     let first = since.div_euclid(HOUR_MS).max(now - (YESTERDAY_HOURS - 1));
     let span = t - first * HOUR_MS;
-    let into_hour = (t - now * HOUR_MS) as f64 / HOUR_MS as f64;
+    // (a day ago's hour in progress as far as the client usually spends it by then: pro rata,
+    // the first minutes of a busy hour after a quiet one held a fifth of the hour before, and
+    // seed 4's creep `fleet-0181` resolved at its day's first busy hour, to fire again an
+    // hour later)
+    let into_hour = (s.hour_share)(t - DAY_MS);
     // (the whole hours and the hour in progress, as a window of hours counts them)
     let calls = w.calls(t, (now - first + 1) * HOUR_MS);
     let before =
