@@ -93,8 +93,6 @@ impl OverContract {
             c.baseline
                 .expected_in_hours(end, dur, baseline, |from| c.windows.sum(end, end - from).0)
         };
-        // Only a firing alert needs the days ahead (to hold through the night, and the weekend):
-        // the busiest hour of the first day and of all of them, in one pass.
         // (the share of an hour spent by `at`, for a recurring overage's day before)
         let hour_share = |at: Millis| {
             let start = at.div_euclid(HOUR_MS) * HOUR_MS;
@@ -107,6 +105,8 @@ impl OverContract {
                 (at - start) as f64 / HOUR_MS as f64
             }
         };
+        // Only a firing alert needs the days ahead (to hold through the night, and the weekend):
+        // the busiest hour of the first day and of all of them, in one pass.
         let shape = (last_fire.is_some() && c.baseline.has_shape()).then(|| {
             let (day, later) = (0..LATER_DAYS * 24)
                 .map(|h| (h, c.baseline.rate_at(t + h * HOUR_MS, baseline)))
@@ -652,7 +652,8 @@ mod tests {
     fn a_recurring_overage_reads_the_day_befores_hour_in_progress_as_the_client_spends_it() {
         let p = Detectors::default();
         let h0 = T0 / HOUR_MS;
-        // nine days of six calls an hour, 1,200 in the twelve hours from T0's
+        // nine days learned: six calls an hour, and 1,200 an hour in the twelve hours from
+        // T0's hour of each day
         let busy = |h: i64| (h - h0).rem_euclid(24) < 12;
         let night: Vec<(i64, i64, u32)> = (0..12).map(|k| (10 * k, 10 * k + 1, 1)).collect();
         let mut traffic: Vec<(i64, i64, u32)> = night

@@ -325,9 +325,9 @@ fn as_yesterday(w: &Windows, s: &Shape<'_>, t: Millis, since: Millis) -> bool {
     let first = since.div_euclid(HOUR_MS).max(now - (YESTERDAY_HOURS - 1));
     let span = t - first * HOUR_MS;
     // (a day ago's hour in progress as far as the client usually spends it by then: pro rata,
-    // the first minutes of a busy hour after a quiet one held a fifth of the hour before, and
-    // seed 4's creep `fleet-0181` resolved at its day's first busy hour, to fire again an
-    // hour later)
+    // the first minutes of a busy hour after a quiet one were expected to hold a fifth of the
+    // day before's, and seed 4's creep `fleet-0181` resolved at its day's first busy hour, to
+    // fire again an hour later)
     let into_hour = (s.hour_share)(t - DAY_MS);
     // (the whole hours and the hour in progress, as a window of hours counts them)
     let calls = w.calls(t, (now - first + 1) * HOUR_MS);
