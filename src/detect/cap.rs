@@ -173,8 +173,9 @@ impl Cap {
         // (the baseline knows those). Only a day significantly above the usual counts (3σ,
         // compound Poisson), so a heavy-tailed day is not a new pace.
         // (and the pace less its uncertainty, that a forecast fires on)
+        // (the learned level, per millisecond)
+        let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
         let (pace, firm_pace, at_usual_pace) = if c.baseline.is_warm(baseline) {
-            let level = c.baseline.level() as f64 / crate::time::MINUTE_MS as f64;
             // (the last day, or, where a volume episode ended within it and none is going on,
             // the span since: the day's window holds an ended overage for a day, and kept its
             // forecast firing that long)
@@ -311,7 +312,7 @@ impl Cap {
             // after a 3-day 4x overage, was forecast at 150% of its cap on the first of the
             // month, 19 hours after the overage ended, until the baseline warmed a day later)
             if c.baseline.has_shape() && !c.volume_alert_firing() {
-                pace = pace.min(c.baseline.level() as f64 / crate::time::MINUTE_MS as f64);
+                pace = pace.min(level);
             }
             (pace, pace, false)
         };
@@ -512,17 +513,23 @@ mod tests {
         for m in 0..15 * 24 * 60 {
             let ts = start + m * MINUTE_MS;
             let (n, u) = calls(ts);
-            for _ in 0..n {
-                c.windows.add(ts, u as f32);
-                c.units.add(ts, u);
-                c.usage.add(ts, u);
-            }
-            let boundary = ts / MINUTE_MS + 1;
-            c.sched.schedule(boundary);
-            c.prepare(boundary, p);
+            feed_minute(&mut c, ts, n, u, p);
         }
         assert!(c.baseline.is_warm(&p.baseline));
         c
+    }
+
+    /// `n` calls of `u` units in the minute starting at `ts`, and that minute evaluated's
+    /// preparation (the baseline learns each hour as it completes), as the service does.
+    fn feed_minute(c: &mut Client, ts: Millis, n: u32, u: f64, p: &Detectors) {
+        for _ in 0..n {
+            c.windows.add(ts, u as f32);
+            c.units.add(ts, u);
+            c.usage.add(ts, u);
+        }
+        let boundary = ts / MINUTE_MS + 1;
+        c.sched.schedule(boundary);
+        c.prepare(boundary, p);
     }
 
     /// A warning of `kind` firing since `since`.
@@ -570,14 +577,8 @@ mod tests {
                 if ended && ts == episode.end {
                     c.resolve(0, ts);
                 }
-                for _ in 0..if episode.contains(&ts) { 5 } else { 1 } {
-                    c.windows.add(ts, 10.0);
-                    c.units.add(ts, 10.0);
-                    c.usage.add(ts, 10.0);
-                }
-                let boundary = ts / MINUTE_MS + 1;
-                c.sched.schedule(boundary);
-                c.prepare(boundary, &p);
+                let n = if episode.contains(&ts) { 5 } else { 1 };
+                feed_minute(&mut c, ts, n, 10.0, &p);
             }
             c
         };

@@ -495,11 +495,22 @@ mod tests {
 
     /// `c` having learned nine days of 10-unit calls: `night` calls an hour, and `busy` an hour
     /// for the 12 hours from 6 hours after T0's hour of the day.
-    fn with_usual_day(mut c: Client, night: f64, busy: f64, p: &Detectors) -> Client {
+    fn with_usual_day(c: Client, night: f64, busy: f64, p: &Detectors) -> Client {
+        with_day(c, night, busy, 6..18, p)
+    }
+
+    /// The same with `busy` calls an hour in the hours of the day `busy_hours` after T0's.
+    fn with_day(
+        mut c: Client,
+        night: f64,
+        busy: f64,
+        busy_hours: std::ops::Range<i64>,
+        p: &Detectors,
+    ) -> Client {
         let h0 = T0 / HOUR_MS;
         c.baseline.start(h0 - 9 * 24);
         for h in h0 - 9 * 24..h0 {
-            let calls = if (6..18).contains(&(h - h0).rem_euclid(24)) {
+            let calls = if busy_hours.contains(&(h - h0).rem_euclid(24)) {
                 busy
             } else {
                 night
@@ -651,10 +662,6 @@ mod tests {
     #[test]
     fn a_recurring_overage_reads_the_day_befores_hour_in_progress_as_the_client_spends_it() {
         let p = Detectors::default();
-        let h0 = T0 / HOUR_MS;
-        // nine days learned: six calls an hour, and 1,200 an hour in the twelve hours from
-        // T0's hour of each day
-        let busy = |h: i64| (h - h0).rem_euclid(24) < 12;
         let night: Vec<(i64, i64, u32)> = (0..12).map(|k| (10 * k, 10 * k + 1, 1)).collect();
         let mut traffic: Vec<(i64, i64, u32)> = night
             .iter()
@@ -662,13 +669,9 @@ mod tests {
             .collect();
         // the day before's first busy hour, and today's first twelve minutes, climbing
         traffic.extend([(-24 * 60, -23 * 60, 20), (0, 6, 8), (6, 12, 14)]);
-        let mut c = firing(client_with(&traffic), 120);
-        c.baseline.start(h0 - 9 * 24);
-        for h in h0 - 9 * 24..h0 {
-            let calls = if busy(h) { 1200.0 } else { 6.0 };
-            c.baseline
-                .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
-        }
+        // nine days learned: six calls an hour, and 1,200 an hour in the twelve hours from
+        // T0's hour of each day
+        let mut c = with_day(firing(client_with(&traffic), 120), 6.0, 1200.0, 0..12, &p);
         c.baseline.end_incident(T0 - 20 * HOUR_MS);
         // contracted for the usual busy hour: its usual peak is not in the band
         let t = T0 + 12 * MINUTE_MS;

@@ -444,10 +444,11 @@ fn one_call_explains(
 /// Is a heavy-tailed client's `observed` units significantly above `null` units (`null_calls`
 /// calls at its mean units per call)? The compound Poisson chance plus the chance that one of
 /// the null's calls alone makes the excess: a sum of lognormal calls passes a level mostly
-/// through its largest call, which the compound Poisson test alone makes far too rare. Seed 5's `fleet-0224` (fitted σ 1.29, 15 calls in six hours
-/// at its contract) paged on three calls of 74 to 89 units in six hours: 302 units against 106,
-/// without the busiest, is a chance of 0.0055 by the compound Poisson test, 0.013 by
-/// simulation of its fitted lognormal, 0.015 with the one-call term.
+/// through its largest call, which the compound Poisson test alone makes far too rare. Seed
+/// 5's `fleet-0224` (fitted σ 1.29, 15 calls in six hours at its contract) paged on three
+/// calls of 74 to 89 units in six hours: 302 units against 106, without the busiest, is a
+/// chance of 0.0055 by the compound Poisson test, 0.013 by simulation of its fitted
+/// lognormal, 0.015 with the one-call term.
 fn significant_heavy(
     observed: f64,
     (null, null_calls): (f64, f64),
