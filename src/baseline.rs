@@ -528,7 +528,7 @@ impl Seasonal {
     }
 
     /// [`Seasonal::front`] as a share.
-    fn front(&self) -> f64 {
+    pub fn front(&self) -> f64 {
         f64::from(self.front) / f64::from(u16::MAX)
     }
 

@@ -125,6 +125,7 @@ impl BaselineJump {
             // (a learned baseline is uncertain itself: read trimmed at the threshold, a warning
             // at 80% of the way took three false warnings more on the fleets)
             sustained_share: None,
+            front: c.baseline.front(),
             shared,
         };
         Some(windowed(

@@ -4,7 +4,8 @@
 //! A volume detector (see [`super::volume`]): the contract is exact, so any significant excess
 //! over it fires once at the threshold. The warning reads its long window whole once the
 //! window without its busiest minutes is most of the way there ([`SUSTAINED_SHARE`]): a burst
-//! cannot fire it, and a sustained overage is not read under its level. A firing alert also
+//! cannot fire it, and a sustained overage is not read under its level (those minutes are
+//! expected to hold what the client's usually do, an hourly batch job's a large share). A firing alert also
 //! holds while the client is still far enough above its usual rate for the hour that its
 //! busiest hour ahead would be over the contract, once its learned baseline knows the daily
 //! shape (the night of an overage that is over the contract by day; for a creep the baseline
@@ -137,6 +138,7 @@ impl OverContract {
             calls_alpha: None,
             cap_hour_in_progress: false,
             sustained_share: Some(SUSTAINED_SHARE),
+            front: c.baseline.front(),
             shared,
         };
         windowed(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{clearly_below, excess_chance, significant};
 use super::{InvalidSetting, Shared};
 use crate::alert::{Reading, Verdict};
+use crate::baseline::FRONT_MINUTES;
 use crate::client::Dispersion;
 use crate::config::ms;
 use crate::time::{Millis, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -129,7 +130,26 @@ pub(crate) struct Judge<'a> {
     /// window reads under its level). `None`: the trimmed window must reach the threshold, as
     /// the page's always must.
     pub sustained_share: Option<f64>,
+    /// The share of the client's hours usually in their first [`FRONT_MINUTES`] minutes
+    /// ([`crate::baseline::Seasonal::front`]): how much of a whole hour its busiest minutes
+    /// usually hold, which the burst trim takes out ([`busiest_share`]).
+    pub front: f64,
     pub shared: &'a Shared,
+}
+
+/// The share of a window's expectation that its `trimmed` busiest minutes usually hold. A
+/// client whose units are even over the hour: their share of the duration (the expectation
+/// varies little within an hour). A whole hour of a client that spends `front` of its hours in
+/// their first [`FRONT_MINUTES`] minutes: at least that share of them, as if spread evenly
+/// there. An hourly batch job's busiest three minutes hold 15-60% of its hour, not 5%, and
+/// trimmed as 5% its hour at 1.6x its contract read 1.3x for two hours (seed 5's `fleet-0295`;
+/// seed 4's creep `fleet-0150` read under its threshold for five days).
+fn busiest_share(window: Millis, trimmed: Millis, front: f64) -> f64 {
+    let even = trimmed as f64 / window.max(1) as f64;
+    if window != HOUR_MS || trimmed > FRONT_MINUTES * MINUTE_MS {
+        return even;
+    }
+    even.max(front * trimmed as f64 / (FRONT_MINUTES * MINUTE_MS) as f64)
 }
 
 /// Shared logic of the windowed volume detectors, for a warning and a critical threshold at
@@ -181,9 +201,7 @@ pub(crate) fn windowed(
                 l_trim -= over_cap;
                 l_untrimmed -= over_cap;
             }
-            // The trimmed minutes' expectation is scaled out by duration (a close
-            // approximation: the expectation varies little within an hour).
-            let l_trim_exp = l_exp * l_trim_dur as f64 / l_dur.max(1) as f64;
+            let l_trim_exp = l_exp * (1.0 - busiest_share(l_dur, l_dur - l_trim_dur, j.front));
             (s_exp > 0.0 && l_trim_exp > 0.0).then(|| PairSums {
                 short: (s_obs, s_exp),
                 trim_ratio: l_trim / l_trim_exp,
@@ -625,6 +643,7 @@ mod tests {
             calls_alpha: None,
             cap_hour_in_progress,
             sustained_share: None,
+            front: 1.0 / 6.0,
             shared: &d.shared,
         };
         let per_ms = rate(100.0);
@@ -639,6 +658,46 @@ mod tests {
             None,
         );
         w
+    }
+
+    #[test]
+    fn an_hourly_batch_jobs_hour_is_trimmed_of_the_busiest_minutes_it_usually_has() {
+        // Each hour's units in its first 10 minutes, 1.7x the contract's 100 a minute. At the
+        // end of a batch, the hour without its 3 busiest minutes holds 0.7 of it, 1.19x the
+        // contract: under the 1.4x that reads the whole hour, if those minutes usually held
+        // their 5% of the hour, as an even client's do; at 1.7x the 70% a batch job's do.
+        let rates: Vec<_> = (-3..1).map(|h| (h * 60, h * 60 + 10, 102)).collect();
+        let batch = client_with(&rates);
+        let d = Detectors::default();
+        let verdict = |front: f64| {
+            let judge = Judge {
+                pairs: &[(5 * MINUTE_MS, HOUR_MS)],
+                thresholds: [1.5, 3.0],
+                min_events: 10.0,
+                calls_alpha: None,
+                cap_hour_in_progress: true,
+                sustained_share: Some(0.8),
+                front,
+                shared: &d.shared,
+            };
+            let per_ms = rate(100.0);
+            let t = T0 + 10 * MINUTE_MS;
+            let [w, _] = windowed(
+                &batch.windows,
+                &batch.units,
+                t,
+                &judge,
+                |_, dur| per_ms * dur as f64,
+                |_| 1.0,
+                None,
+                None,
+            );
+            w
+        };
+        let v = verdict(1.0);
+        assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
+        let v = verdict(1.0 / 6.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
     #[test]
