@@ -796,6 +796,18 @@ impl Origins {
         }
     }
 
+    /// The client's calls before origin `id` was first seen, as far as the table tells: its
+    /// oldest entry's calls since, less this one's (at least that many where they saturate); 0
+    /// if it is not in the table.
+    pub fn calls_before(&self, id: u32) -> f64 {
+        let n = self.len as usize;
+        let oldest = self.since_first[..n].iter().max().copied().unwrap_or(0);
+        self.ids[..n]
+            .iter()
+            .position(|&x| x == id)
+            .map_or(0.0, |i| f64::from(oldest - self.since_first[i]))
+    }
+
     /// Of origin `id`, if it is in the table: its calls since it was first seen (saturating),
     /// the client's calls since, the origin's share of them as of its last call, and the
     /// client's calls since its last one.

@@ -226,7 +226,7 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 18 false firings (0.71 per 1,000 client-days) where seeds
+/// generalises. It does, less well: 16 false firings (0.63 per 1,000 client-days) where seeds
 /// 1-3 have 2, 42 re-fires where they have 14. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
@@ -246,7 +246,10 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 18 false firings, 0 false pages, 42 re-fires, 25 stuck;
+    // (this build: recall 318 of 327, 16 false firings, 0 false pages, 42 re-fires, 24 stuck;
+    // 18 false firings and 25 stuck before an origin first seen in a client's first 44 calls
+    // was its own (seed 5's `fleet-0133` and seed 6's `fleet-0186`, small clients whose
+    // second or third origin first came on their second day);
     // 39 re-fires before an hourly batch job's hour was trimmed of the share its busiest
     // minutes usually hold: seed 4's creep `fleet-0150`, then caught 5 days after its peak
     // showed 1.5x its contract, now 52 minutes after, resolves on the days its peak stays under
@@ -267,13 +270,13 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 18,
+        ours.false_firings <= 16,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 42, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 25, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 24, "{} stuck", ours.stuck);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! use before.
 //!
 //! A count detector (see [`super::scope::count_share`]). An origin is new when first seen after
-//! the client's own learning period (`learn_after` from its first event) and either less than
+//! the client's own learning period (`learn_after` from its first event, and as many of its
+//! calls as show an origin at `min_share` of them: [`LEARN_CHANCE`]) and either less than
 //! `learn_after` ago or fewer of the client's calls ago than it takes to see `min_events` calls
 //! at `min_share` (a client making a call an hour takes days to show a new origin at a third of
 //! its calls ten times; for a week at most).
@@ -60,6 +61,14 @@ impl NewOriginConfig {
 /// made since it appeared.
 const MAX_NEW_SPANS: i64 = 7;
 
+/// An origin the client's first calls could have missed by chance is one of its own too: one
+/// at `min_share` of its calls is missing from the first `ln(LEARN_CHANCE) / ln(1 − min_share)`
+/// of them (44 at 10%) at this chance. A client of a call an hour, or starting on an onboarding
+/// ramp, makes a few dozen calls in its first day, and an origin it uses for a tenth of them
+/// was first seen on the second, to fire days later as new (seed 5's `fleet-0133`, seed 6's
+/// `fleet-0186`).
+const LEARN_CHANCE: f64 = 0.01;
+
 #[derive(Debug, Clone)]
 pub struct NewOrigin {
     pub enabled: bool,
@@ -79,9 +88,11 @@ impl NewOrigin {
         // Enough of the client's calls to see `min_events` of them at `min_share`: a client
         // making a call an hour needs days for that, a busy one minutes.
         let calls_to_judge = self.min_events / self.min_share;
+        let learn_calls = LEARN_CHANCE.ln() / (1.0 - self.min_share).ln();
         let new = |id: u32, first: Millis| {
             let age = t - first;
             first >= settled_by
+                && s.origins.calls_before(id) >= learn_calls
                 && (age < self.learn_after
                     || (age < MAX_NEW_SPANS * self.learn_after
                         && s.origins.calls_since(id) < calls_to_judge))
@@ -172,7 +183,10 @@ mod tests {
         let new_origin = |c: &Client, t| p.new_origin.verdict(c, t);
         let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
         // an origin from the first day is the client's own, however big its share
-        c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 100.0);
+        for _ in 0..100 {
+            c.scope.origins.count_call();
+            c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 1.0);
+        }
         c.scope.total = 130.0;
         assert!(matches!(new_origin(&c, T0), Verdict::Clear(_)));
         // one first seen an hour ago with 30 of 130 calls is new
@@ -200,5 +214,30 @@ mod tests {
             new_origin(&slow, T0 + 7 * 24 * HOUR_MS),
             Verdict::Clear(_)
         ));
+    }
+
+    #[test]
+    fn an_origin_the_first_calls_could_have_missed_is_the_clients_own() {
+        let p = Detectors::default();
+        let first_day_calls = |n: usize| {
+            let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
+            for _ in 0..n {
+                c.scope.origins.count_call();
+                c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 1.0);
+            }
+            // a second origin first seen after the first day, at 30 of the next 60 calls
+            for k in 0..60 {
+                c.scope.origins.count_call();
+                let origin = if k % 2 == 0 { 2 } else { 1 };
+                c.scope.origins.add(origin, T0 - HOUR_MS, 1.0);
+            }
+            c.scope.total = 60.0;
+            p.new_origin.verdict(&c, T0)
+        };
+        // 20 calls in the first day: a tenth of the calls from the second origin would have
+        // been missing from them one time in 8
+        assert!(matches!(first_day_calls(20), Verdict::Clear(_)));
+        // 50 calls: one in 200
+        assert!(matches!(first_day_calls(50), Verdict::Fire(r) if r.item == Some(2)));
     }
 }
