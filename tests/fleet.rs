@@ -116,7 +116,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 14 re-fires (16 before an overage that fired again within a day of its resolve held
+    // 9 re-fires (14 before an alert that resolved across a holiday inside its incident and
+    // fired again after it no longer counted as a re-fire: `fleet-0065`, `fleet-0109`,
+    // `fleet-0178`, `fleet-0191` of seed 1, `fleet-0246` of seed 2; 16 before an overage that fired again within a day of its resolve held
     // while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's hours counted in their day's total as expected: seed 2's
     // creep `fleet-0015` resolves on its first night, where its learned week had held it; on
     // the held-out seeds that change took 3 false firings away; 20 before `over_contract`'s hold took the busiest hour of the next three
@@ -144,7 +146,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 14, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 9, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 27, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -226,8 +228,8 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 16 false firings (0.63 per 1,000 client-days) where seeds
-/// 1-3 have 2, 42 re-fires where they have 14. Held to the same margins over the peer rules as seeds 1-3,
+/// generalises. It does, less well: 14 false firings (0.56 per 1,000 client-days) where seeds
+/// 1-3 have 2, 34 re-fires where they have 9. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -246,7 +248,13 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 16 false firings, 0 false pages, 42 re-fires, 24 stuck;
+    // (this build: recall 318 of 327, 14 false firings, 0 false pages, 34 re-fires, 23 stuck;
+    // 42 re-fires before an alert that resolved across a holiday inside its incident and
+    // fired again after it no longer counted as one (8: seed 4's `fleet-0273` twice, seed 5's
+    // `fleet-0000`, `fleet-0112` and `fleet-0193` twice, seed 6's `fleet-0195` twice);
+    // 16 false firings and 24 stuck before the truth allowed `over_contract` on a cap pace
+    // change that takes its client over its contract (seed 6's `fleet-0081`, 1.55x its
+    // contract over six hours, and seed 5's `fleet-0125`);
     // 18 false firings and 25 stuck before an origin first seen in a client's first 44 calls
     // was its own (seed 5's `fleet-0133` and seed 6's `fleet-0186`, small clients whose
     // second or third origin first came on their second day);
@@ -270,13 +278,13 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 16,
+        ours.false_firings <= 14,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 42, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 24, "{} stuck", ours.stuck);
+    assert!(ours.refires <= 34, "{} re-fires", ours.refires);
+    assert!(ours.stuck <= 23, "{} stuck", ours.stuck);
 }
 
 #[test]

@@ -19,7 +19,9 @@
 //! - a **false page** is a false firing of severity `critical`; false firings are also given
 //!   per 1,000 client-days, so fleets of different sizes compare;
 //! - a **re-fire** is every firing of one alert (kind and severity) inside an anomaly's window
-//!   after its first: one overage should be one alert, however long;
+//!   after its first: one overage should be one alert, however long; but not one after the
+//!   alert resolved across a pause of the anomaly (a holiday of its client inside it, or the
+//!   day before one), where the client was legitimately at a fraction of its traffic;
 //! - a **stuck** alert is still firing 6 h after its anomaly ended (or after it fired, for a
 //!   false one), or never resolves although the run went on that long; a cap alert in a month
 //!   whose units do cross the cap is due only 6 h after that month ends;
@@ -304,6 +306,10 @@ pub struct Flap {
     pub alert: String,
     pub fingerprint: String,
     pub firings: usize,
+    /// Of them, firings after the alert resolved across a pause of the anomaly (a holiday
+    /// inside it), which are not re-fires.
+    #[serde(default)]
+    pub after_pause: usize,
     /// The anomaly's scenario whose window it flapped in, or `outside anomalies`.
     pub context: String,
 }
@@ -426,6 +432,15 @@ fn kind_rank(k: &str) -> (usize, String) {
     )
 }
 
+/// Did an alert of anomaly `a` that resolved at `resolved` and fired again at `again` resolve
+/// across one of its pauses (in it, or in the day before it) and fire again after it? A
+/// client at a tenth of its traffic for a day is not over anything, whatever its incident.
+fn resolved_across_a_pause(a: &Anomaly, resolved: i64, again: i64) -> bool {
+    a.pauses
+        .iter()
+        .any(|&[from, to]| (from - 24 * HOUR_MS..=to).contains(&resolved) && again >= to)
+}
+
 /// Score `alerts` (all transitions of a replay, any order) against `truth`.
 pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
     let mut firings: Vec<&AlertRecord> = alerts.iter().filter(|a| a.is_firing()).collect();
@@ -509,20 +524,44 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
             .or_default()
             .push(f);
     }
+    let mut resolves_by_identity: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    for r in alerts.iter().filter(|a| !a.is_firing()) {
+        resolves_by_identity
+            .entry((r.client_id.clone(), r.identity()))
+            .or_default()
+            .push(r.at_ms);
+    }
+    resolves_by_identity
+        .values_mut()
+        .for_each(|v| v.sort_unstable());
     let mut flaps = Vec::new();
     for ((client, identity), fs) in &by_identity {
         let list = by_client
             .get(client.as_str())
             .map_or(&[][..], |v| v.as_slice());
         let alert = fs.first().map_or(String::new(), |f| f.alert.clone());
+        let resolves = resolves_by_identity.get(&(client.clone(), identity.clone()));
         for a in list {
-            let n = fs.iter().filter(|f| in_match_window(a, f.at_ms)).count();
-            if n > 1 {
+            let within: Vec<i64> = fs
+                .iter()
+                .filter(|f| in_match_window(a, f.at_ms))
+                .map(|f| f.at_ms)
+                .collect();
+            if within.len() > 1 {
+                let after_pause = within
+                    .windows(2)
+                    .filter(|w| {
+                        let resolve = resolves
+                            .and_then(|rs| rs.iter().copied().find(|&r| r > w[0] && r <= w[1]));
+                        resolve.is_some_and(|r| resolved_across_a_pause(a, r, w[1]))
+                    })
+                    .count();
                 flaps.push(Flap {
                     client_id: client.clone(),
                     alert: alert.clone(),
                     fingerprint: identity.clone(),
-                    firings: n,
+                    firings: within.len(),
+                    after_pause,
                     context: a.scenario.clone(),
                 });
             }
@@ -537,6 +576,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
                 alert,
                 fingerprint: identity.clone(),
                 firings: outside,
+                after_pause: 0,
                 context: OUTSIDE.to_owned(),
             });
         }
@@ -624,7 +664,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRecord]) -> Report {
     let refires = flaps
         .iter()
         .filter(|f| f.context != OUTSIDE)
-        .map(|f| f.firings - 1)
+        .map(|f| f.firings - 1 - f.after_pause)
         .sum();
     let stuck = stuck_alerts(truth, alerts, &by_client);
     let false_pages = false_list
@@ -995,6 +1035,7 @@ mod tests {
             detectable_ms: None,
             driver: None,
             calls_after_end: None,
+            pauses: Vec::new(),
         }
     }
 
@@ -1338,6 +1379,31 @@ mod tests {
         // a single firing per episode is fine
         let r = score(&t, &alerts[..2]);
         assert!(r.flaps.is_empty());
+    }
+
+    #[test]
+    fn an_alert_resolved_across_a_holiday_inside_its_anomaly_is_not_a_re_fire() {
+        let mut t = truth();
+        // the client's holiday in the second hour of its incident
+        t.anomalies[0].pauses = vec![[T0 + HOUR_MS, T0 + 2 * HOUR_MS]];
+        let resolve = |at| AlertRecord::new(kind::OVER_CONTRACT, false, "jumpy", at, "warning");
+        let alerts = |again| {
+            vec![
+                fire(kind::OVER_CONTRACT, "jumpy", T0 + 5 * MINUTE_MS),
+                resolve(T0 + 30 * MINUTE_MS),
+                fire(kind::OVER_CONTRACT, "jumpy", again),
+            ]
+        };
+        // fired again after the holiday: a new alert
+        let r = score(&t, &alerts(T0 + 2 * HOUR_MS + 10 * MINUTE_MS));
+        assert_eq!((r.flaps.len(), r.refires), (1, 0), "{:?}", r.flaps);
+        // fired again before it ended: a re-fire
+        let r = score(&t, &alerts(T0 + 40 * MINUTE_MS));
+        assert_eq!(r.refires, 1);
+        // without the holiday, the first too
+        t.anomalies[0].pauses.clear();
+        let r = score(&t, &alerts(T0 + 2 * HOUR_MS + 10 * MINUTE_MS));
+        assert_eq!(r.refires, 1);
     }
 
     #[test]

@@ -407,6 +407,7 @@ impl Generator {
                     detectable_ms: drawn.and_then(|v| v.clear_ms).or(a.detectable_ms),
                     driver: a.driver.clone(),
                     calls_after_end: drawn.map(|v| v.after),
+                    pauses: sc.clients[a.client].drops_within(a.start_ms, a.end_ms),
                 }
             })
             .collect();
@@ -438,6 +439,7 @@ impl Generator {
                     detectable_ms: None,
                     driver: None,
                     calls_after_end: None,
+                    pauses: Vec::new(),
                 });
             }
         }

@@ -155,6 +155,25 @@ pub struct ClientSpec {
 }
 
 impl ClientSpec {
+    /// The noise-free weekly peak as a multiple of the contracted rate, for a contracted client.
+    pub fn contract_peak(&self) -> Option<f64> {
+        self.contract.as_ref().map(|k| {
+            let max_week = self.weekly.iter().cloned().fold(0.0, f64::max);
+            self.peak_per_min * max_week * 60.0 * self.mean_units_per_event() / k.units_per_hour
+        })
+    }
+
+    /// The client's own drops (holidays: its pattern times less than 1) within `[from, to)`,
+    /// clipped to it.
+    pub fn drops_within(&self, from: i64, to: i64) -> Vec<[i64; 2]> {
+        self.episodes
+            .iter()
+            .filter(|e| matches!(e.effect, Effect::Multiply { factor } if factor < 1.0))
+            .filter(|e| e.start_ms < to && e.end_ms > from)
+            .map(|e| [e.start_ms.max(from), e.end_ms.min(to)])
+            .collect()
+    }
+
     /// Mean billable units per event (error responses carry none).
     pub fn mean_units_per_event(&self) -> f64 {
         let total: f64 = self.calls.iter().map(|c| c.weight).sum();
