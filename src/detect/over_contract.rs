@@ -5,17 +5,18 @@
 //! over it fires once at the threshold. The warning reads its long window whole once the
 //! window without its busiest minutes is most of the way there ([`SUSTAINED_SHARE`]): a burst
 //! cannot fire it, and a sustained overage is not read under its level (those minutes are
-//! expected to hold what the client's usually do, an hourly batch job's a large share). A firing alert also
-//! holds while the client is still far enough above its usual rate for the hour that its
-//! busiest hour ahead would be over the contract, once its learned baseline knows the daily
-//! shape (the night of an overage that is over the contract by day; for a creep the baseline
-//! has followed, the usual rate is enough), or while it is significantly above its usual, as
-//! far above as the busiest hour of the next three days needs (a weekend inside a weekday
-//! overage). The usual is taken as the client spends its hours, an hourly batch job's in
-//! their first minutes ([`crate::baseline::Seasonal::expected_in_hours`]). An overage that
-//! fired again within a day of its last resolve recurs day after day (a creep, whose frozen
-//! baseline falls days behind it): within a day of its excess it also holds while the client
-//! is not clearly below where it was, against its usual, in the same hours the day before.
+//! expected to hold what the client's usually do, an hourly batch job's a large share). A
+//! firing alert also holds while the client is still far enough above its usual rate for the
+//! hour that its busiest hour ahead would be over the contract, once its learned baseline
+//! knows the daily shape (the night of an overage that is over the contract by day; for a
+//! creep the baseline has followed, the usual rate is enough), or while it is significantly
+//! above its usual, as far above as the busiest hour of the next three days needs (a weekend
+//! inside a weekday overage). The usual is taken as the client spends its hours, an hourly
+//! batch job's in their first minutes ([`crate::baseline::Seasonal::expected_in_hours`]). An
+//! overage that fired again within a day of its last resolve recurs day after day (a creep,
+//! whose frozen baseline falls days behind it): within a day of its excess it also holds
+//! while the client is not clearly below where it was, against its usual, in the same hours
+//! the day before.
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.

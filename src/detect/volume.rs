@@ -632,6 +632,22 @@ mod tests {
     use crate::client::Client;
     use crate::time::MINUTE_MS;
 
+    /// The warning verdict of `judge` against a flat 100 units a minute.
+    fn against_flat_100(c: &Client, t: Millis, judge: &Judge<'_>) -> Verdict {
+        let per_ms = rate(100.0);
+        let [w, _] = windowed(
+            &c.windows,
+            &c.units,
+            t,
+            judge,
+            |_, dur| per_ms * dur as f64,
+            |_| 1.0,
+            None,
+            None,
+        );
+        w
+    }
+
     /// The warning verdict of one (1 h, 3 h) pair at threshold 1.5, against a flat 100 units a
     /// minute, with or without the cap on the hour in progress.
     fn warning(c: &Client, t: Millis, cap_hour_in_progress: bool) -> Verdict {
@@ -646,18 +662,7 @@ mod tests {
             front: 1.0 / 6.0,
             shared: &d.shared,
         };
-        let per_ms = rate(100.0);
-        let [w, _] = windowed(
-            &c.windows,
-            &c.units,
-            t,
-            &judge,
-            |_, dur| per_ms * dur as f64,
-            |_| 1.0,
-            None,
-            None,
-        );
-        w
+        against_flat_100(c, t, &judge)
     }
 
     #[test]
@@ -680,19 +685,7 @@ mod tests {
                 front,
                 shared: &d.shared,
             };
-            let per_ms = rate(100.0);
-            let t = T0 + 10 * MINUTE_MS;
-            let [w, _] = windowed(
-                &batch.windows,
-                &batch.units,
-                t,
-                &judge,
-                |_, dur| per_ms * dur as f64,
-                |_| 1.0,
-                None,
-                None,
-            );
-            w
+            against_flat_100(&batch, T0 + 10 * MINUTE_MS, &judge)
         };
         let v = verdict(1.0);
         assert!(matches!(v, Verdict::Fire(_)), "{v:?}");

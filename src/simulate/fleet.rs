@@ -920,11 +920,11 @@ mod tests {
                 let peak = c.contract_peak().expect("a contract") * a.magnitude.expect("a pace");
                 let allowed = a.allow.contains(&kind::OVER_CONTRACT);
                 assert_eq!(allowed, peak >= 1.0, "{}: peak {peak:.2}", c.id);
-                (over, under) = if allowed {
-                    (over + 1, under)
+                if allowed {
+                    over += 1;
                 } else {
-                    (over, under + 1)
-                };
+                    under += 1;
+                }
             }
         }
         assert!(over >= 2 && under >= 2, "{over} over, {under} under");
