@@ -228,7 +228,7 @@ fn fleet_quality_beats_the_peer_rules() {
 
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
-/// generalises. It does, less well: 14 false firings (0.56 per 1,000 client-days) where seeds
+/// generalises. It does, less well: 12 false firings (0.48 per 1,000 client-days) where seeds
 /// 1-3 have 2, 34 re-fires where they have 9. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
@@ -248,7 +248,11 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 14 false firings, 0 false pages, 34 re-fires, 23 stuck;
+    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 34 re-fires, 22 stuck;
+    // 14 false firings and 23 stuck before a window reaching back before the client's last
+    // volume incident ended stopped firing a new alert (seed 4's `fleet-0257`, seed 6's
+    // `fleet-0280`, each fired again within hours of its jump's resolve on six hours the jump
+    // made most of);
     // 42 re-fires before an alert that resolved across a holiday inside its incident and
     // fired again after it no longer counted as one (8: seed 4's `fleet-0273` twice, seed 5's
     // `fleet-0000`, `fleet-0112` and `fleet-0193` twice, seed 6's `fleet-0195` twice);
@@ -278,13 +282,13 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     // day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
-        ours.false_firings <= 14,
+        ours.false_firings <= 12,
         "{} false firings",
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
     assert!(ours.refires <= 34, "{} re-fires", ours.refires);
-    assert!(ours.stuck <= 23, "{} stuck", ours.stuck);
+    assert!(ours.stuck <= 22, "{} stuck", ours.stuck);
 }
 
 #[test]

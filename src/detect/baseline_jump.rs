@@ -126,6 +126,7 @@ impl BaselineJump {
             // at 80% of the way took three false warnings more on the fleets)
             sustained_share: None,
             front: c.baseline.front(),
+            incident_ended: c.baseline.incident_ended(t),
             shared,
         };
         Some(windowed(

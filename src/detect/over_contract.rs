@@ -140,6 +140,7 @@ impl OverContract {
             cap_hour_in_progress: false,
             sustained_share: Some(SUSTAINED_SHARE),
             front: c.baseline.front(),
+            incident_ended: c.baseline.incident_ended(t),
             shared,
         };
         windowed(

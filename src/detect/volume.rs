@@ -134,6 +134,10 @@ pub(crate) struct Judge<'a> {
     /// ([`crate::baseline::Seasonal::front`]): how much of a whole hour its busiest minutes
     /// usually hold, which the burst trim takes out ([`busiest_share`]).
     pub front: f64,
+    /// Where the client's last volume incident ended, if within the day
+    /// ([`crate::baseline::Seasonal::incident_ended`]): a window reaching back before it does
+    /// not fire a new alert.
+    pub incident_ended: Option<Millis>,
     pub shared: &'a Shared,
 }
 
@@ -187,6 +191,14 @@ pub(crate) fn windowed(
         .pairs
         .iter()
         .filter_map(|&(short, long)| {
+            // A window that reaches back before the client's last volume incident ended holds
+            // that incident's excess for hours after its alert resolved: with a chance hour at
+            // the threshold in the short window, it fired the same alert again (seed 6's
+            // `fleet-0280`, two hours after its 4x jump resolved, on 6 hours at 2.5x its usual
+            // of which the jump made most). Until it is clear of it, a window does not fire.
+            if last_fire.is_none() && j.incident_ended.is_some_and(|end| t - long < end) {
+                return None;
+            }
             let (s_obs, s_dur) = w.sum(t, short);
             let (l_obs, l_dur) = w.sum(t, long);
             // "Sustained": the long window is judged without its most intense minutes.
@@ -660,6 +672,7 @@ mod tests {
             cap_hour_in_progress,
             sustained_share: None,
             front: 1.0 / 6.0,
+            incident_ended: None,
             shared: &d.shared,
         };
         against_flat_100(c, t, &judge)
@@ -683,6 +696,7 @@ mod tests {
                 cap_hour_in_progress: true,
                 sustained_share: Some(0.8),
                 front,
+                incident_ended: None,
                 shared: &d.shared,
             };
             against_flat_100(&batch, T0 + 10 * MINUTE_MS, &judge)
@@ -691,6 +705,33 @@ mod tests {
         assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
         let v = verdict(1.0 / 6.0);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    #[test]
+    fn a_window_holding_an_incident_that_ended_does_not_fire_again() {
+        // 2 h at 3x, then an hour at 1.6x: the 3 h window is 2.5x, the hour over 1.5x
+        let c = client_with(&[(-180, -60, 30), (-60, 0, 16)]);
+        let d = Detectors::default();
+        let verdict = |incident_ended: Option<Millis>| {
+            let judge = Judge {
+                pairs: &[(HOUR_MS, 3 * HOUR_MS)],
+                thresholds: [1.5, 3.0],
+                min_events: 10.0,
+                calls_alpha: None,
+                cap_hour_in_progress: false,
+                sustained_share: None,
+                front: 1.0 / 6.0,
+                incident_ended,
+                shared: &d.shared,
+            };
+            against_flat_100(&c, T0, &judge)
+        };
+        assert!(matches!(verdict(None), Verdict::Fire(_)));
+        // its alert resolved 90 minutes ago: the 3 h window still holds the incident
+        let v = verdict(Some(T0 - 90 * MINUTE_MS));
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        // an incident that ended before the window does not hold it back
+        assert!(matches!(verdict(Some(T0 - 4 * HOUR_MS)), Verdict::Fire(_)));
     }
 
     #[test]
