@@ -796,16 +796,16 @@ impl Origins {
         }
     }
 
-    /// The client's calls before origin `id` was first seen, as far as the table tells: its
-    /// oldest entry's calls since, less this one's (at least that many where they saturate); 0
-    /// if it is not in the table.
-    pub fn calls_before(&self, id: u32) -> f64 {
+    /// The calls before origin `id` was first seen, as far as the table tells, and from when:
+    /// its oldest entry's calls since, less this one's (at least that many where they
+    /// saturate), counted from that entry's first call; `None` if `id` is not in the table.
+    pub fn calls_before(&self, id: u32) -> Option<(f64, Millis)> {
         let n = self.len as usize;
-        let oldest = self.since_first[..n].iter().max().copied().unwrap_or(0);
-        self.ids[..n]
-            .iter()
-            .position(|&x| x == id)
-            .map_or(0.0, |i| f64::from(oldest - self.since_first[i]))
+        let oldest = (0..n).max_by_key(|&i| self.since_first[i])?;
+        let i = self.ids[..n].iter().position(|&x| x == id)?;
+        let calls = self.since_first[oldest] - self.since_first[i];
+        let from = self.first_seen[oldest] as Millis * crate::time::MINUTE_MS;
+        Some((f64::from(calls), from))
     }
 
     /// Of origin `id`, if it is in the table: its calls since it was first seen (saturating),

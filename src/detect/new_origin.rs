@@ -88,11 +88,18 @@ impl NewOrigin {
         // Enough of the client's calls to see `min_events` of them at `min_share`: a client
         // making a call an hour needs days for that, a busy one minutes.
         let calls_to_judge = self.min_events / self.min_share;
+        // (counted from the table's oldest origin, where that came with the client's first
+        // calls: calls without an origin are in no entry's count)
         let learn_calls = LEARN_CHANCE.ln() / (1.0 - self.min_share).ln();
+        let among_the_first = |id: u32| {
+            s.origins.calls_before(id).is_some_and(|(calls, from)| {
+                from < c.first_seen + crate::time::HOUR_MS && calls < learn_calls
+            })
+        };
         let new = |id: u32, first: Millis| {
             let age = t - first;
             first >= settled_by
-                && s.origins.calls_before(id) >= learn_calls
+                && !among_the_first(id)
                 && (age < self.learn_after
                     || (age < MAX_NEW_SPANS * self.learn_after
                         && s.origins.calls_since(id) < calls_to_judge))
@@ -219,11 +226,11 @@ mod tests {
     #[test]
     fn an_origin_the_first_calls_could_have_missed_is_the_clients_own() {
         let p = Detectors::default();
-        let first_day_calls = |n: usize| {
+        let calls_from = |n: usize, first_origin_at: Millis| {
             let mut c = Client::new(Arc::from("c"), None, T0 - 10 * 24 * HOUR_MS);
             for _ in 0..n {
                 c.scope.origins.count_call();
-                c.scope.origins.add(1, T0 - 10 * 24 * HOUR_MS, 1.0);
+                c.scope.origins.add(1, first_origin_at, 1.0);
             }
             // a second origin first seen after the first day, at 30 of the next 60 calls
             for k in 0..60 {
@@ -234,10 +241,17 @@ mod tests {
             c.scope.total = 60.0;
             p.new_origin.verdict(&c, T0)
         };
+        let first_day_calls = |n| calls_from(n, T0 - 10 * 24 * HOUR_MS);
         // 20 calls in the first day: a tenth of the calls from the second origin would have
         // been missing from them one time in 8
         assert!(matches!(first_day_calls(20), Verdict::Clear(_)));
         // 50 calls: one in 200
         assert!(matches!(first_day_calls(50), Verdict::Fire(r) if r.item == Some(2)));
+        // calls without an origin are in no origin's count: where the first origin came two
+        // days after the client's first call, the calls before the second are not known
+        assert!(matches!(
+            calls_from(20, T0 - 8 * 24 * HOUR_MS),
+            Verdict::Fire(r) if r.item == Some(2)
+        ));
     }
 }
