@@ -134,9 +134,9 @@ pub(crate) struct Judge<'a> {
     /// ([`crate::baseline::Seasonal::front`]): how much of a whole hour its busiest minutes
     /// usually hold, which the burst trim takes out ([`busiest_share`]).
     pub front: f64,
-    /// Where the client's last volume incident ended, if within the day
-    /// ([`crate::baseline::Seasonal::incident_ended`]): a window reaching back before it does
-    /// not fire a new alert.
+    /// The start of the hour the client's last volume incident resolved in, if within the day
+    /// ([`crate::baseline::Seasonal::incident_ended`] is the hour after): a window reaching
+    /// back before it does not fire a new alert.
     pub incident_ended: Option<Millis>,
     pub shared: &'a Shared,
 }
