@@ -126,8 +126,7 @@ impl BaselineJump {
             // at 80% of the way took three false warnings more on the fleets)
             sustained_share: None,
             front: c.baseline.front(),
-            // (the hour it resolved in: a new jump in the next hour fires on that hour)
-            incident_ended: c.baseline.incident_ended(t).map(|after| after - HOUR_MS),
+            incident_ended: c.baseline.incident_ended(t),
             shared,
         };
         Some(windowed(

@@ -140,8 +140,7 @@ impl OverContract {
             cap_hour_in_progress: false,
             sustained_share: Some(SUSTAINED_SHARE),
             front: c.baseline.front(),
-            // (the hour it resolved in: a new jump in the next hour fires on that hour)
-            incident_ended: c.baseline.incident_ended(t).map(|after| after - HOUR_MS),
+            incident_ended: c.baseline.incident_ended(t),
             shared,
         };
         windowed(

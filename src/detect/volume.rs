@@ -134,9 +134,9 @@ pub(crate) struct Judge<'a> {
     /// ([`crate::baseline::Seasonal::front`]): how much of a whole hour its busiest minutes
     /// usually hold, which the burst trim takes out ([`busiest_share`]).
     pub front: f64,
-    /// The start of the hour the client's last volume incident resolved in, if within the day
-    /// ([`crate::baseline::Seasonal::incident_ended`] is the hour after): a window reaching
-    /// back before it does not fire a new alert.
+    /// The hour after the one the client's last volume incident resolved in, if within the
+    /// day ([`crate::baseline::Seasonal::incident_ended`]): a window reaching back before the
+    /// hour it resolved in does not fire a new alert.
     pub incident_ended: Option<Millis>,
     pub shared: &'a Shared,
 }
@@ -196,7 +196,10 @@ pub(crate) fn windowed(
             // the threshold in the short window, it fired the same alert again (seed 6's
             // `fleet-0280`, two hours after its 4x jump resolved, on 6 hours at 2.5x its usual
             // of which the jump made most). Until it is clear of it, a window does not fire.
-            if last_fire.is_none() && j.incident_ended.is_some_and(|end| t - long < end) {
+            // (From the hour it resolved in, not the hour after: a new jump in the next hour
+            // waited for that hour to pass.)
+            let resolved_in = j.incident_ended.map(|after| after - HOUR_MS);
+            if last_fire.is_none() && resolved_in.is_some_and(|hour| t - long < hour) {
                 return None;
             }
             let (s_obs, s_dur) = w.sum(t, short);
@@ -727,11 +730,12 @@ mod tests {
             against_flat_100(&c, T0, &judge)
         };
         assert!(matches!(verdict(None), Verdict::Fire(_)));
-        // its alert resolved 90 minutes ago: the 3 h window still holds the incident
-        let v = verdict(Some(T0 - 90 * MINUTE_MS));
+        // its alert resolved 90 minutes ago (the hour after that hour began 30 minutes ago):
+        // the 3 h window still holds the incident
+        let v = verdict(Some(T0 - 30 * MINUTE_MS));
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
         // an incident that ended before the window does not hold it back
-        assert!(matches!(verdict(Some(T0 - 4 * HOUR_MS)), Verdict::Fire(_)));
+        assert!(matches!(verdict(Some(T0 - 2 * HOUR_MS)), Verdict::Fire(_)));
     }
 
     #[test]
