@@ -116,7 +116,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 9 re-fires (14 before an alert that resolved across a holiday inside its incident and
+    // 8 re-fires (9 before an alert that resolved across a day or more of its client within
+    // its contract, inside an overage, and fired again after it no longer counted as a re-fire:
+    // seed 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract; 14 before an alert that resolved across a holiday inside its incident and
     // fired again after it no longer counted as a re-fire: `fleet-0065`, `fleet-0109`,
     // `fleet-0178`, `fleet-0191` of seed 1, `fleet-0246` of seed 2; 16 before an overage that fired again within a day of its resolve held
     // while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's hours counted in their day's total as expected: seed 2's
@@ -146,7 +148,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 9, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 8, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 27, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -229,7 +231,7 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 12 false firings (0.48 per 1,000 client-days) where seeds
-/// 1-3 have 2, 34 re-fires where they have 9. Held to the same margins over the peer rules as seeds 1-3,
+/// 1-3 have 2, 32 re-fires where they have 8. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -248,7 +250,11 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 34 re-fires, 22 stuck;
+    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 32 re-fires, 22 stuck;
+    // 34 re-fires before an alert that resolved across a day or more of its client within its
+    // contract, inside an overage, and fired again after it no longer counted as one (seed 4's
+    // `fleet-0093`, seed 6's `fleet-0271`: creeps in their first days over the contract, under
+    // it for a day or more in between);
     // 14 false firings and 23 stuck before a window reaching back before the client's last
     // volume incident ended stopped firing a new alert (seed 4's `fleet-0257`, seed 6's
     // `fleet-0280`, each fired again within hours of its jump's resolve on six hours the jump
@@ -287,7 +293,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 34, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 32, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 22, "{} stuck", ours.stuck);
 }
 

@@ -931,6 +931,51 @@ mod tests {
     }
 
     #[test]
+    fn a_contracts_incident_pauses_where_its_client_stays_within_the_contract_for_a_day() {
+        // A creep over its contract on weekdays whose weekend stays under it is over nothing
+        // there: the truth lists such stretches (a day at least, every clock hour within the
+        // contract, as long as they go) with the holidays, and a night under the contract
+        // is none
+        let (mut paused, mut whole) = (0, 0);
+        for seed in 4..=6 {
+            let p = SimParams {
+                seed,
+                ..SimParams::default()
+            };
+            let sc = Scenario::fleet(&p, 300).expect("a fleet");
+            for a in sc
+                .planned
+                .iter()
+                .filter(|a| a.expect == kind::OVER_CONTRACT)
+            {
+                let c = &sc.clients[a.client];
+                let contract = c.contract.as_ref().expect("a contract").units_per_hour;
+                let within = |h: i64| {
+                    let calls: f64 = (0..60)
+                        .map(|m| c.rate_at(h * HOUR_MS + m * MINUTE_MS))
+                        .sum();
+                    calls * c.mean_units_per_event() <= contract
+                };
+                let spans = c.within_contract(a.start_ms, a.end_ms);
+                for &[from, to] in &spans {
+                    assert!(to - from >= DAY_MS, "{}: {from}..{to}", c.id);
+                    assert!((from / HOUR_MS..to / HOUR_MS).all(within), "{}", c.id);
+                    // as long as they go: the hours either side are over it, or outside
+                    let (before, after) = (from / HOUR_MS - 1, to / HOUR_MS);
+                    assert!(before < a.start_ms / HOUR_MS || !within(before), "{}", c.id);
+                    assert!(after * HOUR_MS >= a.end_ms || !within(after), "{}", c.id);
+                }
+                if spans.is_empty() {
+                    whole += 1;
+                } else {
+                    paused += 1;
+                }
+            }
+        }
+        assert!(paused >= 2 && whole >= 10, "{paused} paused, {whole} whole");
+    }
+
+    #[test]
     fn a_cap_is_blown_only_by_usage_the_stream_holds() {
         // Pace changes a few days before the first month boundary: counted from the month's
         // start, the days before the stream (at the usual pace) with the new pace would blow a

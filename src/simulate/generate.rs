@@ -17,7 +17,7 @@ use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 use super::fleet::CLEAR_CALLS;
 use super::format::{push_hex, push_rfc3339, push_u64};
 use super::params::{splitmix, stream_seed};
-use super::plan::{Backlog, Scenario, REPORT_GRACE_MS};
+use super::plan::{Backlog, Planned, Scenario, REPORT_GRACE_MS};
 use super::spec::{CallUnits, ClientSpec, TsStyle, OK_SHARE};
 use super::truth::{kind, reason, Anomaly, ClientTruth, Faults, Truth, UsageTruth, STUCK_AFTER_MS};
 use crate::time::{format_rfc3339, month_of, month_start, DAY_MS, MINUTE_MS};
@@ -239,6 +239,18 @@ impl UnitSampler {
     }
 }
 
+/// Where an incident's client is over nothing, so that its alert may resolve and fire again
+/// after as a new alert: its holidays, and for a contract's incident the stretches of a day or
+/// more within the contract.
+fn pauses(c: &ClientSpec, a: &Planned) -> Vec<[i64; 2]> {
+    let mut out = c.drops_within(a.start_ms, a.end_ms);
+    if a.expect == kind::OVER_CONTRACT {
+        out.extend(c.within_contract(a.start_ms, a.end_ms));
+        out.sort_unstable();
+    }
+    out
+}
+
 fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut acc = 0.0;
     weights
@@ -407,7 +419,7 @@ impl Generator {
                     detectable_ms: drawn.and_then(|v| v.clear_ms).or(a.detectable_ms),
                     driver: a.driver.clone(),
                     calls_after_end: drawn.map(|v| v.after),
-                    pauses: sc.clients[a.client].drops_within(a.start_ms, a.end_ms),
+                    pauses: pauses(&sc.clients[a.client], a),
                 }
             })
             .collect();

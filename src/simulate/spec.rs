@@ -174,6 +174,41 @@ impl ClientSpec {
             .collect()
     }
 
+    /// Stretches of a day or more within `[from, to)` in which every clock hour of the client
+    /// (its incidents included) stays within its contract: an overage that pauses that long,
+    /// a creep's quiet weekend, is over nothing there (`overage score` counts an alert that
+    /// resolves in one and fires again after it as a new alert, as across a holiday). Empty
+    /// for a client without a contract.
+    pub fn within_contract(&self, from: i64, to: i64) -> Vec<[i64; 2]> {
+        let Some(k) = &self.contract else {
+            return Vec::new();
+        };
+        let units = self.mean_units_per_event();
+        let hour_units = |h: i64| -> f64 {
+            (0..60)
+                .map(|m| self.rate_at(h * HOUR_MS + m * MINUTE_MS))
+                .sum::<f64>()
+                * units
+        };
+        let mut out = Vec::new();
+        let mut run: Option<i64> = None;
+        let (first, last) = (from.div_euclid(HOUR_MS), (to - 1).div_euclid(HOUR_MS));
+        for h in first..=last + 1 {
+            let within = h <= last && hour_units(h) <= k.units_per_hour;
+            match (within, run) {
+                (true, None) => run = Some(h),
+                (false, Some(start)) => {
+                    if h - start >= 24 {
+                        out.push([(start * HOUR_MS).max(from), (h * HOUR_MS).min(to)]);
+                    }
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Mean billable units per event (error responses carry none).
     pub fn mean_units_per_event(&self) -> f64 {
         let total: f64 = self.calls.iter().map(|c| c.weight).sum();
