@@ -20,8 +20,9 @@
 //!   per 1,000 client-days, so fleets of different sizes compare;
 //! - a **re-fire** is every firing of one alert (kind and severity) inside an anomaly's window
 //!   after its first: one overage should be one alert, however long; but not one after the
-//!   alert resolved across a pause of the anomaly (a holiday of its client inside it, or the
-//!   day before one), where the client was legitimately at a fraction of its traffic;
+//!   alert resolved across a pause of the anomaly (in one or the day before it: a holiday of
+//!   its client inside it, or a day or more within its contract), where the client was over
+//!   nothing;
 //! - a **stuck** alert is still firing 6 h after its anomaly ended (or after it fired, for a
 //!   false one), or never resolves although the run went on that long; a cap alert in a month
 //!   whose units do cross the cap is due only 6 h after that month ends;
@@ -434,7 +435,8 @@ fn kind_rank(k: &str) -> (usize, String) {
 
 /// Did an alert of anomaly `a` that resolved at `resolved` and fired again at `again` resolve
 /// across one of its pauses (in it, or in the day before it) and fire again after it? A
-/// client at a tenth of its traffic for a day is not over anything, whatever its incident.
+/// client at a tenth of its traffic for a day, or within its contract, is not over anything,
+/// whatever its incident.
 fn resolved_across_a_pause(a: &Anomaly, resolved: i64, again: i64) -> bool {
     a.pauses
         .iter()

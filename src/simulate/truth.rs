@@ -133,9 +133,11 @@ pub struct Anomaly {
     /// calls, so these say whether an alert still firing then could have known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_after_end: Option<u32>,
-    /// Legitimate drops of the client inside the incident (a public holiday at a tenth of
-    /// its traffic), `[start_ms, end_ms)`: an alert that resolves in one, or in the day before
-    /// it, and fires again after it is a new alert, not a re-fire (`overage score`).
+    /// Where the client is over nothing inside the incident, `[start_ms, end_ms)`: its
+    /// legitimate drops (a public holiday at a tenth of its traffic) and, for a contract's
+    /// incident, a day or more within the contract (a creep's quiet weekend). An alert that
+    /// resolves in one, or in the day before it, and fires again after it is a new alert, not
+    /// a re-fire (`overage score`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<[i64; 2]>,
 }
