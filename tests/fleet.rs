@@ -118,8 +118,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
     // 8 re-fires (9 before an alert that resolved across a day or more of its client within
     // its contract, inside an overage, and fired again after it no longer counted as a re-fire:
-    // seed 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract; 14 before an alert that resolved across a holiday inside its incident and
-    // fired again after it no longer counted as a re-fire: `fleet-0065`, `fleet-0109`,
+    // seed 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract;
+    // 14 before an alert that resolved across a holiday inside its incident and fired again
+    // after it no longer counted as a re-fire: `fleet-0065`, `fleet-0109`,
     // `fleet-0178`, `fleet-0191` of seed 1, `fleet-0246` of seed 2; 16 before an overage that fired again within a day of its resolve held
     // while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's hours counted in their day's total as expected: seed 2's
     // creep `fleet-0015` resolves on its first night, where its learned week had held it; on

@@ -187,19 +187,22 @@ pub(crate) fn windowed(
         let last_hour = w.sum(t, HOUR_MS).0 / expected(t, HOUR_MS).max(f64::MIN_POSITIVE);
         (w.sum(t, into_hour).0, last_hour)
     });
+    // A window that reaches back before the client's last volume incident ended holds that
+    // incident's excess for hours after its alert resolved: with a chance hour at the
+    // threshold in the short window, it fired the same alert again (seed 6's `fleet-0280`, two
+    // hours after its 4x jump resolved, on 6 hours at 2.5x its usual of which the jump made
+    // most). Until it is clear of it, a window does not fire a new alert. (From the hour it
+    // resolved in, not the hour after: a new jump in the next hour waited for that hour to
+    // pass.)
+    let resolved_in = j
+        .incident_ended
+        .filter(|_| last_fire.is_none())
+        .map(|after| after - HOUR_MS);
     let sums: Vec<PairSums> = j
         .pairs
         .iter()
         .filter_map(|&(short, long)| {
-            // A window that reaches back before the client's last volume incident ended holds
-            // that incident's excess for hours after its alert resolved: with a chance hour at
-            // the threshold in the short window, it fired the same alert again (seed 6's
-            // `fleet-0280`, two hours after its 4x jump resolved, on 6 hours at 2.5x its usual
-            // of which the jump made most). Until it is clear of it, a window does not fire.
-            // (From the hour it resolved in, not the hour after: a new jump in the next hour
-            // waited for that hour to pass.)
-            let resolved_in = j.incident_ended.map(|after| after - HOUR_MS);
-            if last_fire.is_none() && resolved_in.is_some_and(|hour| t - long < hour) {
+            if resolved_in.is_some_and(|hour| t - long < hour) {
                 return None;
             }
             let (s_obs, s_dur) = w.sum(t, short);

@@ -950,12 +950,7 @@ mod tests {
             {
                 let c = &sc.clients[a.client];
                 let contract = c.contract.as_ref().expect("a contract").units_per_hour;
-                let within = |h: i64| {
-                    let calls: f64 = (0..60)
-                        .map(|m| c.rate_at(h * HOUR_MS + m * MINUTE_MS))
-                        .sum();
-                    calls * c.mean_units_per_event() <= contract
-                };
+                let within = |h: i64| c.units_in_hour(h) <= contract;
                 let spans = c.within_contract(a.start_ms, a.end_ms);
                 for &[from, to] in &spans {
                     assert!(to - from >= DAY_MS, "{}: {from}..{to}", c.id);

@@ -183,18 +183,11 @@ impl ClientSpec {
         let Some(k) = &self.contract else {
             return Vec::new();
         };
-        let units = self.mean_units_per_event();
-        let hour_units = |h: i64| -> f64 {
-            (0..60)
-                .map(|m| self.rate_at(h * HOUR_MS + m * MINUTE_MS))
-                .sum::<f64>()
-                * units
-        };
         let mut out = Vec::new();
         let mut run: Option<i64> = None;
         let (first, last) = (from.div_euclid(HOUR_MS), (to - 1).div_euclid(HOUR_MS));
         for h in first..=last + 1 {
-            let within = h <= last && hour_units(h) <= k.units_per_hour;
+            let within = h <= last && self.units_in_hour(h) <= k.units_per_hour;
             match (within, run) {
                 (true, None) => run = Some(h),
                 (false, Some(start)) => {
@@ -207,6 +200,14 @@ impl ClientSpec {
             }
         }
         out
+    }
+
+    /// Units the client sends in clock hour `h` (hours since the epoch), at its exact rate.
+    pub fn units_in_hour(&self, h: i64) -> f64 {
+        let calls: f64 = (0..60)
+            .map(|m| self.rate_at(h * HOUR_MS + m * MINUTE_MS))
+            .sum();
+        calls * self.mean_units_per_event()
     }
 
     /// Mean billable units per event (error responses carry none).
