@@ -116,7 +116,9 @@ fn fleet_quality_beats_the_peer_rules() {
     // and no worse than what this build measured (the seeds are fixed, so these are exact
     // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
     // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 8 re-fires (9 before an alert that resolved across a day or more of its client within
+    // 7 re-fires (8 before a creep's quiet hours not clearly under the multiple of its usual
+    // that takes its usual peak, today's or the next days', into the band stopped resolving it
+    // for want of calls or at its usual: seed 2's `fleet-0233`; 9 before an alert that resolved across a day or more of its client within
     // its contract, inside an overage, and fired again after it no longer counted as a re-fire:
     // seed 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract;
     // 14 before an alert that resolved across a holiday inside its incident and fired again
@@ -149,7 +151,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 8, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 7, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 27, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -232,7 +234,7 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 12 false firings (0.48 per 1,000 client-days) where seeds
-/// 1-3 have 2, 32 re-fires where they have 8. Held to the same margins over the peer rules as seeds 1-3,
+/// 1-3 have 2, 27 re-fires where they have 7. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -251,7 +253,10 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 32 re-fires, 22 stuck;
+    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 27 re-fires, 22 stuck;
+    // 32 re-fires before a creep's quiet hours not clearly under the multiple of its usual that
+    // takes its usual peak, today's or the next days', into the band stopped resolving it
+    // (seed 4's `fleet-0093` once and `fleet-0150` twice, seed 6's `fleet-0026` twice);
     // 34 re-fires before an alert that resolved across a day or more of its client within its
     // contract, inside an overage, and fired again after it no longer counted as one (seed 4's
     // `fleet-0093`, seed 6's `fleet-0271`: creeps in their first days over the contract, under
@@ -294,7 +299,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 32, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 27, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 22, "{} stuck", ours.stuck);
 }
 

@@ -614,11 +614,18 @@ fn judge(
     let below_usual = tail
         .seasonal
         .is_none_or(|u| clearly_below(tail.calls, u.need * u.calls, 1.0, CLEAR_ALPHA));
-    // (where the client's usual day itself peaks in the band, calls close enough to its usual
-    // that its busiest hour ahead would be in it are that day going on, if too few to prove
-    // it: a creep's alert resolved for want of calls in its quiet hours and re-fired at the
-    // next peak)
-    let usual_in_band = over_usual_by_numbers.is_some_and(|u| u.need < 1.0 && tail.calls > 0.0);
+    // (where the client's usual day itself peaks in the band, today's or one of the next
+    // days', calls not clearly below the multiple of its usual that takes that peak into the
+    // band are that overage going on, if too few to prove it: a creep's baseline follows the
+    // creep, and its alert resolved in its quiet hours, for want of calls even on a hundred an
+    // hour a few percent under the multiple, or on its weekend at its usual, and re-fired at
+    // the next peak. Seed 6's `fleet-0026` fired three times in one creep, now once)
+    let usual_in_band = tail.calls > 0.0
+        && tail.seasonal.is_some_and(|u| {
+            [u.need, u.need_later]
+                .into_iter()
+                .any(|x| x < 1.0 && !clearly_below(tail.calls, x * u.calls, 1.0, CLEAR_ALPHA))
+        });
     // (a recurring overage, seen within the day, waits for its next peak while the client is
     // not clearly below the multiple of its usual it was at in the same hours the day before:
     // a creep's baseline, frozen while it fires, is days behind it, so each evening the creep
@@ -633,7 +640,7 @@ fn judge(
         Verdict::Seen(*hour)
     } else if r.window < MIN_AFTER || in_band || over_usual {
         Verdict::Hold(*r)
-    } else if band.clearly_below(r) && below_usual && !as_yesterday {
+    } else if band.clearly_below(r) && below_usual && !as_yesterday && !usual_in_band {
         Verdict::Clear(*r)
     } else if by_numbers || usual_in_band || as_yesterday {
         Verdict::Unsure(*r)
