@@ -16,10 +16,10 @@
 //! the time toward resolving for want of calls while the client is not clearly under the share
 //! of its usual that takes that peak into the band. The usual is taken as the client spends its
 //! hours, an hourly batch job's in their first minutes
-//! ([`crate::baseline::Seasonal::expected_in_hours`]). An overage that fired again within a day of its last resolve recurs day after day (a creep,
-//! whose frozen baseline falls days behind it): within a day of its excess it also holds
-//! while the client is not clearly below where it was, against its usual, in the same hours
-//! the day before.
+//! ([`crate::baseline::Seasonal::expected_in_hours`]). An overage that fired again within a day
+//! of its last resolve recurs day after day (a creep, whose frozen baseline falls days behind
+//! it): within a day of its excess it also holds while the client is not clearly below where it
+//! was, against its usual, in the same hours the day before.
 //!
 //! Client state read: the windows and units dispersion, the learned baseline
 //! ([`crate::baseline::Seasonal`]) for the hold; the hourly rollups for the excess.
@@ -577,10 +577,9 @@ mod tests {
     /// fire again on Monday; Monday's usual peak is, and it holds. At its usual it resolves.
     #[test]
     fn a_firing_alert_holds_over_a_weekend_while_the_next_weekday_would_be_over_the_band() {
-        let weekend_at = |per_minute: u32| weekend(per_minute, 480.0);
-        let v = weekend_at(6);
+        let v = weekend(6, 480.0);
         assert!(matches!(v, Verdict::Hold(r) if r.ratio < 1.0), "{v:?}");
-        let v = weekend_at(2);
+        let v = weekend(2, 480.0);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
     }
 
@@ -606,26 +605,24 @@ mod tests {
         let h0 = T0 / HOUR_MS;
         let saturday = T0 + 2 * 24 * HOUR_MS;
         assert_eq!(crate::time::day_of_week(saturday / HOUR_MS), 5);
-        {
-            let mut c = firing(
-                client_with(&[(2 * 24 * 60 - 120, 2 * 24 * 60, per_minute)]),
-                0,
-            );
-            if let Some(s) = c.alerts.last_mut() {
-                s.last_fire = saturday - 120 * MINUTE_MS;
-            }
-            c.baseline.start(h0 - 15 * 24);
-            for h in h0 - 15 * 24..h0 {
-                let calls = if crate::time::day_of_week(h) >= 5 {
-                    120.0
-                } else {
-                    weekday
-                };
-                c.baseline
-                    .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
-            }
-            over_contract(&c, saturday, rate(100.0), [1.5, 3.0], &p)[0]
+        let mut c = firing(
+            client_with(&[(2 * 24 * 60 - 120, 2 * 24 * 60, per_minute)]),
+            0,
+        );
+        if let Some(s) = c.alerts.last_mut() {
+            s.last_fire = saturday - 120 * MINUTE_MS;
         }
+        c.baseline.start(h0 - 15 * 24);
+        for h in h0 - 15 * 24..h0 {
+            let calls = if crate::time::day_of_week(h) >= 5 {
+                120.0
+            } else {
+                weekday
+            };
+            c.baseline
+                .learn_hour(h, calls * 10.0, 10.0, false, &p.baseline);
+        }
+        over_contract(&c, saturday, rate(100.0), [1.5, 3.0], &p)[0]
     }
 
     /// A creep's baseline follows it: by the time the alert fires, the client's usual day
