@@ -114,36 +114,38 @@ fn fleet_quality_beats_the_peer_rules() {
 
     ahead_of_the_peer_rules(&ours, &static_rule, &zscore);
     // and no worse than what this build measured (the seeds are fixed, so these are exact
-    // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12
-    // before a forecast at the usual pace allowed for the noise of that pace), no false page,
-    // 7 re-fires (8 before a creep's quiet hours not clearly under the multiple of its usual
-    // that takes its usual peak, today's or the next days', into the band stopped resolving it
-    // for want of calls or at its usual: seed 2's `fleet-0233`; 9 before an alert that resolved across a day or more of its client within
-    // its contract, inside an overage, and fired again after it no longer counted as a re-fire:
-    // seed 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract;
-    // 14 before an alert that resolved across a holiday inside its incident and fired again
-    // after it no longer counted as a re-fire: `fleet-0065`, `fleet-0109`,
-    // `fleet-0178`, `fleet-0191` of seed 1, `fleet-0246` of seed 2; 16 before an overage that fired again within a day of its resolve held
-    // while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's hours counted in their day's total as expected: seed 2's
-    // creep `fleet-0015` resolves on its first night, where its learned week had held it; on
-    // the held-out seeds that change took 3 false firings away; 20 before `over_contract`'s hold took the busiest hour of the next three
+    // regressions, not noise): recall 0.987, 0.08 false firings per 1,000 client-days (0.12 before
+    // a forecast at the usual pace allowed for the noise of that pace), no false page, 5 re-fires
+    // (7 before a creep near its usual waited where its usual peak ahead is over the contract, on
+    // calls enough to tell: seed 2's `fleet-0015` and `fleet-0233`; 8 before a creep's quiet hours
+    // not clearly under the multiple of its usual that takes its usual peak, today's or the next
+    // days', into the band stopped resolving it for want of calls or at its usual: seed 2's
+    // `fleet-0233`; 9 before an alert that resolved across a day or more of its client within its
+    // contract, inside an overage, and fired again after it no longer counted as a re-fire: seed
+    // 2's `fleet-0196`, a daily-peak overage whose weekend stays under the contract; 14 before an
+    // alert that resolved across a holiday inside its incident and fired again after it no longer
+    // counted as a re-fire: `fleet-0065`, `fleet-0109`, `fleet-0178`, `fleet-0191` of seed 1,
+    // `fleet-0246` of seed 2; 16 before an overage that fired again within a day of its resolve
+    // held while its client did as the day before: seed 3's creep `fleet-0293`; 15 before a drop's
+    // hours counted in their day's total as expected: seed 2's creep `fleet-0015` resolves on its
+    // first night, where its learned week had held it; on the held-out seeds that change took 3
+    // false firings away; 20 before `over_contract`'s hold took the busiest hour of the next three
     // days too, where the client is significantly above its usual: a weekend inside a weekday
-    // overage; 21 before `over_contract`'s hold expected the span after an excess as the
-    // client spends its hours, a batch client's in their first minutes; 25 before
-    // `baseline_jump`'s floor under its expectation stood for a few
-    // calls an hour at most, and for a tenth of the level while firing: a multi-day jump's
-    // nights, expected at the floor, resolved it; 24 before `over_contract`'s warning read its hour whole once 80% of the way
-    // there trimmed: seed 2's creep `fleet-0233` at 1.51x on one day's peak; 25 before a
-    // creep's quiet hours at its usual stopped counting toward a resolve for want of calls
-    // where its usual day peaks in the band), 28 stuck (32 before a firing alert's excess
-    // counted as still seen while its last hour is in the band: the span judged after an
-    // episode started at its last firing, hours before its end; 31 and 30 before minutes still
-    // over the band stopped counting toward a resolve for want of calls; 26 before
-    // `baseline_jump`'s half-hour window, which ends a heavy-tailed 10x day's firing half an
-    // hour sooner, so that its wait for calls ran out an hour later, after an hour of its
-    // client at 1.6-1.8x its usual: seed 2's `fleet-0182`, warning and critical); 27 stuck
-    // (28 before a new client's forecast paced no higher than its learned level while no
-    // volume alert fires: seed 2's `fleet-0219`)
+    // overage; 21 before `over_contract`'s hold expected the span after an excess as the client
+    // spends its hours, a batch client's in their first minutes; 25 before `baseline_jump`'s floor
+    // under its expectation stood for a few calls an hour at most, and for a tenth of the level
+    // while firing: a multi-day jump's nights, expected at the floor, resolved it; 24 before
+    // `over_contract`'s warning read its hour whole once 80% of the way there trimmed: seed 2's
+    // creep `fleet-0233` at 1.51x on one day's peak; 25 before a creep's quiet hours at its usual
+    // stopped counting toward a resolve for want of calls where its usual day peaks in the band),
+    // 28 stuck (32 before a firing alert's excess counted as still seen while its last hour is in
+    // the band: the span judged after an episode started at its last firing, hours before its end;
+    // 31 and 30 before minutes still over the band stopped counting toward a resolve for want of
+    // calls; 26 before `baseline_jump`'s half-hour window, which ends a heavy-tailed 10x day's
+    // firing half an hour sooner, so that its wait for calls ran out an hour later, after an hour
+    // of its client at 1.6-1.8x its usual: seed 2's `fleet-0182`, warning and critical); 27 stuck
+    // (28 before a new client's forecast paced no higher than its learned level while no volume
+    // alert fires: seed 2's `fleet-0219`)
     assert!(ours.recall() >= 0.987, "recall {:.3}", ours.recall());
     assert!(
         ours.false_per_1000_client_days() <= 0.08,
@@ -151,7 +153,7 @@ fn fleet_quality_beats_the_peer_rules() {
         ours.false_per_1000_client_days()
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 7, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 5, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 27, "{} stuck", ours.stuck);
     // of them, 15 are scope and new-origin alerts whose clients made fewer calls in the 6 h
     // after their violation ended than the clean run that tells it had (0-63 calls where 2-135
@@ -234,7 +236,7 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 12 false firings (0.48 per 1,000 client-days) where seeds
-/// 1-3 have 2, 27 re-fires where they have 7. Held to the same margins over the peer rules as seeds 1-3,
+/// 1-3 have 2, 24 re-fires where they have 5. Held to the same margins over the peer rules as seeds 1-3,
 /// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
 /// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
 #[test]
@@ -253,45 +255,43 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     if seeds != [4, 5, 6] || clients() != 300 {
         return;
     }
-    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 27 re-fires, 22 stuck;
-    // 32 re-fires before a creep's quiet hours not clearly under the multiple of its usual that
-    // takes its usual peak, today's or the next days', into the band stopped resolving it
-    // (seed 4's `fleet-0093` once and `fleet-0150` twice, seed 6's `fleet-0026` twice);
-    // 34 re-fires before an alert that resolved across a day or more of its client within its
+    // (this build: recall 318 of 327, 12 false firings, 0 false pages, 24 re-fires, 22 stuck; 27
+    // re-fires before a creep near its usual waited where its usual peak ahead is over the
+    // contract, on calls enough to tell (seed 4's `fleet-0150` and `fleet-0168`, seed 6's
+    // `fleet-0271`); 32 re-fires before a creep's quiet hours not clearly under the multiple of its
+    // usual that takes its usual peak, today's or the next days', into the band stopped resolving
+    // it (seed 4's `fleet-0093` once and `fleet-0150` twice, seed 6's `fleet-0026` twice); 34
+    // re-fires before an alert that resolved across a day or more of its client within its
     // contract, inside an overage, and fired again after it no longer counted as one (seed 4's
-    // `fleet-0093`, seed 6's `fleet-0271`: creeps in their first days over the contract, under
-    // it for a day or more in between);
-    // 14 false firings and 23 stuck before a window reaching back before the client's last
-    // volume incident ended stopped firing a new alert (seed 4's `fleet-0257`, seed 6's
-    // `fleet-0280`, each fired again within hours of its jump's resolve on six hours the jump
-    // made most of);
-    // 42 re-fires before an alert that resolved across a holiday inside its incident and
-    // fired again after it no longer counted as one (8: seed 4's `fleet-0273` twice, seed 5's
-    // `fleet-0000`, `fleet-0112` and `fleet-0193` twice, seed 6's `fleet-0195` twice);
-    // 16 false firings and 24 stuck before the truth allowed `over_contract` on a cap pace
-    // change that takes its client over its contract (seed 6's `fleet-0081`, 1.55x its
-    // contract over six hours, and seed 5's `fleet-0125`);
-    // 18 false firings and 25 stuck before an origin first seen in a client's first 44 calls
-    // was its own (seed 5's `fleet-0133` and seed 6's `fleet-0186`, small clients whose
-    // second or third origin first came on their second day);
-    // 39 re-fires before an hourly batch job's hour was trimmed of the share its busiest
-    // minutes usually hold: seed 4's creep `fleet-0150`, then caught 5 days after its peak
-    // showed 1.5x its contract, now 52 minutes after, resolves on the days its peak stays under
-    // the threshold and fires again on the next that reaches it (4 firings, not 1);
-    // 40 re-fires before a recurring overage read the day before's hour in progress as its
-    // client spends it (seed 4's creep `fleet-0181` resolved at its first busy hour);
-    // 20 and 29 before a new client's forecast paced no higher than its learned level while
-    // no volume alert fires (seed 6's `fleet-0279`, 150% of its cap on the 1st, 19 hours after
-    // its overage ended), and the hours since an episode were a new pace only once six;
-    // 21 before a window of hours could be explained by the clock hour before's largest call;
-    // 26 false firings, 1 false page and 30 stuck before a heavy tail's sums were judged with
-    // the chance of one more large call, and a heavy tail's day paced by its calls; 42 before a firing `cap_forecast` read the day against the usual of what it covers; 47
-    // before `cap_forecast` read the last 6 hours against the usual of what they cover; 62
-    // before a recurring overage held while its client did as the day before;
-    // 27 and 2 before a small client's holiday was taken back out of its level; 31 false
-    // firings and 64 re-fires before a new pace forecast the cap only at two standard
-    // errors under it; 34 false firings and 31 stuck before a drop's hours counted in their
-    // day as expected)
+    // `fleet-0093`, seed 6's `fleet-0271`: creeps in their first days over the contract, under it
+    // for a day or more in between); 14 false firings and 23 stuck before a window reaching back
+    // before the client's last volume incident ended stopped firing a new alert (seed 4's
+    // `fleet-0257`, seed 6's `fleet-0280`, each fired again within hours of its jump's resolve on
+    // six hours the jump made most of); 42 re-fires before an alert that resolved across a holiday
+    // inside its incident and fired again after it no longer counted as one (8: seed 4's
+    // `fleet-0273` twice, seed 5's `fleet-0000`, `fleet-0112` and `fleet-0193` twice, seed 6's
+    // `fleet-0195` twice); 16 false firings and 24 stuck before the truth allowed `over_contract`
+    // on a cap pace change that takes its client over its contract (seed 6's `fleet-0081`, 1.55x
+    // its contract over six hours, and seed 5's `fleet-0125`); 18 false firings and 25 stuck before
+    // an origin first seen in a client's first 44 calls was its own (seed 5's `fleet-0133` and seed
+    // 6's `fleet-0186`, small clients whose second or third origin first came on their second day);
+    // 39 re-fires before an hourly batch job's hour was trimmed of the share its busiest minutes
+    // usually hold: seed 4's creep `fleet-0150`, then caught 5 days after its peak showed 1.5x its
+    // contract, now 52 minutes after, resolves on the days its peak stays under the threshold and
+    // fires again on the next that reaches it (4 firings, not 1); 40 re-fires before a recurring
+    // overage read the day before's hour in progress as its client spends it (seed 4's creep
+    // `fleet-0181` resolved at its first busy hour); 20 and 29 before a new client's forecast paced
+    // no higher than its learned level while no volume alert fires (seed 6's `fleet-0279`, 150% of
+    // its cap on the 1st, 19 hours after its overage ended), and the hours since an episode were a
+    // new pace only once six; 21 before a window of hours could be explained by the clock hour
+    // before's largest call; 26 false firings, 1 false page and 30 stuck before a heavy tail's sums
+    // were judged with the chance of one more large call, and a heavy tail's day paced by its
+    // calls; 42 before a firing `cap_forecast` read the day against the usual of what it covers; 47
+    // before `cap_forecast` read the last 6 hours against the usual of what they cover; 62 before a
+    // recurring overage held while its client did as the day before; 27 and 2 before a small
+    // client's holiday was taken back out of its level; 31 false firings and 64 re-fires before a
+    // new pace forecast the cap only at two standard errors under it; 34 false firings and 31 stuck
+    // before a drop's hours counted in their day as expected)
     assert!(ours.recall() >= 0.972, "recall {:.3}", ours.recall());
     assert!(
         ours.false_firings <= 12,
@@ -299,7 +299,7 @@ fn held_out_fleets_stay_ahead_of_the_peer_rules() {
         ours.false_firings
     );
     assert!(ours.false_pages == 0, "{} false pages", ours.false_pages);
-    assert!(ours.refires <= 27, "{} re-fires", ours.refires);
+    assert!(ours.refires <= 24, "{} re-fires", ours.refires);
     assert!(ours.stuck <= 22, "{} stuck", ours.stuck);
 }
 
@@ -329,7 +329,7 @@ fn alerts_name_what_drove_the_excess_and_bill_it_exactly() {
         checks += r.excess_checks.len();
     }
     assert!(driven >= 60, "only {driven} driven incidents were caught");
-    // (300 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
+    // (296 in this build: each resolve and re-fire is a transition, so fewer re-fires check fewer)
     assert!(checks >= 280, "only {checks} excess figures checked");
     // one miss in this build: a small client's new network caught 26 h in (seed 2,
     // fleet-0181), when the usual mix had taken in a day of it and its country moved more

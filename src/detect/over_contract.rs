@@ -14,7 +14,8 @@
 //! inside a weekday overage). Where the client's usual day itself peaks over the band, today's
 //! or one of the next three (a creep the baseline has followed), it neither resolves nor counts
 //! the time toward resolving for want of calls while the client is not clearly under the share
-//! of its usual that takes that peak into the band. The usual is taken as the client spends its
+//! of its usual that takes that peak into the band; where it peaks over the contract, while a
+//! client whose usual calls can tell is near its usual. The usual is taken as the client spends its
 //! hours, an hourly batch job's in their first minutes
 //! ([`crate::baseline::Seasonal::expected_in_hours`]). An overage that fired again within a day
 //! of its last resolve recurs day after day (a creep, whose frozen baseline falls days behind
@@ -720,6 +721,34 @@ mod tests {
         assert!(matches!(v, Verdict::Unsure(r) if r.ratio < 0.5), "{v:?}");
         let v = night(&[(-120, 0, 3)]);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    /// A creep whose usual day peaks between its contract and the band (7,200 calls an hour
+    /// against 6,000 and 8,100), at night at its usual (3,000 an hour): at its next peak it will
+    /// be over its contract, so the alert waits (it resolved on the nights before the days its
+    /// peak stayed under the band, and fired again on the next that reached it). At 0.7 of its
+    /// usual, leaving it, it resolves; and a client a hundred times smaller, whose usual tells
+    /// too little, counts the wait.
+    #[test]
+    fn a_creep_near_its_usual_waits_while_its_usual_peak_ahead_is_over_the_contract() {
+        let p = Detectors::default();
+        let night = |traffic: &[(i64, i64, u32)], peak: f64, scale: f64| {
+            let c = firing(client_with(traffic), 120);
+            let c = with_usual_day(c, 3000.0 / scale, peak / scale, &p);
+            over_contract(&c, T0, rate(1000.0 / scale), [1.5, 3.0], &p)[0]
+        };
+        let v = night(&[(-120, 0, 50)], 7200.0, 1.0);
+        assert!(matches!(v, Verdict::Unsure(r) if r.ratio < 0.6), "{v:?}");
+        let v = night(&[(-120, 0, 35)], 7200.0, 1.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        // (a usual peak of 8,600, 1.43x the contract, is reached from 0.7 of the usual: under
+        // 0.8 of it the client is leaving its usual all the same)
+        let v = night(&[(-120, 0, 36)], 8600.0, 1.0);
+        assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+        // (30 calls an hour, as usual)
+        let small: Vec<_> = (-60..0).map(|m| (2 * m, 2 * m + 1, 1)).collect();
+        let v = night(&small, 7200.0, 100.0);
+        assert!(matches!(v, Verdict::Weak(_)), "{v:?}");
     }
 
     /// The same on a small client, whose quiet hours hold too few calls to tell: at its usual

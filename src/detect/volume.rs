@@ -94,6 +94,15 @@ const CLEAR_ALPHA: f64 = 0.05;
 /// A firing volume alert holds for at least this long after its excess was last seen.
 const MIN_AFTER: Millis = HOUR_MS;
 
+/// A client whose usual peak ahead is over its contract is still near that usual, going on
+/// with its overage, down to this share of it...
+const NEAR_USUAL: f64 = 0.8;
+/// ...where its usual calls over the span tell that usual from the share that takes its peak to
+/// the contract at this level (a small client's usual, learned from a few calls, peaks over its
+/// contract by chance, or from the overage it learned before it fired, and a wait on it kept
+/// alerts firing for hours after their jump).
+const TELL_ALPHA: f64 = 1e-3;
+
 /// One window pair's numbers at a boundary.
 struct PairSums {
     /// Short window units and expectation; the long window's ratio without its most intense
@@ -620,11 +629,26 @@ fn judge(
     // creep, and its alert resolved in its quiet hours, for want of calls even on a hundred an
     // hour a few percent under the multiple, or on its weekend at its usual, and re-fired at
     // the next peak. Seed 6's `fleet-0026` fired three times in one creep, now once)
-    let usual_in_band = tail.calls > 0.0
+    // And where that peak is over the contract itself (`need / band.at` is the multiple of the
+    // usual that takes it there), a client still near its usual will be over its contract at
+    // its next peak, on calls enough to tell: a creep's usual that peaks between the contract
+    // and the band resolved it on the days its peak stayed under the band, to fire again when
+    // it reached it (seed 2's `fleet-0015` and `fleet-0233`, seed 4's `fleet-0150` and
+    // `fleet-0168`, seed 6's `fleet-0271`).
+    let going_on_at_usual = tail.calls > 0.0
         && tail.seasonal.is_some_and(|u| {
-            [u.need, u.need_later]
-                .into_iter()
-                .any(|x| x < 1.0 && !clearly_below(tail.calls, x * u.calls, 1.0, CLEAR_ALPHA))
+            [u.need, u.need_later].into_iter().any(|need| {
+                let to_contract = need / band.at;
+                (need < 1.0 && !clearly_below(tail.calls, need * u.calls, 1.0, CLEAR_ALPHA))
+                    || (to_contract < 1.0
+                        && clearly_below(to_contract * u.calls, u.calls, 1.0, TELL_ALPHA)
+                        && !clearly_below(
+                            tail.calls,
+                            to_contract.max(NEAR_USUAL) * u.calls,
+                            1.0,
+                            CLEAR_ALPHA,
+                        ))
+            })
         });
     // (a recurring overage, seen within the day, waits for its next peak while the client is
     // not clearly below the multiple of its usual it was at in the same hours the day before:
@@ -640,9 +664,9 @@ fn judge(
         Verdict::Seen(*hour)
     } else if r.window < MIN_AFTER || in_band || over_usual {
         Verdict::Hold(*r)
-    } else if band.clearly_below(r) && below_usual && !as_yesterday && !usual_in_band {
+    } else if band.clearly_below(r) && below_usual && !as_yesterday && !going_on_at_usual {
         Verdict::Clear(*r)
-    } else if by_numbers || usual_in_band || as_yesterday {
+    } else if by_numbers || going_on_at_usual || as_yesterday {
         Verdict::Unsure(*r)
     } else {
         Verdict::Weak(*r)
