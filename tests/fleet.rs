@@ -236,9 +236,11 @@ fn fleet_quality_beats_the_peer_rules() {
 /// Seeds 4, 5 and 6, which no detection change was steered by: every rule and threshold of the
 /// detectors was tuned while watching seeds 1-3, so only other seeds say how far that
 /// generalises. It does, less well: 12 false firings (0.48 per 1,000 client-days) where seeds
-/// 1-3 have 2, 24 re-fires where they have 5. Held to the same margins over the peer rules as seeds 1-3,
-/// and no worse than this build measured: a change is judged on seeds 1-3 and must not lose
-/// here (`overage score --fleet 300 --seeds 4,5,6` for the report).
+/// 1-3 have 2, 24 re-fires where they have 5. Held to the same margins over the peer rules as
+/// seeds 1-3, and no worse than this build measured: a change is judged on seeds 1-3 and must
+/// not lose here (`overage score --fleet 300 --seeds 4,5,6` for the report). (The sixteenth
+/// session's two creep waits were found on held-out clients, seed 6's `fleet-0026` and seed 4's
+/// `fleet-0204`, and measured on both sets: these seeds are less held out than they were.)
 #[test]
 fn held_out_fleets_stay_ahead_of_the_peer_rules() {
     let seeds = held_out_seeds();
