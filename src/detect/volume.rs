@@ -629,26 +629,31 @@ fn judge(
     // creep, and its alert resolved in its quiet hours, for want of calls even on a hundred an
     // hour a few percent under the multiple, or on its weekend at its usual, and re-fired at
     // the next peak. Seed 6's `fleet-0026` fired three times in one creep, now once)
-    // And where that peak is over the contract itself (`need / band.at` is the multiple of the
-    // usual that takes it there), a client still near its usual will be over its contract at
+    let in_band_ahead = |u: &Usual, need: f64| {
+        need < 1.0 && !clearly_below(tail.calls, need * u.calls, 1.0, CLEAR_ALPHA)
+    };
+    // (and where that peak is over the contract itself, `need / band.at` the multiple of the
+    // usual that takes it there, a client still near its usual will be over its contract at
     // its next peak, on calls enough to tell: a creep's usual that peaks between the contract
     // and the band resolved it on the days its peak stayed under the band, to fire again when
-    // it reached it (seed 2's `fleet-0015` and `fleet-0233`, seed 4's `fleet-0150` and
-    // `fleet-0168`, seed 6's `fleet-0271`).
+    // it reached it; seed 2's `fleet-0015` and `fleet-0233`, seed 4's `fleet-0150` and
+    // `fleet-0168`, seed 6's `fleet-0271`)
+    let over_contract_ahead = |u: &Usual, need: f64| {
+        let to_contract = need / band.at;
+        to_contract < 1.0
+            && clearly_below(to_contract * u.calls, u.calls, 1.0, TELL_ALPHA)
+            && !clearly_below(
+                tail.calls,
+                to_contract.max(NEAR_USUAL) * u.calls,
+                1.0,
+                CLEAR_ALPHA,
+            )
+    };
     let going_on_at_usual = tail.calls > 0.0
         && tail.seasonal.is_some_and(|u| {
-            [u.need, u.need_later].into_iter().any(|need| {
-                let to_contract = need / band.at;
-                (need < 1.0 && !clearly_below(tail.calls, need * u.calls, 1.0, CLEAR_ALPHA))
-                    || (to_contract < 1.0
-                        && clearly_below(to_contract * u.calls, u.calls, 1.0, TELL_ALPHA)
-                        && !clearly_below(
-                            tail.calls,
-                            to_contract.max(NEAR_USUAL) * u.calls,
-                            1.0,
-                            CLEAR_ALPHA,
-                        ))
-            })
+            [u.need, u.need_later]
+                .into_iter()
+                .any(|need| in_band_ahead(&u, need) || over_contract_ahead(&u, need))
         });
     // (a recurring overage, seen within the day, waits for its next peak while the client is
     // not clearly below the multiple of its usual it was at in the same hours the day before:
