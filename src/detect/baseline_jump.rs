@@ -121,6 +121,7 @@ impl BaselineJump {
             thresholds: [self.alert_at, self.page_at],
             min_events: self.min_events,
             calls_alpha: Some(CALLS_ALPHA_SHARE * shared.alpha),
+            seen_in_calls: false,
             cap_hour_in_progress: true,
             // (a learned baseline is uncertain itself: read trimmed at the threshold, a warning
             // at 80% of the way took three false warnings more on the fleets)

@@ -141,6 +141,8 @@ impl OverContract {
             min_events: self.min_events,
             // (a contract is in units: a client may make more calls of fewer units each)
             calls_alpha: None,
+            // (but a contract is exact: calls over it show an excess going on, see the field)
+            seen_in_calls: true,
             cap_hour_in_progress: false,
             sustained_share: Some(SUSTAINED_SHARE),
             front: c.baseline.front(),
@@ -832,6 +834,23 @@ mod tests {
             slot.last_fire >= T0 - 180 * MINUTE_MS,
             "{}",
             slot.last_fire - T0
+        );
+    }
+
+    /// A heavy tail's units hide a small client's excess from the units test hour after hour;
+    /// its calls show it still going on, so the span after it moves with them.
+    #[test]
+    fn a_heavy_tailed_clients_excess_is_seen_in_its_calls() {
+        let p = Detectors::default();
+        // eight calls an hour of a lognormal's sizes (about 45 units), then three times as
+        // many for the last six hours, against a contract of 75 units an hour: the last
+        // hour's 24 calls are 2.2x in units, which its heavy tail makes no proof of, and
+        // significantly more calls than the contract's 14 or so
+        let c = firing(heavy_tailed(-360, 3), 90);
+        let [v, _] = over_contract(&c, T0, rate(1.25), [1.5, 3.0], &p);
+        assert!(
+            matches!(v, Verdict::Seen(r) if r.window == HOUR_MS && r.ratio > 1.35),
+            "{v:?}"
         );
     }
 
