@@ -103,6 +103,18 @@ const NEAR_USUAL: f64 = 0.8;
 /// alerts firing for hours after their jump).
 const TELL_ALPHA: f64 = 1e-3;
 
+/// A firing alert's last hour shows its excess still going on ([`Verdict::Seen`]) only with at
+/// least this share of the calls the firing test's floor asks at its level ([`Judge::min_events`],
+/// scaled down by the excess). The test runs each minute over a sliding hour, so a small client's
+/// two or three calls in an hour where it usually makes less than one are in the band, and
+/// significant at [`CLEAR_ALPHA`], every few hours by chance; each moved the span after the
+/// excess and held the alert (seed 3's `fleet-0019`, a 4x jump of about a call an hour,
+/// resolved 14.5 hours after its end; seed 4's `fleet-0042` resolved inside its jump on a span
+/// so moved, and fired again). At the whole floor, or 0.7 of it, busier small clients' last
+/// hours of their jumps no longer moved the span, which then held those hours for longer
+/// (seed 1's `fleet-0289`, seed 6's `fleet-0092`).
+const SEEN_FLOOR_SHARE: f64 = 0.5;
+
 /// One window pair's numbers at a boundary.
 struct PairSums {
     /// Short window units and expectation; the long window's ratio without its most intense
@@ -596,12 +608,12 @@ fn judge(
     // that its busiest hour ahead would be.
     // The span is at least [`MIN_AFTER`]: minutes without traffic are as likely a gateway's
     // gap as the end of an overage. Past that, while the last hour alone is in the band,
-    // significantly (in units, or in calls where [`Judge::seen_in_calls`]), the excess counts
-    // as still seen ([`Verdict::Seen`]), and the span starts
-    // again from there: a heavy-tailed client's overage passes the firing test only now and
-    // then, and a span from its last firing took in hours of the episode, which held the alert
-    // for hours after the episode ended. Each verdict carries the reading of the window that
-    // decided it, so a hold or a resolve never quotes numbers it did not use.
+    // significantly (in units, or in calls where [`Judge::seen_in_calls`]), on calls enough
+    // ([`SEEN_FLOOR_SHARE`]), the excess counts as still seen ([`Verdict::Seen`]), and the
+    // span starts again from there: a heavy-tailed client's overage passes the firing test
+    // only now and then, and a span from its last firing took in hours of the episode, which
+    // held the alert for hours after the episode ended. Each verdict carries the reading of
+    // the window that decided it, so a hold or a resolve never quotes numbers it did not use.
     let Some(tail) = after else {
         return Verdict::Clear(first.reading);
     };
@@ -678,9 +690,14 @@ fn judge(
             1.0,
             CLEAR_ALPHA,
         );
+    let hour_level = hour.ratio.min(band.by_calls(hour, *hour_calls));
+    let hour_floor = SEEN_FLOOR_SHARE
+        * j.min_events
+        * (j.thresholds[0] / hour_level.max(f64::MIN_POSITIVE)).min(1.0);
     // (once an hour at most: the span since must be the minimum again before it moves)
     if r.window >= MIN_AFTER
         && band.holds(hour, *hour_calls)
+        && *hour_calls >= hour_floor
         && (significant(hour.observed, hour.expected, d, CLEAR_ALPHA) || hour_calls_over)
     {
         Verdict::Seen(*hour)
@@ -766,6 +783,50 @@ mod tests {
         assert!(matches!(v, Verdict::Fire(_)), "{v:?}");
         let v = verdict(1.0 / 6.0);
         assert!(matches!(v, Verdict::Clear(_)), "{v:?}");
+    }
+
+    /// A small client's few calls in an hour are in the band, and significant, by chance every
+    /// few hours: they hold a firing alert but are not its excess seen again (which would move
+    /// the span after it), as an hour with the calls to show an excess is.
+    #[test]
+    fn a_few_calls_over_a_small_usual_are_not_the_excess_seen_again() {
+        let d = Detectors::default();
+        let judge = Judge {
+            pairs: &[(HOUR_MS, 3 * HOUR_MS)],
+            thresholds: [1.8, 4.0],
+            min_events: 30.0,
+            calls_alpha: None,
+            seen_in_calls: false,
+            cap_hour_in_progress: false,
+            sustained_share: None,
+            front: 1.0 / 6.0,
+            incident_ended: None,
+            shared: &d.shared,
+        };
+        // 10-unit calls against 7 units an hour (0.7 calls), the excess last seen 90 minutes ago
+        let verdict = |minutes: &[i64]| {
+            let c = client_with(&minutes.iter().map(|&m| (m, m + 1, 1)).collect::<Vec<_>>());
+            let expected = |_, dur: Millis| rate(7.0 / 60.0) * dur as f64;
+            let since = Some(T0 - 90 * MINUTE_MS);
+            let [w, _] = windowed(
+                &c.windows,
+                &c.units,
+                T0,
+                &judge,
+                expected,
+                |_| 1.0,
+                since,
+                None,
+            );
+            w
+        };
+        // three calls in the last hour: 4.3x, P ≈ 0.03, but under half the 13 calls the firing
+        // test asks at 4.3x
+        let v = verdict(&[-50, -30, -10]);
+        assert!(matches!(v, Verdict::Hold(r) if r.ratio > 4.0), "{v:?}");
+        // eight: the excess is seen
+        let v = verdict(&[-55, -48, -41, -34, -27, -20, -13, -6]);
+        assert!(matches!(v, Verdict::Seen(r) if r.ratio > 11.0), "{v:?}");
     }
 
     #[test]
