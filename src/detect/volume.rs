@@ -736,21 +736,29 @@ mod tests {
         w
     }
 
-    /// The warning verdict of one (1 h, 3 h) pair at threshold 1.5, against a flat 100 units a
-    /// minute, with or without the cap on the hour in progress.
-    fn warning(c: &Client, t: Millis, cap_hour_in_progress: bool) -> Verdict {
-        let d = Detectors::default();
-        let judge = Judge {
+    /// A judge of one (1 h, 3 h) pair at 1.5x and 3x on 10 calls, which each test varies.
+    fn judge(d: &Detectors) -> Judge<'_> {
+        Judge {
             pairs: &[(HOUR_MS, 3 * HOUR_MS)],
             thresholds: [1.5, 3.0],
             min_events: 10.0,
             calls_alpha: None,
             seen_in_calls: false,
-            cap_hour_in_progress,
+            cap_hour_in_progress: false,
             sustained_share: None,
             front: 1.0 / 6.0,
             incident_ended: None,
             shared: &d.shared,
+        }
+    }
+
+    /// The warning verdict of one (1 h, 3 h) pair at threshold 1.5, against a flat 100 units a
+    /// minute, with or without the cap on the hour in progress.
+    fn warning(c: &Client, t: Millis, cap_hour_in_progress: bool) -> Verdict {
+        let d = Detectors::default();
+        let judge = Judge {
+            cap_hour_in_progress,
+            ..judge(&d)
         };
         against_flat_100(c, t, &judge)
     }
@@ -767,15 +775,10 @@ mod tests {
         let verdict = |front: f64| {
             let judge = Judge {
                 pairs: &[(5 * MINUTE_MS, HOUR_MS)],
-                thresholds: [1.5, 3.0],
-                min_events: 10.0,
-                calls_alpha: None,
-                seen_in_calls: false,
                 cap_hour_in_progress: true,
                 sustained_share: Some(0.8),
                 front,
-                incident_ended: None,
-                shared: &d.shared,
+                ..judge(&d)
             };
             against_flat_100(&batch, T0 + 10 * MINUTE_MS, &judge)
         };
@@ -792,16 +795,9 @@ mod tests {
     fn a_few_calls_over_a_small_usual_are_not_the_excess_seen_again() {
         let d = Detectors::default();
         let judge = Judge {
-            pairs: &[(HOUR_MS, 3 * HOUR_MS)],
             thresholds: [1.8, 4.0],
             min_events: 30.0,
-            calls_alpha: None,
-            seen_in_calls: false,
-            cap_hour_in_progress: false,
-            sustained_share: None,
-            front: 1.0 / 6.0,
-            incident_ended: None,
-            shared: &d.shared,
+            ..judge(&d)
         };
         // 10-unit calls against 7 units an hour (0.7 calls), the excess last seen 90 minutes ago
         let verdict = |minutes: &[i64]| {
@@ -836,16 +832,8 @@ mod tests {
         let d = Detectors::default();
         let verdict = |incident_ended: Option<Millis>| {
             let judge = Judge {
-                pairs: &[(HOUR_MS, 3 * HOUR_MS)],
-                thresholds: [1.5, 3.0],
-                min_events: 10.0,
-                calls_alpha: None,
-                seen_in_calls: false,
-                cap_hour_in_progress: false,
-                sustained_share: None,
-                front: 1.0 / 6.0,
                 incident_ended,
-                shared: &d.shared,
+                ..judge(&d)
             };
             against_flat_100(&c, T0, &judge)
         };
