@@ -171,6 +171,15 @@ pub(crate) struct Judge<'a> {
     pub shared: &'a Shared,
 }
 
+impl Judge<'_> {
+    /// The calls a window must hold to fire at `threshold` on an excess read at `level` (the
+    /// lower of its units' and its calls' ratio): [`Judge::min_events`], scaled down by the
+    /// excess.
+    fn calls_needed(&self, threshold: f64, level: f64) -> f64 {
+        self.min_events * (threshold / level).min(1.0)
+    }
+}
+
 /// The share of a window's expectation that its `trimmed` busiest minutes usually hold. A
 /// client whose units are even over the hour: their share of the duration (the expectation
 /// varies little within an hour). A whole hour of a client that spends `front` of its hours in
@@ -559,7 +568,7 @@ fn judge(
         // swing hour to hour ran 3x its usual for half an hour, chance 2e-5 for Poisson calls)
         let calls_can_prove = s.reading.window >= HOUR_MS;
         if over
-            && s.calls >= j.min_events * (threshold / level.min(by_calls)).min(1.0)
+            && s.calls >= j.calls_needed(threshold, level.min(by_calls))
             && (significant(
                 s.trimmed,
                 null_ratio * s.trimmed_expected,
@@ -683,22 +692,16 @@ fn judge(
     // read as back at its usual and resolved, to fire again at the next peak)
     let as_yesterday = tail.seasonal.is_some_and(|u| u.as_yesterday);
     let (hour, hour_calls) = &tail.last_hour;
-    let hour_calls_over = j.seen_in_calls
-        && significant(
-            *hour_calls,
-            hour.expected / band.units.mean().max(1e-9),
-            1.0,
-            CLEAR_ALPHA,
-        );
     let hour_level = hour.ratio.min(band.by_calls(hour, *hour_calls));
-    let hour_floor = SEEN_FLOOR_SHARE
-        * j.min_events
-        * (j.thresholds[0] / hour_level.max(f64::MIN_POSITIVE)).min(1.0);
+    let hour_calls_over = || {
+        let expected_calls = hour.expected / band.units.mean().max(1e-9);
+        j.seen_in_calls && significant(*hour_calls, expected_calls, 1.0, CLEAR_ALPHA)
+    };
     // (once an hour at most: the span since must be the minimum again before it moves)
     if r.window >= MIN_AFTER
         && band.holds(hour, *hour_calls)
-        && *hour_calls >= hour_floor
-        && (significant(hour.observed, hour.expected, d, CLEAR_ALPHA) || hour_calls_over)
+        && *hour_calls >= SEEN_FLOOR_SHARE * j.calls_needed(j.thresholds[0], hour_level)
+        && (significant(hour.observed, hour.expected, d, CLEAR_ALPHA) || hour_calls_over())
     {
         Verdict::Seen(*hour)
     } else if r.window < MIN_AFTER || in_band || over_usual {
